@@ -1,0 +1,135 @@
+//! The composition root: config → bind → wire components → serve → drain.
+//! The only place that knows every component.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::admin::Admin;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::ingest::auth::StreamKeys;
+use crate::ingest::rtmp::connection::IngestContext;
+use crate::ingest::rtmp::RtmpListener;
+use crate::metrics::Metrics;
+use crate::package::packager::{self, PackagerConfig, RenditionPackager};
+use crate::package::segmenter::SegmenterConfig;
+use crate::store::Store;
+
+/// The passthrough rendition's name in URLs.
+pub const SOURCE_RENDITION: &str = "source";
+
+pub struct App {
+    pub rtmp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub playback_base: String,
+    admin: Arc<Admin>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr}"))
+}
+
+impl App {
+    pub async fn start(cfg: Config) -> anyhow::Result<App> {
+        let metrics = Arc::new(Metrics::new());
+        let store = Store::new();
+        let pcfg = PackagerConfig {
+            segmenter: SegmenterConfig {
+                segment_target: Config::duration(cfg.hls.segment_duration),
+                part_target: Config::duration(cfg.hls.part_duration),
+            },
+            dvr_window: Config::duration(cfg.hls.dvr_window),
+            vod_keep: Config::duration(cfg.hls.vod_keep),
+        };
+
+        // Each new stream gets a store entry and a packager for its passthrough
+        // rendition; subscribing here, before the publisher sends, loses nothing.
+        let (store2, metrics2) = (store.clone(), metrics.clone());
+        let hub = Hub::new(
+            Config::duration(cfg.ingest.reconnect_grace),
+            Box::new(move |stream| {
+                let entry = store2.open_stream(stream.name());
+                let p = RenditionPackager::new(pcfg, entry, SOURCE_RENDITION, metrics2.clone());
+                tokio::spawn(packager::run(p, stream.subscribe(), store2.clone()));
+            }),
+        );
+
+        let rtmp = bind(cfg.server.rtmp_listen, "RTMP").await?;
+        let http = bind(cfg.server.http_listen, "HTTP").await?;
+        let admin_l = bind(cfg.server.admin_listen, "admin").await?;
+        let (rtmp_addr, http_addr, admin_addr) = (
+            rtmp.local_addr()?,
+            http.local_addr()?,
+            admin_l.local_addr()?,
+        );
+        let playback_base = if cfg.server.public_url.is_empty() {
+            let host = if http_addr.ip().is_unspecified() {
+                "localhost".to_string()
+            } else {
+                http_addr.ip().to_string()
+            };
+            format!("http://{host}:{}", http_addr.port())
+        } else {
+            cfg.server.public_url.trim_end_matches('/').to_string()
+        };
+
+        let keys = StreamKeys::new(cfg.ingest.keys.clone());
+        if keys.is_open() {
+            tracing::warn!("no stream keys configured: publishing is open, and the stream key is the stream name");
+        }
+        let ctx = Arc::new(IngestContext {
+            hub: hub.clone(),
+            keys,
+            app: cfg.ingest.app.clone(),
+            metrics: metrics.clone(),
+            handshake_timeout: Config::duration(cfg.ingest.handshake_timeout),
+            idle_timeout: Config::duration(cfg.ingest.idle_timeout),
+            playback_base: playback_base.clone(),
+        });
+        let (shutdown, rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let listener = RtmpListener {
+            listener: rtmp,
+            ctx,
+            max_connections: cfg.ingest.max_connections,
+        };
+        tasks.spawn(listener.run(rx.clone()));
+        tasks.spawn(
+            crate::origin::Origin::new(store.clone(), metrics.clone()).serve(http, rx.clone()),
+        );
+        let admin = Arc::new(Admin {
+            metrics,
+            hub,
+            ready: false.into(),
+        });
+        tasks.spawn(admin.clone().serve(admin_l, rx));
+        admin.ready.store(true, Ordering::Relaxed);
+        Ok(App {
+            rtmp_addr,
+            http_addr,
+            admin_addr,
+            playback_base,
+            admin,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stop accepting, report not-ready, and wait for the listeners to close.
+    pub async fn shutdown(mut self) {
+        self.admin.ready.store(false, Ordering::Relaxed);
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

@@ -1,0 +1,240 @@
+//! Typed configuration: TOML file, then command-line overrides, then
+//! validation. Every knob has a default that works.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub ingest: IngestConfig,
+    pub hls: HlsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub rtmp_listen: SocketAddr,
+    pub srt_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Base URL printed for playback, e.g. `https://cdn.example.com`. Empty:
+    /// derived from `http_listen`.
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// RTMP application name: publishers use `rtmp://HOST/{app}/{key}`.
+    pub app: String,
+    /// Seconds a dropped publisher has to reconnect and continue the stream.
+    pub reconnect_grace: f64,
+    pub max_connections: usize,
+    pub handshake_timeout: f64,
+    pub idle_timeout: f64,
+    /// Stream key → stream name. Empty: publishing is open, key = name.
+    pub keys: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HlsConfig {
+    /// Target segment duration in seconds (segments start at source IDRs).
+    pub segment_duration: f64,
+    /// Part target duration in seconds (PART-TARGET).
+    pub part_duration: f64,
+    /// Seconds of DVR window in the playlist.
+    pub dvr_window: f64,
+    /// Seconds an ended stream stays available as VOD.
+    pub vod_keep: f64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            rtmp_listen: ([0, 0, 0, 0], 1935).into(),
+            srt_listen: ([0, 0, 0, 0], 9000).into(),
+            http_listen: ([0, 0, 0, 0], 8080).into(),
+            admin_listen: ([0, 0, 0, 0], 8081).into(),
+            data_dir: PathBuf::from("data"),
+            public_url: String::new(),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            app: "live".into(),
+            reconnect_grace: 10.0,
+            max_connections: 256,
+            handshake_timeout: 10.0,
+            idle_timeout: 30.0,
+            keys: HashMap::new(),
+        }
+    }
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        HlsConfig {
+            segment_duration: 1.0,
+            part_duration: 0.2,
+            dvr_window: 300.0,
+            vod_keep: 3600.0,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            ingest: IngestConfig::default(),
+            hls: HlsConfig::default(),
+        }
+    }
+}
+
+fn secs(key: &'static str, v: f64, min: f64, max: f64) -> Result<Duration, ConfigError> {
+    if !v.is_finite() || v < min || v > max {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: format!("{v} is outside {min}..={max} seconds"),
+        });
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.into(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let seg = secs("hls.segment_duration", self.hls.segment_duration, 0.5, 10.0)?;
+        let part = secs("hls.part_duration", self.hls.part_duration, 0.05, 2.0)?;
+        if part > seg {
+            return Err(ConfigError::Invalid {
+                key: "hls.part_duration",
+                reason: "must not be longer than hls.segment_duration".into(),
+            });
+        }
+        let dvr = secs("hls.dvr_window", self.hls.dvr_window, 0.0, 24.0 * 3600.0)?;
+        if dvr < seg * 3 {
+            return Err(ConfigError::Invalid {
+                key: "hls.dvr_window",
+                reason: "must hold at least 3 segments".into(),
+            });
+        }
+        secs("hls.vod_keep", self.hls.vod_keep, 0.0, 7.0 * 24.0 * 3600.0)?;
+        secs(
+            "ingest.reconnect_grace",
+            self.ingest.reconnect_grace,
+            0.0,
+            600.0,
+        )?;
+        secs(
+            "ingest.handshake_timeout",
+            self.ingest.handshake_timeout,
+            0.1,
+            120.0,
+        )?;
+        secs("ingest.idle_timeout", self.ingest.idle_timeout, 1.0, 600.0)?;
+        if !crate::ingest::auth::is_valid_stream_name(&self.ingest.app) {
+            return Err(ConfigError::Invalid {
+                key: "ingest.app",
+                reason: "use 1-64 of A-Z a-z 0-9 _ -".into(),
+            });
+        }
+        if self.ingest.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "ingest.max_connections",
+                reason: "must be at least 1".into(),
+            });
+        }
+        for (key, name) in &self.ingest.keys {
+            if key.is_empty() || !crate::ingest::auth::is_valid_stream_name(name) {
+                return Err(ConfigError::Invalid { key: "ingest.keys", reason: format!("{key:?} = {name:?}: keys must be non-empty and names 1-64 of A-Z a-z 0-9 _ -") });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn duration(v: f64) -> Duration {
+        Duration::from_secs_f64(v.max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_default_file_equals_built_in_defaults() {
+        let text = include_str!("../config/castline.toml");
+        assert_eq!(Config::from_toml(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = Config::from_toml("[hls]\npart_duration = 3.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hls.part_duration"), "{e}");
+        let e = Config::from_toml("[hls]\nsegment_duration = 1.0\npart_duration = 1.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("hls.part_duration") && e.contains("segment_duration"),
+            "{e}"
+        );
+        let e = Config::from_toml("[server]\nhttp_listen = \"nope\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http_listen"), "{e}");
+        let e = Config::from_toml("[hls]\nsegment_duraton = 1.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("segment_duraton"), "{e}");
+    }
+}

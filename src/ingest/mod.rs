@@ -1,0 +1,6 @@
+//! Ingest: protocol front-ends that turn a publisher's connection into
+//! codec-neutral [`crate::media::AccessUnit`]s on a [`crate::hub`] stream.
+//! Nothing after this module knows which protocol a stream came from.
+
+pub mod auth;
+pub mod rtmp;

@@ -1,0 +1,325 @@
+//! One RTMP publisher connection: handshake, `rml_rtmp` server session,
+//! publish authorisation, and hand-off of demuxed media to the hub.
+//!
+//! Any protocol error closes this connection only, with a logged reason.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::demux::{DemuxError, DemuxEvent, Demuxer};
+use crate::hub::{Hub, HubError, Publisher};
+use crate::ingest::auth::{AuthError, StreamKeys};
+use crate::metrics::{Metrics, ReasonLabel};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RtmpError {
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    #[error("handshake not completed within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("no data for {0:?}")]
+    Idle(Duration),
+    #[error("RTMP protocol error: {0}")]
+    Session(String),
+    #[error("application {0:?} is not served (use rtmp://HOST/{1}/KEY)")]
+    WrongApp(String, String),
+    #[error("publish refused: {0}")]
+    Auth(#[from] AuthError),
+    #[error("publish refused: {0}")]
+    Busy(#[from] HubError),
+    #[error("bad media from publisher: {0}")]
+    Demux(#[from] DemuxError),
+    #[error("client closed before publishing")]
+    ClosedEarly,
+}
+
+impl RtmpError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RtmpError::Io(_) => "io",
+            RtmpError::Handshake(_) | RtmpError::HandshakeTimeout(_) => "handshake",
+            RtmpError::Idle(_) => "idle",
+            RtmpError::Session(_) => "protocol",
+            RtmpError::WrongApp(..) => "app",
+            RtmpError::Auth(_) => "auth",
+            RtmpError::Busy(_) => "already_live",
+            RtmpError::Demux(_) => "media",
+            RtmpError::ClosedEarly => "closed_early",
+        }
+    }
+}
+
+pub struct IngestContext {
+    pub hub: Arc<Hub>,
+    pub keys: StreamKeys,
+    pub app: String,
+    pub metrics: Arc<Metrics>,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Printed when a stream goes live, e.g. `http://HOST:8080`.
+    pub playback_base: String,
+}
+
+const READ_BUF: usize = 64 * 1024;
+
+pub async fn serve(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<IngestContext>,
+) -> Result<(), RtmpError> {
+    let _ = tcp.set_nodelay(true);
+    let mut buf = vec![0u8; READ_BUF];
+    let leftover = tokio::time::timeout(ctx.handshake_timeout, handshake(&mut tcp, &mut buf))
+        .await
+        .map_err(|_| RtmpError::HandshakeTimeout(ctx.handshake_timeout))??;
+
+    let (mut session, initial) = ServerSession::new(ServerSessionConfig::new())
+        .map_err(|e| RtmpError::Session(e.to_string()))?;
+    let mut conn = Connection {
+        ctx: ctx.clone(),
+        peer,
+        publisher: None,
+        demuxer: Demuxer::new(),
+    };
+    conn.handle_results(&mut tcp, &mut session, initial).await?;
+    let mut input = leftover;
+    loop {
+        if !input.is_empty() {
+            let results = session
+                .handle_input(&input)
+                .map_err(|e| RtmpError::Session(e.to_string()))?;
+            conn.handle_results(&mut tcp, &mut session, results).await?;
+        }
+        let n = match tokio::time::timeout(ctx.idle_timeout, tcp.read(&mut buf)).await {
+            Err(_) => return Err(RtmpError::Idle(ctx.idle_timeout)),
+            Ok(r) => r?,
+        };
+        if n == 0 {
+            // A drop, not an unpublish: the hub keeps the stream for the grace period.
+            return if conn.publisher.is_some() {
+                Ok(())
+            } else {
+                Err(RtmpError::ClosedEarly)
+            };
+        }
+        input = buf[..n].to_vec();
+    }
+}
+
+async fn handshake(tcp: &mut TcpStream, buf: &mut [u8]) -> Result<Vec<u8>, RtmpError> {
+    let mut hs = Handshake::new(PeerType::Server);
+    loop {
+        let n = tcp.read(buf).await?;
+        if n == 0 {
+            return Err(RtmpError::Handshake(
+                "client closed during handshake".into(),
+            ));
+        }
+        match hs
+            .process_bytes(&buf[..n])
+            .map_err(|e| RtmpError::Handshake(format!("{e:?}")))?
+        {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                tcp.write_all(&response_bytes).await?
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                tcp.write_all(&response_bytes).await?;
+                return Ok(remaining_bytes);
+            }
+        }
+    }
+}
+
+struct Connection {
+    ctx: Arc<IngestContext>,
+    peer: SocketAddr,
+    publisher: Option<Publisher>,
+    demuxer: Demuxer,
+}
+
+impl Connection {
+    async fn handle_results(
+        &mut self,
+        tcp: &mut TcpStream,
+        session: &mut ServerSession,
+        results: Vec<ServerSessionResult>,
+    ) -> Result<(), RtmpError> {
+        let mut queue: std::collections::VecDeque<ServerSessionResult> = results.into();
+        while let Some(r) = queue.pop_front() {
+            match r {
+                ServerSessionResult::OutboundResponse(packet) => {
+                    tcp.write_all(&packet.bytes).await?
+                }
+                ServerSessionResult::RaisedEvent(ev) => {
+                    match self.on_event(session, ev) {
+                        Ok(more) => queue.extend(more),
+                        Err((more, err)) => {
+                            // Tell the client why before closing.
+                            for r in more {
+                                if let ServerSessionResult::OutboundResponse(p) = r {
+                                    let _ = tcp.write_all(&p.bytes).await;
+                                }
+                            }
+                            let _ = tcp.flush().await;
+                            return Err(err);
+                        }
+                    }
+                }
+                ServerSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn on_event(
+        &mut self,
+        session: &mut ServerSession,
+        ev: ServerSessionEvent,
+    ) -> Result<Vec<ServerSessionResult>, (Vec<ServerSessionResult>, RtmpError)> {
+        let session_err = |e: rml_rtmp::sessions::ServerSessionError| {
+            (Vec::new(), RtmpError::Session(e.to_string()))
+        };
+        let received = Instant::now();
+        match ev {
+            ServerSessionEvent::ConnectionRequested {
+                request_id,
+                app_name,
+            } => {
+                if app_name.trim_end_matches('/') != self.ctx.app {
+                    let out = session
+                        .reject_request(
+                            request_id,
+                            "NetConnection.Connect.Rejected",
+                            "unknown application",
+                        )
+                        .unwrap_or_default();
+                    return Err((out, RtmpError::WrongApp(app_name, self.ctx.app.clone())));
+                }
+                session.accept_request(request_id).map_err(session_err)
+            }
+            ServerSessionEvent::PublishStreamRequested {
+                request_id,
+                stream_key,
+                ..
+            } => {
+                let claim = self
+                    .ctx
+                    .keys
+                    .resolve(&stream_key)
+                    .map_err(RtmpError::from)
+                    .and_then(|name| Ok(self.ctx.hub.claim(&name)?));
+                match claim {
+                    Ok(publisher) => {
+                        tracing::info!(peer = %self.peer, stream = publisher.name(), "publishing; playback at {}/live/{}/index.m3u8", self.ctx.playback_base, publisher.name());
+                        println!(
+                            "live: {}/live/{}/index.m3u8",
+                            self.ctx.playback_base,
+                            publisher.name()
+                        );
+                        self.publisher = Some(publisher);
+                        session.accept_request(request_id).map_err(session_err)
+                    }
+                    Err(e) => {
+                        let out = session
+                            .reject_request(request_id, "NetStream.Publish.BadName", &e.to_string())
+                            .unwrap_or_default();
+                        Err((out, e))
+                    }
+                }
+            }
+            ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
+                self.demuxer.on_metadata(&metadata);
+                Ok(Vec::new())
+            }
+            ServerSessionEvent::VideoDataReceived {
+                data, timestamp, ..
+            } => {
+                let events = self
+                    .demuxer
+                    .on_video(timestamp.value, &data, received)
+                    .map_err(|e| (Vec::new(), e.into()))?;
+                self.forward(events);
+                Ok(Vec::new())
+            }
+            ServerSessionEvent::AudioDataReceived {
+                data, timestamp, ..
+            } => {
+                let events = self
+                    .demuxer
+                    .on_audio(timestamp.value, &data, received)
+                    .map_err(|e| (Vec::new(), e.into()))?;
+                self.forward(events);
+                Ok(Vec::new())
+            }
+            ServerSessionEvent::PublishStreamFinished { .. } => {
+                let events = self.demuxer.finish();
+                self.forward(events);
+                if let Some(p) = self.publisher.take() {
+                    tracing::info!(peer = %self.peer, stream = p.name(), "publisher unpublished");
+                    p.finish();
+                }
+                Ok(Vec::new())
+            }
+            ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
+                let out = session
+                    .reject_request(
+                        request_id,
+                        "NetStream.Play.Failed",
+                        "castline serves playback over HLS",
+                    )
+                    .unwrap_or_default();
+                Err((
+                    out,
+                    RtmpError::Session("RTMP playback is not offered".into()),
+                ))
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn forward(&self, events: Vec<DemuxEvent>) {
+        let Some(p) = &self.publisher else { return };
+        for e in events {
+            match e {
+                DemuxEvent::Tracks(info) => {
+                    tracing::info!(stream = p.name(), codecs = %info.codecs(), "tracks");
+                    p.send_tracks(info)
+                }
+                DemuxEvent::Media(au) => {
+                    self.ctx.metrics.ingest_frames.inc();
+                    p.send_media(au)
+                }
+            }
+        }
+    }
+}
+
+/// Count and log a connection's end.
+pub fn report(ctx: &IngestContext, peer: SocketAddr, result: Result<(), RtmpError>) {
+    match result {
+        Ok(()) => tracing::info!(%peer, "RTMP connection closed"),
+        Err(e) => {
+            ctx.metrics
+                .rtmp_errors
+                .get_or_create(&ReasonLabel {
+                    reason: e.reason().to_string(),
+                })
+                .inc();
+            tracing::warn!(%peer, error = %e, "RTMP connection closed");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! castline: RTMP in, CMAF Low-Latency HLS out. See ARCHITECTURE.md for the map.
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod hub;
+pub mod ingest;
+pub mod media;
+pub mod metrics;
+pub mod origin;
+pub mod package;
+pub mod store;

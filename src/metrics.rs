@@ -1,0 +1,110 @@
+//! Prometheus metrics: every stage counts what it does.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabel {
+    pub class: &'static str,
+    pub status: u16,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub rtmp_connections: Counter,
+    pub rtmp_errors: Family<ReasonLabel, Counter>,
+    pub ingest_frames: Counter,
+    pub hub_dropped_events: Counter,
+    pub live_streams: Gauge,
+    pub parts: Counter,
+    pub segments: Counter,
+    pub segments_over_target: Counter,
+    pub part_ready_seconds: Histogram,
+    pub http_requests: Family<HttpLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("castline");
+        let m = Metrics {
+            rtmp_connections: Counter::default(),
+            rtmp_errors: Family::default(),
+            ingest_frames: Counter::default(),
+            hub_dropped_events: Counter::default(),
+            live_streams: Gauge::default(),
+            parts: Counter::default(),
+            segments: Counter::default(),
+            segments_over_target: Counter::default(),
+            // 0.1 ms .. ~1.6 s
+            part_ready_seconds: Histogram::new([
+                0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
+            ]),
+            http_requests: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "rtmp_connections",
+            "RTMP connections accepted",
+            m.rtmp_connections.clone(),
+        );
+        registry.register(
+            "rtmp_errors",
+            "RTMP connections closed on an error, by reason",
+            m.rtmp_errors.clone(),
+        );
+        registry.register(
+            "ingest_frames",
+            "Access units received from publishers",
+            m.ingest_frames.clone(),
+        );
+        registry.register(
+            "hub_dropped_events",
+            "Events a slow consumer lost",
+            m.hub_dropped_events.clone(),
+        );
+        registry.register(
+            "live_streams",
+            "Streams with a packager running",
+            m.live_streams.clone(),
+        );
+        registry.register("parts", "LL-HLS parts made", m.parts.clone());
+        registry.register("segments", "Segments completed", m.segments.clone());
+        registry.register(
+            "segments_over_target",
+            "Segments longer than the target duration allows (source GOP too long)",
+            m.segments_over_target.clone(),
+        );
+        registry.register(
+            "part_ready_seconds",
+            "From the newest frame of a part leaving the ingest socket to the part being servable",
+            m.part_ready_seconds.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "Origin responses by object class and status",
+            m.http_requests.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

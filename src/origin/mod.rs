@@ -1,0 +1,321 @@
+//! The HTTP origin (hyper 1): routes requests to bytes already in the store,
+//! holds LL-HLS blocking requests until the store says they can be answered,
+//! and sets headers per object class. It renders nothing per request.
+
+pub mod blocking;
+pub mod cache;
+pub mod route;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use blocking::Readiness;
+use cache::ObjectClass;
+use route::{Route, RouteError};
+
+use crate::metrics::{HttpLabel, Metrics};
+use crate::store::{Rendition, SnapshotKey, Store, StreamEntry};
+
+pub struct Origin {
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+impl Origin {
+    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>) -> Arc<Origin> {
+        Arc::new(Origin { store, metrics })
+    }
+
+    /// Accept connections until `shutdown` turns true.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => break,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "origin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let origin = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let origin = origin.clone();
+                    async move { Ok::<_, Infallible>(origin.handle(req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .max_buf_size(64 * 1024)
+                    .serve_connection(TokioIo::new(tcp), service);
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "origin connection closed with an error");
+                }
+            });
+        }
+    }
+
+    pub async fn handle(&self, req: Request<Incoming>) -> Reply {
+        let (class, reply) = self
+            .route(req.method(), req.uri().path(), req.uri().query())
+            .await;
+        self.metrics
+            .http_requests
+            .get_or_create(&HttpLabel {
+                class: class.label(),
+                status: reply.status().as_u16(),
+            })
+            .inc();
+        reply
+    }
+
+    async fn route(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> (ObjectClass, Reply) {
+        if method == Method::OPTIONS {
+            return (ObjectClass::Error, error(StatusCode::NO_CONTENT, ""));
+        }
+        if method != Method::GET && method != Method::HEAD {
+            return (
+                ObjectClass::Error,
+                error(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD"),
+            );
+        }
+        let route = match route::parse(path, query) {
+            Ok(r) => r,
+            Err(RouteError::NotFound) => return not_found(),
+            Err(RouteError::Bad(why)) => {
+                return (ObjectClass::Error, error(StatusCode::BAD_REQUEST, why))
+            }
+        };
+        match route {
+            Route::Multivariant { stream } => {
+                match self.store.stream(&stream).and_then(|s| s.multivariant()) {
+                    Some(b) => (
+                        ObjectClass::Multivariant,
+                        ok(ObjectClass::Multivariant, b, Duration::ZERO),
+                    ),
+                    None => not_found(),
+                }
+            }
+            Route::Media {
+                stream,
+                rendition,
+                directives,
+            } => {
+                let Some(r) = self.rendition(&stream, &rendition, None) else {
+                    return not_found();
+                };
+                let blocking = directives.msn.is_some();
+                match wait(&r, |p| blocking::playlist(p, &directives)).await {
+                    Readiness::Ready => {}
+                    Readiness::TooFarAhead => {
+                        return (
+                            ObjectClass::Error,
+                            error(
+                                StatusCode::BAD_REQUEST,
+                                "_HLS_msn is more than two past the last segment",
+                            ),
+                        )
+                    }
+                    Readiness::Wait => {
+                        return (
+                            ObjectClass::Error,
+                            error(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "not available within 3 target durations",
+                            ),
+                        )
+                    }
+                    Readiness::Gone => return not_found(),
+                }
+                let progress = r.progress();
+                let key = match (directives.msn, directives.part) {
+                    (Some(m), Some(p)) => Some(SnapshotKey::Part(m, p)),
+                    (Some(m), None) => Some(SnapshotKey::Segment(m)),
+                    _ => None,
+                };
+                let Some(pls) = r.playlists(key.filter(|_| !progress.ended)) else {
+                    return not_found();
+                };
+                let class = if progress.ended {
+                    ObjectClass::EndedPlaylist
+                } else if blocking {
+                    ObjectClass::BlockingPlaylist
+                } else {
+                    ObjectClass::LivePlaylist
+                };
+                let body = if directives.skip { pls.delta } else { pls.full };
+                (class, ok(class, body, progress.target_duration))
+            }
+            Route::Init {
+                stream,
+                rendition,
+                epoch,
+                id,
+            } => {
+                match self
+                    .rendition(&stream, &rendition, Some(&epoch))
+                    .and_then(|r| r.init(id))
+                {
+                    Some(b) => (
+                        ObjectClass::Media,
+                        ok(ObjectClass::Media, b, Duration::ZERO),
+                    ),
+                    None => not_found(),
+                }
+            }
+            Route::Part {
+                stream,
+                rendition,
+                epoch,
+                msn,
+                part,
+            } => {
+                let Some(r) = self.rendition(&stream, &rendition, Some(&epoch)) else {
+                    return not_found();
+                };
+                let state = wait(&r, |p| {
+                    blocking::part(p, msn, part, r.part(msn, part).is_some())
+                })
+                .await;
+                media(state, r.part(msn, part))
+            }
+            Route::Segment {
+                stream,
+                rendition,
+                epoch,
+                msn,
+            } => {
+                let Some(r) = self.rendition(&stream, &rendition, Some(&epoch)) else {
+                    return not_found();
+                };
+                let state = wait(&r, |p| blocking::segment(p, msn, r.segment(msn).is_some())).await;
+                media(state, r.segment(msn))
+            }
+        }
+    }
+
+    fn rendition(
+        &self,
+        stream: &str,
+        rendition: &str,
+        epoch: Option<&str>,
+    ) -> Option<Arc<Rendition>> {
+        let entry: Arc<StreamEntry> = self.store.stream(stream)?;
+        if epoch.is_some_and(|e| e != entry.epoch()) {
+            return None;
+        }
+        entry.find_rendition(rendition)
+    }
+}
+
+/// Hold until `check` stops saying Wait, for at most three target durations.
+/// Every waiter on a rendition wakes on the same notification.
+async fn wait(r: &Rendition, check: impl Fn(&crate::store::Progress) -> Readiness) -> Readiness {
+    let mut rx = r.subscribe();
+    let progress = r.progress();
+    let limit = 3 * progress.target_duration.max(Duration::from_secs(1));
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let state = check(&r.progress());
+        if state != Readiness::Wait {
+            return state;
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Readiness::Wait,
+        }
+    }
+}
+
+fn media(state: Readiness, bytes: Option<Bytes>) -> (ObjectClass, Reply) {
+    match (state, bytes) {
+        (Readiness::Ready, Some(b)) => (
+            ObjectClass::Media,
+            ok(ObjectClass::Media, b, Duration::ZERO),
+        ),
+        (Readiness::Wait, _) => (
+            ObjectClass::Error,
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not available within 3 target durations",
+            ),
+        ),
+        _ => not_found(),
+    }
+}
+
+fn ok(class: ObjectClass, body: Bytes, target_duration: Duration) -> Reply {
+    let mut r = Response::new(Full::new(body));
+    let h = r.headers_mut();
+    h.insert(
+        "content-type",
+        http::HeaderValue::from_static(class.content_type()),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&class.cache_control(target_duration)) {
+        h.insert("cache-control", v);
+    }
+    h.insert(
+        "access-control-allow-origin",
+        http::HeaderValue::from_static("*"),
+    );
+    r
+}
+
+fn error(status: StatusCode, why: &str) -> Reply {
+    let mut r = ok(
+        ObjectClass::Error,
+        Bytes::from(format!("{why}\n")),
+        Duration::ZERO,
+    );
+    if status == StatusCode::NO_CONTENT {
+        *r.body_mut() = Full::new(Bytes::new());
+        let h = r.headers_mut();
+        h.insert(
+            "access-control-allow-methods",
+            http::HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+        h.insert(
+            "access-control-max-age",
+            http::HeaderValue::from_static("86400"),
+        );
+    }
+    if status != StatusCode::NOT_FOUND {
+        r.headers_mut()
+            .insert("cache-control", http::HeaderValue::from_static("no-store"));
+    }
+    *r.status_mut() = status;
+    r
+}
+
+fn not_found() -> (ObjectClass, Reply) {
+    (
+        ObjectClass::Error,
+        error(StatusCode::NOT_FOUND, "not found"),
+    )
+}

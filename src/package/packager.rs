@@ -1,0 +1,341 @@
+//! Drives one rendition: hub events → segmenter → playlist model → store.
+//!
+//! Each new part or segment is rendered once (full and delta forms) and put
+//! in the store with its media, so any number of viewers woken by it cost one
+//! rendering.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::multivariant::{self, Variant};
+use super::playlist::{self, Form, MediaPlaylist, PartEntry, RenditionReport, SegmentEntry};
+use super::segmenter::{Output, Segmenter, SegmenterConfig};
+use crate::hub::HubEvent;
+use crate::media::MediaInfo;
+use crate::metrics::Metrics;
+use crate::store::{Playlists, Rendition, RenditionMeta, SnapshotKey, Store, StreamEntry, Update};
+
+#[derive(Debug, Clone, Copy)]
+pub struct PackagerConfig {
+    pub segmenter: SegmenterConfig,
+    pub dvr_window: Duration,
+    pub vod_keep: Duration,
+}
+
+/// One rendition's packaging state. Synchronous; [`run`] feeds it.
+pub struct RenditionPackager {
+    cfg: PackagerConfig,
+    stream: Arc<StreamEntry>,
+    rendition: Arc<Rendition>,
+    segmenter: Segmenter,
+    playlist: MediaPlaylist,
+    /// Unknown until the first segment completes (it must never change after).
+    target_duration: Option<u32>,
+    info: Option<Arc<MediaInfo>>,
+    stats: BitrateStats,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Default)]
+struct BitrateStats {
+    bytes: u64,
+    seconds: f64,
+    peak_bps: u64,
+    frames: u64,
+    segment_bytes: u64,
+}
+
+impl RenditionPackager {
+    pub fn new(
+        cfg: PackagerConfig,
+        stream: Arc<StreamEntry>,
+        rendition: &str,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let part_target = cfg.segmenter.part_target.as_secs_f64();
+        RenditionPackager {
+            segmenter: Segmenter::new(cfg.segmenter),
+            playlist: MediaPlaylist::new(stream.epoch().to_string(), 1, part_target),
+            rendition: stream.rendition(rendition),
+            stream,
+            cfg,
+            target_duration: None,
+            info: None,
+            stats: BitrateStats::default(),
+            metrics,
+        }
+    }
+
+    pub fn rendition(&self) -> &Arc<Rendition> {
+        &self.rendition
+    }
+
+    /// Handle one hub event. Returns false once the stream has ended.
+    pub fn handle(&mut self, event: HubEvent) -> bool {
+        let result = match event {
+            HubEvent::Tracks(info) => {
+                self.info = Some(info.clone());
+                self.segmenter.set_tracks(info)
+            }
+            HubEvent::Media(au) => self.segmenter.push(au),
+            HubEvent::End => {
+                let out = self.segmenter.finish();
+                self.apply_outputs(out);
+                self.end();
+                return false;
+            }
+        };
+        self.apply_outputs(result);
+        true
+    }
+
+    /// Some input was lost: restart cleanly at the next keyframe.
+    pub fn lost(&mut self, events: u64) {
+        self.metrics.hub_dropped_events.inc_by(events);
+        tracing::warn!(
+            stream = self.stream.name(),
+            events,
+            "packager fell behind; resuming at the next keyframe"
+        );
+        let out = self.segmenter.gap();
+        self.apply_outputs(out);
+    }
+
+    fn apply_outputs(&mut self, result: Result<Vec<Output>, super::boxes::BoxError>) {
+        match result {
+            Ok(outputs) => {
+                for o in outputs {
+                    self.apply(o);
+                }
+            }
+            Err(e) => tracing::error!(stream = self.stream.name(), error = %e, "packaging failed"),
+        }
+    }
+
+    fn apply(&mut self, output: Output) {
+        match output {
+            Output::Init { id, data } => {
+                self.rendition.apply(Update {
+                    init: Some((id, data)),
+                    ..self.base_update()
+                });
+            }
+            Output::Part(part) => {
+                let msn = part.segment.msn;
+                if self.playlist.segments.back().map(|s| s.msn) != Some(msn) {
+                    self.playlist.segments.push_back(SegmentEntry {
+                        msn,
+                        discontinuity: part.segment.discontinuity,
+                        init_id: part.segment.init_id,
+                        program_date_time: part.segment.program_date_time,
+                        parts: Vec::new(),
+                        duration: None,
+                    });
+                }
+                if let Some(seg) = self.playlist.segments.back_mut() {
+                    seg.parts.push(PartEntry {
+                        duration: part.duration,
+                        independent: part.independent,
+                    });
+                }
+                self.stats.segment_bytes += part.data.len() as u64;
+                self.playlist.preload_hint = Some(self.segmenter.next_part());
+                let playlists = self.render(SnapshotKey::Part(msn, part.index));
+                self.rendition.apply(Update {
+                    part: Some((msn, part.index, part.data)),
+                    playlists,
+                    ..self.base_update()
+                });
+                self.metrics.parts.inc();
+                self.metrics
+                    .part_ready_seconds
+                    .observe(part.received.elapsed().as_secs_f64());
+            }
+            Output::SegmentEnd {
+                msn,
+                duration,
+                frames,
+            } => {
+                if let Some(seg) = self
+                    .playlist
+                    .segments
+                    .iter_mut()
+                    .rev()
+                    .find(|s| s.msn == msn)
+                {
+                    seg.duration = Some(duration);
+                }
+                self.segment_stats(duration, frames);
+                let td = *self.target_duration.get_or_insert_with(|| {
+                    let target = self
+                        .cfg
+                        .segmenter
+                        .segment_target
+                        .as_secs_f64()
+                        .round()
+                        .max(1.0);
+                    target.max(duration.round()) as u32
+                });
+                self.playlist.target_duration = td;
+                if duration.round() > td as f64 {
+                    self.metrics.segments_over_target.inc();
+                    tracing::warn!(
+                        stream = self.stream.name(),
+                        msn,
+                        duration,
+                        td,
+                        "segment longer than TARGETDURATION: the source's keyframe interval grew"
+                    );
+                }
+                self.playlist.trim(self.cfg.dvr_window.as_secs_f64());
+                self.playlist.preload_hint = Some(self.segmenter.next_part());
+                let playlists = self.render(SnapshotKey::Segment(msn));
+                self.rendition.apply(Update {
+                    segment_complete: Some(msn),
+                    playlists,
+                    meta: self.meta(),
+                    ..self.base_update()
+                });
+                self.metrics.segments.inc();
+                self.publish_multivariant();
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        self.playlist.ended = true;
+        self.playlist.preload_hint = None;
+        let playlists = self.render(SnapshotKey::Other);
+        self.rendition.apply(Update {
+            playlists,
+            ended: true,
+            ..self.base_update()
+        });
+    }
+
+    fn base_update(&self) -> Update {
+        Update {
+            first_msn: self.playlist.media_sequence(),
+            parts_from_msn: self.playlist.first_msn_with_parts(),
+            target_duration: Duration::from_secs(self.target_duration.unwrap_or(1) as u64),
+            ..Default::default()
+        }
+    }
+
+    fn render(&self, key: SnapshotKey) -> Option<(SnapshotKey, Playlists)> {
+        // No playlist before the target duration is known.
+        self.target_duration?;
+        let reports: Vec<RenditionReport> = self
+            .stream
+            .renditions()
+            .iter()
+            .filter(|r| !Arc::ptr_eq(r, &self.rendition))
+            .filter_map(|r| {
+                let (last_msn, last_part) = r.progress().last_part?;
+                Some(RenditionReport {
+                    rendition: r.name().to_string(),
+                    last_msn,
+                    last_part: Some(last_part),
+                })
+            })
+            .collect();
+        let full = Bytes::from(playlist::render(&self.playlist, &reports, Form::Full));
+        let delta = Bytes::from(playlist::render(&self.playlist, &reports, Form::Delta));
+        Some((key, Playlists { full, delta }))
+    }
+
+    fn segment_stats(&mut self, duration: f64, frames: u32) {
+        let s = &mut self.stats;
+        if duration > 0.0 {
+            s.peak_bps = s
+                .peak_bps
+                .max((s.segment_bytes as f64 * 8.0 / duration) as u64);
+        }
+        s.bytes += s.segment_bytes;
+        s.seconds += duration;
+        s.frames += frames as u64;
+        s.segment_bytes = 0;
+    }
+
+    fn meta(&self) -> Option<RenditionMeta> {
+        let info = self.info.as_ref()?;
+        let s = &self.stats;
+        let average = if s.seconds > 0.0 {
+            (s.bytes as f64 * 8.0 / s.seconds) as u64
+        } else {
+            0
+        };
+        let declared = info.declared_bitrate.unwrap_or(0);
+        let measured_rate =
+            (s.seconds > 0.0 && info.video.is_some()).then(|| s.frames as f64 / s.seconds);
+        Some(RenditionMeta {
+            bandwidth: s.peak_bps.max(declared).max(average),
+            average_bandwidth: average,
+            codecs: info.codecs(),
+            resolution: info.video.as_ref().map(|v| (v.width, v.height)),
+            frame_rate: info
+                .video
+                .as_ref()
+                .and_then(|v| v.frame_rate)
+                .or(measured_rate),
+        })
+    }
+
+    /// Re-render the multivariant playlist from every rendition's description.
+    fn publish_multivariant(&self) {
+        let variants: Vec<Variant> = self
+            .stream
+            .renditions()
+            .iter()
+            .filter_map(|r| {
+                let m = r.meta()?;
+                Some(Variant {
+                    uri: format!("{}/index.m3u8", r.name()),
+                    bandwidth: m.bandwidth,
+                    average_bandwidth: m.average_bandwidth,
+                    codecs: m.codecs,
+                    resolution: m.resolution,
+                    frame_rate: m.frame_rate,
+                })
+            })
+            .collect();
+        if !variants.is_empty() {
+            self.stream
+                .set_multivariant(Bytes::from(multivariant::render(&variants)));
+        }
+    }
+}
+
+/// Package one rendition until its stream ends, then keep it as VOD for
+/// `vod_keep` and remove it from the store.
+pub async fn run(
+    mut packager: RenditionPackager,
+    mut rx: broadcast::Receiver<HubEvent>,
+    store: Arc<Store>,
+) {
+    let started = Instant::now();
+    loop {
+        match rx.recv().await {
+            Ok(event) => {
+                if !packager.handle(event) {
+                    break;
+                }
+            }
+            Err(RecvError::Lagged(n)) => packager.lost(n),
+            Err(RecvError::Closed) => {
+                packager.handle(HubEvent::End);
+                break;
+            }
+        }
+    }
+    let (name, epoch) = (
+        packager.stream.name().to_string(),
+        packager.stream.epoch().to_string(),
+    );
+    tracing::info!(stream = %name, live_for = ?started.elapsed(), keep = ?packager.cfg.vod_keep, "stream ended; kept as VOD");
+    tokio::time::sleep(packager.cfg.vod_keep).await;
+    store.remove(&name, &epoch);
+}

@@ -1,0 +1,354 @@
+//! The LL-HLS media playlist: a model the packager updates, and a pure
+//! renderer to text (draft-pantos-hls-rfc8216bis, Apple's HLS authoring spec).
+//!
+//! URIs are relative to the media playlist and carry the stream's epoch, so a
+//! URL never names two different contents, even across republishes.
+
+use std::collections::VecDeque;
+use std::fmt::Write;
+use std::time::SystemTime;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartEntry {
+    pub duration: f64,
+    pub independent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentEntry {
+    pub msn: u64,
+    pub discontinuity: bool,
+    pub init_id: u32,
+    pub program_date_time: SystemTime,
+    pub parts: Vec<PartEntry>,
+    /// Set when the segment is complete.
+    pub duration: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionReport {
+    pub rendition: String,
+    pub last_msn: u64,
+    pub last_part: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaPlaylist {
+    pub epoch: String,
+    pub target_duration: u32,
+    pub part_target: f64,
+    pub segments: VecDeque<SegmentEntry>,
+    pub discontinuity_sequence: u64,
+    pub preload_hint: Option<(u64, u32)>,
+    pub ended: bool,
+}
+
+/// Which form of the playlist to render.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Form {
+    Full,
+    /// A delta update (`_HLS_skip=YES`): older segments replaced by EXT-X-SKIP.
+    Delta,
+}
+
+impl MediaPlaylist {
+    pub fn new(epoch: String, target_duration: u32, part_target: f64) -> Self {
+        MediaPlaylist {
+            epoch,
+            target_duration,
+            part_target,
+            segments: VecDeque::new(),
+            discontinuity_sequence: 0,
+            preload_hint: None,
+            ended: false,
+        }
+    }
+
+    pub fn media_sequence(&self) -> u64 {
+        self.segments.front().map_or(0, |s| s.msn)
+    }
+
+    /// The last part listed: (msn, part index), for rendition reports and blocking.
+    pub fn last_part(&self) -> Option<(u64, u32)> {
+        let seg = self.segments.iter().rev().find(|s| !s.parts.is_empty())?;
+        Some((seg.msn, seg.parts.len() as u32 - 1))
+    }
+
+    /// Skip boundary: segments may be skipped only when they are older than
+    /// this many seconds from the end (CAN-SKIP-UNTIL = 6 × target duration).
+    pub fn can_skip_until(&self) -> f64 {
+        6.0 * self.target_duration as f64
+    }
+
+    /// Drop the oldest complete segments beyond `window` seconds. Returns the
+    /// lowest msn still listed.
+    pub fn trim(&mut self, window: f64) -> u64 {
+        let mut total: f64 = self.segments.iter().filter_map(|s| s.duration).sum();
+        while total > window && self.segments.len() > 1 {
+            let Some(d) = self.segments.front().and_then(|s| s.duration) else {
+                break;
+            };
+            self.segments.pop_front();
+            total -= d;
+            if self.segments.front().is_some_and(|s| s.discontinuity) {
+                self.discontinuity_sequence += 1;
+            }
+        }
+        self.media_sequence()
+    }
+
+    /// Parts are listed only for segments that end within the last three
+    /// target durations; this is the first msn whose parts are listed.
+    pub fn first_msn_with_parts(&self) -> u64 {
+        let limit = 3.0 * self.target_duration as f64 + 1e-6;
+        let mut from_end = 0.0;
+        let mut first = self.segments.back().map_or(0, |s| s.msn);
+        for s in self.segments.iter().rev() {
+            from_end += seg_duration(s);
+            if from_end > limit {
+                break;
+            }
+            first = s.msn;
+        }
+        first
+    }
+
+    pub fn init_uri(&self, id: u32) -> String {
+        format!("{}/init{id}.mp4", self.epoch)
+    }
+    pub fn segment_uri(&self, msn: u64) -> String {
+        format!("{}/{msn}.m4s", self.epoch)
+    }
+    pub fn part_uri(&self, msn: u64, part: u32) -> String {
+        format!("{}/{msn}.{part}.m4s", self.epoch)
+    }
+}
+
+fn secs(d: f64) -> String {
+    format!("{d:.5}")
+}
+
+fn date(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Render the playlist. `reports` are the other renditions of the stream.
+pub fn render(pl: &MediaPlaylist, reports: &[RenditionReport], form: Form) -> String {
+    let mut o = String::with_capacity(2048 + pl.segments.len() * 64);
+    let td = pl.target_duration as f64;
+    // Segments older than this (seconds before the end) are skipped in a delta update.
+    let total: f64 = pl.segments.iter().map(seg_duration).sum();
+    let skip_before = total - pl.can_skip_until();
+    let mut skipped = 0usize;
+    if form == Form::Delta && !pl.ended {
+        let mut start = 0.0;
+        for s in &pl.segments {
+            let end = start + seg_duration(s);
+            if s.duration.is_none() || end > skip_before {
+                break;
+            }
+            skipped += 1;
+            start = end;
+        }
+    }
+    let version = if skipped > 0 { 9 } else { 6 };
+    let _ = writeln!(o, "#EXTM3U");
+    let _ = writeln!(o, "#EXT-X-VERSION:{version}");
+    let _ = writeln!(o, "#EXT-X-TARGETDURATION:{}", pl.target_duration);
+    if !pl.ended {
+        let _ = writeln!(
+            o,
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={},PART-HOLD-BACK={},HOLD-BACK={}",
+            secs(pl.can_skip_until()),
+            secs(3.0 * pl.part_target),
+            secs(3.0 * td)
+        );
+    }
+    let _ = writeln!(o, "#EXT-X-PART-INF:PART-TARGET={}", secs(pl.part_target));
+    let _ = writeln!(o, "#EXT-X-MEDIA-SEQUENCE:{}", pl.media_sequence());
+    if pl.discontinuity_sequence > 0 {
+        let _ = writeln!(
+            o,
+            "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+            pl.discontinuity_sequence
+        );
+    }
+    if skipped > 0 {
+        let _ = writeln!(o, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+    }
+    let parts_from = pl.first_msn_with_parts();
+    let mut map: Option<u32> = None;
+    for (i, s) in pl.segments.iter().enumerate() {
+        let list_parts = !pl.ended && s.msn >= parts_from;
+        if i < skipped {
+            continue;
+        }
+        if s.discontinuity && i > 0 {
+            let _ = writeln!(o, "#EXT-X-DISCONTINUITY");
+        }
+        if map != Some(s.init_id) {
+            let _ = writeln!(o, "#EXT-X-MAP:URI=\"{}\"", pl.init_uri(s.init_id));
+            map = Some(s.init_id);
+        }
+        if i == skipped || s.discontinuity {
+            let _ = writeln!(o, "#EXT-X-PROGRAM-DATE-TIME:{}", date(s.program_date_time));
+        }
+        if list_parts {
+            for (n, p) in s.parts.iter().enumerate() {
+                let _ = write!(
+                    o,
+                    "#EXT-X-PART:DURATION={},URI=\"{}\"",
+                    secs(p.duration),
+                    pl.part_uri(s.msn, n as u32)
+                );
+                if p.independent {
+                    o.push_str(",INDEPENDENT=YES");
+                }
+                o.push('\n');
+            }
+        }
+        if let Some(d) = s.duration {
+            let _ = writeln!(o, "#EXTINF:{},\n{}", secs(d), pl.segment_uri(s.msn));
+        }
+    }
+    if pl.ended {
+        let _ = writeln!(o, "#EXT-X-ENDLIST");
+        return o;
+    }
+    if let Some((msn, part)) = pl.preload_hint {
+        let _ = writeln!(
+            o,
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+            pl.part_uri(msn, part)
+        );
+    }
+    for r in reports {
+        let _ = write!(
+            o,
+            "#EXT-X-RENDITION-REPORT:URI=\"../{}/index.m3u8\",LAST-MSN={}",
+            r.rendition, r.last_msn
+        );
+        if let Some(p) = r.last_part {
+            let _ = write!(o, ",LAST-PART={p}");
+        }
+        o.push('\n');
+    }
+    o
+}
+
+fn seg_duration(s: &SegmentEntry) -> f64 {
+    s.duration
+        .unwrap_or_else(|| s.parts.iter().map(|p| p.duration).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn seg(msn: u64, parts: usize, complete: bool) -> SegmentEntry {
+        SegmentEntry {
+            msn,
+            discontinuity: false,
+            init_id: 1,
+            program_date_time: UNIX_EPOCH + Duration::from_secs(1_800_000_000 + msn),
+            parts: (0..parts)
+                .map(|i| PartEntry {
+                    duration: 0.2,
+                    independent: i == 0,
+                })
+                .collect(),
+            duration: complete.then_some(parts as f64 * 0.2),
+        }
+    }
+
+    fn playlist(complete: u64, open_parts: usize) -> MediaPlaylist {
+        let mut pl = MediaPlaylist::new("e1".into(), 1, 0.2);
+        for m in 0..complete {
+            pl.segments.push_back(seg(m, 5, true));
+        }
+        pl.segments.push_back(seg(complete, open_parts, false));
+        pl.preload_hint = Some((complete, open_parts as u32));
+        pl
+    }
+
+    #[test]
+    fn renders_the_live_edge_exactly() {
+        let pl = playlist(4, 2);
+        let reports = [RenditionReport {
+            rendition: "720p".into(),
+            last_msn: 4,
+            last_part: Some(1),
+        }];
+        let want = "\
+#EXTM3U
+#EXT-X-VERSION:6
+#EXT-X-TARGETDURATION:1
+#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6.00000,PART-HOLD-BACK=0.60000,HOLD-BACK=3.00000
+#EXT-X-PART-INF:PART-TARGET=0.20000
+#EXT-X-MEDIA-SEQUENCE:0
+#EXT-X-MAP:URI=\"e1/init1.mp4\"
+#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:00.000Z
+#EXTINF:1.00000,
+e1/0.m4s
+#EXTINF:1.00000,
+e1/1.m4s
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/2.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/2.1.m4s\"
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/2.2.m4s\"
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/2.3.m4s\"
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/2.4.m4s\"
+#EXTINF:1.00000,
+e1/2.m4s
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/3.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/3.1.m4s\"
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/3.2.m4s\"
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/3.3.m4s\"
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/3.4.m4s\"
+#EXTINF:1.00000,
+e1/3.m4s
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/4.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/4.1.m4s\"
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"e1/4.2.m4s\"
+#EXT-X-RENDITION-REPORT:URI=\"../720p/index.m3u8\",LAST-MSN=4,LAST-PART=1
+";
+        assert_eq!(render(&pl, &reports, Form::Full), want);
+        assert_eq!(pl.last_part(), Some((4, 1)));
+    }
+
+    #[test]
+    fn delta_update_skips_segments_older_than_can_skip_until() {
+        let pl = playlist(10, 1);
+        let text = render(&pl, &[], Form::Delta);
+        // 10.2 s listed, CAN-SKIP-UNTIL 6 s: segments ending at or before 4.2 s go.
+        assert!(text.contains("#EXT-X-VERSION:9\n"));
+        assert!(text.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"));
+        assert!(!text.contains("e1/3.m4s\n"));
+        assert!(text.contains("#EXT-X-MAP:URI=\"e1/init1.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:04.000Z\n#EXTINF:1.00000,\ne1/4.m4s"));
+    }
+
+    #[test]
+    fn ended_playlist_is_vod_shaped() {
+        let mut pl = playlist(2, 0);
+        pl.segments.pop_back();
+        pl.ended = true;
+        let text = render(&pl, &[], Form::Full);
+        assert!(text.ends_with("e1/1.m4s\n#EXT-X-ENDLIST\n"));
+        assert!(!text.contains("EXT-X-PART:"));
+        assert!(!text.contains("PRELOAD-HINT"));
+        assert!(!text.contains("SERVER-CONTROL"));
+    }
+
+    #[test]
+    fn discontinuity_and_trim() {
+        let mut pl = playlist(5, 0);
+        pl.segments[3].discontinuity = true;
+        pl.segments[3].init_id = 2;
+        let text = render(&pl, &[], Form::Full);
+        assert!(text.contains("e1/2.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"e1/init2.mp4\"\n#EXT-X-PROGRAM-DATE-TIME:"));
+        assert_eq!(pl.trim(2.0), 3);
+        assert_eq!(pl.discontinuity_sequence, 1);
+        let text = render(&pl, &[], Form::Full);
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:3\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-MAP:URI=\"e1/init2.mp4\"\n"));
+    }
+}

@@ -1,0 +1,644 @@
+//! Cuts a stream's access units into CMAF parts and segments.
+//!
+//! Pure: access units in, [`Output`]s out. The *lead* track (video when there
+//! is video, else audio) decides every cut:
+//! - a segment starts at a lead IDR once the open segment has reached its
+//!   target duration, so every rendition cut from the same source keyframes
+//!   has the same boundaries;
+//! - a part closes as soon as the next lead frame could not fit in it (so a
+//!   part is servable the moment its last frame arrives, not a frame later),
+//!   and no part is ever declared longer than the part target.
+//! Audio rides along: each part takes the audio that starts before its end.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use super::boxes::{self, BoxError, Sample, TrackRun};
+use crate::media::aac::SAMPLES_PER_FRAME;
+use crate::media::{rescale, AccessUnit, MediaInfo, TrackKind, VIDEO_TIMESCALE};
+
+#[derive(Debug, Clone, Copy)]
+pub struct SegmenterConfig {
+    pub segment_target: Duration,
+    pub part_target: Duration,
+}
+
+/// What a segment's playlist entry needs to know when its first part appears.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentStart {
+    pub msn: u64,
+    pub discontinuity: bool,
+    pub init_id: u32,
+    pub program_date_time: SystemTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub segment: SegmentStart,
+    pub index: u32,
+    /// Seconds, at most the part target.
+    pub duration: f64,
+    pub independent: bool,
+    pub data: Bytes,
+    /// When the newest frame in this part was read from the network.
+    pub received: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub enum Output {
+    Init {
+        id: u32,
+        data: Bytes,
+    },
+    Part(Part),
+    /// The segment `msn` is complete; `duration` is the sum of its parts.
+    SegmentEnd {
+        msn: u64,
+        duration: f64,
+        frames: u32,
+    },
+}
+
+struct Pending {
+    dts: i64,
+    pts: i64,
+    sync: bool,
+    data: Bytes,
+    received: Instant,
+}
+
+struct OpenSegment {
+    start: SegmentStart,
+    first_tick: i64,
+    ticks: i64,
+    parts: u32,
+    frames: u32,
+}
+
+struct OpenPart {
+    start: i64,
+    independent: bool,
+    lead: Vec<Pending>,
+}
+
+pub struct Segmenter {
+    cfg: SegmenterConfig,
+    info: Option<Arc<MediaInfo>>,
+    lead: TrackKind,
+    lead_scale: u32,
+    audio_scale: u32,
+    init_id: u32,
+    next_msn: u64,
+    seq: u32,
+    segment: Option<OpenSegment>,
+    part: Option<OpenPart>,
+    /// Audio waiting for the part it belongs to (when video leads).
+    audio: VecDeque<Pending>,
+    /// Ticks added to each track so a new session continues the timeline.
+    lead_offset: i64,
+    audio_offset: i64,
+    rebase: bool,
+    /// End of the last part, in lead ticks.
+    end: i64,
+    frame_estimate: i64,
+    last_segment_ticks: Option<i64>,
+    wait_keyframe: bool,
+    discontinuity: bool,
+    last_lead_dts: Option<i64>,
+    clock_anchor: Option<(SystemTime, i64)>,
+}
+
+/// Audio held while waiting for video, at most (about 20 s at 48 kHz).
+const MAX_QUEUED_AUDIO: usize = 1000;
+
+impl Segmenter {
+    pub fn new(cfg: SegmenterConfig) -> Self {
+        Segmenter {
+            cfg,
+            info: None,
+            lead: TrackKind::Video,
+            lead_scale: VIDEO_TIMESCALE,
+            audio_scale: 48_000,
+            init_id: 0,
+            next_msn: 0,
+            seq: 0,
+            segment: None,
+            part: None,
+            audio: VecDeque::new(),
+            lead_offset: 0,
+            audio_offset: 0,
+            rebase: false,
+            end: 0,
+            frame_estimate: 3000,
+            last_segment_ticks: None,
+            wait_keyframe: true,
+            discontinuity: false,
+            last_lead_dts: None,
+            clock_anchor: None,
+        }
+    }
+
+    fn ticks(&self, d: Duration) -> i64 {
+        (d.as_nanos() as i128 * self.lead_scale as i128 / 1_000_000_000) as i64
+    }
+
+    /// The tracks from here on: closes what is open, emits a new init segment
+    /// when the codec configuration changed, and marks a discontinuity.
+    pub fn set_tracks(&mut self, info: Arc<MediaInfo>) -> Result<Vec<Output>, BoxError> {
+        let mut out = self.flush()?;
+        let started = self.info.is_some();
+        if self.info.as_deref() != Some(&*info) {
+            self.init_id += 1;
+            out.push(Output::Init {
+                id: self.init_id,
+                data: boxes::init_segment(&info)?,
+            });
+        }
+        self.lead = if info.video.is_some() {
+            TrackKind::Video
+        } else {
+            TrackKind::Audio
+        };
+        self.audio_scale = info.timescale(TrackKind::Audio);
+        self.lead_scale = info.timescale(self.lead);
+        self.frame_estimate = match (&info.video, self.lead) {
+            (Some(v), TrackKind::Video) => v
+                .frame_rate
+                .map_or(3000, |f| (VIDEO_TIMESCALE as f64 / f) as i64)
+                .max(1),
+            _ => SAMPLES_PER_FRAME,
+        };
+        self.info = Some(info);
+        self.audio.clear();
+        self.wait_keyframe = true;
+        self.last_lead_dts = None;
+        self.rebase = started;
+        self.discontinuity = started;
+        self.clock_anchor = None;
+        Ok(out)
+    }
+
+    /// Input was lost (a consumer queue overflowed): close what is open and
+    /// restart at the next keyframe behind a discontinuity.
+    pub fn gap(&mut self) -> Result<Vec<Output>, BoxError> {
+        let out = self.flush()?;
+        self.audio.clear();
+        self.wait_keyframe = true;
+        self.discontinuity = true;
+        Ok(out)
+    }
+
+    /// End of stream: close the open part and segment.
+    pub fn finish(&mut self) -> Result<Vec<Output>, BoxError> {
+        self.flush()
+    }
+
+    /// The part that comes next, for EXT-X-PRELOAD-HINT: the open part, or a
+    /// prediction of where the next frame will go.
+    pub fn next_part(&self) -> (u64, u32) {
+        match &self.segment {
+            Some(seg) if self.part.is_some() => (seg.start.msn, seg.parts),
+            Some(seg) => {
+                let expected = self
+                    .last_segment_ticks
+                    .unwrap_or_else(|| self.ticks(self.cfg.segment_target));
+                let due = self
+                    .segment_due_at(seg.first_tick)
+                    .max(seg.first_tick + expected - self.frame_estimate / 2);
+                if seg.first_tick + seg.ticks >= due {
+                    (self.next_msn, 0)
+                } else {
+                    (seg.start.msn, seg.parts)
+                }
+            }
+            None => (self.next_msn, 0),
+        }
+    }
+
+    pub fn push(&mut self, au: AccessUnit) -> Result<Vec<Output>, BoxError> {
+        let Some(info) = self.info.clone() else {
+            return Ok(Vec::new());
+        };
+        let scale = info.timescale(au.track);
+        if self.rebase {
+            self.rebase = false;
+            let at = rescale(au.dts, scale, self.lead_scale);
+            self.lead_offset = self.end - at;
+            self.audio_offset = rescale(self.lead_offset, self.lead_scale, self.audio_scale);
+        }
+        let offset = if au.track == self.lead {
+            self.lead_offset
+        } else {
+            self.audio_offset
+        };
+        let p = Pending {
+            dts: au.dts + offset,
+            pts: au.pts + offset,
+            sync: au.keyframe,
+            data: au.data,
+            received: au.received,
+        };
+        if au.track != self.lead {
+            if self.audio.len() >= MAX_QUEUED_AUDIO {
+                self.audio.pop_front();
+            }
+            self.audio.push_back(p);
+            return Ok(Vec::new());
+        }
+        if self.wait_keyframe && !p.sync {
+            return Ok(Vec::new());
+        }
+        self.wait_keyframe = false;
+        let mut out = Vec::new();
+        let t = p.dts;
+        let part_target = self.ticks(self.cfg.part_target);
+        let tolerance = self.frame_estimate / 4;
+        let seg_due = self
+            .segment
+            .as_ref()
+            .is_some_and(|s| p.sync && t >= self.segment_due_at(s.first_tick));
+
+        if let Some(gap) = self.last_lead_dts.map(|last| t - last) {
+            if gap > 0 && gap < 10 * self.frame_estimate {
+                self.frame_estimate = ((self.frame_estimate * 7 + gap) / 8).max(1);
+            }
+        }
+        self.last_lead_dts = Some(t);
+        if let Some(part) = &self.part {
+            if seg_due || t + self.frame_estimate - part.start > part_target + tolerance {
+                out.extend(self.close_part(t)?);
+            }
+        }
+        if seg_due {
+            out.extend(self.close_segment());
+        }
+        if self.segment.is_none() {
+            let now = SystemTime::now();
+            let (wall, tick) = *self.clock_anchor.get_or_insert((now, t));
+            let since = Duration::from_nanos(
+                ((t - tick).max(0) as i128 * 1_000_000_000 / self.lead_scale as i128) as u64,
+            );
+            self.segment = Some(OpenSegment {
+                start: SegmentStart {
+                    msn: self.next_msn,
+                    discontinuity: std::mem::take(&mut self.discontinuity),
+                    init_id: self.init_id,
+                    program_date_time: wall + since,
+                },
+                first_tick: t,
+                ticks: 0,
+                parts: 0,
+                frames: 0,
+            });
+            self.next_msn += 1;
+        }
+        if self.part.is_none() {
+            self.part = Some(OpenPart {
+                start: t,
+                independent: p.sync,
+                lead: Vec::new(),
+            });
+        }
+        let part = self.part.as_mut().expect("part opened above");
+        part.lead.push(p);
+        // Close now if the next frame could not fit: the part is complete the
+        // moment its last frame is here.
+        if t + 2 * self.frame_estimate - part.start > part_target + tolerance {
+            let end = t + self.frame_estimate;
+            out.extend(self.close_part(end)?);
+        }
+        Ok(out)
+    }
+
+    fn segment_due_at(&self, first_tick: i64) -> i64 {
+        let target = self.ticks(self.cfg.segment_target);
+        first_tick + target - target / 10
+    }
+
+    fn flush(&mut self) -> Result<Vec<Output>, BoxError> {
+        let mut out = Vec::new();
+        if let Some(part) = &self.part {
+            let end = part.lead.last().map_or(part.start, |l| l.dts) + self.frame_estimate;
+            out.extend(self.close_part(end)?);
+        }
+        out.extend(self.close_segment());
+        Ok(out)
+    }
+
+    fn close_segment(&mut self) -> Option<Output> {
+        let seg = self.segment.take()?;
+        if seg.parts == 0 {
+            return None;
+        }
+        self.last_segment_ticks = Some(seg.ticks);
+        Some(Output::SegmentEnd {
+            msn: seg.start.msn,
+            duration: seg.ticks as f64 / self.lead_scale as f64,
+            frames: seg.frames,
+        })
+    }
+
+    /// Close the open part at `end` (lead ticks), clamped so the part is never
+    /// longer than the part target.
+    fn close_part(&mut self, end: i64) -> Result<Option<Output>, BoxError> {
+        let Some(part) = self.part.take() else {
+            return Ok(None);
+        };
+        let Some(info) = self.info.clone() else {
+            return Ok(None);
+        };
+        let Some(seg) = self.segment.as_mut() else {
+            return Ok(None);
+        };
+        let end = end.min(
+            part.start
+                + (self.cfg.part_target.as_nanos() as i128 * self.lead_scale as i128
+                    / 1_000_000_000) as i64,
+        );
+        let lead = to_samples(&part.lead, end);
+        let received = part
+            .lead
+            .iter()
+            .map(|p| p.received)
+            .max()
+            .unwrap_or_else(Instant::now);
+        let lead_id = boxes::track_id(&info, self.lead);
+        let mut runs = vec![TrackRun {
+            track_id: lead_id,
+            base_decode_time: part.start.max(0) as u64,
+            samples: &lead,
+            with_cts: self.lead == TrackKind::Video,
+        }];
+        // Audio that starts before this part's end belongs to it.
+        let audio_end = rescale(end, self.lead_scale, self.audio_scale);
+        let mut taken = Vec::new();
+        while self.audio.front().is_some_and(|a| a.dts < audio_end) {
+            taken.extend(self.audio.pop_front());
+        }
+        let seg_start_audio = rescale(seg.first_tick, self.lead_scale, self.audio_scale);
+        taken.retain(|a| a.dts + SAMPLES_PER_FRAME > seg_start_audio || seg.parts > 0);
+        let audio_samples = audio_run(&taken, self.audio.front().map(|a| a.dts));
+        if let (Some(first), false) = (taken.first(), audio_samples.is_empty()) {
+            runs.push(TrackRun {
+                track_id: boxes::track_id(&info, TrackKind::Audio),
+                base_decode_time: first.dts.max(0) as u64,
+                samples: &audio_samples,
+                with_cts: false,
+            });
+        }
+        self.seq = self.seq.wrapping_add(1);
+        let data = boxes::chunk(self.seq, &runs)?;
+        let ticks = end - part.start;
+        let index = seg.parts;
+        seg.parts += 1;
+        seg.ticks += ticks;
+        seg.frames += lead.len() as u32;
+        self.end = end;
+        Ok(Some(Output::Part(Part {
+            segment: seg.start.clone(),
+            index,
+            duration: ticks as f64 / self.lead_scale as f64,
+            independent: part.independent,
+            data,
+            received,
+        })))
+    }
+}
+
+/// Lead samples with durations from each next DTS; the last ends at `end`.
+fn to_samples(frames: &[Pending], end: i64) -> Vec<Sample> {
+    frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let next = frames.get(i + 1).map_or(end, |n| n.dts);
+            Sample {
+                duration: (next - f.dts).clamp(1, u32::MAX as i64) as u32,
+                cts_offset: (f.pts - f.dts).clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+                sync: f.sync,
+                data: f.data.clone(),
+            }
+        })
+        .collect()
+}
+
+/// AAC samples: 1024 each unless the next frame says otherwise (a gap).
+fn audio_run(frames: &[Pending], following: Option<i64>) -> Vec<Sample> {
+    frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let next = frames.get(i + 1).map(|n| n.dts).or(following);
+            let duration = next.map_or(SAMPLES_PER_FRAME, |n| {
+                (n - f.dts).clamp(1, 4 * SAMPLES_PER_FRAME)
+            });
+            Sample {
+                duration: duration as u32,
+                cts_offset: 0,
+                sync: true,
+                data: f.data.clone(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::avc::tests::AVCC_320X240;
+    use crate::media::{AacConfig, AvcConfig};
+
+    fn info(video: bool, audio: bool) -> Arc<MediaInfo> {
+        Arc::new(MediaInfo {
+            video: video.then(|| AvcConfig::parse(Bytes::from_static(AVCC_320X240)).unwrap()),
+            audio: audio.then(|| AacConfig::parse(Bytes::from_static(&[0x11, 0x90])).unwrap()),
+            declared_bitrate: None,
+        })
+    }
+
+    fn video(ms: i64, key: bool) -> AccessUnit {
+        AccessUnit {
+            track: TrackKind::Video,
+            dts: ms * 90,
+            pts: ms * 90 + 6000,
+            keyframe: key,
+            data: Bytes::from_static(b"v"),
+            received: Instant::now(),
+        }
+    }
+
+    fn audio(n: i64) -> AccessUnit {
+        AccessUnit {
+            track: TrackKind::Audio,
+            dts: n * 1024,
+            pts: n * 1024,
+            keyframe: true,
+            data: Bytes::from_static(b"a"),
+            received: Instant::now(),
+        }
+    }
+
+    fn cfg() -> SegmenterConfig {
+        SegmenterConfig {
+            segment_target: Duration::from_secs(1),
+            part_target: Duration::from_millis(200),
+        }
+    }
+
+    /// 30 fps with millisecond timestamps (as RTMP delivers them), IDR every `gop` frames.
+    fn run(seg: &mut Segmenter, frames: i64, gop: i64, with_audio: bool) -> Vec<Output> {
+        let mut out = Vec::new();
+        let mut next_audio = 0;
+        for i in 0..frames {
+            let ms = (i * 1000 + 15) / 30;
+            while with_audio && next_audio * 1024 * 1000 / 48_000 <= ms {
+                out.extend(seg.push(audio(next_audio)).unwrap());
+                next_audio += 1;
+            }
+            out.extend(seg.push(video(ms, i % gop == 0)).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn parts_never_exceed_the_target_and_segments_follow_idrs() {
+        let mut seg = Segmenter::new(cfg());
+        let mut out = seg.set_tracks(info(true, true)).unwrap();
+        assert!(matches!(out[0], Output::Init { id: 1, .. }));
+        out.extend(run(&mut seg, 30 * 5 + 1, 30, true));
+        let parts: Vec<&Part> = out
+            .iter()
+            .filter_map(|o| {
+                if let Output::Part(p) = o {
+                    Some(p)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert!(
+            parts.iter().all(|p| p.duration <= 0.2 + 1e-9),
+            "a part exceeds PART-TARGET"
+        );
+        assert!(
+            parts
+                .iter()
+                .all(|p| p.duration >= 0.85 * 0.2 || p.index == 4),
+            "short non-final part"
+        );
+        let ends: Vec<(u64, f64)> = out
+            .iter()
+            .filter_map(|o| {
+                if let Output::SegmentEnd { msn, duration, .. } = o {
+                    Some((*msn, *duration))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(ends.len(), 5);
+        for (i, (msn, d)) in ends.iter().enumerate() {
+            assert_eq!(*msn, i as u64);
+            assert!((d - 1.0).abs() < 0.01, "segment {msn} lasts {d}");
+        }
+        // Every segment's first part is independent and has 5 parts of 200 ms.
+        for p in &parts {
+            assert_eq!(p.independent, p.index == 0);
+        }
+        assert_eq!(parts.iter().filter(|p| p.segment.msn == 1).count(), 5);
+    }
+
+    #[test]
+    fn a_two_second_gop_makes_two_second_segments() {
+        let mut seg = Segmenter::new(cfg());
+        seg.set_tracks(info(true, false)).unwrap();
+        let out = run(&mut seg, 60 * 3 + 1, 60, false);
+        let durations: Vec<f64> = out
+            .iter()
+            .filter_map(|o| {
+                if let Output::SegmentEnd { duration, .. } = o {
+                    Some(*duration)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(durations.len(), 3);
+        assert!(
+            durations.iter().all(|d| (d - 2.0).abs() < 0.01),
+            "{durations:?}"
+        );
+    }
+
+    #[test]
+    fn a_part_is_complete_when_its_last_frame_arrives() {
+        let mut seg = Segmenter::new(cfg());
+        seg.set_tracks(info(true, false)).unwrap();
+        let out = run(&mut seg, 6, 30, false);
+        assert_eq!(
+            out.iter().filter(|o| matches!(o, Output::Part(_))).count(),
+            1,
+            "6 frames at 30 fps fill a 200 ms part"
+        );
+        assert_eq!(seg.next_part(), (0, 1));
+    }
+
+    #[test]
+    fn reconnect_continues_the_timeline_behind_a_discontinuity() {
+        let mut seg = Segmenter::new(cfg());
+        seg.set_tracks(info(true, true)).unwrap();
+        run(&mut seg, 61, 30, true);
+        let out = seg.set_tracks(info(true, true)).unwrap();
+        assert!(
+            out.iter().all(|o| !matches!(o, Output::Init { .. })),
+            "same codecs keep the same init"
+        );
+        let out = run(&mut seg, 31, 30, true);
+        let Some(Output::Part(first)) = out.iter().find(|o| matches!(o, Output::Part(_))) else {
+            panic!("no part")
+        };
+        assert!(first.segment.discontinuity);
+        assert_eq!(first.segment.msn, 3);
+        let moof = <mp4_atom::Moof as mp4_atom::Decode>::decode(&mut &first.data[..]).unwrap();
+        let tfdt = moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time;
+        assert!(
+            tfdt >= 2 * 90_000,
+            "timeline continues after the first session, got {tfdt}"
+        );
+    }
+
+    #[test]
+    fn audio_only_streams_cut_on_audio() {
+        let mut seg = Segmenter::new(cfg());
+        seg.set_tracks(info(false, true)).unwrap();
+        let mut out = Vec::new();
+        for n in 0..200 {
+            out.extend(seg.push(audio(n)).unwrap());
+        }
+        let segs = out
+            .iter()
+            .filter(|o| matches!(o, Output::SegmentEnd { .. }))
+            .count();
+        assert!(segs >= 3, "got {segs} segments");
+        assert!(out
+            .iter()
+            .all(|o| !matches!(o, Output::Part(p) if p.duration > 0.2 + 1e-9)));
+    }
+
+    #[test]
+    fn frames_before_the_first_keyframe_are_skipped() {
+        let mut seg = Segmenter::new(cfg());
+        seg.set_tracks(info(true, false)).unwrap();
+        assert!(seg.push(video(0, false)).unwrap().is_empty());
+        let out: Vec<Output> = (1..8)
+            .flat_map(|i| seg.push(video(i * 33, i == 1)).unwrap())
+            .collect();
+        let Some(Output::Part(p)) = out.first() else {
+            panic!("expected a part")
+        };
+        assert!(p.independent);
+    }
+}

@@ -1,0 +1,394 @@
+//! The window of every rendition: init segments, parts, segments and the
+//! rendered playlists, all as `Bytes`, with one change notification per
+//! rendition that wakes every blocked request at once.
+//!
+//! The store knows nothing of playlist syntax or HTTP: it holds bytes and the
+//! progress (last part, last complete segment) that blocking requests wait on.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::watch;
+
+/// Describes a rendition for the multivariant playlist.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RenditionMeta {
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub codecs: String,
+    pub resolution: Option<(u32, u32)>,
+    pub frame_rate: Option<f64>,
+}
+
+/// What a playlist rendering was made for, so a blocking request for a given
+/// part or segment always gets the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SnapshotKey {
+    Part(u64, u32),
+    Segment(u64),
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct Playlists {
+    pub full: Bytes,
+    pub delta: Bytes,
+}
+
+/// Where a rendition is: what blocking requests wait on.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Progress {
+    /// The newest part: (msn, index).
+    pub last_part: Option<(u64, u32)>,
+    /// The newest complete segment.
+    pub last_complete: Option<u64>,
+    pub first_msn: u64,
+    pub ended: bool,
+    pub target_duration: Duration,
+}
+
+#[derive(Default)]
+struct StoredSegment {
+    parts: Vec<Bytes>,
+    full: Option<Bytes>,
+}
+
+#[derive(Default)]
+struct RenditionState {
+    inits: HashMap<u32, Bytes>,
+    segments: BTreeMap<u64, StoredSegment>,
+    progress: Progress,
+    latest: Option<Playlists>,
+    snapshots: VecDeque<(SnapshotKey, Playlists)>,
+    meta: Option<RenditionMeta>,
+}
+
+/// Playlist renderings kept per rendition for exact repeat answers (~13 s of parts).
+const SNAPSHOTS: usize = 64;
+
+pub struct Rendition {
+    name: String,
+    state: RwLock<RenditionState>,
+    changed: watch::Sender<u64>,
+}
+
+/// One change to a rendition, applied atomically, then announced once.
+#[derive(Default)]
+pub struct Update {
+    pub init: Option<(u32, Bytes)>,
+    pub part: Option<(u64, u32, Bytes)>,
+    pub segment_complete: Option<u64>,
+    /// Segments below this msn leave the window.
+    pub first_msn: u64,
+    /// Parts of segments below this msn are dropped (they left the playlist).
+    pub parts_from_msn: u64,
+    pub playlists: Option<(SnapshotKey, Playlists)>,
+    pub ended: bool,
+    pub target_duration: Duration,
+    pub meta: Option<RenditionMeta>,
+}
+
+impl Rendition {
+    fn new(name: &str) -> Self {
+        Rendition {
+            name: name.to_string(),
+            state: RwLock::default(),
+            changed: watch::channel(0).0,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, RenditionState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn apply(&self, u: Update) {
+        {
+            let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+            if let Some((id, bytes)) = u.init {
+                st.inits.insert(id, bytes);
+            }
+            if let Some((msn, idx, bytes)) = u.part {
+                let seg = st.segments.entry(msn).or_default();
+                if seg.parts.len() == idx as usize {
+                    seg.parts.push(bytes);
+                }
+                st.progress.last_part = Some((msn, idx));
+            }
+            if let Some(msn) = u.segment_complete {
+                if let Some(seg) = st.segments.get_mut(&msn) {
+                    let mut full = BytesMut::with_capacity(seg.parts.iter().map(|p| p.len()).sum());
+                    for p in &seg.parts {
+                        full.extend_from_slice(p);
+                    }
+                    seg.full = Some(full.freeze());
+                }
+                st.progress.last_complete = Some(msn);
+            }
+            st.segments.retain(|msn, _| *msn >= u.first_msn);
+            for (_, seg) in st.segments.range_mut(..u.parts_from_msn) {
+                if seg.full.is_some() {
+                    seg.parts = Vec::new();
+                }
+            }
+            st.progress.first_msn = u.first_msn;
+            st.progress.ended |= u.ended;
+            st.progress.target_duration = u.target_duration;
+            if let Some((key, pls)) = u.playlists {
+                if key != SnapshotKey::Other {
+                    if st.snapshots.len() >= SNAPSHOTS {
+                        st.snapshots.pop_front();
+                    }
+                    st.snapshots.push_back((key, pls.clone()));
+                }
+                st.latest = Some(pls);
+            }
+            if u.meta.is_some() {
+                st.meta = u.meta;
+            }
+        }
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// A receiver that resolves on the next change. Take it *before* checking
+    /// [`Rendition::progress`] so no change can slip between check and wait.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.read().progress
+    }
+
+    pub fn meta(&self) -> Option<RenditionMeta> {
+        self.read().meta.clone()
+    }
+
+    pub fn playlists(&self, key: Option<SnapshotKey>) -> Option<Playlists> {
+        let st = self.read();
+        if let Some(key) = key {
+            if let Some((_, p)) = st.snapshots.iter().rev().find(|(k, _)| *k == key) {
+                return Some(p.clone());
+            }
+        }
+        st.latest.clone()
+    }
+
+    pub fn init(&self, id: u32) -> Option<Bytes> {
+        self.read().inits.get(&id).cloned()
+    }
+
+    pub fn part(&self, msn: u64, idx: u32) -> Option<Bytes> {
+        self.read()
+            .segments
+            .get(&msn)?
+            .parts
+            .get(idx as usize)
+            .cloned()
+    }
+
+    pub fn segment(&self, msn: u64) -> Option<Bytes> {
+        self.read().segments.get(&msn)?.full.clone()
+    }
+
+    /// Bytes held (parts and segments), for metrics.
+    pub fn bytes_held(&self) -> usize {
+        let st = self.read();
+        st.segments
+            .values()
+            .map(|s| {
+                s.parts.iter().map(|p| p.len()).sum::<usize>()
+                    + s.full.as_ref().map_or(0, |f| f.len())
+            })
+            .sum()
+    }
+}
+
+/// All renditions of one stream, and its multivariant playlist.
+pub struct StreamEntry {
+    name: String,
+    /// Part of every media URL: a stream published again after it ended gets
+    /// a new epoch, so its URLs never collide with cached ones.
+    epoch: String,
+    renditions: RwLock<Vec<Arc<Rendition>>>,
+    multivariant: RwLock<Option<Bytes>>,
+}
+
+impl StreamEntry {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// The rendition `name`, created on first use.
+    pub fn rendition(&self, name: &str) -> Arc<Rendition> {
+        let mut r = self.renditions.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(x) = r.iter().find(|x| x.name == name) {
+            return x.clone();
+        }
+        let x = Arc::new(Rendition::new(name));
+        r.push(x.clone());
+        x
+    }
+
+    pub fn find_rendition(&self, name: &str) -> Option<Arc<Rendition>> {
+        self.renditions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|x| x.name == name)
+            .cloned()
+    }
+
+    pub fn renditions(&self) -> Vec<Arc<Rendition>> {
+        self.renditions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_multivariant(&self, bytes: Bytes) {
+        *self.multivariant.write().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
+    }
+
+    pub fn multivariant(&self) -> Option<Bytes> {
+        self.multivariant
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+#[derive(Default)]
+pub struct Store {
+    streams: RwLock<HashMap<String, Arc<StreamEntry>>>,
+}
+
+impl Store {
+    pub fn new() -> Arc<Store> {
+        Arc::new(Store::default())
+    }
+
+    /// A fresh entry for a stream that starts now, replacing any ended one.
+    pub fn open_stream(&self, name: &str) -> Arc<StreamEntry> {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        let previous = streams.get(name).map(|s| s.epoch.clone());
+        let mut epoch = new_epoch();
+        if previous.as_deref() == Some(epoch.as_str()) {
+            epoch.push('b');
+        }
+        let entry = Arc::new(StreamEntry {
+            name: name.to_string(),
+            epoch,
+            renditions: RwLock::default(),
+            multivariant: RwLock::default(),
+        });
+        streams.insert(name.to_string(), entry.clone());
+        entry
+    }
+
+    pub fn stream(&self, name: &str) -> Option<Arc<StreamEntry>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn streams(&self) -> Vec<Arc<StreamEntry>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Remove `name` if it is still the entry with `epoch`.
+    pub fn remove(&self, name: &str, epoch: &str) {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if streams.get(name).is_some_and(|s| s.epoch == epoch) {
+            streams.remove(name);
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch in base 36: short, and increasing.
+fn new_epoch() -> String {
+    let mut n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut s = Vec::new();
+    while n > 0 {
+        s.push(digits[(n % 36) as usize]);
+        n /= 36;
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pls(s: &'static str) -> Playlists {
+        Playlists {
+            full: Bytes::from_static(s.as_bytes()),
+            delta: Bytes::from_static(s.as_bytes()),
+        }
+    }
+
+    #[tokio::test]
+    async fn parts_complete_into_segments_and_wake_waiters() {
+        let store = Store::new();
+        let r = store.open_stream("a").rendition("source");
+        let mut rx = r.subscribe();
+        r.apply(Update {
+            part: Some((0, 0, Bytes::from_static(b"p0"))),
+            playlists: Some((SnapshotKey::Part(0, 0), pls("one"))),
+            ..Default::default()
+        });
+        rx.changed().await.unwrap();
+        r.apply(Update {
+            part: Some((0, 1, Bytes::from_static(b"p1"))),
+            segment_complete: Some(0),
+            playlists: Some((SnapshotKey::Part(0, 1), pls("two"))),
+            ..Default::default()
+        });
+        assert_eq!(r.segment(0).unwrap(), Bytes::from_static(b"p0p1"));
+        assert_eq!(r.progress().last_part, Some((0, 1)));
+        assert_eq!(
+            &r.playlists(Some(SnapshotKey::Part(0, 0))).unwrap().full[..],
+            b"one"
+        );
+        assert_eq!(&r.playlists(None).unwrap().full[..], b"two");
+        r.apply(Update {
+            first_msn: 1,
+            ..Default::default()
+        });
+        assert!(r.segment(0).is_none());
+    }
+
+    #[test]
+    fn a_republished_stream_gets_a_new_epoch() {
+        let store = Store::new();
+        let a = store.open_stream("a").epoch().to_string();
+        let b = store.open_stream("a").epoch().to_string();
+        assert_ne!(a, b);
+        store.remove("a", &a);
+        assert!(
+            store.stream("a").is_some(),
+            "removing a stale epoch keeps the new entry"
+        );
+        store.remove("a", &b);
+        assert!(store.stream("a").is_none());
+    }
+}
