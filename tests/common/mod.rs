@@ -1,0 +1,437 @@
+//! Test harness: the real `castline` binary, real `ffmpeg` publishers, real HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    child: Child,
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Start castline on ports it picks itself, with `extra` TOML appended to
+    /// a test config (short reconnect grace).
+    pub fn start(extra: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("castline.toml");
+        let base = "[ingest]\nreconnect_grace = 3.0\n";
+        let text = if extra.contains("[ingest]") {
+            extra.to_string()
+        } else {
+            format!("{base}{extra}")
+        };
+        std::fs::write(&cfg, text).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_castline"))
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .args([
+                "--rtmp-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start castline");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addr = |what: &str| -> SocketAddr {
+            let line = lines
+                .next()
+                .expect("castline printed nothing")
+                .expect("read stdout");
+            let prefix = format!("{what} listening on ");
+            line.strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+                .parse()
+                .expect("address")
+        };
+        let (rtmp, http, admin) = (addr("rtmp"), addr("http"), addr("admin"));
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Server {
+            child,
+            rtmp,
+            http,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    pub fn rtmp_url(&self, key: &str) -> String {
+        format!("rtmp://{}/live/{key}", self.rtmp)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    pub fn still_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Publish {
+    pub gop_frames: u32,
+    pub seconds: u32,
+    pub video: bool,
+    pub audio: bool,
+}
+
+impl Default for Publish {
+    fn default() -> Self {
+        Publish {
+            gop_frames: 30,
+            seconds: 60,
+            video: true,
+            audio: true,
+        }
+    }
+}
+
+/// ffmpeg publishing as OBS would: x264 with B-frames, AAC, FLV over RTMP.
+pub struct Publisher {
+    pub child: Child,
+}
+
+impl Publisher {
+    pub fn start(url: &str, p: Publish) -> Publisher {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-nostdin", "-v", "error", "-re"]);
+        if p.video {
+            cmd.args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"]);
+        }
+        if p.audio {
+            cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+        }
+        if p.video {
+            let g = p.gop_frames.to_string();
+            cmd.args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-profile:v",
+                "high",
+                "-bf",
+                "2",
+                "-g",
+                &g,
+                "-keyint_min",
+                &g,
+                "-sc_threshold",
+                "0",
+                "-b:v",
+                "400k",
+            ]);
+        }
+        if p.audio {
+            cmd.args(["-c:a", "aac", "-b:a", "64k"]);
+        }
+        cmd.args(["-t", &p.seconds.to_string(), "-f", "flv", url]);
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ffmpeg");
+        Publisher { child }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Wait for ffmpeg to exit; returns (success, stderr).
+    pub fn wait(mut self, limit: Duration) -> (bool, String) {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return (status.success(), err);
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                return (false, "timed out".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A network drop: the publisher dies without unpublishing.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn request(method: &str, url: &str) -> Reply {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build();
+    let start = Instant::now();
+    let resp = match agent.request(method, url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .map(|n| {
+            let v = resp.header(&n).unwrap_or("").to_string();
+            (n, v)
+        })
+        .collect();
+    let mut body = Vec::new();
+    resp.into_reader()
+        .take(64 << 20)
+        .read_to_end(&mut body)
+        .expect("body");
+    Reply {
+        status,
+        headers,
+        body,
+        elapsed: start.elapsed(),
+    }
+}
+
+pub fn get(url: &str) -> Reply {
+    request("GET", url)
+}
+
+/// Poll `url` until it answers 200 (or panic after `limit`).
+pub fn wait_for(url: &str, limit: Duration) -> Reply {
+    let start = Instant::now();
+    loop {
+        let r = get(url);
+        if r.status == 200 {
+            return r;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{url} still {} after {limit:?}",
+            r.status
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A media playlist, parsed just enough to check LL-HLS rules.
+#[derive(Debug, Default, Clone)]
+pub struct Media {
+    pub version: u32,
+    pub target_duration: f64,
+    pub server_control: String,
+    pub part_target: f64,
+    pub media_sequence: u64,
+    pub maps: Vec<String>,
+    pub pdt: Vec<String>,
+    pub discontinuities: usize,
+    /// (uri, duration) of complete segments.
+    pub segments: Vec<(String, f64)>,
+    /// (uri, duration, independent)
+    pub parts: Vec<(String, f64, bool)>,
+    pub preload_hint: Option<String>,
+    pub endlist: bool,
+    pub skip: Option<u64>,
+    pub text: String,
+}
+
+pub fn attr<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=");
+    line.split(|c| c == ':' || c == ',')
+        .find_map(|kv| kv.strip_prefix(key.as_str()))
+        .map(|v| v.trim_matches('"'))
+}
+
+pub fn parse_media(text: &str) -> Media {
+    let mut m = Media {
+        text: text.to_string(),
+        ..Default::default()
+    };
+    let mut extinf: Option<f64> = None;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("#EXT-X-VERSION:") {
+            m.version = v.parse().unwrap();
+        } else if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+            m.target_duration = v.parse().unwrap();
+        } else if let Some(v) = line.strip_prefix("#EXT-X-SERVER-CONTROL:") {
+            m.server_control = v.to_string();
+        } else if line.starts_with("#EXT-X-PART-INF:") {
+            m.part_target = attr(line, "PART-TARGET").unwrap().parse().unwrap();
+        } else if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            m.media_sequence = v.parse().unwrap();
+        } else if line.starts_with("#EXT-X-MAP:") {
+            m.maps.push(attr(line, "URI").unwrap().to_string());
+        } else if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            m.pdt.push(v.to_string());
+        } else if line == "#EXT-X-DISCONTINUITY" {
+            m.discontinuities += 1;
+        } else if line.starts_with("#EXT-X-PART:") {
+            let d = attr(line, "DURATION").unwrap().parse().unwrap();
+            m.parts.push((
+                attr(line, "URI").unwrap().to_string(),
+                d,
+                line.contains("INDEPENDENT=YES"),
+            ));
+        } else if line.starts_with("#EXT-X-PRELOAD-HINT:") {
+            m.preload_hint = attr(line, "URI").map(str::to_string);
+        } else if let Some(v) = line.strip_prefix("#EXTINF:") {
+            extinf = Some(v.trim_end_matches(',').parse().unwrap());
+        } else if line == "#EXT-X-ENDLIST" {
+            m.endlist = true;
+        } else if line.starts_with("#EXT-X-SKIP:") {
+            m.skip = attr(line, "SKIPPED-SEGMENTS").map(|v| v.parse().unwrap());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            m.segments
+                .push((line.to_string(), extinf.take().expect("EXTINF before URI")));
+        }
+    }
+    m
+}
+
+/// The msn of a segment or part URI like `epoch/12.m4s` or `epoch/12.3.m4s`.
+pub fn msn_of(uri: &str) -> u64 {
+    uri.rsplit('/')
+        .next()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Download init + every listed segment of a media playlist into one file.
+pub fn download(server: &Server, stream: &str, m: &Media, path: &PathBuf) {
+    let base = server.url(&format!("/live/{stream}/source/"));
+    let mut bytes = Vec::new();
+    let mut current_map = None;
+    // The playlist lists one MAP per init change; the download follows the first.
+    if let Some(map) = m.maps.first() {
+        bytes.extend(get(&format!("{base}{map}")).body);
+        current_map = Some(map.clone());
+    }
+    assert!(current_map.is_some(), "playlist has no EXT-X-MAP");
+    for (uri, _) in &m.segments {
+        let r = get(&format!("{base}{uri}"));
+        assert_eq!(r.status, 200, "{uri}");
+        bytes.extend(r.body);
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// ffmpeg decodes the file fully; returns its stderr at `-v error` (empty when clean).
+pub fn decode_errors(path: &PathBuf) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// ffprobe a value for each stream: e.g. ("codec_type", "start_time").
+pub fn probe_streams(path: &PathBuf) -> Vec<(String, f64, f64)> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,start_time,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((
+                f.first()?.to_string(),
+                f.get(1)?.parse().ok()?,
+                f.get(2)?.parse().unwrap_or(0.0),
+            ))
+        })
+        .collect()
+}
+
+/// Wait until the media playlist lists at least `segments` complete segments.
+pub fn wait_segments(server: &Server, stream: &str, segments: usize, limit: Duration) -> Media {
+    let url = server.url(&format!("/live/{stream}/source/index.m3u8"));
+    let start = Instant::now();
+    loop {
+        let r = get(&url);
+        if r.status == 200 {
+            let m = parse_media(&r.text());
+            if m.segments.len() >= segments || m.endlist {
+                return m;
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{url}: fewer than {segments} segments after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,261 @@
+#!/usr/bin/env node
+// Headless-Chromium LL-HLS playback checker for castline.
+//
+// usage: node play.mjs <multivariant-url> <seconds>
+//
+// Serves a tiny page (plus hls.js from node_modules) on 127.0.0.1:<random>,
+// opens it in /usr/bin/chromium through playwright-core, plays <url> with
+// hls.js in low-latency mode for <seconds>, then prints ONE line of JSON:
+//   {"started":bool,"currentTime":n,"fatalErrors":[...],"nonFatalErrors":[...],
+//    "partsLoaded":n,"latency":n, ...extra diagnostics}
+// Exit codes: 0 ok (started && currentTime >= seconds*0.5 && no fatal errors),
+//             1 check failed, 2 hard timeout (seconds + 30) / usage / setup error.
+// Diagnostics go to stderr only; stdout carries just the JSON line.
+
+import http from "node:http";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const HLS_JS = path.join(HERE, "node_modules", "hls.js", "dist", "hls.min.js");
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const MAX_ERRORS_KEPT = 50;
+
+function die(code, msg) {
+  process.stderr.write(`play.mjs: ${msg}\n`);
+  process.exit(code);
+}
+
+const [srcUrl, secondsArg] = process.argv.slice(2);
+const seconds = Number(secondsArg);
+if (!srcUrl || !Number.isFinite(seconds) || seconds <= 0) {
+  die(2, "usage: node play.mjs <multivariant-url> <seconds>");
+}
+if (!fs.existsSync(HLS_JS)) die(2, `missing ${HLS_JS}; run npm install in ${HERE}`);
+
+// Hard overall timeout: whatever hangs (browser launch, page, close), we leave.
+const hardTimer = setTimeout(() => {
+  die(2, `hard timeout after ${seconds + 30}s (playback check did not complete)`);
+}, (seconds + 30) * 1000);
+
+const PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>castline player check</title></head>
+<body>
+<video id="v" muted playsinline autoplay></video>
+<script src="/hls.min.js"></script>
+<script>
+(function () {
+  var S = window.__S = {
+    hlsVersion: (window.Hls && Hls.version) || null,
+    supported: false,
+    playingEvents: 0,
+    firstPlayingTime: null,     // video.currentTime at first 'playing'
+    maxCurrentTime: 0,
+    fatalErrors: [], nonFatalErrors: [], nonFatalCount: 0,
+    fragsLoaded: 0, partsLoaded: 0,
+    levels: null, mediaError: null, playRejected: null, waitingEvents: 0,
+  };
+  function errInfo(d) {
+    var o = { type: d.type, details: d.details, fatal: !!d.fatal };
+    if (d.reason) o.reason = String(d.reason);
+    if (d.error && d.error.message) o.error = String(d.error.message);
+    if (d.err && d.err.message) o.error = String(d.err.message);
+    var url = (d.part && d.part.url) || (d.frag && d.frag.url) || d.url ||
+              (d.context && d.context.url);
+    if (url) o.url = url;
+    if (d.frag && d.frag.sn !== undefined) o.sn = d.frag.sn;
+    if (d.part && d.part.index !== undefined) o.part = d.part.index;
+    if (d.response && d.response.code !== undefined) o.httpCode = d.response.code;
+    if (d.mimeType) o.mimeType = d.mimeType;
+    if (d.sourceBufferName) o.sourceBuffer = d.sourceBufferName;
+    if (d.buffer !== undefined) o.buffer = d.buffer;
+    o.t = Math.round(performance.now()) / 1000;
+    return o;
+  }
+  var src = new URLSearchParams(location.search).get("src");
+  var video = document.getElementById("v");
+  video.muted = true;
+  video.addEventListener("playing", function () {
+    S.playingEvents++;
+    if (S.firstPlayingTime === null) S.firstPlayingTime = video.currentTime;
+  });
+  video.addEventListener("waiting", function () { S.waitingEvents++; });
+  video.addEventListener("timeupdate", function () {
+    if (video.currentTime > S.maxCurrentTime) S.maxCurrentTime = video.currentTime;
+  });
+  video.addEventListener("error", function () {
+    var e = video.error;
+    S.mediaError = e ? { code: e.code, message: e.message } : { code: null };
+  });
+  if (!window.Hls || !Hls.isSupported()) {
+    S.fatalErrors.push({ type: "setup", details: window.Hls ? "Hls.isSupported() == false" : "hls.js not loaded", fatal: true });
+    return;
+  }
+  S.supported = true;
+  var hls = window.__hls = new Hls({ lowLatencyMode: true });
+  hls.on(Hls.Events.ERROR, function (ev, d) {
+    var o = errInfo(d);
+    if (d.fatal) { S.fatalErrors.push(o); return; }
+    S.nonFatalCount++;
+    if (S.nonFatalErrors.length < ${MAX_ERRORS_KEPT}) S.nonFatalErrors.push(o);
+  });
+  hls.on(Hls.Events.FRAG_LOADED, function (ev, d) {
+    S.fragsLoaded++;
+    if (d.part) S.partsLoaded++;
+  });
+  hls.on(Hls.Events.MANIFEST_PARSED, function (ev, d) {
+    S.levels = (d.levels || []).map(function (l) {
+      return { bitrate: l.bitrate, width: l.width, height: l.height,
+               codecs: [l.videoCodec, l.audioCodec].filter(Boolean).join(",") };
+    });
+    var p = video.play();
+    if (p && p.catch) p.catch(function (e) { S.playRejected = String(e && e.message || e); });
+  });
+  hls.loadSource(src);
+  hls.attachMedia(video);
+  var p = video.play();
+  if (p && p.catch) p.catch(function (e) { /* retried after MANIFEST_PARSED */ });
+})();
+</script>
+</body></html>`;
+
+const server = http.createServer((req, res) => {
+  const u = new URL(req.url, "http://127.0.0.1");
+  if (u.pathname === "/") {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+    res.end(PAGE);
+  } else if (u.pathname === "/hls.min.js") {
+    res.writeHead(200, { "content-type": "application/javascript", "cache-control": "no-store" });
+    fs.createReadStream(HLS_JS).pipe(res);
+  } else if (u.pathname === "/favicon.ico") {
+    res.writeHead(204);
+    res.end();
+  } else {
+    res.writeHead(404, { "content-type": "text/plain" });
+    res.end("not found");
+  }
+});
+
+function snapshotInPage() {
+  const S = window.__S || {};
+  const v = document.getElementById("v");
+  const h = window.__hls;
+  const num = (x) => (typeof x === "number" && Number.isFinite(x) ? x : null);
+  return {
+    S,
+    currentTime: v ? v.currentTime : 0,
+    paused: v ? v.paused : true,
+    readyState: v ? v.readyState : 0,
+    buffered: v ? Array.from({ length: v.buffered.length }, (_, i) => [v.buffered.start(i), v.buffered.end(i)]) : [],
+    latency: h ? num(h.latency) : null,
+    targetLatency: h ? num(h.targetLatency) : null,
+    drift: h ? num(h.drift) : null,
+    playbackRate: v ? v.playbackRate : null,
+  };
+}
+
+let context = null;
+let userDataDir = null;
+let exitCode = 2;
+
+async function main() {
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  const port = server.address().port;
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "castline-player-"));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+      "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync",
+      "--autoplay-policy=no-user-gesture-required",
+    ],
+    timeout: 20000,
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") {
+      process.stderr.write(`[page ${m.type()}] ${m.text()}\n`);
+    }
+  });
+  page.on("pageerror", (e) => process.stderr.write(`[page exception] ${e.message}\n`));
+  page.on("response", (r) => {
+    if (r.status() >= 400) process.stderr.write(`[http ${r.status()}] ${r.request().method()} ${r.url()}\n`);
+  });
+  page.on("requestfailed", (r) => {
+    process.stderr.write(`[request failed] ${r.url()}: ${r.failure() && r.failure().errorText}\n`);
+  });
+  page.on("crash", () => process.stderr.write("[page crashed]\n"));
+
+  const pageUrl = `http://127.0.0.1:${port}/?src=${encodeURIComponent(srcUrl)}`;
+  const t0 = Date.now();
+  await page.goto(pageUrl, { waitUntil: "load", timeout: 15000 });
+
+  // Poll once a second (also gives a progress trace on stderr).
+  const deadline = t0 + seconds * 1000;
+  let snap = null;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
+    snap = await page.evaluate(snapshotInPage);
+    const S = snap.S;
+    process.stderr.write(
+      `t=${((Date.now() - t0) / 1000).toFixed(1)}s ct=${snap.currentTime.toFixed(2)} rs=${snap.readyState}` +
+      ` paused=${snap.paused} frags=${S.fragsLoaded} parts=${S.partsLoaded}` +
+      ` lat=${snap.latency == null ? "-" : snap.latency.toFixed(2)} rate=${snap.playbackRate}` +
+      ` err=${S.fatalErrors.length}F/${S.nonFatalCount}nf\n`,
+    );
+  }
+  snap = await page.evaluate(snapshotInPage);
+  const S = snap.S;
+  const started = S.playingEvents > 0 && S.firstPlayingTime !== null &&
+                  Math.max(snap.currentTime, S.maxCurrentTime) > S.firstPlayingTime + 0.1;
+  const round = (x) => (x == null ? null : Math.round(x * 1000) / 1000);
+  const result = {
+    started,
+    currentTime: round(snap.currentTime),
+    fatalErrors: S.fatalErrors,
+    nonFatalErrors: S.nonFatalErrors,
+    partsLoaded: S.partsLoaded,
+    latency: round(snap.latency),
+    // extra diagnostics
+    targetLatency: round(snap.targetLatency),
+    playedSeconds: S.firstPlayingTime === null ? 0 : round(snap.currentTime - S.firstPlayingTime),
+    nonFatalErrorCount: S.nonFatalCount,
+    fragsLoaded: S.fragsLoaded,
+    waitingEvents: S.waitingEvents,
+    buffered: snap.buffered.map(([a, b]) => [round(a), round(b)]),
+    levels: S.levels,
+    mediaError: S.mediaError,
+    playRejected: S.playRejected,
+    hlsVersion: S.hlsVersion,
+  };
+  process.stdout.write(JSON.stringify(result) + "\n");
+  exitCode = started && snap.currentTime >= seconds * 0.5 && S.fatalErrors.length === 0 ? 0 : 1;
+}
+
+async function cleanup() {
+  const closing = (async () => {
+    try { if (context) await context.close(); } catch {}
+    try { server.close(); } catch {}
+  })();
+  await Promise.race([closing, new Promise((r) => setTimeout(r, 5000))]);
+  try { if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true }); } catch {}
+}
+
+main()
+  .catch((e) => {
+    process.stderr.write(`play.mjs: error: ${e && e.stack || e}\n`);
+    exitCode = 2;
+  })
+  .finally(async () => {
+    await cleanup();
+    clearTimeout(hardTimer);
+    process.exit(exitCode);
+  });

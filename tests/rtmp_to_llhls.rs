@@ -1,0 +1,508 @@
+//! End to end: ffmpeg publishes over RTMP (x264 with B-frames + AAC), the
+//! test reads LL-HLS over HTTP and decodes what is served with ffmpeg.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn check_ll_hls_rules(m: &Media) {
+    assert!(m.version >= 6, "EXT-X-VERSION {}", m.version);
+    assert!(m.target_duration >= 1.0);
+    assert!(
+        m.server_control.contains("CAN-BLOCK-RELOAD=YES"),
+        "{}",
+        m.server_control
+    );
+    let phb: f64 = attr(&m.server_control, "PART-HOLD-BACK")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let hb: f64 = attr(&m.server_control, "HOLD-BACK")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let skip: f64 = attr(&m.server_control, "CAN-SKIP-UNTIL")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        phb >= 3.0 * m.part_target - 1e-9,
+        "PART-HOLD-BACK {phb} < 3 x {}",
+        m.part_target
+    );
+    assert!(hb >= 3.0 * m.target_duration, "HOLD-BACK {hb}");
+    assert!(skip >= 6.0 * m.target_duration, "CAN-SKIP-UNTIL {skip}");
+    assert!(!m.maps.is_empty(), "EXT-X-MAP");
+    assert!(!m.pdt.is_empty(), "EXT-X-PROGRAM-DATE-TIME");
+    for (uri, d, _) in &m.parts {
+        assert!(
+            *d <= m.part_target + 1e-9,
+            "part {uri} lasts {d} > PART-TARGET {}",
+            m.part_target
+        );
+    }
+    for (uri, d) in &m.segments {
+        assert!(
+            d.round() <= m.target_duration,
+            "segment {uri} lasts {d}, TARGETDURATION {}",
+            m.target_duration
+        );
+    }
+    // The first part of every segment starts with an IDR.
+    let mut last_msn = None;
+    for (uri, _, independent) in &m.parts {
+        let msn = msn_of(uri);
+        if last_msn != Some(msn) {
+            assert!(
+                *independent,
+                "first part {uri} of a segment is not INDEPENDENT"
+            );
+        }
+        last_msn = Some(msn);
+    }
+    // Parts older than 3 target durations have left the playlist.
+    let listed: f64 = m
+        .segments
+        .iter()
+        .filter(|(u, _)| m.parts.iter().any(|(p, _, _)| msn_of(p) == msn_of(u)))
+        .map(|(_, d)| d)
+        .sum();
+    assert!(
+        listed <= 3.0 * m.target_duration + 1e-6,
+        "parts listed for {listed} s of complete segments"
+    );
+    assert!(m.preload_hint.is_some(), "EXT-X-PRELOAD-HINT");
+    assert!(!m.parts.is_empty());
+}
+
+#[test]
+fn rtmp_with_b_frames_becomes_ll_hls_that_decodes() {
+    let server = Server::start("");
+    let _p = Publisher::start(
+        &server.rtmp_url("match"),
+        Publish {
+            gop_frames: 30,
+            ..Default::default()
+        },
+    );
+
+    // Multivariant: codecs from the SPS and AudioSpecificConfig, resolution, frame rate.
+    let mv = wait_for(
+        &server.url("/live/match/index.m3u8"),
+        Duration::from_secs(20),
+    );
+    assert_eq!(mv.header("access-control-allow-origin"), Some("*"));
+    let Ok((_, m3u8_rs::Playlist::MasterPlaylist(master))) = m3u8_rs::parse_playlist(&mv.body)
+    else {
+        panic!("not a multivariant playlist: {}", mv.text())
+    };
+    let v = &master.variants[0];
+    assert_eq!(v.codecs.as_deref(), Some("avc1.64000d,mp4a.40.2"));
+    assert_eq!(v.resolution.map(|r| (r.width, r.height)), Some((320, 240)));
+    assert!((v.frame_rate.unwrap() - 30.0).abs() < 0.5);
+    assert!(
+        v.bandwidth > 64_000 && v.average_bandwidth.unwrap() > 0,
+        "{v:?}"
+    );
+    assert_eq!(v.uri, "source/index.m3u8");
+
+    let m = wait_segments(&server, "match", 6, Duration::from_secs(30));
+    check_ll_hls_rules(&m);
+    assert_eq!(m.target_duration, 1.0);
+    for (uri, d) in &m.segments[1..] {
+        assert!((d - 1.0).abs() < 0.05, "{uri} lasts {d}");
+    }
+
+    // PART-TARGET never changes between reloads.
+    for _ in 0..5 {
+        let again = parse_media(&get(&server.url("/live/match/source/index.m3u8")).text());
+        assert_eq!(again.part_target, m.part_target);
+        assert_eq!(again.target_duration, m.target_duration);
+        check_ll_hls_rules(&again);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    // Everything served decodes, with the expected duration and A/V aligned.
+    let file = std::env::temp_dir().join(format!("castline-e2e-{}.mp4", std::process::id()));
+    download(&server, "match", &m, &file);
+    assert_eq!(
+        decode_errors(&file),
+        "",
+        "ffmpeg reported errors decoding what castline served"
+    );
+    let streams = probe_streams(&file);
+    let video = streams
+        .iter()
+        .find(|s| s.0 == "video")
+        .expect("video stream");
+    let audio = streams
+        .iter()
+        .find(|s| s.0 == "audio")
+        .expect("audio stream");
+    let listed: f64 = m.segments.iter().map(|(_, d)| d).sum();
+    assert!(
+        (video.2 - listed).abs() < 0.1,
+        "decoded video lasts {} s, playlist lists {listed} s",
+        video.2
+    );
+    assert!(
+        (video.1 - audio.1).abs() < 0.050,
+        "video starts at {} s, audio at {} s",
+        video.1,
+        audio.1
+    );
+    let _ = std::fs::remove_file(&file);
+
+    // A URL always names the same bytes; HEAD agrees with GET.
+    let seg = server.url(&format!("/live/match/source/{}", m.segments[2].0));
+    let (a, b) = (get(&seg), get(&seg));
+    assert_eq!(a.body, b.body);
+    assert!(a.header("cache-control").unwrap().contains("immutable"));
+    let head = request("HEAD", &seg);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("content-length"),
+        Some(a.body.len().to_string().as_str())
+    );
+}
+
+#[test]
+fn blocking_reload_preload_hint_and_error_codes() {
+    let server = Server::start("");
+    let publisher = Publisher::start(&server.rtmp_url("block"), Publish::default());
+    let m = wait_segments(&server, "block", 2, Duration::from_secs(30));
+    let playlist = server.url("/live/block/source/index.m3u8");
+
+    // Ask for the part after the preload-hinted one: the request is held until it exists.
+    let hint = m.preload_hint.clone().expect("preload hint");
+    let (msn, part) = {
+        let stem = hint.rsplit('/').next().unwrap().trim_end_matches(".m4s");
+        let (a, b) = stem.split_once('.').unwrap();
+        (a.parse::<u64>().unwrap(), b.parse::<u32>().unwrap())
+    };
+    let r = get(&format!("{playlist}?_HLS_msn={msn}&_HLS_part={}", part + 1));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.elapsed >= Duration::from_millis(100),
+        "blocking request answered in {:?}",
+        r.elapsed
+    );
+    let later = parse_media(&r.text());
+    assert!(
+        later.text.contains(&format!("/{msn}.{}.m4s", part + 1))
+            || later.segments.iter().any(|(u, _)| msn_of(u) > msn),
+        "held answer lacks the asked-for part:\n{}",
+        later.text
+    );
+    // The same blocking request gets the same bytes again.
+    let again = get(&format!("{playlist}?_HLS_msn={msn}&_HLS_part={}", part + 1));
+    assert_eq!(
+        again.body, r.body,
+        "the same blocking request must get the same bytes"
+    );
+    assert!(r
+        .header("cache-control")
+        .unwrap()
+        .starts_with("public, max-age="));
+
+    // The preload-hinted part: held until complete, then all of it.
+    let m2 = parse_media(&get(&playlist).text());
+    let hint = m2.preload_hint.expect("hint");
+    let hinted = get(&server.url(&format!("/live/block/source/{hint}")));
+    assert_eq!(hinted.status, 200, "hinted part");
+    assert!(
+        hinted.elapsed >= Duration::from_millis(20),
+        "hinted part returned at once ({:?}); it should wait",
+        hinted.elapsed
+    );
+    let whole = get(&server.url(&format!("/live/block/source/{hint}")));
+    assert_eq!(
+        hinted.body, whole.body,
+        "the held response carried the whole part"
+    );
+    assert_eq!(&hinted.body[4..8], b"moof");
+
+    // _HLS_msn=M alone waits for segment M to complete.
+    let next = msn_of(&m2.segments.last().unwrap().0) + 1;
+    let r = get(&format!("{playlist}?_HLS_msn={next}"));
+    assert_eq!(r.status, 200);
+    assert!(parse_media(&r.text())
+        .segments
+        .iter()
+        .any(|(u, _)| msn_of(u) == next));
+
+    // 400s: _HLS_part without _HLS_msn; _HLS_msn more than 2 past the last.
+    let bad = get(&format!("{playlist}?_HLS_part=1"));
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        get(&format!("{playlist}?_HLS_msn={}&_HLS_part=0", next + 10)).status,
+        400
+    );
+
+    // Delta update: _HLS_skip=YES is accepted and still a valid playlist.
+    let delta = parse_media(&get(&format!("{playlist}?_HLS_skip=YES")).text());
+    assert!(!delta.parts.is_empty());
+
+    // 503 once a request has been held for 3 target durations: pause the publisher.
+    publisher.signal("-STOP");
+    std::thread::sleep(Duration::from_millis(500));
+    let m3 = parse_media(&get(&playlist).text());
+    let last = m3.parts.last().unwrap().0.clone();
+    let msn = msn_of(&last);
+    let started = Instant::now();
+    let r = get(&format!("{playlist}?_HLS_msn={}&_HLS_part=0", msn + 1));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "503 came after {:?}",
+        started.elapsed()
+    );
+    publisher.signal("-CONT");
+}
+
+#[test]
+fn two_second_gop_gives_two_second_segments_starting_with_idr() {
+    let server = Server::start("");
+    let _p = Publisher::start(
+        &server.rtmp_url("gop2"),
+        Publish {
+            gop_frames: 60,
+            ..Default::default()
+        },
+    );
+    let m = wait_segments(&server, "gop2", 4, Duration::from_secs(40));
+    check_ll_hls_rules(&m);
+    assert_eq!(m.target_duration, 2.0);
+    for (uri, d) in &m.segments {
+        assert!((d - 2.0).abs() < 0.05, "{uri} lasts {d}");
+    }
+    // Each segment, after the init segment, starts with an I frame that is a keyframe.
+    let base = server.url("/live/gop2/source/");
+    let init = get(&format!("{base}{}", m.maps[0])).body;
+    for (uri, _) in m.segments.iter().take(3) {
+        let file = std::env::temp_dir().join(format!(
+            "castline-gop-{}-{}.mp4",
+            std::process::id(),
+            msn_of(uri)
+        ));
+        let mut bytes = init.clone();
+        bytes.extend(get(&format!("{base}{uri}")).body);
+        std::fs::write(&file, bytes).unwrap();
+        let out = std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v",
+                "-show_entries",
+                "frame=key_frame,pict_type",
+                "-read_intervals",
+                "%+#1",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let first = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(',')
+            .to_string();
+        assert_eq!(first, "1,I", "segment {uri} does not start with a keyframe");
+        let _ = std::fs::remove_file(&file);
+    }
+}
+
+#[test]
+fn reconnect_within_grace_continues_the_playlist_with_a_discontinuity() {
+    let server = Server::start("");
+    let mut first = Publisher::start(&server.rtmp_url("blip"), Publish::default());
+    let before = wait_segments(&server, "blip", 3, Duration::from_secs(30));
+    let kept_uri = before.segments[1].0.clone();
+    let kept = get(&server.url(&format!("/live/blip/source/{kept_uri}"))).body;
+    first.kill(); // a network drop: no unpublish
+    std::thread::sleep(Duration::from_millis(1000));
+    let _second = Publisher::start(&server.rtmp_url("blip"), Publish::default());
+    let start = Instant::now();
+    let after = loop {
+        let m = parse_media(&get(&server.url("/live/blip/source/index.m3u8")).text());
+        if m.discontinuities > 0
+            && m.segments
+                .iter()
+                .filter(|(u, _)| msn_of(u) > msn_of(&before.segments.last().unwrap().0) + 1)
+                .count()
+                >= 2
+        {
+            break m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no discontinuity after reconnect:\n{}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!after.endlist);
+    assert_eq!(
+        after.media_sequence, before.media_sequence,
+        "same playlist, not a new stream"
+    );
+    // Numbering continues: every listed msn is unique and increasing.
+    let msns: Vec<u64> = after.segments.iter().map(|(u, _)| msn_of(u)).collect();
+    assert!(msns.windows(2).all(|w| w[1] == w[0] + 1), "{msns:?}");
+    // A URL viewers already fetched still names the same bytes.
+    assert_eq!(
+        get(&server.url(&format!("/live/blip/source/{kept_uri}"))).body,
+        kept
+    );
+    // And what is served across the discontinuity decodes.
+    let file = std::env::temp_dir().join(format!("castline-blip-{}.mp4", std::process::id()));
+    download(&server, "blip", &after, &file);
+    let errors = decode_errors(&file);
+    assert!(
+        errors.is_empty(),
+        "decode errors across the reconnect: {errors}"
+    );
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn stream_that_ends_gets_endlist_and_stays_watchable() {
+    let server = Server::start("");
+    let p = Publisher::start(
+        &server.rtmp_url("short"),
+        Publish {
+            seconds: 5,
+            ..Default::default()
+        },
+    );
+    let (ok, err) = p.wait(Duration::from_secs(30));
+    assert!(ok, "ffmpeg failed: {err}");
+    let start = Instant::now();
+    let m = loop {
+        let m = parse_media(&get(&server.url("/live/short/source/index.m3u8")).text());
+        if m.endlist {
+            break m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no EXT-X-ENDLIST:\n{}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(m.preload_hint.is_none());
+    let listed: f64 = m.segments.iter().map(|(_, d)| d).sum();
+    assert!(
+        (listed - 5.0).abs() < 0.5,
+        "VOD lists {listed} s of a 5 s stream"
+    );
+    let file = std::env::temp_dir().join(format!("castline-vod-{}.mp4", std::process::id()));
+    download(&server, "short", &m, &file);
+    assert_eq!(decode_errors(&file), "");
+    let _ = std::fs::remove_file(&file);
+    // Blocking directives on an ended playlist are ignored, not held.
+    let r = get(&server.url("/live/short/source/index.m3u8?_HLS_msn=999&_HLS_part=0"));
+    assert_eq!(r.status, 200);
+    assert!(r.elapsed < Duration::from_secs(1));
+}
+
+#[test]
+fn video_only_and_audio_only_streams() {
+    let server = Server::start("");
+    let _v = Publisher::start(
+        &server.rtmp_url("vonly"),
+        Publish {
+            audio: false,
+            ..Default::default()
+        },
+    );
+    let _a = Publisher::start(
+        &server.rtmp_url("aonly"),
+        Publish {
+            video: false,
+            ..Default::default()
+        },
+    );
+    let mv = wait_for(
+        &server.url("/live/vonly/index.m3u8"),
+        Duration::from_secs(20),
+    )
+    .text();
+    assert!(mv.contains("CODECS=\"avc1.64000d\""), "{mv}");
+    let ma = wait_for(
+        &server.url("/live/aonly/index.m3u8"),
+        Duration::from_secs(20),
+    )
+    .text();
+    assert!(
+        ma.contains("CODECS=\"mp4a.40.2\"") && !ma.contains("RESOLUTION"),
+        "{ma}"
+    );
+    for stream in ["vonly", "aonly"] {
+        let m = wait_segments(&server, stream, 3, Duration::from_secs(30));
+        check_ll_hls_rules(&m);
+        let file =
+            std::env::temp_dir().join(format!("castline-{stream}-{}.mp4", std::process::id()));
+        download(&server, stream, &m, &file);
+        assert_eq!(decode_errors(&file), "", "{stream}");
+        let _ = std::fs::remove_file(&file);
+    }
+}
+
+#[test]
+fn second_publisher_is_refused_and_first_carries_on() {
+    let server = Server::start("");
+    let mut first = Publisher::start(&server.rtmp_url("solo"), Publish::default());
+    let m = wait_segments(&server, "solo", 2, Duration::from_secs(30));
+    let second = Publisher::start(
+        &server.rtmp_url("solo"),
+        Publish {
+            seconds: 5,
+            ..Default::default()
+        },
+    );
+    let (ok, _) = second.wait(Duration::from_secs(20));
+    assert!(!ok, "a second publisher to a live stream must be refused");
+    assert!(first.is_running());
+    let later = wait_segments(
+        &server,
+        "solo",
+        m.segments.len() + 3,
+        Duration::from_secs(20),
+    );
+    assert_eq!(later.discontinuities, 0, "the live stream was disturbed");
+}
+
+#[test]
+fn stream_keys_map_to_names_and_unknown_keys_are_refused() {
+    let server = Server::start(
+        "[ingest]\nreconnect_grace = 3.0\n[ingest.keys]\n\"s3cret-key\" = \"main\"\n",
+    );
+    let bad = Publisher::start(
+        &server.rtmp_url("guess"),
+        Publish {
+            seconds: 5,
+            ..Default::default()
+        },
+    );
+    let (ok, _) = bad.wait(Duration::from_secs(20));
+    assert!(!ok, "an unknown key must be refused");
+    let _good = Publisher::start(&server.rtmp_url("s3cret-key"), Publish::default());
+    let mv = wait_for(
+        &server.url("/live/main/index.m3u8"),
+        Duration::from_secs(20),
+    );
+    assert!(!mv.text().contains("s3cret"));
+    assert_eq!(
+        get(&server.url("/live/s3cret-key/index.m3u8")).status,
+        404,
+        "the key is never a playback name"
+    );
+}
