@@ -8,7 +8,7 @@
 // hls.js in low-latency mode for <seconds>, then prints ONE line of JSON:
 //   {"started":bool,"currentTime":n,"fatalErrors":[...],"nonFatalErrors":[...],
 //    "partsLoaded":n,"latency":n, ...extra diagnostics}
-// Exit codes: 0 ok (started && currentTime >= seconds*0.5 && no fatal errors),
+// Exit codes: 0 ok (started && playedSeconds >= seconds*0.5 && no fatal errors),
 //             1 check failed, 2 hard timeout (seconds + 30) / usage / setup error.
 // Diagnostics go to stderr only; stdout carries just the JSON line.
 
@@ -237,7 +237,7 @@ async function main() {
     hlsVersion: S.hlsVersion,
   };
   process.stdout.write(JSON.stringify(result) + "\n");
-  exitCode = started && snap.currentTime >= seconds * 0.5 && S.fatalErrors.length === 0 ? 0 : 1;
+  exitCode = started && snap.playedSeconds >= seconds * 0.5 && S.fatalErrors.length === 0 ? 0 : 1;
 }
 
 async function cleanup() {

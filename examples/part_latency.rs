@@ -1,0 +1,137 @@
+//! Part-ready latency under a real publish: runs the release `castline` and
+//! an ffmpeg publisher (x264 with B-frames + AAC, 720p30) for N seconds, then
+//! reads castline's `castline_part_ready_seconds` histogram from /metrics: the
+//! time from the newest frame of a part being read off the RTMP socket to that
+//! part being servable from the store.
+//!
+//! cargo build --release && cargo run --release --example part_latency [seconds]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn main() {
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/castline");
+    let mut server = Command::new(bin)
+        .args([
+            "serve",
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run target/release/castline (cargo build --release first)");
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut addr = || {
+        lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (rtmp, _http, admin) = (addr(), addr(), addr());
+    let status = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+        ])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "2",
+            "-g",
+            "30",
+            "-keyint_min",
+            "30",
+            "-sc_threshold",
+            "0",
+            "-b:v",
+            "3000k",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+        ])
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-f",
+            "flv",
+            &format!("rtmp://{rtmp}/live/bench"),
+        ])
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let mut tcp = TcpStream::connect(&admin).unwrap();
+    std::io::Write::write_all(
+        &mut tcp,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).unwrap();
+    let _ = server.kill();
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    let mut count = 0.0;
+    let mut sum = 0.0;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("castline_part_ready_seconds_bucket{le=\"") {
+            let (le, v) = rest.split_once("\"} ").unwrap();
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap()
+            };
+            buckets.push((le, v.parse().unwrap()));
+        } else if let Some(v) = line.strip_prefix("castline_part_ready_seconds_count ") {
+            count = v.parse().unwrap();
+        } else if let Some(v) = line.strip_prefix("castline_part_ready_seconds_sum ") {
+            sum = v.parse().unwrap();
+        }
+    }
+    let bound = |q: f64| {
+        buckets
+            .iter()
+            .find(|(_, c)| *c >= q * count)
+            .map(|(le, _)| *le * 1000.0)
+            .unwrap_or(f64::NAN)
+    };
+    println!("parts: {count}");
+    println!("mean: {:.3} ms", sum / count * 1000.0);
+    println!(
+        "p50 <= {} ms, p99 <= {} ms, max bucket <= {} ms",
+        bound(0.5),
+        bound(0.99),
+        bound(1.0)
+    );
+    for (le, c) in &buckets {
+        println!("  le {:>8} ms: {c}", le * 1000.0);
+    }
+}

@@ -1,0 +1,289 @@
+//! Hostile and broken input: each bad client gets an error and a closed
+//! connection, while a good stream publishing at the same time carries on.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
+};
+use rml_rtmp::time::RtmpTimestamp;
+
+/// True when the server closes the connection within `limit` (EOF or reset).
+fn closed_by_server(tcp: &mut TcpStream, limit: Duration) -> bool {
+    tcp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        match tcp.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_nodelay(true).unwrap();
+    tcp
+}
+
+/// A real RTMP handshake from the client side; returns bytes left over.
+fn handshake(tcp: &mut TcpStream) -> Vec<u8> {
+    let mut hs = Handshake::new(PeerType::Client);
+    tcp.write_all(&hs.generate_outbound_p0_and_p1().unwrap())
+        .unwrap();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0, "server closed during handshake");
+        match hs.process_bytes(&buf[..n]).unwrap() {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                tcp.write_all(&response_bytes).unwrap()
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                tcp.write_all(&response_bytes).unwrap();
+                return remaining_bytes;
+            }
+        }
+    }
+}
+
+fn send(tcp: &mut TcpStream, results: Vec<ClientSessionResult>) -> Vec<ClientSessionEvent> {
+    let mut events = Vec::new();
+    for r in results {
+        match r {
+            ClientSessionResult::OutboundResponse(p) => tcp.write_all(&p.bytes).unwrap(),
+            ClientSessionResult::RaisedEvent(e) => events.push(e),
+            _ => {}
+        }
+    }
+    events
+}
+
+/// Drive a client session until `want` is raised.
+fn until(tcp: &mut TcpStream, session: &mut ClientSession, want: fn(&ClientSessionEvent) -> bool) {
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = tcp.read(&mut buf).expect("server answered");
+        assert!(n > 0, "server closed the connection");
+        let results = session.handle_input(&buf[..n]).unwrap();
+        if send(tcp, results).iter().any(want) {
+            return;
+        }
+    }
+}
+
+/// A publisher that gets as far as `publish` accepted, via rml_rtmp's client session.
+fn publish(addr: SocketAddr, key: &str) -> (TcpStream, ClientSession) {
+    let mut tcp = connect(addr);
+    let leftover = handshake(&mut tcp);
+    let (mut session, initial) = ClientSession::new(ClientSessionConfig::new()).unwrap();
+    send(&mut tcp, initial);
+    if !leftover.is_empty() {
+        let r = session.handle_input(&leftover).unwrap();
+        send(&mut tcp, r);
+    }
+    let r = session.request_connection("live".into()).unwrap();
+    send(&mut tcp, vec![r]);
+    until(&mut tcp, &mut session, |e| {
+        matches!(e, ClientSessionEvent::ConnectionRequestAccepted)
+    });
+    let r = session
+        .request_publishing(key.into(), PublishRequestType::Live)
+        .unwrap();
+    send(&mut tcp, vec![r]);
+    until(&mut tcp, &mut session, |e| {
+        matches!(e, ClientSessionEvent::PublishRequestAccepted)
+    });
+    (tcp, session)
+}
+
+fn good_stream_still_advances(server: &Server, before: &Media) {
+    let after = wait_segments(
+        server,
+        "good",
+        before.segments.len() + 2,
+        Duration::from_secs(20),
+    );
+    assert!(msn_of(&after.segments.last().unwrap().0) > msn_of(&before.segments.last().unwrap().0));
+    assert_eq!(after.discontinuities, 0, "the good stream was disturbed");
+}
+
+#[test]
+fn broken_rtmp_input_closes_only_that_client() {
+    let mut server = Server::start("");
+    let mut good = Publisher::start(&server.rtmp_url("good"), Publish::default());
+    let before = wait_segments(&server, "good", 2, Duration::from_secs(30));
+
+    // Garbage instead of a handshake (wrong version byte, random bytes).
+    let mut tcp = connect(server.rtmp);
+    let garbage: Vec<u8> = (0..3000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let _ = tcp.write_all(&[0x42]);
+    let _ = tcp.write_all(&garbage);
+    assert!(
+        closed_by_server(&mut tcp, Duration::from_secs(5)),
+        "garbage handshake was not closed"
+    );
+
+    // A truncated handshake: C0 and half of C1, then silence. The server gives up
+    // after its handshake timeout (10 s by default); the connection must not be
+    // left open forever.
+    let mut tcp = connect(server.rtmp);
+    tcp.write_all(&[0x03]).unwrap();
+    tcp.write_all(&[0u8; 700]).unwrap();
+    assert!(
+        closed_by_server(&mut tcp, Duration::from_secs(15)),
+        "truncated handshake was never closed"
+    );
+
+    // An absurd chunk size (SetChunkSize 0xFFFFFFFF) right after a valid handshake.
+    let mut tcp = connect(server.rtmp);
+    handshake(&mut tcp);
+    #[rustfmt::skip]
+    let set_chunk_size = [0x02, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+    tcp.write_all(&set_chunk_size).unwrap();
+    assert!(
+        closed_by_server(&mut tcp, Duration::from_secs(5)),
+        "absurd chunk size was accepted"
+    );
+
+    // A broken FLV tag from an accepted publisher: AVC NAL length past the end.
+    let (mut tcp, mut session) = publish(server.rtmp, "broken");
+    let seq = Bytes::from_static(&[
+        0x17, 0, 0, 0, 0, 0x01, 0x64, 0x00, 0x0d, 0xff, 0xe1, 0x00, 0x02, 0x67, 0x64, 0x01, 0x00,
+        0x01, 0x68,
+    ]);
+    let r = session
+        .publish_video_data(seq, RtmpTimestamp::new(0), false)
+        .unwrap();
+    send(&mut tcp, vec![r]);
+    let broken = Bytes::from_static(&[0x17, 1, 0, 0, 0, 0x00, 0x00, 0xff, 0xff, 0x65, 0x88]);
+    if let Ok(r) = session.publish_video_data(broken, RtmpTimestamp::new(33), false) {
+        let _ = tcp.write_all(match &r {
+            ClientSessionResult::OutboundResponse(p) => &p.bytes,
+            _ => &[][..],
+        });
+    }
+    assert!(
+        closed_by_server(&mut tcp, Duration::from_secs(5)),
+        "broken FLV tag did not close the publisher"
+    );
+
+    // A valid-looking publisher whose first tag is a truncated AVC header.
+    let (mut tcp, mut session) = publish(server.rtmp, "broken2");
+    let r = session
+        .publish_video_data(Bytes::from_static(&[0x17, 1]), RtmpTimestamp::new(0), false)
+        .unwrap();
+    send(&mut tcp, vec![r]);
+    assert!(
+        closed_by_server(&mut tcp, Duration::from_secs(5)),
+        "truncated FLV tag did not close the publisher"
+    );
+
+    assert!(server.still_running(), "the server died");
+    assert!(good.is_running(), "the good publisher was disconnected");
+    good_stream_still_advances(&server, &before);
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_rtmp_errors_total{reason=\"media\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("castline_rtmp_errors_total{reason=\"handshake\"}"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn hostile_urls_get_clear_errors_and_viewers_carry_on() {
+    let server = Server::start("");
+    let _good = Publisher::start(&server.rtmp_url("good"), Publish::default());
+    let before = wait_segments(&server, "good", 2, Duration::from_secs(30));
+    let epoch = before.segments[0].0.split('/').next().unwrap().to_string();
+
+    let cases: &[(&str, u16)] = &[
+        ("/live/good/source/..%2f..%2fetc/passwd", 400),
+        (
+            "/live/good/source/index.m3u8?_HLS_msn=99999999999999999999999999",
+            400,
+        ),
+        ("/live/good/source/index.m3u8?_HLS_msn=-1", 400),
+        ("/live/good/source/index.m3u8?_HLS_part=3", 400),
+        ("/live/good/source/index.m3u8?_HLS_skip=maybe", 400),
+        (
+            "/live/good/source/index.m3u8?_HLS_msn=18446744073709551615&_HLS_part=0",
+            400,
+        ),
+        ("/live/nope/index.m3u8", 404),
+        ("/live/good/other/index.m3u8", 404),
+        ("/etc/passwd", 404),
+        ("/", 404),
+    ];
+    for (path, status) in cases {
+        let r = get(&server.url(path));
+        assert_eq!(r.status, *status, "{path}: {}", r.text());
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
+    }
+    // Dot segments, sent raw (HTTP client libraries would normalise them away).
+    for path in [
+        "/live/../../etc/passwd",
+        "/live/good/../good/index.m3u8",
+        "/live/good/source/./index.m3u8/..",
+    ] {
+        let mut tcp = connect(server.http);
+        write!(
+            tcp,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        let _ = tcp.read_to_string(&mut reply);
+        assert!(reply.starts_with("HTTP/1.1 400"), "{path}: {reply}");
+    }
+    let huge = format!("/live/good/source/{epoch}/99999999999999999999.m4s");
+    assert_eq!(get(&server.url(&huge)).status, 404);
+    let huge_part = format!("/live/good/source/{epoch}/1.4294967296.m4s");
+    assert_eq!(get(&server.url(&huge_part)).status, 404);
+    let far = format!("/live/good/source/{epoch}/999999.0.m4s");
+    let r = get(&server.url(&far));
+    assert_eq!(r.status, 404, "a part far in the future is not held");
+    assert!(r.elapsed < Duration::from_secs(1));
+    assert_eq!(
+        get(&server.url("/live/good/source/oldepoch/1.m4s")).status,
+        404
+    );
+    // Unknown query parameters are ignored: same bytes as without them.
+    let plain = get(&server.url("/live/good/index.m3u8"));
+    let with_junk = get(&server.url("/live/good/index.m3u8?cb=123&utm=x&&=&_HLS=1"));
+    assert_eq!(with_junk.status, 200);
+    assert_eq!(plain.body, with_junk.body);
+    assert_eq!(
+        request("DELETE", &server.url("/live/good/index.m3u8")).status,
+        405
+    );
+    // A raw request that is not HTTP at all is closed; the origin keeps serving.
+    let mut tcp = connect(server.http);
+    tcp.write_all(b"\x16\x03\x01garbage garbage\r\n\r\n")
+        .unwrap();
+    assert!(closed_by_server(&mut tcp, Duration::from_secs(5)));
+    good_stream_still_advances(&server, &before);
+}
