@@ -98,6 +98,7 @@ fn main() {
     let mut text = String::new();
     tcp.read_to_string(&mut text).unwrap();
     let _ = server.kill();
+    let _ = server.wait();
     let mut buckets: Vec<(f64, f64)> = Vec::new();
     let mut count = 0.0;
     let mut sum = 0.0;

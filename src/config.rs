@@ -21,7 +21,7 @@ pub enum ConfigError {
     Invalid { key: &'static str, reason: String },
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -102,16 +102,6 @@ impl Default for HlsConfig {
             part_duration: 0.2,
             dvr_window: 300.0,
             vod_keep: 3600.0,
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            ingest: IngestConfig::default(),
-            hls: HlsConfig::default(),
         }
     }
 }

@@ -218,7 +218,9 @@ impl Drop for Publisher {
 mod tests {
     use super::*;
 
-    fn hub(grace_ms: u64) -> (Arc<Hub>, Arc<Mutex<Vec<broadcast::Receiver<HubEvent>>>>) {
+    type Subscribers = Arc<Mutex<Vec<broadcast::Receiver<HubEvent>>>>;
+
+    fn hub(grace_ms: u64) -> (Arc<Hub>, Subscribers) {
         let subs = Arc::new(Mutex::new(Vec::new()));
         let s2 = subs.clone();
         let hub = Hub::new(

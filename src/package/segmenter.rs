@@ -8,6 +8,7 @@
 //! - a part closes as soon as the next lead frame could not fit in it (so a
 //!   part is servable the moment its last frame arrives, not a frame later),
 //!   and no part is ever declared longer than the part target.
+//!
 //! Audio rides along: each part takes the audio that starts before its end.
 
 use std::collections::VecDeque;

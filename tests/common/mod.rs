@@ -296,7 +296,7 @@ pub struct Media {
 
 pub fn attr<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     let key = format!("{name}=");
-    line.split(|c| c == ':' || c == ',')
+    line.split([':', ','])
         .find_map(|kv| kv.strip_prefix(key.as_str()))
         .map(|v| v.trim_matches('"'))
 }

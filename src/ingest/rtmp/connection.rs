@@ -89,6 +89,7 @@ pub async fn serve(
         ctx: ctx.clone(),
         peer,
         publisher: None,
+        published: false,
         demuxer: Demuxer::new(),
     };
     conn.handle_results(&mut tcp, &mut session, initial).await?;
@@ -106,7 +107,7 @@ pub async fn serve(
         };
         if n == 0 {
             // A drop, not an unpublish: the hub keeps the stream for the grace period.
-            return if conn.publisher.is_some() {
+            return if conn.published {
                 Ok(())
             } else {
                 Err(RtmpError::ClosedEarly)
@@ -147,6 +148,8 @@ struct Connection {
     ctx: Arc<IngestContext>,
     peer: SocketAddr,
     publisher: Option<Publisher>,
+    /// Whether this connection ever got to publish (for the close reason).
+    published: bool,
     demuxer: Demuxer,
 }
 
@@ -231,6 +234,7 @@ impl Connection {
                             publisher.name()
                         );
                         self.publisher = Some(publisher);
+                        self.published = true;
                         session.accept_request(request_id).map_err(session_err)
                     }
                     Err(e) => {
