@@ -37,7 +37,8 @@ test: deps
 bench: deps-system
 	$(CARGO) bench --bench packaging
 	$(CARGO) build --release
-	$(CARGO) run --release --example part_latency
+	$(CARGO) run --release --example part_latency 30
+	bash benches/origin_vs_nginx.sh
 
 lint:
 	$(CARGO) fmt --check
