@@ -3,24 +3,36 @@
 #   make test  - install what is missing, then the whole test suite
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := ffmpeg chromium nodejs npm pkg-config
+# command:debian-package. A package is installed only when its command is missing
+# (so a Node.js from NodeSource, which bundles npm, is left alone).
+TEST_TOOLS := ffmpeg:ffmpeg ffprobe:ffmpeg chromium:chromium node:nodejs npm:npm
+BENCH_TOOLS := nginx:nginx wrk:wrk
 CONFIG ?= config/castline.toml
 
-.PHONY: run test deps deps-system deps-node build bench lint fmt clean
+.PHONY: run test deps deps-system deps-bench deps-node build bench lint fmt clean
 
 deps: deps-system deps-node
 
 # Installs only what is missing; runs `apt-get update` once, non-interactively.
-deps-system:
+define install_missing
 	@missing=""; \
-	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for pair in $(1); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
 	  $$SUDO apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
+endef
+
+deps-system:
+	$(call install_missing,$(TEST_TOOLS))
+
+deps-bench:
+	$(call install_missing,$(TEST_TOOLS) $(BENCH_TOOLS))
 
 deps-node:
 	@cd tests/player && { [ -d node_modules/hls.js ] && [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; }
@@ -34,7 +46,7 @@ run: deps-system build
 test: deps
 	$(CARGO) test --all-targets --no-fail-fast
 
-bench: deps-system
+bench: deps-bench
 	$(CARGO) bench --bench packaging
 	$(CARGO) build --release
 	$(CARGO) run --release --example part_latency 30
