@@ -104,6 +104,8 @@ pub struct Segmenter {
     rebase: bool,
     /// End of the last part, in lead ticks.
     end: i64,
+    /// Highest presentation time of any lead sample so far (B-frames run ahead of DTS).
+    max_pts: i64,
     frame_estimate: i64,
     last_segment_ticks: Option<i64>,
     wait_keyframe: bool,
@@ -133,6 +135,7 @@ impl Segmenter {
             audio_offset: 0,
             rebase: false,
             end: 0,
+            max_pts: 0,
             frame_estimate: 3000,
             last_segment_ticks: None,
             wait_keyframe: true,
@@ -225,9 +228,13 @@ impl Segmenter {
         };
         let scale = info.timescale(au.track);
         if self.rebase {
+            // Continue the timeline after the previous session: past its last
+            // decode time and past its latest presentation time, so no picture
+            // of the new session is presented at the same time as an old one.
             self.rebase = false;
             let at = rescale(au.dts, scale, self.lead_scale);
-            self.lead_offset = self.end - at;
+            let resume = self.end.max(self.max_pts + self.frame_estimate);
+            self.lead_offset = resume - at;
             self.audio_offset = rescale(self.lead_offset, self.lead_scale, self.audio_scale);
         }
         let offset = if au.track == self.lead {
@@ -252,6 +259,7 @@ impl Segmenter {
         if self.wait_keyframe && !p.sync {
             return Ok(Vec::new());
         }
+        self.max_pts = self.max_pts.max(p.pts);
         self.wait_keyframe = false;
         let mut out = Vec::new();
         let t = p.dts;

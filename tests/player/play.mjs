@@ -237,7 +237,7 @@ async function main() {
     hlsVersion: S.hlsVersion,
   };
   process.stdout.write(JSON.stringify(result) + "\n");
-  exitCode = started && snap.playedSeconds >= seconds * 0.5 && S.fatalErrors.length === 0 ? 0 : 1;
+  exitCode = started && result.playedSeconds >= seconds * 0.5 && S.fatalErrors.length === 0 ? 0 : 1;
 }
 
 async function cleanup() {
