@@ -208,14 +208,29 @@ fn blocking_reload_preload_hint_and_error_codes() {
         .unwrap()
         .starts_with("public, max-age="));
 
-    // The preload-hinted part: held until complete, then all of it.
-    let m2 = parse_media(&get(&playlist).text());
+    // The preload-hinted part: held until complete, then all of it. A blocking
+    // reload returns the moment a part completes, so its hint has just opened.
+    let m1 = parse_media(&get(&playlist).text());
+    let (hm, hp) = {
+        let h = m1.preload_hint.clone().expect("hint");
+        let stem = h
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".m4s")
+            .to_string();
+        let (a, b) = stem.split_once('.').unwrap();
+        (a.parse::<u64>().unwrap(), b.parse::<u32>().unwrap())
+    };
+    let fresh = get(&format!("{playlist}?_HLS_msn={hm}&_HLS_part={hp}"));
+    assert_eq!(fresh.status, 200);
+    let m2 = parse_media(&fresh.text());
     let hint = m2.preload_hint.expect("hint");
     let hinted = get(&server.url(&format!("/live/block/source/{hint}")));
     assert_eq!(hinted.status, 200, "hinted part");
     assert!(
-        hinted.elapsed >= Duration::from_millis(20),
-        "hinted part returned at once ({:?}); it should wait",
+        hinted.elapsed >= Duration::from_millis(50),
+        "hinted part returned at once ({:?}); it should wait until complete",
         hinted.elapsed
     );
     let whole = get(&server.url(&format!("/live/block/source/{hint}")));
