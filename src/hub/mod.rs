@@ -9,7 +9,6 @@
 //! grace period: reconnecting within it continues the same stream.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,7 +49,6 @@ pub struct HubStream {
     name: String,
     tx: broadcast::Sender<HubEvent>,
     state: Mutex<PublishState>,
-    media_events: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -101,7 +99,6 @@ impl Hub {
                 session: 1,
                 ended: false,
             }),
-            media_events: AtomicU64::new(0),
         });
         streams.insert(name.to_string(), stream.clone());
         (self.on_new)(&stream);
@@ -149,10 +146,6 @@ impl HubStream {
     pub fn subscribe(&self) -> broadcast::Receiver<HubEvent> {
         self.tx.subscribe()
     }
-
-    pub fn media_events(&self) -> u64 {
-        self.media_events.load(Ordering::Relaxed)
-    }
 }
 
 /// The right to publish one stream. Dropping it without [`Publisher::finish`]
@@ -175,7 +168,6 @@ impl Publisher {
 
     /// Never blocks: a consumer that is a full queue behind loses its oldest event.
     pub fn send_media(&self, au: AccessUnit) {
-        self.stream.media_events.fetch_add(1, Ordering::Relaxed);
         let _ = self.stream.tx.send(HubEvent::Media(au));
     }
 

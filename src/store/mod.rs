@@ -195,18 +195,6 @@ impl Rendition {
     pub fn segment(&self, msn: u64) -> Option<Bytes> {
         self.read().segments.get(&msn)?.full.clone()
     }
-
-    /// Bytes held (parts and segments), for metrics.
-    pub fn bytes_held(&self) -> usize {
-        let st = self.read();
-        st.segments
-            .values()
-            .map(|s| {
-                s.parts.iter().map(|p| p.len()).sum::<usize>()
-                    + s.full.as_ref().map_or(0, |f| f.len())
-            })
-            .sum()
-    }
 }
 
 /// All renditions of one stream, and its multivariant playlist.
