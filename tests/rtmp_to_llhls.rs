@@ -125,14 +125,8 @@ fn rtmp_with_b_frames_becomes_ll_hls_that_decodes() {
     }
 
     // Everything served decodes, with the expected duration and A/V aligned.
-    let file = std::env::temp_dir().join(format!("castline-e2e-{}.mp4", std::process::id()));
-    download(&server, "match", &m, &file);
-    assert_eq!(
-        decode_errors(&file),
-        "",
-        "ffmpeg reported errors decoding what castline served"
-    );
-    let streams = probe_streams(&file);
+    let file = assert_decodes(&server, "match", &m);
+    let streams = probe_streams(&file.to_path_buf());
     let video = streams
         .iter()
         .find(|s| s.0 == "video")
@@ -153,7 +147,6 @@ fn rtmp_with_b_frames_becomes_ll_hls_that_decodes() {
         video.1,
         audio.1
     );
-    let _ = std::fs::remove_file(&file);
 
     // A URL always names the same bytes; HEAD agrees with GET.
     let seg = server.url(&format!("/live/match/source/{}", m.segments[2].0));
@@ -377,14 +370,7 @@ fn reconnect_within_grace_continues_the_playlist_with_a_discontinuity() {
         kept
     );
     // And what is served across the discontinuity decodes.
-    let file = std::env::temp_dir().join(format!("castline-blip-{}.mp4", std::process::id()));
-    download(&server, "blip", &after, &file);
-    let errors = decode_errors(&file);
-    assert!(
-        errors.is_empty(),
-        "decode errors across the reconnect: {errors}"
-    );
-    let _ = std::fs::remove_file(&file);
+    assert_decodes(&server, "blip", &after);
 }
 
 #[test]
@@ -418,10 +404,7 @@ fn stream_that_ends_gets_endlist_and_stays_watchable() {
         (listed - 5.0).abs() < 0.5,
         "VOD lists {listed} s of a 5 s stream"
     );
-    let file = std::env::temp_dir().join(format!("castline-vod-{}.mp4", std::process::id()));
-    download(&server, "short", &m, &file);
-    assert_eq!(decode_errors(&file), "");
-    let _ = std::fs::remove_file(&file);
+    assert_decodes(&server, "short", &m);
     // Blocking directives on an ended playlist are ignored, not held.
     let r = get(&server.url("/live/short/source/index.m3u8?_HLS_msn=999&_HLS_part=0"));
     assert_eq!(r.status, 200);
@@ -463,11 +446,7 @@ fn video_only_and_audio_only_streams() {
     for stream in ["vonly", "aonly"] {
         let m = wait_segments(&server, stream, 3, Duration::from_secs(30));
         check_ll_hls_rules(&m);
-        let file =
-            std::env::temp_dir().join(format!("castline-{stream}-{}.mp4", std::process::id()));
-        download(&server, stream, &m, &file);
-        assert_eq!(decode_errors(&file), "", "{stream}");
-        let _ = std::fs::remove_file(&file);
+        assert_decodes(&server, stream, &m);
     }
 }
 

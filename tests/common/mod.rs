@@ -378,6 +378,23 @@ pub fn download(server: &Server, stream: &str, m: &Media, path: &PathBuf) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// Download init + segments of `m` into a temporary file (removed on drop) and
+/// assert that ffmpeg decodes all of it without a single error.
+pub fn assert_decodes(server: &Server, stream: &str, m: &Media) -> tempfile::TempPath {
+    let path = tempfile::Builder::new()
+        .suffix(".mp4")
+        .tempfile()
+        .expect("temp file")
+        .into_temp_path();
+    download(server, stream, m, &path.to_path_buf());
+    let errors = decode_errors(&path.to_path_buf());
+    assert!(
+        errors.is_empty(),
+        "ffmpeg reported errors decoding what castline served for {stream}: {errors}"
+    );
+    path
+}
+
 /// ffmpeg decodes the file fully; returns its stderr at `-v error` (empty when clean).
 pub fn decode_errors(path: &PathBuf) -> String {
     let out = Command::new("ffmpeg")
