@@ -16,13 +16,13 @@ use crate::hub::Hub;
 use crate::ingest::auth::StreamKeys;
 use crate::ingest::rtmp::connection::IngestContext;
 use crate::ingest::rtmp::RtmpListener;
+use crate::metrics::BackendLabel;
 use crate::metrics::Metrics;
-use crate::package::packager::{self, PackagerConfig, RenditionPackager};
+use crate::package::packager::PackagerConfig;
 use crate::package::segmenter::SegmenterConfig;
+use crate::pipeline::{self, LadderConfig, PipelineConfig};
 use crate::store::Store;
-
-/// The passthrough rendition's name in URLs.
-pub const SOURCE_RENDITION: &str = "source";
+use crate::transcode::{self, encoder};
 
 pub struct App {
     pub rtmp_addr: SocketAddr,
@@ -51,17 +51,34 @@ impl App {
             },
             dvr_window: Config::duration(cfg.hls.dvr_window),
             vod_keep: Config::duration(cfg.hls.vod_keep),
+            target_duration: None,
         };
+        let ladder = if cfg.transcode.enabled {
+            Some(Self::ladder(&cfg, &metrics)?)
+        } else {
+            tracing::info!("transcode.enabled = false: streams are served as published");
+            None
+        };
+        let pipeline_cfg = Arc::new(PipelineConfig {
+            packager: pcfg,
+            segment_duration: Config::duration(cfg.hls.segment_duration),
+            ladder,
+        });
 
-        // Each new stream gets a store entry and a packager for its passthrough
-        // rendition; subscribing here, before the publisher sends, loses nothing.
+        // Each new stream gets its pipeline; subscribing here, before the
+        // publisher sends, loses nothing. The pipeline does the slow work
+        // (opening encoders) in its own task, outside the hub's lock.
         let (store2, metrics2) = (store.clone(), metrics.clone());
         let hub = Hub::new(
             Config::duration(cfg.ingest.reconnect_grace),
             Box::new(move |stream| {
-                let entry = store2.open_stream(stream.name());
-                let p = RenditionPackager::new(pcfg, entry, SOURCE_RENDITION, metrics2.clone());
-                tokio::spawn(packager::run(p, stream.subscribe(), store2.clone()));
+                tokio::spawn(pipeline::run(
+                    pipeline_cfg.clone(),
+                    store2.clone(),
+                    metrics2.clone(),
+                    stream.name().to_string(),
+                    stream.subscribe(),
+                ));
             }),
         );
 
@@ -123,6 +140,35 @@ impl App {
             admin,
             shutdown,
             tasks,
+        })
+    }
+
+    /// Probe the encoders once and choose the ladder's backend; a config that
+    /// demands NVENC where it cannot run is refused here.
+    fn ladder(cfg: &Config, metrics: &Metrics) -> anyhow::Result<LadderConfig> {
+        transcode::init().context("FFmpeg cannot start")?;
+        let sel = encoder::probe_and_select(cfg.transcode.encoder).map_err(anyhow::Error::msg)?;
+        match &sel.fallback_reason {
+            Some(why) => {
+                tracing::warn!(reason = %why, "NVENC is not available; the ladder runs on libx264")
+            }
+            None => tracing::info!(backend = sel.backend.label(), "ladder encoder"),
+        }
+        metrics
+            .encoder_backend
+            .get_or_create(&BackendLabel {
+                backend: sel.backend.label(),
+            })
+            .set(1);
+        let preset = match sel.backend {
+            encoder::Backend::X264 => cfg.transcode.x264_preset.clone(),
+            encoder::Backend::Nvenc => cfg.transcode.nvenc_preset.clone(),
+        };
+        Ok(LadderConfig {
+            backend: sel.backend,
+            preset,
+            rungs: cfg.transcode.rungs.clone(),
+            passthrough: cfg.transcode.passthrough,
         })
     }
 

@@ -9,4 +9,6 @@ pub mod media;
 pub mod metrics;
 pub mod origin;
 pub mod package;
+pub mod pipeline;
 pub mod store;
+pub mod transcode;

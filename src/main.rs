@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Say which video encoders work on this machine, and why the others don't.
+    Probe,
 }
 
 #[derive(clap::Args)]
@@ -91,7 +93,15 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Probe => {
+            for line in castline::transcode::probe_report() {
+                println!("{line}");
+            }
+            return Ok(());
+        }
+    };
     let cfg = load(&args).context("configuration refused")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -18,6 +18,25 @@ pub struct HttpLabel {
     pub status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RenditionLabel {
+    pub rendition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabel {
+    pub backend: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn transcode_latency_histogram() -> Histogram {
+    // 1 ms .. 2 s
+    Histogram::new([
+        0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0,
+    ])
+}
+
 pub struct Metrics {
     registry: Registry,
     pub rtmp_connections: Counter,
@@ -30,6 +49,10 @@ pub struct Metrics {
     pub segments_over_target: Counter,
     pub part_ready_seconds: Histogram,
     pub http_requests: Family<HttpLabel, Counter>,
+    pub encoder_backend: Family<BackendLabel, Gauge>,
+    pub transcode_latency: HistogramFamily<RenditionLabel>,
+    pub transcode_errors: Counter,
+    pub ladder_fallbacks: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -49,6 +72,10 @@ impl Metrics {
                 0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
             ]),
             http_requests: Family::default(),
+            encoder_backend: Family::default(),
+            transcode_latency: Family::new_with_constructor(transcode_latency_histogram),
+            transcode_errors: Counter::default(),
+            ladder_fallbacks: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -92,6 +119,26 @@ impl Metrics {
             "http_requests",
             "Origin responses by object class and status",
             m.http_requests.clone(),
+        );
+        registry.register(
+            "encoder_backend",
+            "1 for the video encoder backend the ladder runs on (x264 or nvenc)",
+            m.encoder_backend.clone(),
+        );
+        registry.register(
+            "transcode_latency_seconds",
+            "From a source frame leaving the ingest socket to its encoded frame, per rendition",
+            m.transcode_latency.clone(),
+        );
+        registry.register(
+            "transcode_errors",
+            "Packets or frames the decoder, scaler or encoder refused",
+            m.transcode_errors.clone(),
+        );
+        registry.register(
+            "ladder_fallbacks",
+            "Streams served as published because the ladder could not run, by reason",
+            m.ladder_fallbacks.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -125,13 +125,20 @@ fn rtmp_with_b_frames_becomes_ll_hls_that_decodes() {
     }
 
     // Everything served decodes, with the expected duration and A/V aligned.
-    let file = assert_decodes(&server, "match", &m);
+    // One CMAF track per rendition: the video rendition holds no audio.
+    let file = assert_decodes(&server, "match", "source", &m);
     let streams = probe_streams(&file.to_path_buf());
+    assert!(streams.iter().all(|s| s.0 == "video"), "{streams:?}");
     let video = streams
         .iter()
         .find(|s| s.0 == "video")
         .expect("video stream");
-    let audio = streams
+    let am = wait_rendition(&server, "match", "audio", 6, Duration::from_secs(10));
+    check_ll_hls_rules(&am);
+    let afile = assert_decodes(&server, "match", "audio", &am);
+    let astreams = probe_streams(&afile.to_path_buf());
+    assert!(astreams.iter().all(|s| s.0 == "audio"), "{astreams:?}");
+    let audio = astreams
         .iter()
         .find(|s| s.0 == "audio")
         .expect("audio stream");
@@ -370,7 +377,7 @@ fn reconnect_within_grace_continues_the_playlist_with_a_discontinuity() {
         kept
     );
     // And what is served across the discontinuity decodes.
-    assert_decodes(&server, "blip", &after);
+    assert_decodes(&server, "blip", "source", &after);
 }
 
 #[test]
@@ -404,7 +411,7 @@ fn stream_that_ends_gets_endlist_and_stays_watchable() {
         (listed - 5.0).abs() < 0.5,
         "VOD lists {listed} s of a 5 s stream"
     );
-    assert_decodes(&server, "short", &m);
+    assert_decodes(&server, "short", "source", &m);
     // Blocking directives on an ended playlist are ignored, not held.
     let r = get(&server.url("/live/short/source/index.m3u8?_HLS_msn=999&_HLS_part=0"));
     assert_eq!(r.status, 200);
@@ -443,10 +450,10 @@ fn video_only_and_audio_only_streams() {
         ma.contains("CODECS=\"mp4a.40.2\"") && !ma.contains("RESOLUTION"),
         "{ma}"
     );
-    for stream in ["vonly", "aonly"] {
-        let m = wait_segments(&server, stream, 3, Duration::from_secs(30));
+    for (stream, rendition) in [("vonly", "source"), ("aonly", "audio")] {
+        let m = wait_rendition(&server, stream, rendition, 3, Duration::from_secs(30));
         check_ll_hls_rules(&m);
-        assert_decodes(&server, stream, &m);
+        assert_decodes(&server, stream, rendition, &m);
     }
 }
 

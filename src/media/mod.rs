@@ -4,6 +4,7 @@
 //! Nothing in here knows which protocol a stream arrived by.
 
 pub mod aac;
+pub mod annexb;
 pub mod avc;
 
 use bytes::Bytes;
@@ -54,6 +55,24 @@ impl MediaInfo {
             TrackKind::Video => VIDEO_TIMESCALE,
             TrackKind::Audio => self.audio.as_ref().map_or(48_000, |a| a.sample_rate),
         }
+    }
+
+    /// Just the video track (a CMAF track file carries one track).
+    pub fn video_only(&self) -> Option<MediaInfo> {
+        Some(MediaInfo {
+            video: Some(self.video.clone()?),
+            audio: None,
+            declared_bitrate: self.declared_bitrate,
+        })
+    }
+
+    /// Just the audio track.
+    pub fn audio_only(&self) -> Option<MediaInfo> {
+        Some(MediaInfo {
+            video: None,
+            audio: Some(self.audio.clone()?),
+            declared_bitrate: None,
+        })
     }
 
     /// The RFC 6381 codec list for a multivariant playlist, e.g. `avc1.64001f,mp4a.40.2`.

@@ -153,11 +153,12 @@ pub fn init_segment(info: &MediaInfo) -> Result<Bytes, BoxError> {
             next_track_id: trak.len() as u32 + 1,
             ..Default::default()
         },
-        mvex: Some(Mvex {
-            trex,
-            ..Default::default()
-        }),
+        mvex: None,
         trak,
+        ..Default::default()
+    };
+    let mvex = Mvex {
+        trex,
         ..Default::default()
     };
     let ftyp = Ftyp {
@@ -167,7 +168,13 @@ pub fn init_segment(info: &MediaInfo) -> Result<Bytes, BoxError> {
     };
     let mut out = BytesMut::new();
     ftyp.encode(&mut out)?;
+    // mp4-atom writes mvex before the traks; ISO/IEC 14496-12 and CMAF place
+    // it after them, so the moov is written without it and mvex appended.
+    let moov_at = out.len();
     moov.encode(&mut out)?;
+    mvex.encode(&mut out)?;
+    let size = u32::try_from(out.len() - moov_at).map_err(|_| BoxError::TooLarge(out.len()))?;
+    out[moov_at..moov_at + 4].copy_from_slice(&size.to_be_bytes());
     Ok(out.freeze())
 }
 
@@ -414,5 +421,36 @@ mod tests {
             }),
             Err(BoxError::NoTracks)
         ));
+    }
+
+    /// The four-character types of the boxes directly inside `body`.
+    fn children(mut body: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        while body.len() >= 8 {
+            let size = u32::from_be_bytes(body[..4].try_into().unwrap()) as usize;
+            out.push(String::from_utf8_lossy(&body[4..8]).into_owned());
+            body = &body[size.min(body.len())..];
+        }
+        out
+    }
+
+    #[test]
+    fn a_video_rendition_init_has_one_track_and_mvex_after_it() {
+        let info = MediaInfo {
+            video: Some(AvcConfig::parse(Bytes::from_static(AVCC_320X240)).unwrap()),
+            audio: None,
+            declared_bitrate: None,
+        };
+        let init = init_segment(&info).unwrap();
+        let top = children(&init);
+        assert_eq!(top, vec!["ftyp", "moov"]);
+        let ftyp_len = u32::from_be_bytes(init[..4].try_into().unwrap()) as usize;
+        assert_eq!(
+            children(&init[ftyp_len + 8..]),
+            vec!["mvhd", "trak", "mvex"]
+        );
+        let moov = Moov::decode(&mut &init[ftyp_len..]).unwrap();
+        assert_eq!(moov.trak.len(), 1);
+        assert_eq!(moov.trak[0].tkhd.track_id, 1);
     }
 }

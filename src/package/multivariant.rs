@@ -1,22 +1,61 @@
-//! The multivariant playlist, built from the list of a stream's renditions.
+//! The multivariant playlist: rendered (pure) from a typed list of the
+//! stream's renditions — video variants and the audio group they share —
+//! and written by one [`MultivariantWriter`] per stream.
 
 use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use crate::store::StreamEntry;
+
+/// The GROUP-ID of the one audio rendition every variant refers to.
+pub const AUDIO_GROUP: &str = "audio";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variant {
     /// Path of the media playlist relative to the multivariant playlist.
     pub uri: String,
-    /// Peak bits per second of any segment seen so far.
+    /// Peak bits per second of any segment seen so far (audio included).
     pub bandwidth: u64,
     pub average_bandwidth: u64,
+    /// Every codec of the variant, its audio group's included.
     pub codecs: String,
     pub resolution: Option<(u32, u32)>,
     pub frame_rate: Option<f64>,
+    /// GROUP-ID of the audio rendition played with this variant.
+    pub audio: Option<String>,
 }
 
-pub fn render(variants: &[Variant]) -> String {
+/// An `EXT-X-MEDIA:TYPE=AUDIO` rendition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioRendition {
+    pub group: String,
+    pub name: String,
+    pub uri: String,
+    pub channels: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Multivariant {
+    pub audio: Vec<AudioRendition>,
+    pub variants: Vec<Variant>,
+}
+
+pub fn render(m: &Multivariant) -> String {
     let mut o = String::from("#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let mut sorted: Vec<&Variant> = variants.iter().collect();
+    for a in &m.audio {
+        let _ = write!(
+            o,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{}\",NAME=\"{}\",DEFAULT=YES,AUTOSELECT=YES",
+            a.group, a.name
+        );
+        if let Some(c) = a.channels {
+            let _ = write!(o, ",CHANNELS=\"{c}\"");
+        }
+        let _ = writeln!(o, ",URI=\"{}\"", a.uri);
+    }
+    let mut sorted: Vec<&Variant> = m.variants.iter().collect();
     sorted.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
     for v in sorted {
         let _ = write!(
@@ -30,55 +69,163 @@ pub fn render(variants: &[Variant]) -> String {
         if let Some(f) = v.frame_rate {
             let _ = write!(o, ",FRAME-RATE={f:.3}");
         }
+        if let Some(g) = &v.audio {
+            let _ = write!(o, ",AUDIO=\"{g}\"");
+        }
         let _ = writeln!(o, "\n{}", v.uri);
     }
     o
+}
+
+/// Writes a stream's multivariant playlist from its renditions' descriptions
+/// in the store. One per stream; every packager calls [`refresh`] when a
+/// segment completes, and the lock keeps the renderings in order.
+///
+/// [`refresh`]: MultivariantWriter::refresh
+pub struct MultivariantWriter {
+    stream: Arc<StreamEntry>,
+    video: Vec<String>,
+    audio: Option<String>,
+    lock: Mutex<()>,
+}
+
+impl MultivariantWriter {
+    /// `video`: the video renditions' names; `audio`: the audio rendition's.
+    pub fn new(stream: Arc<StreamEntry>, video: Vec<String>, audio: Option<String>) -> Self {
+        MultivariantWriter {
+            stream,
+            video,
+            audio,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The playlist from what the renditions have described so far, or `None`
+    /// until every rendition has (unless `partial`: then whatever is ready).
+    pub fn build(&self, partial: bool) -> Option<Multivariant> {
+        let meta = |name: &str| self.stream.find_rendition(name).and_then(|r| r.meta());
+        let audio = match &self.audio {
+            Some(name) => match meta(name) {
+                Some(m) => Some((name.clone(), m)),
+                None if partial => None,
+                None => return None,
+            },
+            None => None,
+        };
+        let mut m = Multivariant::default();
+        if let Some((name, a)) = &audio {
+            if self.video.is_empty() {
+                // Audio only: the audio playlist is the one variant.
+                m.variants.push(Variant {
+                    uri: format!("{name}/index.m3u8"),
+                    bandwidth: a.bandwidth,
+                    average_bandwidth: a.average_bandwidth,
+                    codecs: a.codecs.clone(),
+                    resolution: None,
+                    frame_rate: None,
+                    audio: None,
+                });
+                return Some(m);
+            }
+            m.audio.push(AudioRendition {
+                group: AUDIO_GROUP.into(),
+                name: name.clone(),
+                uri: format!("{name}/index.m3u8"),
+                channels: a.channels,
+            });
+        }
+        for name in &self.video {
+            let Some(v) = meta(name) else {
+                if partial {
+                    continue;
+                }
+                return None;
+            };
+            let (codecs, bandwidth, average) = match &audio {
+                Some((_, a)) => (
+                    format!("{},{}", v.codecs, a.codecs),
+                    v.bandwidth + a.bandwidth,
+                    v.average_bandwidth + a.average_bandwidth,
+                ),
+                None => (v.codecs.clone(), v.bandwidth, v.average_bandwidth),
+            };
+            m.variants.push(Variant {
+                uri: format!("{name}/index.m3u8"),
+                bandwidth,
+                average_bandwidth: average,
+                codecs,
+                resolution: v.resolution,
+                frame_rate: v.frame_rate,
+                audio: audio.as_ref().map(|_| AUDIO_GROUP.to_string()),
+            });
+        }
+        (!m.variants.is_empty()).then_some(m)
+    }
+
+    pub fn refresh(&self, partial: bool) {
+        let _order = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = self.build(partial) {
+            self.stream.set_multivariant(Bytes::from(render(&m)));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn variant(uri: &str, bandwidth: u64, res: (u32, u32), audio: bool) -> Variant {
+        Variant {
+            uri: uri.into(),
+            bandwidth,
+            average_bandwidth: bandwidth * 9 / 10,
+            codecs: if audio {
+                "avc1.64001f,mp4a.40.2".into()
+            } else {
+                "avc1.64001f".into()
+            },
+            resolution: Some(res),
+            frame_rate: Some(30.0),
+            audio: audio.then(|| AUDIO_GROUP.to_string()),
+        }
+    }
+
     #[test]
-    fn renders_exact_text_highest_bandwidth_first() {
-        let v = [
-            Variant {
-                uri: "360p/index.m3u8".into(),
-                bandwidth: 900_000,
-                average_bandwidth: 800_000,
-                codecs: "avc1.64001e,mp4a.40.2".into(),
-                resolution: Some((640, 360)),
-                frame_rate: Some(30.0),
-            },
-            Variant {
-                uri: "source/index.m3u8".into(),
-                bandwidth: 3_000_000,
-                average_bandwidth: 2_500_000,
-                codecs: "avc1.64001f,mp4a.40.2".into(),
-                resolution: Some((1280, 720)),
-                frame_rate: Some(29.97),
-            },
-        ];
+    fn renders_the_audio_group_and_variants_highest_bandwidth_first() {
+        let m = Multivariant {
+            audio: vec![AudioRendition {
+                group: AUDIO_GROUP.into(),
+                name: "audio".into(),
+                uri: "audio/index.m3u8".into(),
+                channels: Some(2),
+            }],
+            variants: vec![
+                variant("360p/index.m3u8", 900_000, (640, 360), true),
+                variant("720p/index.m3u8", 3_300_000, (1280, 720), true),
+            ],
+        };
         assert_eq!(
-            render(&v),
+            render(&m),
             "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n\
-#EXT-X-STREAM-INF:BANDWIDTH=3000000,AVERAGE-BANDWIDTH=2500000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=29.970\n\
-source/index.m3u8\n\
-#EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=800000,CODECS=\"avc1.64001e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/index.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=3300000,AVERAGE-BANDWIDTH=2970000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"\n\
+720p/index.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=810000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"audio\"\n\
 360p/index.m3u8\n"
         );
     }
 
     #[test]
-    fn audio_only_has_no_resolution() {
-        let v = [Variant {
-            uri: "source/index.m3u8".into(),
-            bandwidth: 130_000,
-            average_bandwidth: 128_000,
-            codecs: "mp4a.40.2".into(),
-            resolution: None,
-            frame_rate: None,
-        }];
-        assert!(render(&v).contains("CODECS=\"mp4a.40.2\"\nsource/index.m3u8\n"));
+    fn video_only_has_no_audio_attribute() {
+        let m = Multivariant {
+            audio: vec![],
+            variants: vec![variant("source/index.m3u8", 1_000_000, (320, 240), false)],
+        };
+        assert_eq!(
+            render(&m),
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1000000,AVERAGE-BANDWIDTH=900000,CODECS=\"avc1.64001f\",RESOLUTION=320x240,FRAME-RATE=30.000\n\
+source/index.m3u8\n"
+        );
     }
 }

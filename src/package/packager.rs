@@ -1,28 +1,46 @@
-//! Drives one rendition: hub events → segmenter → playlist model → store.
+//! Drives one rendition: its input (one track, with the stream's cuts) →
+//! segmenter → playlist model → store.
 //!
 //! Each new part or segment is rendered once (full and delta forms) and put
 //! in the store with its media, so any number of viewers woken by it cost one
 //! rendering.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
 
-use super::multivariant::{self, Variant};
+use super::multivariant::MultivariantWriter;
 use super::playlist::{self, Form, MediaPlaylist, PartEntry, RenditionReport, SegmentEntry};
 use super::segmenter::{Output, Segmenter, SegmenterConfig};
-use crate::hub::HubEvent;
-use crate::media::MediaInfo;
+use crate::media::{AccessUnit, MediaInfo};
 use crate::metrics::Metrics;
-use crate::store::{Playlists, Rendition, RenditionMeta, SnapshotKey, Store, StreamEntry, Update};
+use crate::store::{Playlists, Rendition, RenditionMeta, SnapshotKey, StreamEntry, Update};
 
 #[derive(Debug, Clone, Copy)]
 pub struct PackagerConfig {
     pub segmenter: SegmenterConfig,
     pub dvr_window: Duration,
     pub vod_keep: Duration,
+    /// TARGETDURATION when the cut schedule fixes it in advance (segments cut
+    /// every `segment_duration`); `None`: learnt from the first segment.
+    pub target_duration: Option<u32>,
+}
+
+/// What a rendition packager consumes, whoever produces it (the stream's
+/// pipeline for passthrough and audio, a transcoder rung for the ladder).
+#[derive(Debug)]
+pub enum Input {
+    /// The rendition's track from here on (one track per rendition).
+    Tracks(Arc<MediaInfo>),
+    /// A frame, and the MSN of the segment it opens, if it opens one.
+    Media(AccessUnit, Option<u64>),
+    /// Input was lost: close what is open, resume at the next cut behind a
+    /// discontinuity.
+    Gap,
+    /// The stream ended for good.
+    End,
 }
 
 /// One rendition's packaging state. Synchronous; [`run`] feeds it.
@@ -37,6 +55,8 @@ pub struct RenditionPackager {
     info: Option<Arc<MediaInfo>>,
     stats: BitrateStats,
     metrics: Arc<Metrics>,
+    multivariant: Option<Arc<MultivariantWriter>>,
+    segments_done: u64,
 }
 
 #[derive(Default)]
@@ -62,26 +82,35 @@ impl RenditionPackager {
             rendition: stream.rendition(rendition),
             stream,
             cfg,
-            target_duration: None,
+            target_duration: cfg.target_duration,
             info: None,
             stats: BitrateStats::default(),
             metrics,
+            multivariant: None,
+            segments_done: 0,
         }
+    }
+
+    /// Refresh the stream's multivariant playlist as segments complete.
+    pub fn with_multivariant(mut self, writer: Arc<MultivariantWriter>) -> Self {
+        self.multivariant = Some(writer);
+        self
     }
 
     pub fn rendition(&self) -> &Arc<Rendition> {
         &self.rendition
     }
 
-    /// Handle one hub event. Returns false once the stream has ended.
-    pub fn handle(&mut self, event: HubEvent) -> bool {
-        let result = match event {
-            HubEvent::Tracks(info) => {
+    /// Handle one input. Returns false once the stream has ended.
+    pub fn handle(&mut self, input: Input) -> bool {
+        let result = match input {
+            Input::Tracks(info) => {
                 self.info = Some(info.clone());
                 self.segmenter.set_tracks(info)
             }
-            HubEvent::Media(au) => self.segmenter.push(au),
-            HubEvent::End => {
+            Input::Media(au, cut) => self.segmenter.push_scheduled(au, cut),
+            Input::Gap => self.segmenter.gap(),
+            Input::End => {
                 let out = self.segmenter.finish();
                 self.apply_outputs(out);
                 self.end();
@@ -90,18 +119,6 @@ impl RenditionPackager {
         };
         self.apply_outputs(result);
         true
-    }
-
-    /// Some input was lost: restart cleanly at the next keyframe.
-    pub fn lost(&mut self, events: u64) {
-        self.metrics.hub_dropped_events.inc_by(events);
-        tracing::warn!(
-            stream = self.stream.name(),
-            events,
-            "packager fell behind; resuming at the next keyframe"
-        );
-        let out = self.segmenter.gap();
-        self.apply_outputs(out);
     }
 
     fn apply_outputs(&mut self, result: Result<Vec<Output>, super::boxes::BoxError>) {
@@ -200,7 +217,11 @@ impl RenditionPackager {
                     ..self.base_update()
                 });
                 self.metrics.segments.inc();
-                self.publish_multivariant();
+                self.segments_done += 1;
+                if let Some(w) = &self.multivariant {
+                    // After a few segments, list whatever renditions are ready.
+                    w.refresh(self.segments_done >= 4);
+                }
             }
         }
     }
@@ -281,61 +302,18 @@ impl RenditionPackager {
                 .as_ref()
                 .and_then(|v| v.frame_rate)
                 .or(measured_rate),
+            channels: info.audio.as_ref().map(|a| a.channels as u32),
         })
-    }
-
-    /// Re-render the multivariant playlist from every rendition's description.
-    fn publish_multivariant(&self) {
-        let variants: Vec<Variant> = self
-            .stream
-            .renditions()
-            .iter()
-            .filter_map(|r| {
-                let m = r.meta()?;
-                Some(Variant {
-                    uri: format!("{}/index.m3u8", r.name()),
-                    bandwidth: m.bandwidth,
-                    average_bandwidth: m.average_bandwidth,
-                    codecs: m.codecs,
-                    resolution: m.resolution,
-                    frame_rate: m.frame_rate,
-                })
-            })
-            .collect();
-        if !variants.is_empty() {
-            self.stream
-                .set_multivariant(Bytes::from(multivariant::render(&variants)));
-        }
     }
 }
 
-/// Package one rendition until its stream ends, then keep it as VOD for
-/// `vod_keep` and remove it from the store.
-pub async fn run(
-    mut packager: RenditionPackager,
-    mut rx: broadcast::Receiver<HubEvent>,
-    store: Arc<Store>,
-) {
-    let started = Instant::now();
-    loop {
-        match rx.recv().await {
-            Ok(event) => {
-                if !packager.handle(event) {
-                    break;
-                }
-            }
-            Err(RecvError::Lagged(n)) => packager.lost(n),
-            Err(RecvError::Closed) => {
-                packager.handle(HubEvent::End);
-                break;
-            }
+/// Package one rendition until its input ends.
+pub async fn run(mut packager: RenditionPackager, mut rx: mpsc::Receiver<Input>) {
+    while let Some(input) = rx.recv().await {
+        if !packager.handle(input) {
+            return;
         }
     }
-    let (name, epoch) = (
-        packager.stream.name().to_string(),
-        packager.stream.epoch().to_string(),
-    );
-    tracing::info!(stream = %name, live_for = ?started.elapsed(), keep = ?packager.cfg.vod_keep, "stream ended; kept as VOD");
-    tokio::time::sleep(packager.cfg.vod_keep).await;
-    store.remove(&name, &epoch);
+    // The producer went away without saying End: end the rendition anyway.
+    packager.handle(Input::End);
 }

@@ -1,7 +1,10 @@
 //! Cuts a stream's access units into CMAF parts and segments.
 //!
-//! Pure: access units in, [`Output`]s out. The *lead* track (video when there
-//! is video, else audio) decides every cut:
+//! Pure: access units in, [`Output`]s out. Segment cuts come either from the
+//! stream's cut schedule ([`Segmenter::push_scheduled`]: the frame that opens
+//! segment N is named with its MSN, the same in every rendition), or, with
+//! [`Segmenter::push`], from the *lead* track (video when there is video,
+//! else audio):
 //! - a segment starts at a lead IDR once the open segment has reached its
 //!   target duration, so every rendition cut from the same source keyframes
 //!   has the same boundaries;
@@ -114,6 +117,15 @@ pub struct Segmenter {
     clock_anchor: Option<(SystemTime, i64)>,
 }
 
+/// Who decides where segments start.
+#[derive(Clone, Copy)]
+enum Cuts {
+    /// The lead track's IDRs, once the segment reached its target.
+    Own,
+    /// The stream's cut schedule: `Some(msn)` opens segment `msn` at this frame.
+    Scheduled(Option<u64>),
+}
+
 /// Audio held while waiting for video, at most (about 20 s at 48 kHz).
 const MAX_QUEUED_AUDIO: usize = 1000;
 
@@ -222,7 +234,23 @@ impl Segmenter {
         }
     }
 
+    /// An access unit; the segmenter decides the cuts from the lead track's IDRs.
     pub fn push(&mut self, au: AccessUnit) -> Result<Vec<Output>, BoxError> {
+        self.push_with(au, Cuts::Own)
+    }
+
+    /// An access unit of a single-track rendition whose cuts come from the
+    /// stream's schedule: `cut` is the MSN of the segment this frame opens.
+    /// Frames before the first cut (or after a gap, until the next) are dropped.
+    pub fn push_scheduled(
+        &mut self,
+        au: AccessUnit,
+        cut: Option<u64>,
+    ) -> Result<Vec<Output>, BoxError> {
+        self.push_with(au, Cuts::Scheduled(cut))
+    }
+
+    fn push_with(&mut self, au: AccessUnit, cuts: Cuts) -> Result<Vec<Output>, BoxError> {
         let Some(info) = self.info.clone() else {
             return Ok(Vec::new());
         };
@@ -256,8 +284,14 @@ impl Segmenter {
             self.audio.push_back(p);
             return Ok(Vec::new());
         }
-        if self.wait_keyframe && !p.sync {
-            return Ok(Vec::new());
+        let scheduled_cut = match cuts {
+            Cuts::Own if self.wait_keyframe && !p.sync => return Ok(Vec::new()),
+            Cuts::Own => None,
+            Cuts::Scheduled(None) if self.segment.is_none() => return Ok(Vec::new()),
+            Cuts::Scheduled(cut) => cut,
+        };
+        if let Some(msn) = scheduled_cut {
+            self.next_msn = msn;
         }
         self.max_pts = self.max_pts.max(p.pts);
         self.wait_keyframe = false;
@@ -265,10 +299,13 @@ impl Segmenter {
         let t = p.dts;
         let part_target = self.ticks(self.cfg.part_target);
         let tolerance = self.frame_estimate / 4;
-        let seg_due = self
-            .segment
-            .as_ref()
-            .is_some_and(|s| p.sync && t >= self.segment_due_at(s.first_tick));
+        let seg_due = match cuts {
+            Cuts::Own => self
+                .segment
+                .as_ref()
+                .is_some_and(|s| p.sync && t >= self.segment_due_at(s.first_tick)),
+            Cuts::Scheduled(cut) => cut.is_some() && self.segment.is_some(),
+        };
 
         if let Some(gap) = self.last_lead_dts.map(|last| t - last) {
             if gap > 0 && gap < 10 * self.frame_estimate {
@@ -649,5 +686,56 @@ mod tests {
             panic!("expected a part")
         };
         assert!(p.independent);
+    }
+
+    #[test]
+    fn scheduled_cuts_name_the_segments_whatever_the_keyframes() {
+        let mut seg = Segmenter::new(cfg());
+        seg.set_tracks(info(true, false)).unwrap();
+        let mut out = Vec::new();
+        // Frames before the first cut are not packaged.
+        out.extend(seg.push_scheduled(video(0, true), None).unwrap());
+        assert!(out.is_empty());
+        for i in 1..=90 {
+            let ms = i * 1000 / 30;
+            // The schedule opens MSN 7 at frame 1, then one every 30 frames.
+            let cut = (i % 30 == 1).then_some(7 + (i / 30) as u64);
+            out.extend(seg.push_scheduled(video(ms, cut.is_some()), cut).unwrap());
+        }
+        let ends: Vec<u64> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::SegmentEnd { msn, .. } => Some(*msn),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ends, vec![7, 8]);
+        let first = out.iter().find_map(|o| match o {
+            Output::Part(p) => Some(p),
+            _ => None,
+        });
+        assert_eq!(
+            first.map(|p| (p.segment.msn, p.index, p.independent)),
+            Some((7, 0, true))
+        );
+        // After a gap, nothing is packaged until the next cut, which keeps its number.
+        seg.gap().unwrap();
+        assert!(seg
+            .push_scheduled(video(3100, false), None)
+            .unwrap()
+            .is_empty());
+        let out = seg.push_scheduled(video(3200, true), Some(12)).unwrap();
+        assert!(out.is_empty(), "a part needs more than one frame");
+        let out: Vec<Output> = (1..8)
+            .flat_map(|i| {
+                seg.push_scheduled(video(3200 + i * 33, false), None)
+                    .unwrap()
+            })
+            .collect();
+        let Some(Output::Part(p)) = out.first() else {
+            panic!("no part after the cut")
+        };
+        assert_eq!(p.segment.msn, 12);
+        assert!(p.segment.discontinuity);
     }
 }

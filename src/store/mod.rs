@@ -20,6 +20,8 @@ pub struct RenditionMeta {
     pub codecs: String,
     pub resolution: Option<(u32, u32)>,
     pub frame_rate: Option<f64>,
+    /// Audio channel count, for EXT-X-MEDIA CHANNELS.
+    pub channels: Option<u32>,
 }
 
 /// What a playlist rendering was made for, so a blocking request for a given

@@ -97,6 +97,13 @@ pub struct Publish {
     pub seconds: u32,
     pub video: bool,
     pub audio: bool,
+    /// WIDTHxHEIGHT of the test picture.
+    pub size: &'static str,
+    /// The publisher's x264 preset (a 720p source wants a cheap one here).
+    pub preset: &'static str,
+    pub bitrate: &'static str,
+    /// Also write what is published to this FLV file (ffmpeg's tee muxer).
+    pub tee: Option<&'static str>,
 }
 
 impl Default for Publish {
@@ -106,6 +113,10 @@ impl Default for Publish {
             seconds: 60,
             video: true,
             audio: true,
+            size: "320x240",
+            preset: "veryfast",
+            bitrate: "400k",
+            tee: None,
         }
     }
 }
@@ -120,7 +131,8 @@ impl Publisher {
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-nostdin", "-v", "error", "-re"]);
         if p.video {
-            cmd.args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"]);
+            let src = format!("testsrc2=size={}:rate=30", p.size);
+            cmd.args(["-f", "lavfi", "-i", &src]);
         }
         if p.audio {
             cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
@@ -131,7 +143,7 @@ impl Publisher {
                 "-c:v",
                 "libx264",
                 "-preset",
-                "veryfast",
+                p.preset,
                 "-profile:v",
                 "high",
                 "-bf",
@@ -143,13 +155,24 @@ impl Publisher {
                 "-sc_threshold",
                 "0",
                 "-b:v",
-                "400k",
+                p.bitrate,
             ]);
         }
         if p.audio {
             cmd.args(["-c:a", "aac", "-b:a", "64k"]);
         }
-        cmd.args(["-t", &p.seconds.to_string(), "-f", "flv", url]);
+        cmd.args(["-t", &p.seconds.to_string()]);
+        match p.tee {
+            Some(file) => {
+                let outputs = format!("[f=flv]{url}|[f=flv]{file}");
+                cmd.args(["-map", "0"]);
+                if p.video && p.audio {
+                    cmd.args(["-map", "1"]);
+                }
+                cmd.args(["-f", "tee", &outputs])
+            }
+            None => cmd.args(["-f", "flv", url]),
+        };
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -360,8 +383,8 @@ pub fn msn_of(uri: &str) -> u64 {
 }
 
 /// Download init + every listed segment of a media playlist into one file.
-pub fn download(server: &Server, stream: &str, m: &Media, path: &PathBuf) {
-    let base = server.url(&format!("/live/{stream}/source/"));
+pub fn download(server: &Server, stream: &str, rendition: &str, m: &Media, path: &PathBuf) {
+    let base = server.url(&format!("/live/{stream}/{rendition}/"));
     let mut bytes = Vec::new();
     let mut current_map = None;
     // The playlist lists one MAP per init change; the download follows the first.
@@ -380,17 +403,22 @@ pub fn download(server: &Server, stream: &str, m: &Media, path: &PathBuf) {
 
 /// Download init + segments of `m` into a temporary file (removed on drop) and
 /// assert that ffmpeg decodes all of it without a single error.
-pub fn assert_decodes(server: &Server, stream: &str, m: &Media) -> tempfile::TempPath {
+pub fn assert_decodes(
+    server: &Server,
+    stream: &str,
+    rendition: &str,
+    m: &Media,
+) -> tempfile::TempPath {
     let path = tempfile::Builder::new()
         .suffix(".mp4")
         .tempfile()
         .expect("temp file")
         .into_temp_path();
-    download(server, stream, m, &path.to_path_buf());
+    download(server, stream, rendition, m, &path.to_path_buf());
     let errors = decode_errors(&path.to_path_buf());
     assert!(
         errors.is_empty(),
-        "ffmpeg reported errors decoding what castline served for {stream}: {errors}"
+        "ffmpeg reported errors decoding what castline served for {stream}/{rendition}: {errors}"
     );
     path
 }
@@ -433,9 +461,20 @@ pub fn probe_streams(path: &PathBuf) -> Vec<(String, f64, f64)> {
         .collect()
 }
 
-/// Wait until the media playlist lists at least `segments` complete segments.
+/// Wait until the passthrough rendition lists at least `segments` complete segments.
 pub fn wait_segments(server: &Server, stream: &str, segments: usize, limit: Duration) -> Media {
-    let url = server.url(&format!("/live/{stream}/source/index.m3u8"));
+    wait_rendition(server, stream, "source", segments, limit)
+}
+
+/// Wait until a rendition's media playlist lists at least `segments` complete segments.
+pub fn wait_rendition(
+    server: &Server,
+    stream: &str,
+    rendition: &str,
+    segments: usize,
+    limit: Duration,
+) -> Media {
+    let url = server.url(&format!("/live/{stream}/{rendition}/index.m3u8"));
     let start = Instant::now();
     loop {
         let r = get(&url);

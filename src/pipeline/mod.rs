@@ -1,0 +1,311 @@
+//! The owner of one live stream's pipeline, from the hub to the store.
+//!
+//! It reads the stream's hub queue, runs the stream's one [`CutSchedule`]
+//! (every segment boundary and MSN, for every rendition), and feeds the
+//! renditions: the audio rendition and the passthrough rung directly, the
+//! transcoded rungs through the [`Transcoder`]. It plans the ladder when the
+//! tracks are known, falls back to serving the source as published when the
+//! ladder cannot run (logged and counted), owns every task and thread of the
+//! stream (nothing is detached), and removes the stream from the store once
+//! its VOD time is over.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::config::RungConfig;
+use crate::hub::HubEvent;
+use crate::media::{rescale, AccessUnit, MediaInfo, TrackKind, VIDEO_TIMESCALE};
+use crate::metrics::{Metrics, ReasonLabel};
+use crate::package::multivariant::MultivariantWriter;
+use crate::package::packager::{self, Input, PackagerConfig, RenditionPackager};
+use crate::store::{Store, StreamEntry};
+use crate::transcode::encoder::Backend;
+use crate::transcode::plan;
+use crate::transcode::schedule::{CutMode, CutSchedule};
+use crate::transcode::worker::{Job, RungTarget, Transcoder};
+
+/// The passthrough video rendition's name in URLs.
+pub const SOURCE: &str = "source";
+/// The audio rendition's name in URLs.
+pub const AUDIO: &str = "audio";
+
+/// Inputs waiting for one rendition's packager.
+const PACKAGER_QUEUE: usize = 256;
+
+/// How the ladder runs, when it runs.
+#[derive(Debug, Clone)]
+pub struct LadderConfig {
+    pub backend: Backend,
+    pub preset: String,
+    pub rungs: Vec<RungConfig>,
+    /// Also serve the source video as a rung (cuts then follow its keyframes).
+    pub passthrough: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub packager: PackagerConfig,
+    pub segment_duration: Duration,
+    /// `None`: every stream is served as published.
+    pub ladder: Option<LadderConfig>,
+}
+
+/// Run the pipeline of the stream `name` until it ends, then keep its VOD
+/// for `vod_keep` and remove it from the store.
+pub async fn run(
+    cfg: Arc<PipelineConfig>,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    name: String,
+    mut rx: broadcast::Receiver<HubEvent>,
+) {
+    let info = loop {
+        match rx.recv().await {
+            Ok(HubEvent::Tracks(info)) => break info,
+            Ok(HubEvent::Media(_)) | Err(RecvError::Lagged(_)) => continue,
+            Ok(HubEvent::End) | Err(RecvError::Closed) => return,
+        }
+    };
+    let entry = store.open_stream(&name);
+    let mut stream = Stream::build(&cfg, entry.clone(), metrics.clone(), &info);
+    loop {
+        let ok = match rx.recv().await {
+            Ok(HubEvent::Tracks(info)) => stream.tracks(info).await,
+            Ok(HubEvent::Media(au)) => stream.media(au).await,
+            Ok(HubEvent::End) | Err(RecvError::Closed) => break,
+            Err(RecvError::Lagged(n)) => {
+                metrics.hub_dropped_events.inc_by(n);
+                tracing::warn!(stream = %name, events = n, "pipeline fell behind; every rendition resumes at the next cut");
+                stream.gap().await
+            }
+        };
+        if !ok {
+            tracing::error!(stream = %name, "a rendition stopped; ending the stream");
+            break;
+        }
+    }
+    stream.end().await;
+    tracing::info!(stream = %name, keep = ?cfg.packager.vod_keep, "stream ended; kept as VOD");
+    tokio::time::sleep(cfg.packager.vod_keep).await;
+    store.remove(&name, entry.epoch());
+}
+
+struct Stream {
+    name: String,
+    schedule: CutSchedule,
+    audio: Option<mpsc::Sender<Input>>,
+    source: Option<mpsc::Sender<Input>>,
+    transcoder: Option<Transcoder>,
+    audio_rate: u32,
+    packagers: JoinSet<()>,
+}
+
+impl Stream {
+    /// Plan the renditions for the first tracks and start them.
+    fn build(
+        cfg: &PipelineConfig,
+        entry: Arc<StreamEntry>,
+        metrics: Arc<Metrics>,
+        info: &Arc<MediaInfo>,
+    ) -> Stream {
+        let name = entry.name().to_string();
+        let fallback = |reason: &str| {
+            metrics
+                .ladder_fallbacks
+                .get_or_create(&ReasonLabel {
+                    reason: reason.to_string(),
+                })
+                .inc();
+        };
+        // The transcoded rungs, if the ladder runs for this source.
+        let mut rungs = Vec::new();
+        let mut transcoder = None;
+        if let (Some(ladder), Some(video)) = (&cfg.ladder, &info.video) {
+            let plan = plan::plan(video.width, video.height, &ladder.rungs);
+            if !plan.skipped.is_empty() {
+                tracing::info!(stream = %name, source = %format!("{}x{}", video.width, video.height), skipped = ?plan.skipped, "rungs taller than the source are skipped, never upscaled");
+            }
+            if plan.rungs.is_empty() {
+                tracing::info!(stream = %name, "the source is smaller than every rung: served as published");
+                fallback("source_smaller_than_ladder");
+            } else {
+                let channels: Vec<_> = plan
+                    .rungs
+                    .iter()
+                    .map(|_| mpsc::channel(PACKAGER_QUEUE))
+                    .collect();
+                let targets = plan
+                    .rungs
+                    .iter()
+                    .zip(&channels)
+                    .map(|(rung, (tx, _))| RungTarget {
+                        rung: rung.clone(),
+                        output: tx.clone(),
+                    })
+                    .collect();
+                match Transcoder::start(
+                    &name,
+                    ladder.backend,
+                    &ladder.preset,
+                    video,
+                    targets,
+                    metrics.clone(),
+                ) {
+                    Ok(t) => {
+                        transcoder = Some(t);
+                        rungs = plan
+                            .rungs
+                            .into_iter()
+                            .zip(channels)
+                            .map(|(r, (_, rx))| (r.name, rx))
+                            .collect();
+                    }
+                    Err(e) => {
+                        tracing::error!(stream = %name, error = %e, "the ladder cannot start: served as published");
+                        fallback("encoder_failed");
+                    }
+                }
+            }
+        }
+        let passthrough = info.video.is_some()
+            && (transcoder.is_none() || cfg.ladder.as_ref().is_some_and(|l| l.passthrough));
+        let segment = (cfg.segment_duration.as_secs_f64() * VIDEO_TIMESCALE as f64) as i64;
+        // Transcoded rungs alone cut on the clock; a passthrough rung can only
+        // cut at the source's keyframes; an audio-only stream cuts on the clock.
+        let mode = if passthrough {
+            CutMode::Keyframes {
+                min: segment - segment / 10,
+            }
+        } else {
+            CutMode::Interval { every: segment }
+        };
+        let mut pcfg = cfg.packager;
+        if let CutMode::Interval { .. } = mode {
+            pcfg.target_duration = Some(cfg.segment_duration.as_secs_f64().ceil().max(1.0) as u32);
+        }
+
+        let mut video_names: Vec<String> = rungs.iter().map(|(n, _)| n.clone()).collect();
+        if passthrough {
+            video_names.insert(0, SOURCE.to_string());
+        }
+        let audio_name = info.audio.is_some().then(|| AUDIO.to_string());
+        let writer = Arc::new(MultivariantWriter::new(
+            entry.clone(),
+            video_names,
+            audio_name,
+        ));
+        let mut packagers = JoinSet::new();
+        let mut spawn = |rendition: &str, rx: mpsc::Receiver<Input>| {
+            let p = RenditionPackager::new(pcfg, entry.clone(), rendition, metrics.clone())
+                .with_multivariant(writer.clone());
+            packagers.spawn(packager::run(p, rx));
+        };
+        let mut open = |rendition: &str, track: Option<MediaInfo>| {
+            let track = track?;
+            let (tx, rx) = mpsc::channel(PACKAGER_QUEUE);
+            spawn(rendition, rx);
+            // A fresh channel has room for this first input.
+            let _ = tx.try_send(Input::Tracks(Arc::new(track)));
+            Some(tx)
+        };
+        let audio = open(AUDIO, info.audio_only());
+        let source = if passthrough {
+            open(SOURCE, info.video_only())
+        } else {
+            None
+        };
+        for (rendition, rx) in rungs {
+            spawn(&rendition, rx);
+        }
+        Stream {
+            name,
+            schedule: CutSchedule::new(mode),
+            audio,
+            source,
+            transcoder,
+            audio_rate: info.timescale(TrackKind::Audio),
+            packagers,
+        }
+    }
+
+    /// New tracks (a reconnect, or a new sequence header): timestamps start
+    /// over, so the next frame opens a new segment behind a discontinuity.
+    async fn tracks(&mut self, info: Arc<MediaInfo>) -> bool {
+        self.schedule.restart();
+        self.audio_rate = info.timescale(TrackKind::Audio);
+        let mut ok = true;
+        if let (Some(tx), Some(a)) = (&self.audio, info.audio_only()) {
+            ok &= tx.send(Input::Tracks(Arc::new(a))).await.is_ok();
+        }
+        if let (Some(tx), Some(v)) = (&self.source, info.video_only()) {
+            ok &= tx.send(Input::Tracks(Arc::new(v))).await.is_ok();
+        }
+        if self.audio.is_none() && info.audio.is_some() {
+            tracing::warn!(stream = %self.name, "the publisher added audio after the start; it is not served until the stream restarts");
+        }
+        if let Some(t) = &self.transcoder {
+            ok &= t.send(Job::Tracks(info)).await;
+        }
+        ok
+    }
+
+    async fn media(&mut self, au: AccessUnit) -> bool {
+        match au.track {
+            TrackKind::Video => {
+                let cut = self.schedule.video(au.pts, au.keyframe);
+                let mut ok = true;
+                if let Some(tx) = &self.source {
+                    let msn = cut.map(|c| c.msn);
+                    ok &= tx.send(Input::Media(au.clone(), msn)).await.is_ok();
+                }
+                if let Some(t) = &self.transcoder {
+                    ok &= t.send(Job::Packet(au, cut)).await;
+                }
+                ok
+            }
+            TrackKind::Audio => {
+                let at = rescale(au.pts, self.audio_rate, VIDEO_TIMESCALE);
+                let msn = self.schedule.audio(at);
+                match &self.audio {
+                    Some(tx) => tx.send(Input::Media(au, msn)).await.is_ok(),
+                    None => true,
+                }
+            }
+        }
+    }
+
+    /// Input was lost: every rendition closes what it has and resumes at the
+    /// next cut, so MSN N still names the same instant everywhere.
+    async fn gap(&mut self) -> bool {
+        self.schedule.restart();
+        let mut ok = true;
+        for tx in self.audio.iter().chain(self.source.iter()) {
+            ok &= tx.send(Input::Gap).await.is_ok();
+        }
+        if let Some(t) = &self.transcoder {
+            ok &= t.send(Job::Gap).await;
+        }
+        ok
+    }
+
+    async fn end(mut self) {
+        for tx in self.audio.iter().chain(self.source.iter()) {
+            let _ = tx.send(Input::End).await;
+        }
+        if let Some(t) = self.transcoder.take() {
+            t.send(Job::End).await;
+            // The threads finish what they hold, then end their rungs.
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        drop((self.audio.take(), self.source.take()));
+        while let Some(r) = self.packagers.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(stream = %self.name, error = %e, "a packager task failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! The transcoder of one stream: decode the source once, then scale and
+//! encode every rung. Decoding and each rung run on their own threads, off
+//! the tokio runtime, joined by bounded queues that block (never drop): a slow
+//! encoder slows the decoder, which slows the stream's pipeline, which then
+//! loses hub events and restarts every rendition alike at the next cut.
+
+use std::collections::VecDeque;
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use ffmpeg_next as ffmpeg;
+use tokio::sync::mpsc;
+
+use super::encoder::{Backend, EncoderError, EncoderSettings};
+use super::plan::Rung;
+use super::schedule::Cut;
+use crate::media::{annexb, AccessUnit, AvcConfig, MediaInfo, TrackKind, VIDEO_TIMESCALE};
+use crate::metrics::Metrics;
+use crate::package::packager::Input;
+
+/// What the stream's pipeline sends the transcoder.
+#[derive(Debug)]
+pub enum Job {
+    Tracks(Arc<MediaInfo>),
+    /// A source video access unit, and the cut it opens (if any).
+    Packet(AccessUnit, Option<Cut>),
+    Gap,
+    End,
+}
+
+enum RungJob {
+    Frame {
+        frame: ffmpeg::frame::Video,
+        pts: i64,
+        cut: Option<u64>,
+        received: Instant,
+    },
+    Gap,
+    End,
+}
+
+/// One rung to encode and where its output goes.
+pub struct RungTarget {
+    pub rung: Rung,
+    pub output: mpsc::Sender<Input>,
+}
+
+/// Source packets waiting for the decoder thread (about 2 s at 30 fps).
+const DECODE_QUEUE: usize = 64;
+/// Decoded frames waiting for one rung's encoder.
+const RUNG_QUEUE: usize = 4;
+/// Bound on the small per-thread lookup queues (cuts, arrival times).
+const LOOKUP: usize = 256;
+
+pub struct Transcoder {
+    tx: mpsc::Sender<Job>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Transcoder {
+    /// Open every rung's encoder and the decoder, then start the threads.
+    /// Fails (and starts nothing) when any of them cannot open.
+    pub fn start(
+        stream: &str,
+        backend: Backend,
+        preset: &str,
+        video: &AvcConfig,
+        targets: Vec<RungTarget>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Transcoder, EncoderError> {
+        let fps = video.frame_rate.unwrap_or(30.0);
+        let mut encoders = Vec::with_capacity(targets.len());
+        for t in &targets {
+            encoders.push(backend.open(&EncoderSettings::for_rung(&t.rung, fps, preset))?);
+        }
+        let decoder = open_decoder(video)?;
+        let mut threads = Vec::new();
+        let mut rung_txs = Vec::new();
+        for (t, enc) in targets.into_iter().zip(encoders) {
+            let (tx, rx) = std_mpsc::sync_channel(RUNG_QUEUE);
+            rung_txs.push(tx);
+            let worker = RungWorker {
+                stream: stream.to_string(),
+                rung: t.rung,
+                backend,
+                output: t.output,
+                metrics: metrics.clone(),
+                cuts: VecDeque::new(),
+                received: VecDeque::new(),
+                warned_not_idr: false,
+            };
+            let name = format!("enc-{}", worker.rung.name);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || worker.run(enc, rx))
+                    .map_err(EncoderError::Thread)?,
+            );
+        }
+        let (tx, rx) = mpsc::channel(DECODE_QUEUE);
+        let d = DecodeWorker {
+            stream: stream.to_string(),
+            source: video.clone(),
+            rungs: rung_txs,
+            frame_ticks: (VIDEO_TIMESCALE as f64 / fps.max(1.0)).round() as i64,
+            offset: 0,
+            last_out: None,
+            rebase: false,
+            wait_key: true,
+            started: false,
+            pending: VecDeque::new(),
+            received: VecDeque::new(),
+            metrics,
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name("decode".into())
+                .spawn(move || d.run(decoder, rx))
+                .map_err(|e| {
+                    EncoderError::Encode(ffmpeg::Error::from(e.raw_os_error().unwrap_or(1)))
+                })?,
+        );
+        Ok(Transcoder { tx, threads })
+    }
+
+    /// Queue a job; waits while the decoder is a full queue behind.
+    /// False when the transcoder has stopped.
+    pub async fn send(&self, job: Job) -> bool {
+        self.tx.send(job).await.is_ok()
+    }
+
+    /// Wait for every thread to finish (call after sending [`Job::End`]).
+    pub fn join(self) {
+        drop(self.tx);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn open_decoder(avc: &AvcConfig) -> Result<ffmpeg::decoder::Video, EncoderError> {
+    let codec = ffmpeg::decoder::find(ffmpeg::codec::Id::H264)
+        .ok_or(EncoderError::Missing("h264 decoder"))?;
+    let mut ctx = ffmpeg::codec::context::Context::new_with_codec(codec);
+    let record = &avc.record;
+    // SAFETY: the context is fresh and owned here; FFmpeg takes ownership of
+    // the av_mallocz'd extradata (padded as it requires) and frees it with the context.
+    unsafe {
+        let p = ctx.as_mut_ptr();
+        let pad = ffmpeg::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
+        let buf = ffmpeg::ffi::av_mallocz(record.len() + pad) as *mut u8;
+        if buf.is_null() {
+            return Err(EncoderError::Encode(ffmpeg::Error::Bug));
+        }
+        std::ptr::copy_nonoverlapping(record.as_ptr(), buf, record.len());
+        (*p).extradata = buf;
+        (*p).extradata_size = record.len() as i32;
+        (*p).pkt_timebase = ffmpeg::ffi::AVRational {
+            num: 1,
+            den: VIDEO_TIMESCALE as i32,
+        };
+    }
+    ctx.decoder().video().map_err(EncoderError::Encode)
+}
+
+/// A new reference to the same decoded picture (no copy of the pixels).
+fn share(frame: &ffmpeg::frame::Video) -> Option<ffmpeg::frame::Video> {
+    let mut out = ffmpeg::frame::Video::empty();
+    // SAFETY: both frames are valid AVFrames; av_frame_ref adds a reference
+    // to the source's buffers and copies its properties into the empty frame.
+    let r = unsafe { ffmpeg::ffi::av_frame_ref(out.as_mut_ptr(), frame.as_ptr()) };
+    (r >= 0).then_some(out)
+}
+
+fn take_received(q: &mut VecDeque<(i64, Instant)>, pts: i64) -> Instant {
+    match q.iter().position(|(p, _)| *p == pts) {
+        Some(i) => q.remove(i).map_or_else(Instant::now, |(_, t)| t),
+        None => Instant::now(),
+    }
+}
+
+struct DecodeWorker {
+    stream: String,
+    source: AvcConfig,
+    rungs: Vec<std_mpsc::SyncSender<RungJob>>,
+    frame_ticks: i64,
+    /// Added to decoded timestamps so every session continues one timeline
+    /// (the encoders need increasing timestamps across reconnects).
+    offset: i64,
+    last_out: Option<i64>,
+    rebase: bool,
+    /// Feed the decoder from the next keyframe only (start, new session, gap).
+    wait_key: bool,
+    /// A cut has opened a segment; frames before the first cut are not encoded.
+    started: bool,
+    pending: VecDeque<Cut>,
+    received: VecDeque<(i64, Instant)>,
+    metrics: Arc<Metrics>,
+}
+
+impl DecodeWorker {
+    fn run(mut self, mut decoder: ffmpeg::decoder::Video, mut rx: mpsc::Receiver<Job>) {
+        while let Some(job) = rx.blocking_recv() {
+            match job {
+                Job::Tracks(info) => {
+                    if let Some(v) = info.video.as_ref().filter(|v| **v != self.source) {
+                        match open_decoder(v) {
+                            Ok(d) => {
+                                decoder = d;
+                                self.source = v.clone();
+                            }
+                            Err(e) => {
+                                tracing::error!(stream = %self.stream, error = %e, "cannot reopen the decoder for the new session")
+                            }
+                        }
+                    } else {
+                        decoder.flush();
+                    }
+                    self.restart();
+                    self.rebase = true;
+                }
+                Job::Packet(au, cut) => {
+                    if let Some(c) = cut {
+                        if self.pending.len() >= LOOKUP {
+                            self.pending.pop_front();
+                        }
+                        self.pending.push_back(c);
+                    }
+                    if self.wait_key && !au.keyframe {
+                        continue;
+                    }
+                    self.wait_key = false;
+                    if !self.decode(&mut decoder, &au) {
+                        return;
+                    }
+                }
+                Job::Gap => {
+                    decoder.flush();
+                    self.restart();
+                }
+                Job::End => break,
+            }
+        }
+        // Drain what the decoder still holds (B-frame reordering), then end every rung.
+        if decoder.send_eof().is_ok() {
+            self.drain(&mut decoder);
+        }
+        for r in &self.rungs {
+            let _ = r.send(RungJob::End);
+        }
+    }
+
+    /// Input was lost or the session changed: every rung restarts at the next cut.
+    fn restart(&mut self) {
+        self.pending.clear();
+        self.received.clear();
+        self.wait_key = true;
+        self.started = false;
+        for r in &self.rungs {
+            let _ = r.send(RungJob::Gap);
+        }
+    }
+
+    /// False when every rung has gone.
+    fn decode(&mut self, decoder: &mut ffmpeg::decoder::Video, au: &AccessUnit) -> bool {
+        let mut pkt = ffmpeg::Packet::copy(&au.data);
+        pkt.set_pts(Some(au.pts));
+        pkt.set_dts(Some(au.dts));
+        if au.keyframe {
+            pkt.set_flags(ffmpeg::packet::Flags::KEY);
+        }
+        if self.received.len() >= LOOKUP {
+            self.received.pop_front();
+        }
+        self.received.push_back((au.pts, au.received));
+        if let Err(e) = decoder.send_packet(&pkt) {
+            self.metrics.transcode_errors.inc();
+            tracing::debug!(stream = %self.stream, error = %e, "decoder refused a packet");
+        }
+        self.drain(decoder)
+    }
+
+    fn drain(&mut self, decoder: &mut ffmpeg::decoder::Video) -> bool {
+        loop {
+            let mut frame = ffmpeg::frame::Video::empty();
+            if decoder.receive_frame(&mut frame).is_err() {
+                return true;
+            }
+            let Some(pts) = frame.timestamp().or(frame.pts()) else {
+                continue;
+            };
+            if !self.frame(frame, pts) {
+                return false;
+            }
+        }
+    }
+
+    fn frame(&mut self, frame: ffmpeg::frame::Video, pts: i64) -> bool {
+        let received = take_received(&mut self.received, pts);
+        let mut cut = None;
+        while self.pending.front().is_some_and(|c| c.at <= pts) {
+            cut = self.pending.pop_front().map(|c| c.msn);
+        }
+        if cut.is_none() && !self.started {
+            return true;
+        }
+        self.started = true;
+        if self.rebase {
+            self.rebase = false;
+            self.offset = self
+                .last_out
+                .map_or(0, |last| last + self.frame_ticks - pts);
+        }
+        let out_pts = pts + self.offset;
+        if self.last_out.is_some_and(|last| out_pts <= last) {
+            return true; // not after the previous frame: an encoder cannot take it
+        }
+        self.last_out = Some(out_pts);
+        let n = self.rungs.len();
+        let mut alive = 0;
+        let mut frame = Some(frame);
+        for (i, r) in self.rungs.iter().enumerate() {
+            let f = if i + 1 == n {
+                frame.take()
+            } else {
+                frame.as_ref().and_then(share)
+            };
+            let Some(f) = f else { continue };
+            let job = RungJob::Frame {
+                frame: f,
+                pts: out_pts,
+                cut,
+                received,
+            };
+            if r.send(job).is_ok() {
+                alive += 1;
+            }
+        }
+        alive > 0
+    }
+}
+
+struct RungWorker {
+    stream: String,
+    rung: Rung,
+    backend: Backend,
+    output: mpsc::Sender<Input>,
+    metrics: Arc<Metrics>,
+    cuts: VecDeque<(i64, u64)>,
+    received: VecDeque<(i64, Instant)>,
+    warned_not_idr: bool,
+}
+
+impl RungWorker {
+    fn run(mut self, mut enc: ffmpeg::encoder::Video, rx: std_mpsc::Receiver<RungJob>) {
+        // SAFETY: the encoder is open; its extradata (SPS/PPS, global headers)
+        // lives as long as the encoder and is copied out here.
+        let extradata = unsafe {
+            let p = enc.as_ptr();
+            if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
+            }
+        };
+        let config = match annexb::avc_config(&extradata) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(stream = %self.stream, rung = %self.rung.name, error = %e, "encoder gave no usable SPS/PPS; rung disabled");
+                return;
+            }
+        };
+        let info = MediaInfo {
+            video: Some(config),
+            audio: None,
+            declared_bitrate: Some(self.rung.bitrate),
+        };
+        if self
+            .output
+            .blocking_send(Input::Tracks(Arc::new(info)))
+            .is_err()
+        {
+            return;
+        }
+        let mut scaler: Option<(
+            ffmpeg::format::Pixel,
+            u32,
+            u32,
+            ffmpeg::software::scaling::Context,
+        )> = None;
+        let label = crate::metrics::RenditionLabel {
+            rendition: self.rung.name.clone(),
+        };
+        let latency = self.metrics.transcode_latency.get_or_create(&label).clone();
+        while let Ok(job) = rx.recv() {
+            match job {
+                RungJob::Frame {
+                    frame,
+                    pts,
+                    cut,
+                    received,
+                } => {
+                    let key = (frame.format(), frame.width(), frame.height());
+                    if scaler.as_ref().is_none_or(|s| (s.0, s.1, s.2) != key) {
+                        match ffmpeg::software::scaling::Context::get(
+                            key.0,
+                            key.1,
+                            key.2,
+                            ffmpeg::format::Pixel::YUV420P,
+                            self.rung.width,
+                            self.rung.height,
+                            ffmpeg::software::scaling::Flags::BILINEAR,
+                        ) {
+                            Ok(s) => scaler = Some((key.0, key.1, key.2, s)),
+                            Err(e) => {
+                                tracing::error!(stream = %self.stream, rung = %self.rung.name, error = %e, "cannot scale the source");
+                                continue;
+                            }
+                        }
+                    }
+                    let Some((_, _, _, s)) = scaler.as_mut() else {
+                        continue;
+                    };
+                    let mut out = ffmpeg::frame::Video::new(
+                        ffmpeg::format::Pixel::YUV420P,
+                        self.rung.width,
+                        self.rung.height,
+                    );
+                    if let Err(e) = s.run(&frame, &mut out) {
+                        self.metrics.transcode_errors.inc();
+                        tracing::debug!(error = %e, "scaling failed");
+                        continue;
+                    }
+                    drop(frame);
+                    out.set_pts(Some(pts));
+                    out.set_kind(if cut.is_some() {
+                        ffmpeg::picture::Type::I
+                    } else {
+                        ffmpeg::picture::Type::None
+                    });
+                    if let Some(msn) = cut {
+                        push_bounded(&mut self.cuts, (pts, msn));
+                    }
+                    push_bounded(&mut self.received, (pts, received));
+                    if let Err(e) = enc.send_frame(&out) {
+                        self.metrics.transcode_errors.inc();
+                        tracing::warn!(stream = %self.stream, rung = %self.rung.name, error = %e, "encoder refused a frame");
+                        continue;
+                    }
+                    if !self.drain(&mut enc, &latency) {
+                        return;
+                    }
+                }
+                RungJob::Gap => {
+                    self.cuts.clear();
+                    if self.output.blocking_send(Input::Gap).is_err() {
+                        return;
+                    }
+                }
+                RungJob::End => break,
+            }
+        }
+        if enc.send_eof().is_ok() {
+            self.drain(&mut enc, &latency);
+        }
+        let _ = self.output.blocking_send(Input::End);
+    }
+
+    /// Hand every packet the encoder has ready to the rendition's packager.
+    fn drain(
+        &mut self,
+        enc: &mut ffmpeg::encoder::Video,
+        latency: &prometheus_client::metrics::histogram::Histogram,
+    ) -> bool {
+        loop {
+            let mut pkt = ffmpeg::Packet::empty();
+            if enc.receive_packet(&mut pkt).is_err() {
+                return true;
+            }
+            let (Some(data), Some(pts)) = (pkt.data(), pkt.pts()) else {
+                continue;
+            };
+            let dts = pkt.dts().unwrap_or(pts);
+            let (avcc, idr) = annexb::to_avcc(data);
+            while self.cuts.front().is_some_and(|(p, _)| *p < pts) {
+                self.cuts.pop_front();
+            }
+            let cut = match self.cuts.front() {
+                Some((p, msn)) if *p == pts => {
+                    let msn = *msn;
+                    self.cuts.pop_front();
+                    Some(msn)
+                }
+                _ => None,
+            };
+            if cut.is_some() && !idr && !self.warned_not_idr {
+                self.warned_not_idr = true;
+                tracing::warn!(stream = %self.stream, rung = %self.rung.name, backend = self.backend.label(), "a forced keyframe came out without an IDR");
+            }
+            let received = take_received(&mut self.received, pts);
+            latency.observe(received.elapsed().as_secs_f64());
+            let au = AccessUnit {
+                track: TrackKind::Video,
+                dts,
+                pts,
+                keyframe: idr,
+                data: avcc,
+                received,
+            };
+            if self.output.blocking_send(Input::Media(au, cut)).is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+fn push_bounded<T>(q: &mut VecDeque<T>, v: T) {
+    if q.len() >= LOOKUP {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
