@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::*;
 
-#[test]
-fn hlsjs_plays_the_live_stream_in_chromium() {
+/// Play `url` for `seconds` in hls.js; returns play.mjs's JSON and whether it exited 0.
+fn play(url: &str, seconds: u32, start_level: Option<u32>) -> (serde_json::Value, bool) {
     let player = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/player");
     assert!(
         std::path::Path::new(player)
@@ -17,13 +17,11 @@ fn hlsjs_plays_the_live_stream_in_chromium() {
             .exists(),
         "tests/player/node_modules is missing: run `make test` (it runs npm ci there)"
     );
-    let server = Server::start("");
-    let _p = Publisher::start(&server.rtmp_url("watch"), Publish::default());
-    let url = server.url("/live/watch/index.m3u8");
-    wait_for(&url, Duration::from_secs(20));
+    let mut args = vec!["play.mjs".to_string(), url.to_string(), seconds.to_string()];
+    args.extend(start_level.map(|l| l.to_string()));
     let out = Command::new("node")
         .current_dir(player)
-        .args(["play.mjs", &url, "20"])
+        .args(&args)
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -34,6 +32,16 @@ fn hlsjs_plays_the_live_stream_in_chromium() {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
+    (result, out.status.success())
+}
+
+#[test]
+fn hlsjs_plays_the_live_stream_in_chromium() {
+    let server = Server::start("");
+    let _p = Publisher::start(&server.rtmp_url("watch"), Publish::default());
+    let url = server.url("/live/watch/index.m3u8");
+    wait_for(&url, Duration::from_secs(20));
+    let (result, ok) = play(&url, 20, None);
     assert_eq!(result["started"], true, "playback never started: {result}");
     assert_eq!(
         result["fatalErrors"].as_array().map(|a| a.len()),
@@ -48,9 +56,50 @@ fn hlsjs_plays_the_live_stream_in_chromium() {
         result["partsLoaded"].as_u64().unwrap_or(0) > 0,
         "hls.js never loaded an LL-HLS part: {result}"
     );
-    assert!(
-        out.status.success(),
-        "player exited {:?}: {result}",
-        out.status
+    assert!(ok, "player check failed: {result}");
+}
+
+#[test]
+fn hlsjs_plays_the_ladder_with_its_audio_rendition_and_switches_level() {
+    let server = Server::start("");
+    let _p = Publisher::start(
+        &server.rtmp_url("ladder"),
+        Publish {
+            size: "1280x720",
+            preset: "ultrafast",
+            bitrate: "2500k",
+            gop_frames: 60,
+            ..Default::default()
+        },
     );
+    let url = server.url("/live/ladder/index.m3u8");
+    wait_for(&url, Duration::from_secs(20));
+    // Start on the lowest level and let hls.js's ABR climb.
+    let (result, ok) = play(&url, 25, Some(0));
+    assert_eq!(result["started"], true, "playback never started: {result}");
+    assert_eq!(
+        result["fatalErrors"].as_array().map(|a| a.len()),
+        Some(0),
+        "fatal hls.js errors: {result}"
+    );
+    assert_eq!(
+        result["levels"].as_array().map(|l| l.len()),
+        Some(3),
+        "hls.js should see 720p, 480p and 360p: {result}"
+    );
+    assert_eq!(result["audioTracks"], 1, "one audio rendition: {result}");
+    let switches: Vec<u64> = result["levelSwitches"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+        .unwrap_or_default();
+    assert!(
+        switches.first() == Some(&0) && switches.iter().any(|&l| l > 0),
+        "hls.js never switched up from the lowest level: {result}"
+    );
+    assert_eq!(result["stallsAfterStart"], 0, "playback stalled: {result}");
+    assert!(
+        result["playedSeconds"].as_f64().unwrap_or(0.0) >= 12.0,
+        "played too little: {result}"
+    );
+    assert!(ok, "player check failed: {result}");
 }

@@ -165,7 +165,8 @@ impl Publisher {
         match p.tee {
             Some(file) => {
                 let outputs = format!("[f=flv]{url}|[f=flv]{file}");
-                cmd.args(["-map", "0"]);
+                // tee does not ask encoders for global headers; FLV needs them.
+                cmd.args(["-flags", "+global_header", "-map", "0"]);
                 if p.video && p.audio {
                     cmd.args(["-map", "1"]);
                 }
@@ -490,4 +491,62 @@ pub fn wait_rendition(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The first video frame of `init` + `segment`: (presentation time in
+/// seconds, the packet is a sync sample, the decoded frame is a key I-frame).
+pub fn first_video_frame(init: &[u8], segment: &[u8]) -> (f64, bool, bool) {
+    let path = tempfile::Builder::new()
+        .suffix(".mp4")
+        .tempfile()
+        .expect("temp file")
+        .into_temp_path();
+    let mut bytes = init.to_vec();
+    bytes.extend_from_slice(segment);
+    std::fs::write(&path, bytes).unwrap();
+    let probe = |entries: &str| {
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v",
+                "-show_entries",
+                entries,
+            ])
+            .args(["-read_intervals", "%+#1", "-of", "csv=p=0"])
+            .arg(&path)
+            .output()
+            .expect("ffprobe");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(',')
+            .to_string()
+    };
+    let packet = probe("packet=pts_time,flags");
+    let frame = probe("frame=key_frame,pict_type");
+    let mut p = packet.split(',');
+    let pts = p.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    let sync = p.next().is_some_and(|f| f.starts_with('K'));
+    (pts, sync, frame == "1,I")
+}
+
+/// ffprobe's packets of one stream type ("a" or "v"): (pts, duration) in ticks.
+pub fn packets(path: &std::path::Path, stream: &str) -> Vec<(i64, Option<i64>)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", stream])
+        .args(["-show_entries", "packet=pts,duration", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let pts = f.next()?.parse().ok()?;
+            Some((pts, f.next().and_then(|d| d.parse().ok())))
+        })
+        .collect()
 }

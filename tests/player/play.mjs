@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Headless-Chromium LL-HLS playback checker for castline.
 //
-// usage: node play.mjs <multivariant-url> <seconds>
+// usage: node play.mjs <multivariant-url> <seconds> [start-level]
+//   start-level: hls.js startLevel (0 = the lowest bitrate; ABR then climbs).
 //
 // Serves a tiny page (plus hls.js from node_modules) on 127.0.0.1:<random>,
 // opens it in /usr/bin/chromium through playwright-core, plays <url> with
@@ -29,7 +30,7 @@ function die(code, msg) {
   process.exit(code);
 }
 
-const [srcUrl, secondsArg] = process.argv.slice(2);
+const [srcUrl, secondsArg, startLevelArg] = process.argv.slice(2);
 const seconds = Number(secondsArg);
 if (!srcUrl || !Number.isFinite(seconds) || seconds <= 0) {
   die(2, "usage: node play.mjs <multivariant-url> <seconds>");
@@ -57,6 +58,7 @@ const PAGE = `<!doctype html>
     fatalErrors: [], nonFatalErrors: [], nonFatalCount: 0,
     fragsLoaded: 0, partsLoaded: 0,
     levels: null, mediaError: null, playRejected: null, waitingEvents: 0,
+    stallsAfterStart: 0, levelSwitches: [], audioTracks: 0,
   };
   function errInfo(d) {
     var o = { type: d.type, details: d.details, fatal: !!d.fatal };
@@ -82,7 +84,10 @@ const PAGE = `<!doctype html>
     S.playingEvents++;
     if (S.firstPlayingTime === null) S.firstPlayingTime = video.currentTime;
   });
-  video.addEventListener("waiting", function () { S.waitingEvents++; });
+  video.addEventListener("waiting", function () {
+    S.waitingEvents++;
+    if (S.firstPlayingTime !== null) S.stallsAfterStart++;
+  });
   video.addEventListener("timeupdate", function () {
     if (video.currentTime > S.maxCurrentTime) S.maxCurrentTime = video.currentTime;
   });
@@ -95,7 +100,14 @@ const PAGE = `<!doctype html>
     return;
   }
   S.supported = true;
-  var hls = window.__hls = new Hls({ lowLatencyMode: true });
+  var params = new URLSearchParams(location.search);
+  var config = { lowLatencyMode: true };
+  if (params.get("startLevel") !== null) config.startLevel = Number(params.get("startLevel"));
+  var hls = window.__hls = new Hls(config);
+  hls.on(Hls.Events.LEVEL_SWITCHED, function (ev, d) { S.levelSwitches.push(d.level); });
+  hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, function (ev, d) {
+    S.audioTracks = (d.audioTracks || []).length;
+  });
   hls.on(Hls.Events.ERROR, function (ev, d) {
     var o = errInfo(d);
     if (d.fatal) { S.fatalErrors.push(o); return; }
@@ -194,7 +206,8 @@ async function main() {
   });
   page.on("crash", () => process.stderr.write("[page crashed]\n"));
 
-  const pageUrl = `http://127.0.0.1:${port}/?src=${encodeURIComponent(srcUrl)}`;
+  let pageUrl = `http://127.0.0.1:${port}/?src=${encodeURIComponent(srcUrl)}`;
+  if (startLevelArg !== undefined) pageUrl += `&startLevel=${encodeURIComponent(startLevelArg)}`;
   const t0 = Date.now();
   await page.goto(pageUrl, { waitUntil: "load", timeout: 15000 });
 
@@ -232,6 +245,9 @@ async function main() {
     waitingEvents: S.waitingEvents,
     buffered: snap.buffered.map(([a, b]) => [round(a), round(b)]),
     levels: S.levels,
+    levelSwitches: S.levelSwitches,
+    stallsAfterStart: S.stallsAfterStart,
+    audioTracks: S.audioTracks,
     mediaError: S.mediaError,
     playRejected: S.playRejected,
     hlsVersion: S.hlsVersion,

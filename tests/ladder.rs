@@ -1,0 +1,485 @@
+//! The ABR ladder end to end: the real castline binary transcodes what a real
+//! ffmpeg publishes (x264 with B-frames, AAC) and every rendition is checked
+//! over HTTP and decoded with ffmpeg/ffprobe.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A small ladder for tests that need the transcoder but not 720p's CPU.
+const SMALL_LADDER: &str =
+    "[[transcode.rungs]]\nname = \"360p\"\nheight = 360\nbitrate_kbps = 500\n\
+[[transcode.rungs]]\nname = \"240p\"\nheight = 240\nbitrate_kbps = 300\n";
+
+struct Variant {
+    uri: String,
+    bandwidth: u64,
+    resolution: Option<(u64, u64)>,
+    codecs: String,
+    audio: Option<String>,
+}
+
+/// The multivariant playlist's variants and its audio renditions' URIs.
+fn multivariant(server: &Server, stream: &str) -> (Vec<Variant>, Vec<String>) {
+    let mv = wait_for(
+        &server.url(&format!("/live/{stream}/index.m3u8")),
+        Duration::from_secs(30),
+    );
+    let Ok((_, m3u8_rs::Playlist::MasterPlaylist(master))) = m3u8_rs::parse_playlist(&mv.body)
+    else {
+        panic!("not a multivariant playlist: {}", mv.text())
+    };
+    let variants = master
+        .variants
+        .iter()
+        .map(|v| Variant {
+            uri: v.uri.clone(),
+            bandwidth: v.bandwidth,
+            resolution: v.resolution.map(|r| (r.width, r.height)),
+            codecs: v.codecs.clone().unwrap_or_default(),
+            audio: v.audio.clone(),
+        })
+        .collect();
+    let audio = master
+        .alternatives
+        .iter()
+        .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Audio)
+        .filter_map(|a| a.uri.clone())
+        .collect();
+    (variants, audio)
+}
+
+fn media(server: &Server, stream: &str, rendition: &str) -> Media {
+    parse_media(&get(&server.url(&format!("/live/{stream}/{rendition}/index.m3u8"))).text())
+}
+
+/// msn → EXTINF of every complete segment listed.
+fn extinfs(m: &Media) -> BTreeMap<u64, f64> {
+    m.segments.iter().map(|(u, d)| (msn_of(u), *d)).collect()
+}
+
+/// (msn, part index) → part duration, for every part listed.
+fn part_durations(m: &Media) -> HashMap<(u64, u32), f64> {
+    m.parts
+        .iter()
+        .map(|(u, d, _)| {
+            let stem = u.rsplit('/').next().unwrap().trim_end_matches(".m4s");
+            let mut it = stem.split('.');
+            let msn = it.next().unwrap().parse().unwrap();
+            let idx = it.next().unwrap().parse().unwrap();
+            ((msn, idx), *d)
+        })
+        .collect()
+}
+
+/// MSNs listed as complete segments in every one of `ms`.
+fn common_msns(ms: &[&Media]) -> Vec<u64> {
+    let first = extinfs(ms[0]);
+    first
+        .keys()
+        .copied()
+        .filter(|msn| ms.iter().all(|m| extinfs(m).contains_key(msn)))
+        .collect()
+}
+
+fn segment_bytes(server: &Server, stream: &str, rendition: &str, m: &Media, msn: u64) -> Vec<u8> {
+    let uri = &m
+        .segments
+        .iter()
+        .find(|(u, _)| msn_of(u) == msn)
+        .expect("segment listed")
+        .0;
+    let r = get(&server.url(&format!("/live/{stream}/{rendition}/{uri}")));
+    assert_eq!(r.status, 200, "{rendition}/{uri}");
+    r.body
+}
+
+fn init_bytes(server: &Server, stream: &str, rendition: &str, m: &Media) -> Vec<u8> {
+    let r = get(&server.url(&format!("/live/{stream}/{rendition}/{}", m.maps[0])));
+    assert_eq!(r.status, 200);
+    r.body
+}
+
+/// Every rendition starts segment N with an IDR at the same presentation
+/// time, and lists the same EXTINF for it.
+fn assert_aligned(server: &Server, stream: &str, renditions: &[&str], check: usize) -> Vec<Media> {
+    let ms: Vec<Media> = renditions
+        .iter()
+        .map(|r| media(server, stream, r))
+        .collect();
+    let refs: Vec<&Media> = ms.iter().collect();
+    let msns = common_msns(&refs);
+    assert!(msns.len() >= check, "only {} common segments", msns.len());
+    for &msn in &msns {
+        let durations: Vec<f64> = ms.iter().map(|m| extinfs(m)[&msn]).collect();
+        assert!(
+            durations.iter().all(|d| (d - durations[0]).abs() < 0.0015),
+            "segment {msn} lasts {durations:?} in {renditions:?}"
+        );
+    }
+    let inits: Vec<Vec<u8>> = renditions
+        .iter()
+        .zip(&ms)
+        .map(|(r, m)| init_bytes(server, stream, r, m))
+        .collect();
+    for &msn in msns.iter().take(check) {
+        let firsts: Vec<(f64, bool, bool)> = renditions
+            .iter()
+            .zip(&ms)
+            .zip(&inits)
+            .map(|((r, m), init)| {
+                first_video_frame(init, &segment_bytes(server, stream, r, m, msn))
+            })
+            .collect();
+        for (r, (pts, sync, idr)) in renditions.iter().zip(&firsts) {
+            assert!(
+                *sync && *idr,
+                "{r} segment {msn} does not start with an IDR: {firsts:?}"
+            );
+            assert!(
+                (pts - firsts[0].0).abs() < 0.0015,
+                "segment {msn} starts at different times in {renditions:?}: {firsts:?}"
+            );
+        }
+    }
+    ms
+}
+
+#[test]
+fn ladder_from_720p_is_keyframe_aligned_decodes_and_keeps_its_bandwidth() {
+    let server = Server::start("");
+    let _p = Publisher::start(
+        &server.rtmp_url("ladder"),
+        Publish {
+            size: "1280x720",
+            preset: "ultrafast",
+            bitrate: "2500k",
+            gop_frames: 60,
+            seconds: 40,
+            ..Default::default()
+        },
+    );
+    let (variants, audio) = multivariant(&server, "ladder");
+    let expect = [
+        ("720p/index.m3u8", (1280, 720)),
+        ("480p/index.m3u8", (854, 480)),
+        ("360p/index.m3u8", (640, 360)),
+    ];
+    assert_eq!(variants.len(), 3, "1080p is skipped for a 720p source");
+    for (v, (uri, res)) in variants.iter().zip(expect) {
+        assert_eq!(v.uri, uri);
+        assert_eq!(v.resolution, Some(res));
+        assert_eq!(v.audio.as_deref(), Some("audio"));
+        assert!(
+            v.codecs.starts_with("avc1.64") && v.codecs.ends_with(",mp4a.40.2"),
+            "{}",
+            v.codecs
+        );
+    }
+    assert_eq!(audio, vec!["audio/index.m3u8".to_string()]);
+
+    let renditions = ["720p", "480p", "360p"];
+    for r in renditions.iter().chain(["audio"].iter()) {
+        let m = wait_rendition(&server, "ladder", r, 8, Duration::from_secs(40));
+        assert_eq!(
+            m.target_duration, 1.0,
+            "{r}: TARGETDURATION from the config"
+        );
+    }
+    let ms = assert_aligned(&server, "ladder", &renditions, 5);
+
+    // Parts line up too: the same (msn, index) has the same duration everywhere.
+    let parts: Vec<HashMap<(u64, u32), f64>> = ms.iter().map(part_durations).collect();
+    let shared: Vec<&(u64, u32)> = parts[0]
+        .keys()
+        .filter(|k| parts.iter().all(|p| p.contains_key(k)))
+        .collect();
+    assert!(shared.len() >= 5, "too few parts listed in every rendition");
+    for k in shared {
+        let d: Vec<f64> = parts.iter().map(|p| p[k]).collect();
+        assert!(
+            d.iter().all(|x| (x - d[0]).abs() < 1e-6),
+            "part {k:?}: {d:?}"
+        );
+    }
+
+    // Each rendition decodes at its declared size; audio is its own track.
+    let am = media(&server, "ladder", "audio");
+    let afile = assert_decodes(&server, "ladder", "audio", &am);
+    let astreams = probe_streams(&afile.to_path_buf());
+    assert_eq!(astreams.len(), 1, "{astreams:?}");
+    assert_eq!(astreams[0].0, "audio");
+    for (m, (r, (_, (w, h)))) in ms.iter().zip(renditions.iter().zip(expect)) {
+        let file = assert_decodes(&server, "ladder", r, m);
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_type,width,height",
+            ])
+            .args(["-of", "csv=p=0"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("video,{w},{h}"),
+            "{r} is one video track at its size"
+        );
+        let v = probe_streams(&file.to_path_buf())[0].clone();
+        assert!(
+            (v.1 - astreams[0].1).abs() < 0.050,
+            "{r} starts at {} s, audio at {} s",
+            v.1,
+            astreams[0].1
+        );
+    }
+
+    // BANDWIDTH is never exceeded by what is served: every segment with its
+    // audio stays within its variant's peak.
+    let (variants, _) = multivariant(&server, "ladder");
+    let am = media(&server, "ladder", "audio");
+    let audio_bits: HashMap<u64, f64> = extinfs(&am)
+        .keys()
+        .map(|&msn| {
+            (
+                msn,
+                segment_bytes(&server, "ladder", "audio", &am, msn).len() as f64 * 8.0,
+            )
+        })
+        .collect();
+    for (m, (r, v)) in ms.iter().zip(renditions.iter().zip(&variants)) {
+        for (&msn, &d) in &extinfs(m) {
+            let Some(a) = audio_bits.get(&msn) else {
+                continue;
+            };
+            let bits = segment_bytes(&server, "ladder", r, m, msn).len() as f64 * 8.0 + a;
+            let rate = bits / d;
+            assert!(
+                rate <= v.bandwidth as f64,
+                "{r} segment {msn}: {rate:.0} bit/s over BANDWIDTH {}",
+                v.bandwidth
+            );
+        }
+    }
+
+    // The metric says which backend runs: x264, as this machine has no NVENC.
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_encoder_backend{backend=\"x264\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn passthrough_rung_makes_every_rung_cut_on_the_source_keyframes() {
+    let server = Server::start(&format!(
+        "[ingest]\nreconnect_grace = 3.0\n[transcode]\npassthrough = true\n{SMALL_LADDER}"
+    ));
+    let _p = Publisher::start(
+        &server.rtmp_url("pass"),
+        Publish {
+            size: "640x480",
+            gop_frames: 60,
+            seconds: 40,
+            ..Default::default()
+        },
+    );
+    let (variants, _) = multivariant(&server, "pass");
+    let mut uris: Vec<&str> = variants.iter().map(|v| v.uri.as_str()).collect();
+    uris.sort();
+    assert_eq!(
+        uris,
+        vec!["240p/index.m3u8", "360p/index.m3u8", "source/index.m3u8"]
+    );
+    let renditions = ["source", "360p", "240p"];
+    for r in renditions {
+        let m = wait_rendition(&server, "pass", r, 5, Duration::from_secs(40));
+        assert_eq!(m.target_duration, 2.0, "{r}: a 2 s GOP makes 2 s segments");
+    }
+    let ms = assert_aligned(&server, "pass", &renditions, 4);
+    for (&msn, &d) in &extinfs(&ms[0]) {
+        assert!((d - 2.0).abs() < 0.05, "segment {msn} lasts {d}");
+    }
+}
+
+#[test]
+fn nvenc_demanded_without_a_gpu_refuses_to_start() {
+    if std::path::Path::new("/dev/nvidia0").exists() {
+        eprintln!("an NVIDIA device is present: this check is for machines without one");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("castline.toml");
+    std::fs::write(&cfg, "[transcode]\nencoder = \"nvenc\"\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_castline"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .args([
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("castline started with encoder = \"nvenc\" and no GPU");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains("transcode.encoder = \"nvenc\"") && err.contains("NVENC cannot run here"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_source_that_changes_resolution_keeps_playing() {
+    let server = Server::start(SMALL_LADDER);
+    let mut first = Publisher::start(
+        &server.rtmp_url("resize"),
+        Publish {
+            size: "640x360",
+            ..Default::default()
+        },
+    );
+    let before = wait_rendition(&server, "resize", "240p", 4, Duration::from_secs(30));
+    first.kill(); // a drop, then a reconnect with another picture size
+    let _second = Publisher::start(
+        &server.rtmp_url("resize"),
+        Publish {
+            size: "960x540",
+            ..Default::default()
+        },
+    );
+    let last_before = msn_of(&before.segments.last().unwrap().0);
+    let start = Instant::now();
+    let after = loop {
+        let m = media(&server, "resize", "240p");
+        let later = m
+            .segments
+            .iter()
+            .filter(|(u, _)| msn_of(u) > last_before + 2)
+            .count();
+        if m.discontinuities > 0 && later >= 3 {
+            break m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the ladder did not continue after the resolution change:\n{}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!after.endlist);
+    let msns: Vec<u64> = after.segments.iter().map(|(u, _)| msn_of(u)).collect();
+    assert!(msns.windows(2).all(|w| w[1] == w[0] + 1), "{msns:?}");
+    // Same rung size before and after, and it decodes across the discontinuity.
+    let file = assert_decodes(&server, "resize", "240p", &after);
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "426,240");
+    let audio = media(&server, "resize", "audio");
+    assert!(
+        audio.discontinuities > 0,
+        "audio continues behind a discontinuity too"
+    );
+    assert_decodes(&server, "resize", "audio", &audio);
+}
+
+#[test]
+fn every_audio_frame_sent_is_served_once_without_gaps() {
+    let tee = tempfile::Builder::new()
+        .suffix(".flv")
+        .tempfile()
+        .unwrap()
+        .into_temp_path();
+    // A leaked &'static str for the Publish struct; one per test run.
+    let tee_path: &'static str = Box::leak(tee.to_string_lossy().into_owned().into_boxed_str());
+    let server = Server::start(
+        "[ingest]\nreconnect_grace = 3.0\n[[transcode.rungs]]\nname = \"240p\"\nheight = 240\nbitrate_kbps = 300\n",
+    );
+    let p = Publisher::start(
+        &server.rtmp_url("tone"),
+        Publish {
+            seconds: 60,
+            tee: Some(tee_path),
+            ..Default::default()
+        },
+    );
+    let (ok, err) = p.wait(Duration::from_secs(90));
+    assert!(ok, "ffmpeg failed: {err}");
+    let start = Instant::now();
+    let m = loop {
+        let m = media(&server, "tone", "audio");
+        if m.endlist {
+            break m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no ENDLIST");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let served_file = assert_decodes(&server, "tone", "audio", &m);
+    let served = packets(&served_file, "a");
+    let sent = packets(&tee, "a");
+    let sent_video = packets(&tee, "v");
+    // Audio before the first video frame is not served (so both start
+    // together); every frame from there on is, exactly once.
+    let first_video_ms = sent_video
+        .iter()
+        .map(|p| p.0)
+        .min()
+        .expect("video was sent");
+    let expected = sent.iter().filter(|p| p.0 >= first_video_ms).count();
+    assert!(
+        served.len().abs_diff(expected) <= 1,
+        "served {} audio frames of the {expected} sent after the first video frame ({} sent in all)",
+        served.len(),
+        sent.len()
+    );
+    assert!(
+        served.len() > 2700,
+        "60 s of 48 kHz AAC is about 2812 frames"
+    );
+    // No hole and no overlap anywhere in the timeline: each frame starts
+    // where the previous one ended (1024 samples).
+    let holes: Vec<(i64, i64)> = served
+        .windows(2)
+        .filter(|w| w[1].0 - w[0].0 != 1024)
+        .map(|w| (w[0].0, w[1].0))
+        .collect();
+    assert!(holes.is_empty(), "audio timeline holes at {holes:?}");
+    // Consecutive parts leave no gap either (tfdt + durations).
+    let listed: f64 = m.segments.iter().map(|(_, d)| d).sum();
+    assert!(
+        (listed - served.len() as f64 * 1024.0 / 48_000.0).abs() < 0.001,
+        "EXTINF sum {listed} is not the media's duration"
+    );
+}
