@@ -7,6 +7,10 @@ CARGO ?= cargo
 # (so a Node.js from NodeSource, which bundles npm, is left alone).
 TEST_TOOLS := ffmpeg:ffmpeg ffprobe:ffmpeg chromium:chromium node:nodejs npm:npm
 BENCH_TOOLS := nginx:nginx wrk:wrk
+# Libraries the build links (FFmpeg 5.1 through ffmpeg-next) and bindgen's
+# libclang: Debian packages without a command, checked with dpkg.
+BUILD_PACKAGES := pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev \
+	libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev
 CONFIG ?= config/castline.toml
 
 .PHONY: run test deps deps-system deps-bench deps-node build bench lint fmt clean
@@ -18,6 +22,9 @@ define install_missing
 	@missing=""; \
 	for pair in $(1); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; \
+	done; \
+	for pkg in $(BUILD_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
