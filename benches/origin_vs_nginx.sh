@@ -89,7 +89,7 @@ FFMPEG_CMD=(ffmpeg -nostdin -v error -re
   -c:a aac -b:a 128k -t 8 -f flv "rtmp://$RTMP_ADDR/live/bench")
 "${FFMPEG_CMD[@]}" || die "ffmpeg publish failed"
 
-BASE="http://$HTTP_ADDR/live/bench/source"
+BASE="http://$HTTP_ADDR/live/bench/720p"
 PLAYLIST_URL="$BASE/index.m3u8"
 playlist_ok=0
 for _ in $(seq 1 50); do
@@ -108,7 +108,7 @@ SEG_URL_C="$BASE/$SEG_REL"
 
 # ---------------------------------------------------------------- docroot copy
 DOCROOT="$TMP/root"
-SRC_DIR="$DOCROOT/live/bench/source"
+SRC_DIR="$DOCROOT/live/bench/720p"
 mkdir -p "$SRC_DIR/$(dirname "$SEG_REL")"
 cp "$TMP/playlist.m3u8" "$SRC_DIR/index.m3u8"
 curl -fsS -o "$SRC_DIR/$SEG_REL" "$SEG_URL_C" || die "could not download segment $SEG_URL_C"
@@ -152,7 +152,7 @@ EOF
   "${cmd[@]}" &
   NGINX_PIDS+=($!)
   for _ in $(seq 1 50); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/live/bench/source/index.m3u8" 2>/dev/null && return 0
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/live/bench/720p/index.m3u8" 2>/dev/null && return 0
     kill -0 "${NGINX_PIDS[-1]}" 2>/dev/null || die "nginx ($name) exited during startup (see $prefix/error.log)"
     sleep 0.1
   done
@@ -167,8 +167,8 @@ start_nginx w2 2 "$NGINX_W2_PORT"
 # ---------------------------------------------------------------- byte identity
 for srv in "castline http://$HTTP_ADDR" "nginx-w1 http://127.0.0.1:$NGINX_W1_PORT" "nginx-w2 http://127.0.0.1:$NGINX_W2_PORT"; do
   name=${srv%% *}; origin=${srv#* }
-  curl -fsS -o "$TMP/check-$name.seg" "$origin/live/bench/source/$SEG_REL" || die "$name: GET segment failed"
-  curl -fsS -o "$TMP/check-$name.m3u8" "$origin/live/bench/source/index.m3u8" || die "$name: GET playlist failed"
+  curl -fsS -o "$TMP/check-$name.seg" "$origin/live/bench/720p/$SEG_REL" || die "$name: GET segment failed"
+  curl -fsS -o "$TMP/check-$name.m3u8" "$origin/live/bench/720p/index.m3u8" || die "$name: GET playlist failed"
 done
 for name in nginx-w1 nginx-w2; do
   if ! cmp "$TMP/check-castline.seg" "$TMP/check-$name.seg"; then
@@ -193,8 +193,8 @@ echo "nginx config: sendfile on; tcp_nopush on; access_log off; keepalive_reques
 echo "  nginx-w1 = worker_processes 1 (note: castline's tokio runtime uses all $(nproc) cores)"
 echo "  nginx-w2 = worker_processes 2"
 echo "castline http=$HTTP_ADDR  nginx-w1=127.0.0.1:$NGINX_W1_PORT  nginx-w2=127.0.0.1:$NGINX_W2_PORT"
-echo "segment  /live/bench/source/$SEG_REL  ($SEG_BYTES bytes)"
-echo "playlist /live/bench/source/index.m3u8  ($PL_BYTES bytes)"
+echo "segment  /live/bench/720p/$SEG_REL  ($SEG_BYTES bytes)"
+echo "playlist /live/bench/720p/index.m3u8  ($PL_BYTES bytes)"
 echo
 
 # ---------------------------------------------------------------- wrk runs
@@ -227,7 +227,7 @@ run_wrk() {
 }
 
 for target in segment playlist; do
-  if [[ $target == segment ]]; then path="/live/bench/source/$SEG_REL"; else path="/live/bench/source/index.m3u8"; fi
+  if [[ $target == segment ]]; then path="/live/bench/720p/$SEG_REL"; else path="/live/bench/720p/index.m3u8"; fi
   echo "running wrk: $target ..." >&2
   run_wrk "$target" castline "http://$HTTP_ADDR$path"
   run_wrk "$target" nginx-w1 "http://127.0.0.1:$NGINX_W1_PORT$path"
