@@ -33,8 +33,8 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 fn transcode_latency_histogram() -> Histogram {
     // 1 ms .. 2 s, fine where x264 at 720p lands (10-100 ms)
     Histogram::new([
-        0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.5,
-        1.0, 2.0,
+        0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.5, 1.0,
+        2.0,
     ])
 }
 

@@ -53,8 +53,13 @@ fn multivariant(server: &Server, stream: &str) -> (Vec<Variant>, Vec<String>) {
     (variants, audio)
 }
 
+/// The rendition's media playlist; empty while it does not exist yet.
 fn media(server: &Server, stream: &str, rendition: &str) -> Media {
-    parse_media(&get(&server.url(&format!("/live/{stream}/{rendition}/index.m3u8"))).text())
+    let r = get(&server.url(&format!("/live/{stream}/{rendition}/index.m3u8")));
+    if r.status != 200 {
+        return Media::default();
+    }
+    parse_media(&r.text())
 }
 
 /// msn → EXTINF of every complete segment listed.
@@ -482,4 +487,107 @@ fn every_audio_frame_sent_is_served_once_without_gaps() {
         (listed - served.len() as f64 * 1024.0 / 48_000.0).abs() < 0.001,
         "EXTINF sum {listed} is not the media's duration"
     );
+}
+
+#[test]
+fn alignment_survives_a_transcoder_that_falls_behind() {
+    // The 240p encoder stalls for 16 s after 3 s of video: the hub queue
+    // (about 13 s) overflows, the stream's pipeline loses events and every
+    // rendition must restart at the same next cut.
+    let server = Server::start_with_env(
+        SMALL_LADDER,
+        &[("CASTLINE_FAULT_STALL_RUNG", "240p:90:16000")],
+    );
+    let _p = Publisher::start(
+        &server.rtmp_url("hiccup"),
+        Publish {
+            size: "640x480",
+            seconds: 60,
+            ..Default::default()
+        },
+    );
+    let renditions = ["360p", "240p"];
+    let start = Instant::now();
+    let (ms, audio) = loop {
+        let ms: Vec<Media> = renditions
+            .iter()
+            .map(|r| media(&server, "hiccup", r))
+            .collect();
+        let audio = media(&server, "hiccup", "audio");
+        let after_gap = |m: &Media| {
+            let first_disc = m.text.find("#EXT-X-DISCONTINUITY\n");
+            first_disc.map_or(0, |at| m.text[at..].matches("#EXTINF").count())
+        };
+        if ms.iter().chain([&audio]).all(|m| after_gap(m) >= 4) {
+            break (ms, audio);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no recovery behind a discontinuity in every rendition:\n{}\n{}",
+            ms[1].text,
+            audio.text
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let dropped: f64 = get(&format!("http://{}/metrics", server.admin))
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("castline_hub_dropped_events_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(dropped > 0.0, "the stall should have cost hub events");
+    // Every rendition has the same segments: same MSNs, same EXTINF, and
+    // (checked by decoding) the same IDR instants, before and after the gap.
+    let all: Vec<&Media> = ms.iter().chain([&audio]).collect();
+    let msns = common_msns(&all);
+    // (The playlists were read a moment apart: compare up to the newest common one.)
+    let newest = *msns.last().expect("common segments");
+    for m in &all {
+        let listed: Vec<u64> = extinfs(m)
+            .keys()
+            .copied()
+            .filter(|&n| n <= newest)
+            .collect();
+        assert_eq!(
+            listed, msns,
+            "a rendition lists different segments:\n{}",
+            m.text
+        );
+    }
+    let ms = assert_aligned(&server, "hiccup", &renditions, 3);
+    // Segments after the gap start at the same instants too.
+    let tail: Vec<u64> = msns.iter().rev().take(3).copied().collect();
+    let init = |r: &str, m: &Media| init_bytes(&server, "hiccup", r, m);
+    let inits: Vec<Vec<u8>> = renditions
+        .iter()
+        .zip(&ms)
+        .map(|(r, m)| init(r, m))
+        .collect();
+    let am = &audio;
+    let ainit = init_bytes(&server, "hiccup", "audio", am);
+    for msn in tail {
+        let pts: Vec<f64> = renditions
+            .iter()
+            .zip(&ms)
+            .zip(&inits)
+            .map(|((r, m), i)| first_video_frame(i, &segment_bytes(&server, "hiccup", r, m, msn)).0)
+            .collect();
+        assert!((pts[0] - pts[1]).abs() < 0.0015, "segment {msn}: {pts:?}");
+        // The audio segment of the same number opens with the first audio
+        // frame at or after the video's cut (within one AAC frame, 21.3 ms).
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut bytes = ainit.clone();
+        bytes.extend(segment_bytes(&server, "hiccup", "audio", am, msn));
+        std::fs::write(file.path(), bytes).unwrap();
+        let a = packets(file.path(), "a")[0].0 as f64 / 48_000.0;
+        assert!(
+            a >= pts[0] - 0.0015 && a < pts[0] + 0.0215,
+            "audio segment {msn} opens at {a} s, video at {} s",
+            pts[0]
+        );
+    }
+    for (r, m) in renditions.iter().zip(&ms) {
+        assert_decodes(&server, "hiccup", r, m);
+    }
+    assert_decodes(&server, "hiccup", "audio", &audio);
 }

@@ -223,7 +223,7 @@ impl Stream {
         }
         Stream {
             name,
-            schedule: CutSchedule::new(mode),
+            schedule: CutSchedule::new(mode, info.video.is_some()),
             audio,
             source,
             transcoder,

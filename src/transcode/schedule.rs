@@ -14,6 +14,9 @@
 //!
 //! A track that follows (audio, or the decoded video of the rungs) opens
 //! segment N with its first frame presented at or after the cut's instant.
+//! After a start or a restart, a stream with video cuts first at a source
+//! keyframe (the decoder can only resume there), so audio and every rung
+//! restart at the same instant.
 
 use std::collections::VecDeque;
 
@@ -37,6 +40,8 @@ const PENDING: usize = 16;
 #[derive(Debug)]
 pub struct CutSchedule {
     mode: CutMode,
+    /// Video anchors the first cut after a (re)start; audio only follows it.
+    has_video: bool,
     next_msn: u64,
     /// Where the current run of interval cuts is anchored.
     origin: Option<i64>,
@@ -48,9 +53,11 @@ pub struct CutSchedule {
 }
 
 impl CutSchedule {
-    pub fn new(mode: CutMode) -> Self {
+    /// `has_video`: the stream has a video track (else audio cuts on the clock).
+    pub fn new(mode: CutMode, has_video: bool) -> Self {
         CutSchedule {
             mode,
+            has_video,
             next_msn: 0,
             origin: None,
             last_at: None,
@@ -112,6 +119,9 @@ impl CutSchedule {
             }
             CutMode::Interval { every } => {
                 if self.restart {
+                    if !keyframe {
+                        return None;
+                    }
                     self.origin = None;
                     self.last_at = None;
                 }
@@ -125,11 +135,13 @@ impl CutSchedule {
     /// interval mode the audio may reach an instant before the video does.
     pub fn audio(&mut self, pts: i64) -> Option<u64> {
         if let CutMode::Interval { every } = self.mode {
-            if self.restart {
+            if self.restart && !self.has_video {
                 self.origin = None;
                 self.last_at = None;
             }
-            self.interval_cut(pts, every);
+            if !(self.restart && self.has_video) {
+                self.interval_cut(pts, every);
+            }
         }
         let front = self.audio_pending.front()?;
         if pts < front.at {
@@ -147,7 +159,7 @@ mod tests {
 
     #[test]
     fn interval_cuts_every_second_whatever_the_gop() {
-        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND });
+        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
         let mut cuts = Vec::new();
         // 30 fps, keyframe only at 0: cuts do not need source keyframes.
         for i in 0..91 {
@@ -163,7 +175,7 @@ mod tests {
 
     #[test]
     fn b_frame_order_cuts_at_the_instant_not_the_packet() {
-        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND });
+        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
         assert_eq!(s.video(0, true).map(|c| c.at), Some(0));
         // Decode order: a P frame presented at 1.033 s arrives before the B
         // frame presented at 1.0 s; the cut is the instant 1.0 s either way.
@@ -176,9 +188,12 @@ mod tests {
 
     #[test]
     fn keyframe_mode_cuts_at_keyframes_past_the_minimum() {
-        let mut s = CutSchedule::new(CutMode::Keyframes {
-            min: 9 * SECOND / 10,
-        });
+        let mut s = CutSchedule::new(
+            CutMode::Keyframes {
+                min: 9 * SECOND / 10,
+            },
+            true,
+        );
         let mut msns = Vec::new();
         for i in 0..181 {
             // A 2 s GOP at 30 fps.
@@ -191,7 +206,7 @@ mod tests {
 
     #[test]
     fn audio_follows_the_video_cuts_with_the_same_msns() {
-        let mut s = CutSchedule::new(CutMode::Keyframes { min: SECOND });
+        let mut s = CutSchedule::new(CutMode::Keyframes { min: SECOND }, true);
         let mut audio_msns = Vec::new();
         let mut video_msns = Vec::new();
         // Audio frames of 1920 ticks (1024 samples at 48 kHz), video at 30 fps.
@@ -222,7 +237,7 @@ mod tests {
 
     #[test]
     fn audio_ahead_of_video_opens_the_interval_cut_first() {
-        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND });
+        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
         assert_eq!(s.video(0, true).map(|c| c.msn), Some(0));
         assert_eq!(s.audio(0), Some(0));
         assert_eq!(s.audio(SECOND + 100), Some(1));
@@ -232,13 +247,17 @@ mod tests {
 
     #[test]
     fn restart_cuts_at_the_next_frame_and_numbering_continues() {
-        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND });
+        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
         for i in 0..40 {
             s.video(i * 3000, i == 0);
         }
         s.restart();
-        // The new session's clock starts again near 0.
+        // The new session's clock starts again near 0; audio waits for the
+        // video to anchor the cut, and the video for a keyframe.
+        assert_eq!(s.audio(100), None);
+        assert_eq!(s.video(200, false), None);
         assert_eq!(s.video(500, true), Some(Cut { msn: 2, at: 500 }));
+        assert_eq!(s.audio(1000), Some(2));
         assert_eq!(
             s.video(500 + SECOND, false),
             Some(Cut {
@@ -246,7 +265,7 @@ mod tests {
                 at: 500 + SECOND
             })
         );
-        let mut k = CutSchedule::new(CutMode::Keyframes { min: SECOND });
+        let mut k = CutSchedule::new(CutMode::Keyframes { min: SECOND }, true);
         k.video(0, true);
         k.restart();
         assert_eq!(
@@ -259,7 +278,7 @@ mod tests {
 
     #[test]
     fn a_gap_in_the_input_skips_instants_without_skipping_numbers() {
-        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND });
+        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
         s.video(0, true);
         assert_eq!(
             s.video(5 * SECOND + 10, false),
@@ -267,6 +286,19 @@ mod tests {
                 msn: 1,
                 at: 5 * SECOND
             })
+        );
+    }
+
+    #[test]
+    fn audio_only_streams_cut_on_the_clock() {
+        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, false);
+        let msns: Vec<u64> = (0..100).filter_map(|n| s.audio(n * 1920)).collect();
+        assert_eq!(msns, vec![0, 1, 2], "2.13 s of audio");
+        s.restart();
+        assert_eq!(
+            s.audio(50),
+            Some(3),
+            "audio alone restarts at its next frame"
         );
     }
 }

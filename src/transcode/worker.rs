@@ -54,6 +54,24 @@ const RUNG_QUEUE: usize = 4;
 /// Bound on the small per-thread lookup queues (cuts, arrival times).
 const LOOKUP: usize = 256;
 
+/// Fault injection for tests: `CASTLINE_FAULT_STALL_RUNG=NAME:FRAMES:MS`
+/// makes rung NAME stall for MS milliseconds once, after FRAMES frames, as a
+/// hiccupping encoder would, so the falling-behind path can be exercised on
+/// any machine. Unset (always, outside tests), it costs nothing.
+pub const FAULT_STALL_RUNG: &str = "CASTLINE_FAULT_STALL_RUNG";
+
+/// (frames before the stall, stall) for `rung`, from [`FAULT_STALL_RUNG`].
+fn injected_stall(rung: &str) -> Option<(u64, std::time::Duration)> {
+    let v = std::env::var(FAULT_STALL_RUNG).ok()?;
+    let mut it = v.split(':');
+    if it.next()? != rung {
+        return None;
+    }
+    let frames = it.next()?.parse().ok()?;
+    let ms = it.next()?.parse().ok()?;
+    Some((frames, std::time::Duration::from_millis(ms)))
+}
+
 pub struct Transcoder {
     tx: mpsc::Sender<Job>,
     threads: Vec<JoinHandle<()>>,
@@ -81,6 +99,7 @@ impl Transcoder {
         for (t, enc) in targets.into_iter().zip(encoders) {
             let (tx, rx) = std_mpsc::sync_channel(RUNG_QUEUE);
             rung_txs.push(tx);
+            let stall = injected_stall(&t.rung.name);
             let worker = RungWorker {
                 stream: stream.to_string(),
                 rung: t.rung,
@@ -90,6 +109,8 @@ impl Transcoder {
                 cuts: VecDeque::new(),
                 received: VecDeque::new(),
                 warned_not_idr: false,
+                stall,
+                frames: 0,
             };
             let name = format!("enc-{}", worker.rung.name);
             threads.push(
@@ -351,6 +372,8 @@ struct RungWorker {
     cuts: VecDeque<(i64, u64)>,
     received: VecDeque<(i64, Instant)>,
     warned_not_idr: bool,
+    stall: Option<(u64, std::time::Duration)>,
+    frames: u64,
 }
 
 impl RungWorker {
@@ -434,6 +457,13 @@ impl RungWorker {
                         continue;
                     }
                     drop(frame);
+                    self.frames += 1;
+                    if let Some((after, d)) = self.stall {
+                        if self.frames == after {
+                            tracing::warn!(rung = %self.rung.name, stall = ?d, "injected encoder stall ({FAULT_STALL_RUNG})");
+                            std::thread::sleep(d);
+                        }
+                    }
                     out.set_pts(Some(pts));
                     out.set_kind(if cut.is_some() {
                         ffmpeg::picture::Type::I

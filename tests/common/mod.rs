@@ -19,6 +19,11 @@ impl Server {
     /// Start castline on ports it picks itself, with `extra` TOML appended to
     /// a test config (short reconnect grace).
     pub fn start(extra: &str) -> Server {
+        Server::start_with_env(extra, &[])
+    }
+
+    /// As [`Server::start`], with extra environment variables for castline.
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("castline.toml");
         let base = "[ingest]\nreconnect_grace = 3.0\n";
@@ -42,6 +47,7 @@ impl Server {
             ])
             .arg(dir.path())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

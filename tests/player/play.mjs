@@ -58,7 +58,7 @@ const PAGE = `<!doctype html>
     fatalErrors: [], nonFatalErrors: [], nonFatalCount: 0,
     fragsLoaded: 0, partsLoaded: 0,
     levels: null, mediaError: null, playRejected: null, waitingEvents: 0,
-    stallsAfterStart: 0, levelSwitches: [], audioTracks: 0,
+    stallsAfterStart: 0, levelSwitches: [], bufferedLevels: [], audioTracks: 0,
   };
   function errInfo(d) {
     var o = { type: d.type, details: d.details, fatal: !!d.fatal };
@@ -102,9 +102,17 @@ const PAGE = `<!doctype html>
   S.supported = true;
   var params = new URLSearchParams(location.search);
   var config = { lowLatencyMode: true };
-  if (params.get("startLevel") !== null) config.startLevel = Number(params.get("startLevel"));
+  if (params.get("startLevel") !== null) {
+    // Really start there: no bandwidth test fragment that could switch away first.
+    config.startLevel = Number(params.get("startLevel"));
+    config.testBandwidth = false;
+  }
   var hls = window.__hls = new Hls(config);
   hls.on(Hls.Events.LEVEL_SWITCHED, function (ev, d) { S.levelSwitches.push(d.level); });
+  hls.on(Hls.Events.FRAG_BUFFERED, function (ev, d) {
+    var l = d.frag && d.frag.type === "main" ? d.frag.level : undefined;
+    if (l !== undefined && S.bufferedLevels.indexOf(l) < 0) S.bufferedLevels.push(l);
+  });
   hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, function (ev, d) {
     S.audioTracks = (d.audioTracks || []).length;
   });
@@ -246,6 +254,7 @@ async function main() {
     buffered: snap.buffered.map(([a, b]) => [round(a), round(b)]),
     levels: S.levels,
     levelSwitches: S.levelSwitches,
+    bufferedLevels: S.bufferedLevels,
     stallsAfterStart: S.stallsAfterStart,
     audioTracks: S.audioTracks,
     mediaError: S.mediaError,
