@@ -112,12 +112,26 @@ fn init_bytes(server: &Server, stream: &str, rendition: &str, m: &Media) -> Vec<
 /// Every rendition starts segment N with an IDR at the same presentation
 /// time, and lists the same EXTINF for it.
 fn assert_aligned(server: &Server, stream: &str, renditions: &[&str], check: usize) -> Vec<Media> {
+    assert_aligned_from(server, stream, renditions, check, 0)
+}
+
+/// As [`assert_aligned`], for the segments from `from` on.
+fn assert_aligned_from(
+    server: &Server,
+    stream: &str,
+    renditions: &[&str],
+    check: usize,
+    from: u64,
+) -> Vec<Media> {
     let ms: Vec<Media> = renditions
         .iter()
         .map(|r| media(server, stream, r))
         .collect();
     let refs: Vec<&Media> = ms.iter().collect();
-    let msns = common_msns(&refs);
+    let msns: Vec<u64> = common_msns(&refs)
+        .into_iter()
+        .filter(|&n| n >= from)
+        .collect();
     assert!(msns.len() >= check, "only {} common segments", msns.len());
     for &msn in &msns {
         let durations: Vec<f64> = ms.iter().map(|m| extinfs(m)[&msn]).collect();
@@ -496,7 +510,7 @@ fn alignment_survives_a_transcoder_that_falls_behind() {
     // rendition must restart at the same next cut.
     let server = Server::start_with_env(
         SMALL_LADDER,
-        &[("CASTLINE_FAULT_STALL_RUNG", "240p:90:16000")],
+        &[("CASTLINE_FAULT_RUNG", "240p:90:stall-16000")],
     );
     let _p = Publisher::start(
         &server.rtmp_url("hiccup"),
@@ -590,4 +604,55 @@ fn alignment_survives_a_transcoder_that_falls_behind() {
         assert_decodes(&server, "hiccup", r, m);
     }
     assert_decodes(&server, "hiccup", "audio", &audio);
+}
+
+#[test]
+fn a_failed_encoder_restarts_its_rung_alone_at_the_next_cut() {
+    let server = Server::start_with_env(SMALL_LADDER, &[("CASTLINE_FAULT_RUNG", "240p:100:fail")]);
+    let _p = Publisher::start(
+        &server.rtmp_url("crash"),
+        Publish {
+            size: "640x480",
+            seconds: 40,
+            ..Default::default()
+        },
+    );
+    let start = Instant::now();
+    let (healthy, restarted) = loop {
+        let healthy = media(&server, "crash", "360p");
+        let restarted = media(&server, "crash", "240p");
+        let after = restarted
+            .text
+            .find("#EXT-X-DISCONTINUITY\n")
+            .map_or(0, |at| restarted.text[at..].matches("#EXTINF").count());
+        if after >= 4 {
+            break (healthy, restarted);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "240p did not come back behind a discontinuity:\n{}",
+            restarted.text
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(
+        healthy.discontinuities, 0,
+        "the other rung noticed:\n{}",
+        healthy.text
+    );
+    assert_eq!(media(&server, "crash", "audio").discontinuities, 0);
+    // The failed rung's segment was cut short where its encoder failed; from
+    // the next cut on, segment N starts at the same instant and lasts as long
+    // in both rungs.
+    let first_after = {
+        let at = restarted.text.find("#EXT-X-DISCONTINUITY\n").unwrap();
+        let uri = restarted.text[at..]
+            .lines()
+            .find(|l| !l.starts_with('#') && !l.is_empty())
+            .unwrap()
+            .to_string();
+        msn_of(&uri)
+    };
+    let ms = assert_aligned_from(&server, "crash", &["360p", "240p"], 3, first_after);
+    assert_decodes(&server, "crash", "240p", &ms[1]);
 }

@@ -54,22 +54,34 @@ const RUNG_QUEUE: usize = 4;
 /// Bound on the small per-thread lookup queues (cuts, arrival times).
 const LOOKUP: usize = 256;
 
-/// Fault injection for tests: `CASTLINE_FAULT_STALL_RUNG=NAME:FRAMES:MS`
-/// makes rung NAME stall for MS milliseconds once, after FRAMES frames, as a
-/// hiccupping encoder would, so the falling-behind path can be exercised on
-/// any machine. Unset (always, outside tests), it costs nothing.
-pub const FAULT_STALL_RUNG: &str = "CASTLINE_FAULT_STALL_RUNG";
+/// Fault injection for tests: `CASTLINE_FAULT_RUNG=NAME:FRAMES:ACTION` makes
+/// rung NAME, after FRAMES frames, either stall once (`stall-MS`: as a
+/// hiccupping encoder would) or fail (`fail`: as a crashed encoder would), so
+/// the falling-behind and restart paths can be exercised on any machine.
+/// Unset (always, outside tests), it costs nothing.
+pub const FAULT_RUNG: &str = "CASTLINE_FAULT_RUNG";
 
-/// (frames before the stall, stall) for `rung`, from [`FAULT_STALL_RUNG`].
-fn injected_stall(rung: &str) -> Option<(u64, std::time::Duration)> {
-    let v = std::env::var(FAULT_STALL_RUNG).ok()?;
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    Stall(std::time::Duration),
+    Fail,
+}
+
+/// (frame number, fault) for `rung`, from [`FAULT_RUNG`].
+fn injected_fault(rung: &str) -> Option<(u64, Fault)> {
+    let v = std::env::var(FAULT_RUNG).ok()?;
     let mut it = v.split(':');
     if it.next()? != rung {
         return None;
     }
     let frames = it.next()?.parse().ok()?;
-    let ms = it.next()?.parse().ok()?;
-    Some((frames, std::time::Duration::from_millis(ms)))
+    let fault = match it.next()? {
+        "fail" => Fault::Fail,
+        a => Fault::Stall(std::time::Duration::from_millis(
+            a.strip_prefix("stall-")?.parse().ok()?,
+        )),
+    };
+    Some((frames, fault))
 }
 
 pub struct Transcoder {
@@ -91,26 +103,30 @@ impl Transcoder {
         let fps = video.frame_rate.unwrap_or(30.0);
         let mut encoders = Vec::with_capacity(targets.len());
         for t in &targets {
-            encoders.push(backend.open(&EncoderSettings::for_rung(&t.rung, fps, preset))?);
+            let settings = EncoderSettings::for_rung(&t.rung, fps, preset);
+            encoders.push((backend.open(&settings)?, settings));
         }
         let decoder = open_decoder(video)?;
         let mut threads = Vec::new();
         let mut rung_txs = Vec::new();
-        for (t, enc) in targets.into_iter().zip(encoders) {
+        for (t, (enc, settings)) in targets.into_iter().zip(encoders) {
             let (tx, rx) = std_mpsc::sync_channel(RUNG_QUEUE);
             rung_txs.push(tx);
-            let stall = injected_stall(&t.rung.name);
+            let fault = injected_fault(&t.rung.name);
             let worker = RungWorker {
                 stream: stream.to_string(),
                 rung: t.rung,
                 backend,
+                settings,
                 output: t.output,
                 metrics: metrics.clone(),
                 cuts: VecDeque::new(),
                 received: VecDeque::new(),
                 warned_not_idr: false,
-                stall,
+                fault,
                 frames: 0,
+                announced: None,
+                wait_cut: false,
             };
             let name = format!("enc-{}", worker.rung.name);
             threads.push(
@@ -367,52 +383,33 @@ struct RungWorker {
     stream: String,
     rung: Rung,
     backend: Backend,
+    settings: EncoderSettings,
     output: mpsc::Sender<Input>,
     metrics: Arc<Metrics>,
     cuts: VecDeque<(i64, u64)>,
     received: VecDeque<(i64, Instant)>,
     warned_not_idr: bool,
-    stall: Option<(u64, std::time::Duration)>,
+    fault: Option<(u64, Fault)>,
     frames: u64,
+    /// The track last described to the packager.
+    announced: Option<AvcConfig>,
+    /// After an encoder restart: encode again from the next cut only.
+    wait_cut: bool,
 }
+
+type Scaler = (
+    ffmpeg::format::Pixel,
+    u32,
+    u32,
+    ffmpeg::software::scaling::Context,
+);
 
 impl RungWorker {
     fn run(mut self, mut enc: ffmpeg::encoder::Video, rx: std_mpsc::Receiver<RungJob>) {
-        // SAFETY: the encoder is open; its extradata (SPS/PPS, global headers)
-        // lives as long as the encoder and is copied out here.
-        let extradata = unsafe {
-            let p = enc.as_ptr();
-            if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
-                Vec::new()
-            } else {
-                std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
-            }
-        };
-        let config = match annexb::avc_config(&extradata) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(stream = %self.stream, rung = %self.rung.name, error = %e, "encoder gave no usable SPS/PPS; rung disabled");
-                return;
-            }
-        };
-        let info = MediaInfo {
-            video: Some(config),
-            audio: None,
-            declared_bitrate: Some(self.rung.bitrate),
-        };
-        if self
-            .output
-            .blocking_send(Input::Tracks(Arc::new(info)))
-            .is_err()
-        {
+        if !self.announce(&enc) {
             return;
         }
-        let mut scaler: Option<(
-            ffmpeg::format::Pixel,
-            u32,
-            u32,
-            ffmpeg::software::scaling::Context,
-        )> = None;
+        let mut scaler: Option<Scaler> = None;
         let label = crate::metrics::RenditionLabel {
             rendition: self.rung.name.clone(),
         };
@@ -425,61 +422,15 @@ impl RungWorker {
                     cut,
                     received,
                 } => {
-                    let key = (frame.format(), frame.width(), frame.height());
-                    if scaler.as_ref().is_none_or(|s| (s.0, s.1, s.2) != key) {
-                        match ffmpeg::software::scaling::Context::get(
-                            key.0,
-                            key.1,
-                            key.2,
-                            ffmpeg::format::Pixel::YUV420P,
-                            self.rung.width,
-                            self.rung.height,
-                            ffmpeg::software::scaling::Flags::BILINEAR,
-                        ) {
-                            Ok(s) => scaler = Some((key.0, key.1, key.2, s)),
-                            Err(e) => {
-                                tracing::error!(stream = %self.stream, rung = %self.rung.name, error = %e, "cannot scale the source");
-                                continue;
-                            }
-                        }
+                    if self.wait_cut && cut.is_none() {
+                        continue;
                     }
-                    let Some((_, _, _, s)) = scaler.as_mut() else {
+                    self.wait_cut = false;
+                    let Some(out) = self.scale(&mut scaler, &frame) else {
                         continue;
                     };
-                    let mut out = ffmpeg::frame::Video::new(
-                        ffmpeg::format::Pixel::YUV420P,
-                        self.rung.width,
-                        self.rung.height,
-                    );
-                    if let Err(e) = s.run(&frame, &mut out) {
-                        self.metrics.transcode_errors.inc();
-                        tracing::debug!(error = %e, "scaling failed");
-                        continue;
-                    }
                     drop(frame);
-                    self.frames += 1;
-                    if let Some((after, d)) = self.stall {
-                        if self.frames == after {
-                            tracing::warn!(rung = %self.rung.name, stall = ?d, "injected encoder stall ({FAULT_STALL_RUNG})");
-                            std::thread::sleep(d);
-                        }
-                    }
-                    out.set_pts(Some(pts));
-                    out.set_kind(if cut.is_some() {
-                        ffmpeg::picture::Type::I
-                    } else {
-                        ffmpeg::picture::Type::None
-                    });
-                    if let Some(msn) = cut {
-                        push_bounded(&mut self.cuts, (pts, msn));
-                    }
-                    push_bounded(&mut self.received, (pts, received));
-                    if let Err(e) = enc.send_frame(&out) {
-                        self.metrics.transcode_errors.inc();
-                        tracing::warn!(stream = %self.stream, rung = %self.rung.name, error = %e, "encoder refused a frame");
-                        continue;
-                    }
-                    if !self.drain(&mut enc, &latency) {
+                    if !self.encode(&mut enc, out, pts, cut, received, &latency) {
                         return;
                     }
                 }
@@ -496,6 +447,140 @@ impl RungWorker {
             self.drain(&mut enc, &latency);
         }
         let _ = self.output.blocking_send(Input::End);
+    }
+
+    /// Describe the encoder's track (from its SPS/PPS) to the packager when it
+    /// is new or changed. False when the rung cannot go on.
+    fn announce(&mut self, enc: &ffmpeg::encoder::Video) -> bool {
+        // SAFETY: the encoder is open; its extradata (SPS/PPS, global headers)
+        // lives as long as the encoder and is copied out here.
+        let extradata = unsafe {
+            let p = enc.as_ptr();
+            if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
+            }
+        };
+        let config = match annexb::avc_config(&extradata) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(stream = %self.stream, rung = %self.rung.name, error = %e, "encoder gave no usable SPS/PPS; rung stopped");
+                return false;
+            }
+        };
+        if self.announced.as_ref() == Some(&config) {
+            return true;
+        }
+        self.announced = Some(config.clone());
+        let info = MediaInfo {
+            video: Some(config),
+            audio: None,
+            declared_bitrate: Some(self.rung.bitrate),
+        };
+        self.output
+            .blocking_send(Input::Tracks(Arc::new(info)))
+            .is_ok()
+    }
+
+    fn scale(
+        &self,
+        scaler: &mut Option<Scaler>,
+        frame: &ffmpeg::frame::Video,
+    ) -> Option<ffmpeg::frame::Video> {
+        let key = (frame.format(), frame.width(), frame.height());
+        if scaler.as_ref().is_none_or(|s| (s.0, s.1, s.2) != key) {
+            match ffmpeg::software::scaling::Context::get(
+                key.0,
+                key.1,
+                key.2,
+                ffmpeg::format::Pixel::YUV420P,
+                self.rung.width,
+                self.rung.height,
+                ffmpeg::software::scaling::Flags::BILINEAR,
+            ) {
+                Ok(s) => *scaler = Some((key.0, key.1, key.2, s)),
+                Err(e) => {
+                    tracing::error!(stream = %self.stream, rung = %self.rung.name, error = %e, "cannot scale the source");
+                    return None;
+                }
+            }
+        }
+        let (_, _, _, s) = scaler.as_mut()?;
+        let mut out = ffmpeg::frame::Video::new(
+            ffmpeg::format::Pixel::YUV420P,
+            self.rung.width,
+            self.rung.height,
+        );
+        if let Err(e) = s.run(frame, &mut out) {
+            self.metrics.transcode_errors.inc();
+            tracing::debug!(error = %e, "scaling failed");
+            return None;
+        }
+        Some(out)
+    }
+
+    /// Encode one frame and hand on what comes out. False when the rung
+    /// cannot go on (its packager is gone, or its encoder cannot reopen).
+    fn encode(
+        &mut self,
+        enc: &mut ffmpeg::encoder::Video,
+        mut out: ffmpeg::frame::Video,
+        pts: i64,
+        cut: Option<u64>,
+        received: Instant,
+        latency: &prometheus_client::metrics::histogram::Histogram,
+    ) -> bool {
+        self.frames += 1;
+        let mut failed = false;
+        match self.fault {
+            Some((at, Fault::Stall(d))) if at == self.frames => {
+                tracing::warn!(rung = %self.rung.name, stall = ?d, "injected encoder stall ({FAULT_RUNG})");
+                std::thread::sleep(d);
+            }
+            Some((at, Fault::Fail)) if at == self.frames => {
+                tracing::warn!(rung = %self.rung.name, "injected encoder failure ({FAULT_RUNG})");
+                failed = true;
+            }
+            _ => {}
+        }
+        out.set_pts(Some(pts));
+        out.set_kind(if cut.is_some() {
+            ffmpeg::picture::Type::I
+        } else {
+            ffmpeg::picture::Type::None
+        });
+        if let Some(msn) = cut {
+            push_bounded(&mut self.cuts, (pts, msn));
+        }
+        push_bounded(&mut self.received, (pts, received));
+        if !failed {
+            match enc.send_frame(&out) {
+                Ok(()) => return self.drain(enc, latency),
+                Err(e) => {
+                    tracing::warn!(stream = %self.stream, rung = %self.rung.name, error = %e, "the encoder failed");
+                }
+            }
+        }
+        self.restart(enc)
+    }
+
+    /// The encoder failed: open a new one, and resume this rung (alone) at
+    /// the next cut behind a discontinuity. The other rungs never notice.
+    fn restart(&mut self, enc: &mut ffmpeg::encoder::Video) -> bool {
+        self.metrics.transcode_errors.inc();
+        match self.backend.open(&self.settings) {
+            Ok(new) => *enc = new,
+            Err(e) => {
+                tracing::error!(stream = %self.stream, rung = %self.rung.name, error = %e, "the encoder cannot reopen; rung stopped");
+                return false;
+            }
+        }
+        tracing::warn!(stream = %self.stream, rung = %self.rung.name, "encoder restarted; the rung resumes at the next cut");
+        self.cuts.clear();
+        self.received.clear();
+        self.wait_cut = true;
+        self.output.blocking_send(Input::Gap).is_ok() && self.announce(enc)
     }
 
     /// Hand every packet the encoder has ready to the rendition's packager.
