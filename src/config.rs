@@ -108,6 +108,9 @@ pub struct RungConfig {
     pub height: u32,
     /// Target (CBR) bitrate in kbit/s.
     pub bitrate_kbps: u32,
+    /// Highest frame rate of this rung (e.g. 30 for a 60 fps source); none: the source's.
+    #[serde(default)]
+    pub max_fps: Option<f64>,
 }
 
 impl Default for TranscodeConfig {
@@ -116,6 +119,7 @@ impl Default for TranscodeConfig {
             name: name.into(),
             height,
             bitrate_kbps,
+            max_fps: None,
         };
         TranscodeConfig {
             enabled: true,
@@ -321,6 +325,14 @@ impl TranscodeConfig {
                 return invalid(
                     "transcode.rungs.height",
                     format!("{} is outside 64..=4320", r.height),
+                );
+            }
+            if r.max_fps
+                .is_some_and(|f| !(f.is_finite() && (1.0..=240.0).contains(&f)))
+            {
+                return invalid(
+                    "transcode.rungs.max_fps",
+                    format!("{:?} is outside 1..=240", r.max_fps),
                 );
             }
             if !(50..=100_000).contains(&r.bitrate_kbps) {

@@ -656,3 +656,69 @@ fn a_failed_encoder_restarts_its_rung_alone_at_the_next_cut() {
     let ms = assert_aligned_from(&server, "crash", &["360p", "240p"], 3, first_after);
     assert_decodes(&server, "crash", "240p", &ms[1]);
 }
+
+#[test]
+fn a_rung_with_a_frame_rate_cap_halves_a_sixty_fps_source_and_stays_aligned() {
+    let server = Server::start(
+        "[[transcode.rungs]]\nname = \"240p30\"\nheight = 240\nbitrate_kbps = 300\nmax_fps = 30\n\
+         [[transcode.rungs]]\nname = \"180p\"\nheight = 180\nbitrate_kbps = 200\n",
+    );
+    let _p = Publisher::start(
+        &server.rtmp_url("sixty"),
+        Publish {
+            fps: 60,
+            gop_frames: 120,
+            seconds: 30,
+            ..Default::default()
+        },
+    );
+    let (variants, _) = multivariant(&server, "sixty");
+    assert_eq!(variants.len(), 2);
+    for r in ["240p30", "180p"] {
+        wait_rendition(&server, "sixty", r, 5, Duration::from_secs(30));
+    }
+    // Segment N starts at the same instant with an IDR in both; its listed
+    // length may differ by less than a frame (the last part of each ends one
+    // frame of its own rate after its last frame).
+    let renditions = ["240p30", "180p"];
+    let ms: Vec<Media> = renditions
+        .iter()
+        .map(|r| media(&server, "sixty", r))
+        .collect();
+    let msns = common_msns(&ms.iter().collect::<Vec<_>>());
+    assert!(msns.len() >= 3);
+    let inits: Vec<Vec<u8>> = renditions
+        .iter()
+        .zip(&ms)
+        .map(|(r, m)| init_bytes(&server, "sixty", r, m))
+        .collect();
+    for &msn in &msns[..3] {
+        let d: Vec<f64> = ms.iter().map(|m| extinfs(m)[&msn]).collect();
+        assert!((d[0] - d[1]).abs() < 1.0 / 30.0, "segment {msn}: {d:?}");
+        let firsts: Vec<(f64, bool, bool)> = renditions
+            .iter()
+            .zip(&ms)
+            .zip(&inits)
+            .map(|((r, m), i)| first_video_frame(i, &segment_bytes(&server, "sixty", r, m, msn)))
+            .collect();
+        assert!(
+            firsts.iter().all(|f| f.1 && f.2),
+            "segment {msn}: {firsts:?}"
+        );
+        assert!(
+            (firsts[0].0 - firsts[1].0).abs() < 0.0015,
+            "segment {msn}: {firsts:?}"
+        );
+    }
+    for ((r, m), fps) in ["240p30", "180p"].iter().zip(&ms).zip([30, 60]) {
+        let file = assert_decodes(&server, "sixty", r, m);
+        let video = packets(&file, "v");
+        let seconds: f64 = m.segments.iter().map(|(_, d)| d).sum();
+        let rate = video.len() as f64 / seconds;
+        assert!(
+            (rate - fps as f64).abs() < 1.0,
+            "{r}: {} frames in {seconds} s is {rate:.1} fps, expected {fps}",
+            video.len()
+        );
+    }
+}

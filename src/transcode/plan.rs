@@ -3,16 +3,18 @@
 
 use crate::config::RungConfig;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rung {
     pub name: String,
     pub width: u32,
     pub height: u32,
     /// Bits per second.
     pub bitrate: u64,
+    /// Frame-rate cap, if the rung has one.
+    pub max_fps: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// Highest first.
     pub rungs: Vec<Rung>,
@@ -41,9 +43,45 @@ pub fn plan(width: u32, height: u32, configured: &[RungConfig]) -> Plan {
             width: nearest_even(width as u64 * r.height as u64, height as u64),
             height: nearest_even(r.height as u64, 1),
             bitrate: r.bitrate_kbps as u64 * 1000,
+            max_fps: r.max_fps,
         });
     }
     Plan { rungs, skipped }
+}
+
+/// Drops frames so a rung stays at or under its frame-rate cap (pure).
+/// A frame that opens a segment is always kept: it must become the IDR.
+#[derive(Debug, Clone)]
+pub struct FrameRateCap {
+    interval: i64,
+    next_due: Option<i64>,
+}
+
+impl FrameRateCap {
+    /// `max_fps` in frames per second, timestamps in `timescale` ticks.
+    pub fn new(max_fps: f64, timescale: u32) -> Self {
+        FrameRateCap {
+            interval: (timescale as f64 / max_fps).round().max(1.0) as i64,
+            next_due: None,
+        }
+    }
+
+    pub fn keep(&mut self, pts: i64, opens_segment: bool) -> bool {
+        // A quarter interval of slack absorbs millisecond-rounded timestamps.
+        let slack = self.interval / 4;
+        let due = self.next_due.is_none_or(|d| pts >= d - slack);
+        if !(due || opens_segment) {
+            return false;
+        }
+        let next = self.next_due.map_or(pts, |d| d.max(pts - slack)) + self.interval;
+        // After a jump (a gap, a new session) count from this frame.
+        self.next_due = Some(if opens_segment || next <= pts {
+            pts + self.interval
+        } else {
+            next
+        });
+        true
+    }
 }
 
 #[cfg(test)]
@@ -94,5 +132,38 @@ mod tests {
         let p = plan(320, 240, &TranscodeConfig::default().rungs);
         assert!(p.rungs.is_empty());
         assert_eq!(p.skipped.len(), 4);
+    }
+
+    #[test]
+    fn a_thirty_fps_cap_keeps_every_other_frame_of_sixty() {
+        let mut cap = FrameRateCap::new(30.0, 90_000);
+        let kept: Vec<i64> = (0..12)
+            .map(|i| i * 1500)
+            .filter(|&p| cap.keep(p, false))
+            .collect();
+        assert_eq!(kept, vec![0, 3000, 6000, 9000, 12000, 15000]);
+        // Millisecond-rounded 60 fps (16/17 ms steps) keeps 30 of 60 as well.
+        let mut cap = FrameRateCap::new(30.0, 90_000);
+        let kept = (0..60)
+            .map(|i| (i * 1000 / 60) * 90)
+            .filter(|&p| cap.keep(p, false))
+            .count();
+        assert_eq!(kept, 30);
+    }
+
+    #[test]
+    fn a_cut_frame_is_always_kept_and_restarts_the_count() {
+        let mut cap = FrameRateCap::new(30.0, 90_000);
+        assert!(cap.keep(0, false));
+        assert!(!cap.keep(1500, false));
+        assert!(cap.keep(1500, true), "the frame that opens a segment stays");
+        assert!(!cap.keep(3000, false));
+        assert!(cap.keep(4500, false));
+    }
+
+    #[test]
+    fn a_source_under_the_cap_keeps_everything() {
+        let mut cap = FrameRateCap::new(30.0, 90_000);
+        assert!((0..30).all(|i| cap.keep(i * 3003, false)));
     }
 }

@@ -14,7 +14,7 @@ use ffmpeg_next as ffmpeg;
 use tokio::sync::mpsc;
 
 use super::encoder::{Backend, EncoderError, EncoderSettings};
-use super::plan::Rung;
+use super::plan::{FrameRateCap, Rung};
 use super::schedule::Cut;
 use crate::media::{annexb, AccessUnit, AvcConfig, MediaInfo, TrackKind, VIDEO_TIMESCALE};
 use crate::metrics::Metrics;
@@ -103,7 +103,8 @@ impl Transcoder {
         let fps = video.frame_rate.unwrap_or(30.0);
         let mut encoders = Vec::with_capacity(targets.len());
         for t in &targets {
-            let settings = EncoderSettings::for_rung(&t.rung, fps, preset);
+            let rung_fps = t.rung.max_fps.map_or(fps, |cap| cap.min(fps));
+            let settings = EncoderSettings::for_rung(&t.rung, rung_fps, preset);
             encoders.push((backend.open(&settings)?, settings));
         }
         let decoder = open_decoder(video)?;
@@ -113,7 +114,13 @@ impl Transcoder {
             let (tx, rx) = std_mpsc::sync_channel(RUNG_QUEUE);
             rung_txs.push(tx);
             let fault = injected_fault(&t.rung.name);
+            let cap = t
+                .rung
+                .max_fps
+                .filter(|&cap| cap < fps)
+                .map(|cap| FrameRateCap::new(cap, VIDEO_TIMESCALE));
             let worker = RungWorker {
+                cap,
                 stream: stream.to_string(),
                 rung: t.rung,
                 backend,
@@ -380,6 +387,8 @@ impl DecodeWorker {
 }
 
 struct RungWorker {
+    /// Drops frames above the rung's frame-rate cap.
+    cap: Option<FrameRateCap>,
     stream: String,
     rung: Rung,
     backend: Backend,
@@ -426,6 +435,11 @@ impl RungWorker {
                         continue;
                     }
                     self.wait_cut = false;
+                    if let Some(cap) = &mut self.cap {
+                        if !cap.keep(pts, cut.is_some()) {
+                            continue;
+                        }
+                    }
                     let Some(out) = self.scale(&mut scaler, &frame) else {
                         continue;
                     };

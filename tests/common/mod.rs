@@ -110,6 +110,7 @@ pub struct Publish {
     pub bitrate: &'static str,
     /// Also write what is published to this FLV file (ffmpeg's tee muxer).
     pub tee: Option<&'static str>,
+    pub fps: u32,
 }
 
 impl Default for Publish {
@@ -123,6 +124,7 @@ impl Default for Publish {
             preset: "veryfast",
             bitrate: "400k",
             tee: None,
+            fps: 30,
         }
     }
 }
@@ -137,7 +139,7 @@ impl Publisher {
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-nostdin", "-v", "error", "-re"]);
         if p.video {
-            let src = format!("testsrc2=size={}:rate=30", p.size);
+            let src = format!("testsrc2=size={}:rate={}", p.size, p.fps);
             cmd.args(["-f", "lavfi", "-i", &src]);
         }
         if p.audio {
