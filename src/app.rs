@@ -154,19 +154,24 @@ impl App {
             }
             None => tracing::info!(backend = sel.backend.label(), "ladder encoder"),
         }
+        if sel.backend == encoder::Backend::Nvenc {
+            match transcode::gpu::probe() {
+                Ok(()) => tracing::warn!("a CUDA device opens, but the GPU frame path is not wired yet: frames are decoded and scaled on the CPU"),
+                Err(why) => tracing::warn!(reason = %why, "frames are decoded and scaled on the CPU"),
+            }
+        }
         metrics
             .encoder_backend
             .get_or_create(&BackendLabel {
                 backend: sel.backend.label(),
             })
             .set(1);
-        let preset = match sel.backend {
-            encoder::Backend::X264 => cfg.transcode.x264_preset.clone(),
-            encoder::Backend::Nvenc => cfg.transcode.nvenc_preset.clone(),
-        };
         Ok(LadderConfig {
             backend: sel.backend,
-            preset,
+            presets: encoder::Presets {
+                x264: cfg.transcode.x264_preset.clone(),
+                nvenc: cfg.transcode.nvenc_preset.clone(),
+            },
             rungs: cfg.transcode.rungs.clone(),
             passthrough: cfg.transcode.passthrough,
         })

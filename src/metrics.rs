@@ -51,6 +51,7 @@ pub struct Metrics {
     pub part_ready_seconds: Histogram,
     pub http_requests: Family<HttpLabel, Counter>,
     pub encoder_backend: Family<BackendLabel, Gauge>,
+    pub encoder_sessions: Family<BackendLabel, Gauge>,
     pub transcode_latency: HistogramFamily<RenditionLabel>,
     pub transcode_errors: Counter,
     pub ladder_fallbacks: Family<ReasonLabel, Counter>,
@@ -74,6 +75,7 @@ impl Metrics {
             ]),
             http_requests: Family::default(),
             encoder_backend: Family::default(),
+            encoder_sessions: Family::default(),
             transcode_latency: Family::new_with_constructor(transcode_latency_histogram),
             transcode_errors: Counter::default(),
             ladder_fallbacks: Family::default(),
@@ -125,6 +127,11 @@ impl Metrics {
             "encoder_backend",
             "1 for the video encoder backend the ladder runs on (x264 or nvenc)",
             m.encoder_backend.clone(),
+        );
+        registry.register(
+            "encoder_sessions",
+            "Video encoders open now, by backend (one per rung of every live stream)",
+            m.encoder_sessions.clone(),
         );
         registry.register(
             "transcode_latency_seconds",

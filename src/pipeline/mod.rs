@@ -23,7 +23,7 @@ use crate::metrics::{Metrics, ReasonLabel};
 use crate::package::multivariant::MultivariantWriter;
 use crate::package::packager::{self, Input, PackagerConfig, RenditionPackager};
 use crate::store::{Store, StreamEntry};
-use crate::transcode::encoder::Backend;
+use crate::transcode::encoder::{Backend, Presets};
 use crate::transcode::plan;
 use crate::transcode::schedule::{CutMode, CutSchedule};
 use crate::transcode::worker::{Job, RungTarget, Transcoder};
@@ -40,7 +40,7 @@ const PACKAGER_QUEUE: usize = 256;
 #[derive(Debug, Clone)]
 pub struct LadderConfig {
     pub backend: Backend,
-    pub preset: String,
+    pub presets: Presets,
     pub rungs: Vec<RungConfig>,
     /// Also serve the source video as a rung (cuts then follow its keyframes).
     pub passthrough: bool,
@@ -150,7 +150,7 @@ impl Stream {
                 match Transcoder::start(
                     &name,
                     ladder.backend,
-                    &ladder.preset,
+                    &ladder.presets,
                     video,
                     targets,
                     metrics.clone(),

@@ -169,6 +169,44 @@ pub fn probe(backend: Backend) -> Result<(), EncoderError> {
     backend.open(&s).map(drop)
 }
 
+/// The preset each backend uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presets {
+    pub x264: String,
+    pub nvenc: String,
+}
+
+impl Presets {
+    pub fn get(&self, backend: Backend) -> &str {
+        match backend {
+            Backend::X264 => &self.x264,
+            Backend::Nvenc => &self.nvenc,
+        }
+    }
+}
+
+/// Open the encoder of one rung on `backend`; when NVENC cannot open another
+/// session (a consumer GPU allows only a few), the rung runs on libx264
+/// instead. Returns the encoder, its settings and the backend it runs on.
+pub fn open_rung(
+    backend: Backend,
+    presets: &Presets,
+    rung: &Rung,
+    fps: f64,
+) -> Result<(ffmpeg::encoder::Video, EncoderSettings, Backend), EncoderError> {
+    let settings = EncoderSettings::for_rung(rung, fps, presets.get(backend));
+    match backend.open(&settings) {
+        Ok(enc) => Ok((enc, settings, backend)),
+        Err(e) if backend == Backend::Nvenc => {
+            tracing::warn!(rung = %rung.name, error = %e, "NVENC cannot open another session; this rung runs on libx264");
+            let settings = EncoderSettings::for_rung(rung, fps, presets.get(Backend::X264));
+            let enc = Backend::X264.open(&settings)?;
+            Ok((enc, settings, Backend::X264))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Which backend the ladder runs on, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {

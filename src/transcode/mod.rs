@@ -6,9 +6,11 @@
 //!   rendition of a stream (pure).
 //! - [`encoder`]: the x264 and NVENC backends, their option mapping (pure),
 //!   the start-up probe and the backend choice.
+//! - [`gpu`]: the GPU frame path's probe and `scale_cuda` graph (not wired yet).
 //! - [`worker`]: the decode and encode threads of one stream.
 
 pub mod encoder;
+pub mod gpu;
 pub mod plan;
 pub mod schedule;
 pub mod worker;
@@ -29,11 +31,16 @@ pub fn probe_report() -> Vec<String> {
     if let Err(e) = init() {
         return vec![format!("FFmpeg cannot start: {e}")];
     }
-    [encoder::Backend::Nvenc, encoder::Backend::X264]
+    let mut lines: Vec<String> = [encoder::Backend::Nvenc, encoder::Backend::X264]
         .into_iter()
         .map(|b| match encoder::probe(b) {
             Ok(()) => format!("{:<6} ({}): works", b.label(), b.codec_name()),
             Err(e) => format!("{:<6} ({}): unavailable: {e}", b.label(), b.codec_name()),
         })
-        .collect()
+        .collect();
+    lines.push(match gpu::probe() {
+        Ok(()) => "cuda   (decode + scale_cuda): a CUDA device opens (the GPU frame path is not wired yet)".into(),
+        Err(e) => format!("cuda   (decode + scale_cuda): unavailable: {e}"),
+    });
+    lines
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use ffmpeg_next as ffmpeg;
 use tokio::sync::mpsc;
 
-use super::encoder::{Backend, EncoderError, EncoderSettings};
+use super::encoder::{open_rung, Backend, EncoderError, EncoderSettings, Presets};
 use super::plan::{FrameRateCap, Rung};
 use super::schedule::Cut;
 use crate::media::{annexb, AccessUnit, AvcConfig, MediaInfo, TrackKind, VIDEO_TIMESCALE};
@@ -95,7 +95,7 @@ impl Transcoder {
     pub fn start(
         stream: &str,
         backend: Backend,
-        preset: &str,
+        presets: &Presets,
         video: &AvcConfig,
         targets: Vec<RungTarget>,
         metrics: Arc<Metrics>,
@@ -104,13 +104,12 @@ impl Transcoder {
         let mut encoders = Vec::with_capacity(targets.len());
         for t in &targets {
             let rung_fps = t.rung.max_fps.map_or(fps, |cap| cap.min(fps));
-            let settings = EncoderSettings::for_rung(&t.rung, rung_fps, preset);
-            encoders.push((backend.open(&settings)?, settings));
+            encoders.push(open_rung(backend, presets, &t.rung, rung_fps)?);
         }
         let decoder = open_decoder(video)?;
         let mut threads = Vec::new();
         let mut rung_txs = Vec::new();
-        for (t, (enc, settings)) in targets.into_iter().zip(encoders) {
+        for (t, (enc, settings, backend)) in targets.into_iter().zip(encoders) {
             let (tx, rx) = std_mpsc::sync_channel(RUNG_QUEUE);
             rung_txs.push(tx);
             let fault = injected_fault(&t.rung.name);
@@ -414,7 +413,20 @@ type Scaler = (
 );
 
 impl RungWorker {
-    fn run(mut self, mut enc: ffmpeg::encoder::Video, rx: std_mpsc::Receiver<RungJob>) {
+    fn run(mut self, enc: ffmpeg::encoder::Video, rx: std_mpsc::Receiver<RungJob>) {
+        let sessions = self
+            .metrics
+            .encoder_sessions
+            .get_or_create(&crate::metrics::BackendLabel {
+                backend: self.backend.label(),
+            })
+            .clone();
+        sessions.inc();
+        self.encode_all(enc, rx);
+        sessions.dec();
+    }
+
+    fn encode_all(&mut self, mut enc: ffmpeg::encoder::Video, rx: std_mpsc::Receiver<RungJob>) {
         if !self.announce(&enc) {
             return;
         }
