@@ -6,7 +6,7 @@
 #      keyframe every second) on the same file: CPU seconds per second of video;
 #   3. how many such streams castline keeps in real time at once (STREAMS="1 2 3").
 #
-# Usage: benches/ladder.sh        (SECONDS_OF_VIDEO=30 STREAMS="1 2 3" by default)
+# Usage: benches/ladder.sh   (SECONDS_OF_VIDEO=30 STREAMS="1 2 3" SOURCE_BFRAMES=2 by default)
 # Needs: target/release/castline (cargo build --release), ffmpeg, curl, python3.
 set -euo pipefail
 
@@ -28,7 +28,7 @@ trap cleanup EXIT
 SRC="$TMP/source.flv"
 ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=1280x720:rate=30 \
   -f lavfi -i sine=frequency=440:sample_rate=48000 -t "$LEN" \
-  -c:v libx264 -preset veryfast -bf 2 -g 60 -b:v 4000k -c:a aac -b:a 128k "$SRC"
+  -c:v libx264 -preset veryfast -bf "${SOURCE_BFRAMES:-2}" -g 60 -b:v 4000k -c:a aac -b:a 128k "$SRC"
 
 cpu_seconds() { # utime + stime of a pid, in seconds
   python3 - "$1" <<'EOF'
