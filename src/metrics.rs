@@ -43,6 +43,7 @@ pub struct Metrics {
     pub rtmp_connections: Counter,
     pub rtmp_errors: Family<ReasonLabel, Counter>,
     pub ingest_frames: Counter,
+    pub ingest_skipped_tags: Counter,
     pub hub_dropped_events: Counter,
     pub live_streams: Gauge,
     pub parts: Counter,
@@ -64,6 +65,7 @@ impl Metrics {
             rtmp_connections: Counter::default(),
             rtmp_errors: Family::default(),
             ingest_frames: Counter::default(),
+            ingest_skipped_tags: Counter::default(),
             hub_dropped_events: Counter::default(),
             live_streams: Gauge::default(),
             parts: Counter::default(),
@@ -95,6 +97,11 @@ impl Metrics {
             "ingest_frames",
             "Access units received from publishers",
             m.ingest_frames.clone(),
+        );
+        registry.register(
+            "ingest_skipped_tags",
+            "FLV tags that carry no media (video command frames), skipped",
+            m.ingest_skipped_tags.clone(),
         );
         registry.register(
             "hub_dropped_events",

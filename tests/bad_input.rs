@@ -4,116 +4,14 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::rtmp_client::*;
 use common::*;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
-};
+use rml_rtmp::sessions::ClientSessionResult;
 use rml_rtmp::time::RtmpTimestamp;
-
-/// True when the server closes the connection within `limit` (EOF or reset).
-fn closed_by_server(tcp: &mut TcpStream, limit: Duration) -> bool {
-    tcp.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let start = Instant::now();
-    let mut buf = [0u8; 4096];
-    while start.elapsed() < limit {
-        match tcp.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => return true,
-        }
-    }
-    false
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_nodelay(true).unwrap();
-    tcp
-}
-
-/// A real RTMP handshake from the client side; returns bytes left over.
-fn handshake(tcp: &mut TcpStream) -> Vec<u8> {
-    let mut hs = Handshake::new(PeerType::Client);
-    tcp.write_all(&hs.generate_outbound_p0_and_p1().unwrap())
-        .unwrap();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = tcp.read(&mut buf).unwrap();
-        assert!(n > 0, "server closed during handshake");
-        match hs.process_bytes(&buf[..n]).unwrap() {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                tcp.write_all(&response_bytes).unwrap()
-            }
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
-                tcp.write_all(&response_bytes).unwrap();
-                return remaining_bytes;
-            }
-        }
-    }
-}
-
-fn send(tcp: &mut TcpStream, results: Vec<ClientSessionResult>) -> Vec<ClientSessionEvent> {
-    let mut events = Vec::new();
-    for r in results {
-        match r {
-            ClientSessionResult::OutboundResponse(p) => tcp.write_all(&p.bytes).unwrap(),
-            ClientSessionResult::RaisedEvent(e) => events.push(e),
-            _ => {}
-        }
-    }
-    events
-}
-
-/// Drive a client session until `want` is raised.
-fn until(tcp: &mut TcpStream, session: &mut ClientSession, want: fn(&ClientSessionEvent) -> bool) {
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = tcp.read(&mut buf).expect("server answered");
-        assert!(n > 0, "server closed the connection");
-        let results = session.handle_input(&buf[..n]).unwrap();
-        if send(tcp, results).iter().any(want) {
-            return;
-        }
-    }
-}
-
-/// A publisher that gets as far as `publish` accepted, via rml_rtmp's client session.
-fn publish(addr: SocketAddr, key: &str) -> (TcpStream, ClientSession) {
-    let mut tcp = connect(addr);
-    let leftover = handshake(&mut tcp);
-    let (mut session, initial) = ClientSession::new(ClientSessionConfig::new()).unwrap();
-    send(&mut tcp, initial);
-    if !leftover.is_empty() {
-        let r = session.handle_input(&leftover).unwrap();
-        send(&mut tcp, r);
-    }
-    let r = session.request_connection("live".into()).unwrap();
-    send(&mut tcp, vec![r]);
-    until(&mut tcp, &mut session, |e| {
-        matches!(e, ClientSessionEvent::ConnectionRequestAccepted)
-    });
-    let r = session
-        .request_publishing(key.into(), PublishRequestType::Live)
-        .unwrap();
-    send(&mut tcp, vec![r]);
-    until(&mut tcp, &mut session, |e| {
-        matches!(e, ClientSessionEvent::PublishRequestAccepted)
-    });
-    (tcp, session)
-}
 
 fn good_stream_still_advances(server: &Server, before: &Media) {
     let after = wait_segments(
@@ -286,4 +184,22 @@ fn hostile_urls_get_clear_errors_and_viewers_carry_on() {
         .unwrap();
     assert!(closed_by_server(&mut tcp, Duration::from_secs(5)));
     good_stream_still_advances(&server, &before);
+}
+
+#[test]
+fn idle_admin_connections_are_closed_and_probes_still_answer() {
+    let server = Server::start("");
+    let mut idle: Vec<TcpStream> = (0..80)
+        .map(|_| std::net::TcpStream::connect(server.admin).unwrap())
+        .collect();
+    // With every slot held by a silent client, a probe is still answered
+    // once the silent ones are closed (header deadline: 5 s).
+    let started = Instant::now();
+    let mut closed = 0;
+    for c in idle.iter_mut() {
+        closed += closed_by_server(c, Duration::from_secs(8)) as usize;
+    }
+    assert_eq!(closed, 80, "idle admin connections were kept open");
+    assert!(started.elapsed() < Duration::from_secs(12));
+    assert_eq!(get(&format!("http://{}/healthz", server.admin)).status, 200);
 }

@@ -4,17 +4,25 @@
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+
+/// Concurrent admin connections.
+const ADMIN_CONNECTIONS: usize = 64;
+/// A request's headers must arrive within this (idle keep-alive connections too).
+const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// No admin connection lives longer than this.
+const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 pub struct Admin {
     pub metrics: Arc<Metrics>,
@@ -29,20 +37,39 @@ impl Admin {
         listener: TcpListener,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        // Scrapers and probes need few connections; a flood of them gets no more.
+        let slots = Arc::new(tokio::sync::Semaphore::new(ADMIN_CONNECTIONS));
         loop {
-            let (tcp, _) = tokio::select! {
-                a = listener.accept() => match a { Ok(x) => x, Err(_) => continue },
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
                 _ = shutdown.changed() => break,
+            };
+            let tcp = match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                continue; // dropped: closed at once
             };
             let admin = self.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let svc = service_fn(move |req| {
                     let admin = admin.clone();
                     async move { Ok::<_, Infallible>(admin.handle(req)) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(ADMIN_HEADER_TIMEOUT)
+                    .max_buf_size(16 * 1024)
+                    .serve_connection(TokioIo::new(tcp), svc);
+                // A slow reader of /metrics cannot hold its slot for ever either.
+                let _ = tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, conn).await;
             });
         }
     }

@@ -1,6 +1,8 @@
 //! Test harness: the real `castline` binary, real `ffmpeg` publishers, real HTTP.
 #![allow(dead_code)]
 
+pub mod rtmp_client;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -228,11 +228,20 @@ impl Connection {
                 match claim {
                     Ok(publisher) => {
                         tracing::info!(peer = %self.peer, stream = publisher.name(), "publishing; playback at {}/live/{}/index.m3u8", self.ctx.playback_base, publisher.name());
-                        println!(
+                        // The line for people and scripts, written off the async path
+                        // (a blocked stdout must not stall ingest).
+                        let line = format!(
                             "live: {}/live/{}/index.m3u8",
                             self.ctx.playback_base,
                             publisher.name()
                         );
+                        tokio::task::spawn_blocking(move || {
+                            use std::io::Write;
+                            let _ = writeln!(std::io::stdout(), "{line}");
+                        });
+                        // A publish (a republish on this connection too) starts a
+                        // fresh demux session: its tracks are announced anew.
+                        self.demuxer = Demuxer::new();
                         self.publisher = Some(publisher);
                         self.published = true;
                         session.accept_request(request_id).map_err(session_err)
@@ -252,10 +261,14 @@ impl Connection {
             ServerSessionEvent::VideoDataReceived {
                 data, timestamp, ..
             } => {
+                let skipped = self.demuxer.skipped_tags;
                 let events = self
                     .demuxer
                     .on_video(timestamp.value, &data, received)
                     .map_err(|e| (Vec::new(), e.into()))?;
+                if self.demuxer.skipped_tags > skipped {
+                    self.ctx.metrics.ingest_skipped_tags.inc();
+                }
                 self.forward(events);
                 Ok(Vec::new())
             }

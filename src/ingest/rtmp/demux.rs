@@ -87,6 +87,8 @@ pub struct Demuxer {
     audio_next: Option<i64>,
     /// Frames dropped because their track had no sequence header yet.
     pub dropped_frames: u64,
+    /// Tags that carry no media (FLV video command frames), skipped.
+    pub skipped_tags: u64,
 }
 
 impl Demuxer {
@@ -137,6 +139,10 @@ impl Demuxer {
                 }))
             }
             VideoTag::AvcEndOfSequence => Ok(Vec::new()),
+            VideoTag::Command => {
+                self.skipped_tags += 1;
+                Ok(Vec::new())
+            }
             VideoTag::Unsupported(id) => Err(DemuxError::UnsupportedVideo(id)),
         }
     }
@@ -387,6 +393,22 @@ mod tests {
         d.on_audio(0, &audio_frame(), now).unwrap();
         let a = media(d.on_audio(1000, &audio_frame(), now).unwrap());
         assert_eq!(a[0].dts, 48_000);
+    }
+
+    #[test]
+    fn a_command_frame_is_skipped_and_counted_not_fatal() {
+        let now = Instant::now();
+        let mut d = Demuxer::new();
+        d.on_video(0, &video_seq(), now).unwrap();
+        d.on_audio(0, &audio_seq(), now).unwrap();
+        assert!(d
+            .on_video(10, &Bytes::from_static(&[0x57, 0]), now)
+            .unwrap()
+            .is_empty());
+        assert_eq!(d.skipped_tags, 1);
+        // Media carries on after it.
+        let out = media(d.on_video(33, &video_frame(true, 0), now).unwrap());
+        assert_eq!(out.len(), 1);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum VideoTag {
         data: Bytes,
     },
     AvcEndOfSequence,
+    /// A video info / command frame (FLV frame type 5): carries no picture.
+    Command,
     /// A codec we do not carry (yet): the FLV codec id, or 0xFF for Enhanced RTMP.
     Unsupported(u8),
 }
@@ -45,12 +47,12 @@ pub fn parse_video(body: &Bytes) -> Result<VideoTag, FlvError> {
     if first & 0x80 != 0 {
         return Ok(VideoTag::Unsupported(0xFF));
     }
+    if (first >> 4) == 5 {
+        // Video info / command frame (e.g. a seek marker): nothing to show, whatever the codec.
+        return Ok(VideoTag::Command);
+    }
     if first & 0x0f != CODEC_AVC {
         return Ok(VideoTag::Unsupported(first & 0x0f));
-    }
-    if (first >> 4) == 5 {
-        // Video info / command frame: carries no picture.
-        return Ok(VideoTag::Unsupported(CODEC_AVC));
     }
     if body.len() < 5 {
         return Err(FlvError::Truncated("video"));
@@ -119,6 +121,19 @@ mod tests {
         assert_eq!(
             parse_video(&Bytes::from_static(&[0x12])),
             Ok(VideoTag::Unsupported(2))
+        );
+    }
+
+    #[test]
+    fn command_frames_are_recognised_whatever_the_codec() {
+        // Frame type 5 with AVC (a seek/info marker), and with a codec id we do not carry.
+        assert_eq!(
+            parse_video(&Bytes::from_static(&[0x57, 0])),
+            Ok(VideoTag::Command)
+        );
+        assert_eq!(
+            parse_video(&Bytes::from_static(&[0x52])),
+            Ok(VideoTag::Command)
         );
     }
 

@@ -1,0 +1,126 @@
+//! The life of a publishing session, driven by a scripted RTMP client:
+//! unpublish ends the stream at once, a republish on the same connection
+//! plays, and tags that carry no media are skipped rather than fatal.
+
+mod common;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::rtmp_client::*;
+use common::*;
+use rml_rtmp::sessions::{ClientSession, StreamMetadata};
+use rml_rtmp::time::RtmpTimestamp;
+
+const AVCC: &[u8] = include_bytes!("../fixtures/avcc-320x240-high.bin");
+
+/// A video-only stream's metadata, so castline announces the tracks at once.
+fn metadata(tcp: &mut TcpStream, session: &mut ClientSession) {
+    let mut m = StreamMetadata::new();
+    m.video_codec_id = Some(7);
+    m.video_width = Some(320);
+    m.video_height = Some(240);
+    m.video_frame_rate = Some(30.0);
+    let r = session.publish_metadata(&m).unwrap();
+    send(tcp, vec![r]);
+}
+
+fn video(tcp: &mut TcpStream, session: &mut ClientSession, body: Bytes, ms: u32) {
+    let r = session
+        .publish_video_data(body, RtmpTimestamp::new(ms), false)
+        .unwrap();
+    send(tcp, vec![r]);
+}
+
+/// `frames` frames at 30 fps from `start_ms`, an IDR every 30, paced in real time.
+/// (castline packages them as they come: the ladder has no rung for 320x240.)
+fn stream(tcp: &mut TcpStream, session: &mut ClientSession, start_ms: u32, frames: u32) {
+    let mut seq = BytesMut::from(&[0x17, 0, 0, 0, 0][..]);
+    seq.put_slice(AVCC);
+    video(tcp, session, seq.freeze(), start_ms);
+    let t0 = Instant::now();
+    for i in 0..frames {
+        let key = i % 30 == 0;
+        let nal: &[u8] = if key {
+            &[0x65, 0x88, 0x84]
+        } else {
+            &[0x41, 0x9a, 0x02]
+        };
+        let mut body = BytesMut::from(&[if key { 0x17 } else { 0x27 }, 1, 0, 0, 0][..]);
+        body.put_u32(nal.len() as u32);
+        body.put_slice(nal);
+        video(tcp, session, body.freeze(), start_ms + i * 1000 / 30);
+        let due = Duration::from_millis(i as u64 * 1000 / 30);
+        if let Some(wait) = due.checked_sub(t0.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+fn playlist(server: &Server, stream: &str) -> Media {
+    let r = get(&server.url(&format!("/live/{stream}/source/index.m3u8")));
+    if r.status != 200 {
+        return Media::default();
+    }
+    parse_media(&r.text())
+}
+
+#[test]
+fn unpublish_ends_at_once_and_a_republish_on_the_same_connection_plays() {
+    let server = Server::start("");
+    let (mut tcp, mut session) = publish(server.rtmp, "again");
+    metadata(&mut tcp, &mut session);
+    stream(&mut tcp, &mut session, 0, 30);
+    // A video command frame (FLV frame type 5) mid-stream: skipped, not fatal.
+    video(&mut tcp, &mut session, Bytes::from_static(&[0x57, 0]), 1000);
+    stream(&mut tcp, &mut session, 1033, 60);
+    let first = wait_segments(&server, "again", 2, Duration::from_secs(10));
+    assert!(!first.endlist);
+
+    // deleteStream (what rml_rtmp's client sends to stop): ENDLIST within a part's time.
+    let r = session.stop_publishing().unwrap();
+    send(&mut tcp, r);
+    let stopped = Instant::now();
+    let ended = loop {
+        let m = playlist(&server, "again");
+        if m.endlist {
+            break stopped.elapsed();
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "no ENDLIST after the unpublish (the reconnect grace is 3 s here):\n{}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        ended < Duration::from_millis(1500),
+        "ENDLIST took {ended:?}"
+    );
+
+    // Publish again on the same connection: a fresh session that plays.
+    request_publish(&mut tcp, &mut session, "again");
+    metadata(&mut tcp, &mut session);
+    stream(&mut tcp, &mut session, 0, 90);
+    let again = wait_segments(&server, "again", 2, Duration::from_secs(10));
+    assert!(
+        !again.endlist,
+        "the republished stream is live:\n{}",
+        again.text
+    );
+    assert_ne!(
+        again.maps[0], first.maps[0],
+        "a new publish gets fresh URLs (a new epoch)"
+    );
+    assert!(!closed_by_server(&mut tcp, Duration::from_millis(300)));
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_ingest_skipped_tags_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("castline_rtmp_errors_total{"),
+        "no connection was closed on an error: {metrics}"
+    );
+}
