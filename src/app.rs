@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use crate::admin::Admin;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::ingest::admission::{Admission, Limits, LogLimiter};
 use crate::ingest::auth::StreamKeys;
 use crate::ingest::rtmp::connection::IngestContext;
 use crate::ingest::rtmp::RtmpListener;
@@ -111,7 +112,14 @@ impl App {
             app: cfg.ingest.app.clone(),
             metrics: metrics.clone(),
             handshake_timeout: Config::duration(cfg.ingest.handshake_timeout),
+            publish_timeout: Config::duration(cfg.ingest.publish_timeout),
             idle_timeout: Config::duration(cfg.ingest.idle_timeout),
+            admission: Admission::new(Limits {
+                pending: cfg.ingest.max_pending,
+                pending_per_address: cfg.ingest.max_pending_per_address,
+                publishers: cfg.ingest.max_connections,
+            }),
+            log_limiter: LogLimiter::new(std::time::Duration::from_secs(10)),
             playback_base: playback_base.clone(),
         });
         let (shutdown, rx) = watch::channel(false);
@@ -119,7 +127,6 @@ impl App {
         let listener = RtmpListener {
             listener: rtmp,
             ctx,
-            max_connections: cfg.ingest.max_connections,
         };
         tasks.spawn(listener.run(rx.clone()));
         tasks.spawn(

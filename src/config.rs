@@ -50,8 +50,15 @@ pub struct IngestConfig {
     pub app: String,
     /// Seconds a dropped publisher has to reconnect and continue the stream.
     pub reconnect_grace: f64,
+    /// Publishing connections at once.
     pub max_connections: usize,
+    /// Connections that have not published yet, at once (their own pool).
+    pub max_pending: usize,
+    /// Of those, from one remote address.
+    pub max_pending_per_address: usize,
     pub handshake_timeout: f64,
+    /// Seconds from connect to an accepted publish.
+    pub publish_timeout: f64,
     pub idle_timeout: f64,
     /// Stream key → stream name. Empty: publishing is open, key = name.
     pub keys: HashMap<String, String>,
@@ -156,7 +163,10 @@ impl Default for IngestConfig {
             app: "live".into(),
             reconnect_grace: 10.0,
             max_connections: 256,
+            max_pending: 64,
+            max_pending_per_address: 8,
             handshake_timeout: 10.0,
+            publish_timeout: 5.0,
             idle_timeout: 30.0,
             keys: HashMap::new(),
         }
@@ -238,6 +248,18 @@ impl Config {
             120.0,
         )?;
         secs("ingest.idle_timeout", self.ingest.idle_timeout, 1.0, 600.0)?;
+        secs(
+            "ingest.publish_timeout",
+            self.ingest.publish_timeout,
+            0.5,
+            120.0,
+        )?;
+        if self.ingest.max_pending == 0 || self.ingest.max_pending_per_address == 0 {
+            return Err(ConfigError::Invalid {
+                key: "ingest.max_pending",
+                reason: "max_pending and max_pending_per_address must be at least 1".into(),
+            });
+        }
         if !crate::ingest::auth::is_valid_stream_name(&self.ingest.app) {
             return Err(ConfigError::Invalid {
                 key: "ingest.app",

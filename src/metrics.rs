@@ -42,6 +42,7 @@ pub struct Metrics {
     registry: Registry,
     pub rtmp_connections: Counter,
     pub rtmp_errors: Family<ReasonLabel, Counter>,
+    pub rtmp_refusals: Family<ReasonLabel, Counter>,
     pub ingest_frames: Counter,
     pub ingest_skipped_tags: Counter,
     pub hub_dropped_events: Counter,
@@ -64,6 +65,7 @@ impl Metrics {
         let m = Metrics {
             rtmp_connections: Counter::default(),
             rtmp_errors: Family::default(),
+            rtmp_refusals: Family::default(),
             ingest_frames: Counter::default(),
             ingest_skipped_tags: Counter::default(),
             hub_dropped_events: Counter::default(),
@@ -92,6 +94,11 @@ impl Metrics {
             "rtmp_errors",
             "RTMP connections closed on an error, by reason",
             m.rtmp_errors.clone(),
+        );
+        registry.register(
+            "rtmp_refusals",
+            "RTMP connections refused at accept, by reason (pending pool full, per-address cap)",
+            m.rtmp_refusals.clone(),
         );
         registry.register(
             "ingest_frames",

@@ -203,3 +203,91 @@ fn idle_admin_connections_are_closed_and_probes_still_answer() {
     assert!(started.elapsed() < Duration::from_secs(12));
     assert_eq!(get(&format!("http://{}/healthz", server.admin)).status, 200);
 }
+
+/// Keeps `n` idle TCP connections from `from` to `to` open, reopening each as
+/// soon as the server closes it, until `stop`. Returns how many it opened.
+fn idle_flood(
+    from: std::net::IpAddr,
+    to: std::net::SocketAddr,
+    n: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    use socket2::{Domain, Socket, Type};
+    std::thread::spawn(move || {
+        let open = || -> Option<Socket> {
+            let s = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
+            s.bind(&std::net::SocketAddr::new(from, 0).into()).ok()?;
+            s.connect_timeout(&to.into(), Duration::from_secs(1)).ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some(s)
+        };
+        let mut opened = 0;
+        let mut conns: Vec<Option<Socket>> = (0..n).map(|_| None).collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+            for c in conns.iter_mut() {
+                let closed = match c {
+                    None => true,
+                    Some(s) => {
+                        let mut b = [std::mem::MaybeUninit::<u8>::uninit(); 64];
+                        match s.recv(&mut b) {
+                            Ok(0) => true,
+                            Ok(_) => false,
+                            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                        }
+                    }
+                };
+                if closed {
+                    *c = open();
+                    opened += c.is_some() as usize;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        opened
+    })
+}
+
+#[test]
+fn an_idle_connection_flood_from_one_address_cannot_lock_publishers_out() {
+    let server = Server::start_logged("");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = idle_flood([127, 0, 0, 2].into(), server.rtmp, 400, stop.clone());
+    std::thread::sleep(Duration::from_secs(2));
+    // A publisher from another address, while 400 idle sockets are held and
+    // reopened as fast as they are closed.
+    let started = Instant::now();
+    let _p = Publisher::start(&server.rtmp_url("flooded"), Publish::default());
+    let live = loop {
+        let streams = get(&format!("http://{}/api/streams", server.admin)).text();
+        if streams.contains("flooded") {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the publisher never went live: {streams}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(live < Duration::from_secs(3), "live after {live:?}");
+    let m = wait_segments(&server, "flooded", 3, Duration::from_secs(20));
+    assert_eq!(m.discontinuities, 0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let opened = flood.join().unwrap();
+    assert!(
+        opened > 400,
+        "the flood kept reopening ({opened} connections)"
+    );
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_rtmp_refusals_total{reason=\"per_address\"}"),
+        "{metrics}"
+    );
+    // The log says so, a few lines per ten seconds, not a line per refusal.
+    let log = server.log();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("RTMP connection refused") || l.contains("RTMP connection closed"))
+        .count();
+    assert!(lines <= 12, "{lines} log lines about the flood:\n{log}");
+}

@@ -2,5 +2,6 @@
 //! codec-neutral [`crate::media::AccessUnit`]s on a [`crate::hub`] stream.
 //! Nothing after this module knows which protocol a stream came from.
 
+pub mod admission;
 pub mod auth;
 pub mod rtmp;

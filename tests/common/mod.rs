@@ -14,6 +14,8 @@ pub struct Server {
     pub rtmp: SocketAddr,
     pub http: SocketAddr,
     pub admin: SocketAddr,
+    /// castline's log, when started with [`Server::start_logged`].
+    log: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -26,6 +28,23 @@ impl Server {
 
     /// As [`Server::start`], with extra environment variables for castline.
     pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Server {
+        Server::launch(extra, env, false)
+    }
+
+    /// As [`Server::start`], with castline's log kept for [`Server::log`].
+    pub fn start_logged(extra: &str) -> Server {
+        Server::launch(extra, &[], true)
+    }
+
+    /// Everything castline has logged so far (with [`Server::start_logged`]).
+    pub fn log(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+
+    fn launch(extra: &str, env: &[(&str, &str)], keep_log: bool) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("castline.toml");
         let base = "[ingest]\nreconnect_grace = 3.0\n";
@@ -35,6 +54,7 @@ impl Server {
             format!("{base}{extra}")
         };
         std::fs::write(&cfg, text).expect("write config");
+        let log = keep_log.then(|| dir.path().join("castline.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_castline"))
             .args(["serve", "--config"])
             .arg(&cfg)
@@ -51,7 +71,10 @@ impl Server {
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match &log {
+                Some(p) => Stdio::from(std::fs::File::create(p).expect("log file")),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("start castline");
         let stdout = child.stdout.take().expect("stdout");
@@ -75,6 +98,7 @@ impl Server {
             rtmp,
             http,
             admin,
+            log,
             _dir: dir,
         }
     }

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 
 use super::demux::{DemuxError, DemuxEvent, Demuxer};
 use crate::hub::{Hub, HubError, Publisher};
+use crate::ingest::admission::{Admission, LogLimiter, PendingSlot, PublisherSlot, Refusal};
 use crate::ingest::auth::{AuthError, StreamKeys};
 use crate::metrics::{Metrics, ReasonLabel};
 
@@ -41,6 +42,10 @@ pub enum RtmpError {
     Demux(#[from] DemuxError),
     #[error("client closed before publishing")]
     ClosedEarly,
+    #[error("did not publish within {0:?}")]
+    PublishTimeout(Duration),
+    #[error("publish refused: {0}")]
+    Admission(Refusal),
 }
 
 impl RtmpError {
@@ -55,6 +60,8 @@ impl RtmpError {
             RtmpError::Busy(_) => "already_live",
             RtmpError::Demux(_) => "media",
             RtmpError::ClosedEarly => "closed_early",
+            RtmpError::PublishTimeout(_) => "publish_timeout",
+            RtmpError::Admission(r) => r.reason(),
         }
     }
 }
@@ -65,7 +72,13 @@ pub struct IngestContext {
     pub app: String,
     pub metrics: Arc<Metrics>,
     pub handshake_timeout: Duration,
+    /// From accept to an accepted publish: an unpublished connection holds a
+    /// pending slot for at most this long.
+    pub publish_timeout: Duration,
     pub idle_timeout: Duration,
+    pub admission: Arc<Admission>,
+    /// Keeps lines about refused or misbehaving clients to a few per period.
+    pub log_limiter: LogLimiter,
     /// Printed when a stream goes live, e.g. `http://HOST:8080`.
     pub playback_base: String,
 }
@@ -76,12 +89,15 @@ pub async fn serve(
     mut tcp: TcpStream,
     peer: SocketAddr,
     ctx: Arc<IngestContext>,
+    slot: PendingSlot,
 ) -> Result<(), RtmpError> {
     let _ = tcp.set_nodelay(true);
+    let publish_deadline = tokio::time::Instant::now() + ctx.publish_timeout;
     let mut buf = vec![0u8; READ_BUF];
-    let leftover = tokio::time::timeout(ctx.handshake_timeout, handshake(&mut tcp, &mut buf))
+    let handshake_limit = ctx.handshake_timeout.min(ctx.publish_timeout);
+    let leftover = tokio::time::timeout(handshake_limit, handshake(&mut tcp, &mut buf))
         .await
-        .map_err(|_| RtmpError::HandshakeTimeout(ctx.handshake_timeout))??;
+        .map_err(|_| RtmpError::HandshakeTimeout(handshake_limit))??;
 
     let (mut session, initial) = ServerSession::new(ServerSessionConfig::new())
         .map_err(|e| RtmpError::Session(e.to_string()))?;
@@ -91,6 +107,7 @@ pub async fn serve(
         publisher: None,
         published: false,
         demuxer: Demuxer::new(),
+        slot: Slot::Pending(Some(slot)),
     };
     conn.handle_results(&mut tcp, &mut session, initial).await?;
     let mut input = leftover;
@@ -101,9 +118,16 @@ pub async fn serve(
                 .map_err(|e| RtmpError::Session(e.to_string()))?;
             conn.handle_results(&mut tcp, &mut session, results).await?;
         }
-        let n = match tokio::time::timeout(ctx.idle_timeout, tcp.read(&mut buf)).await {
-            Err(_) => return Err(RtmpError::Idle(ctx.idle_timeout)),
-            Ok(r) => r?,
+        let n = if conn.published {
+            match tokio::time::timeout(ctx.idle_timeout, tcp.read(&mut buf)).await {
+                Err(_) => return Err(RtmpError::Idle(ctx.idle_timeout)),
+                Ok(r) => r?,
+            }
+        } else {
+            match tokio::time::timeout_at(publish_deadline, tcp.read(&mut buf)).await {
+                Err(_) => return Err(RtmpError::PublishTimeout(ctx.publish_timeout)),
+                Ok(r) => r?,
+            }
         };
         if n == 0 {
             // A drop, not an unpublish: the hub keeps the stream for the grace period.
@@ -144,7 +168,15 @@ async fn handshake(tcp: &mut TcpStream, buf: &mut [u8]) -> Result<Vec<u8>, RtmpE
     }
 }
 
+/// The admission slot a connection holds: pending until its publish is
+/// accepted, then a publisher's.
+enum Slot {
+    Pending(Option<PendingSlot>),
+    Publisher(#[allow(dead_code)] PublisherSlot),
+}
+
 struct Connection {
+    slot: Slot,
     ctx: Arc<IngestContext>,
     peer: SocketAddr,
     publisher: Option<Publisher>,
@@ -187,6 +219,26 @@ impl Connection {
         Ok(())
     }
 
+    /// Trade the pending slot for a publisher's (once per connection).
+    fn promote(&mut self) -> Result<(), RtmpError> {
+        let Slot::Pending(pending) = &mut self.slot else {
+            return Ok(());
+        };
+        let Some(p) = pending.take() else {
+            return Ok(());
+        };
+        match p.promote() {
+            Ok(publisher) => {
+                self.slot = Slot::Publisher(publisher);
+                Ok(())
+            }
+            Err((p, why)) => {
+                *pending = Some(p);
+                Err(RtmpError::Admission(why))
+            }
+        }
+    }
+
     #[allow(clippy::result_large_err)]
     fn on_event(
         &mut self,
@@ -224,7 +276,10 @@ impl Connection {
                     .keys
                     .resolve(&stream_key)
                     .map_err(RtmpError::from)
-                    .and_then(|name| Ok(self.ctx.hub.claim(&name)?));
+                    .and_then(|name| {
+                        self.promote()?;
+                        Ok(self.ctx.hub.claim(&name)?)
+                    });
                 match claim {
                     Ok(publisher) => {
                         tracing::info!(peer = %self.peer, stream = publisher.name(), "publishing; playback at {}/live/{}/index.m3u8", self.ctx.playback_base, publisher.name());
@@ -336,7 +391,11 @@ pub fn report(ctx: &IngestContext, peer: SocketAddr, result: Result<(), RtmpErro
                     reason: e.reason().to_string(),
                 })
                 .inc();
-            tracing::warn!(%peer, error = %e, "RTMP connection closed");
+            // Rate-limited per reason: a client that reconnects in a loop
+            // cannot flood the log.
+            if let Some(held_back) = ctx.log_limiter.allow(e.reason(), Instant::now()) {
+                tracing::warn!(%peer, error = %e, held_back, "RTMP connection closed");
+            }
         }
     }
 }

@@ -1,21 +1,23 @@
-//! The RTMP accept loop: one task per connection, bounded in number.
+//! The RTMP accept loop: one task per connection, admitted by
+//! [`crate::ingest::admission`] (a small pending pool with a cap per address
+//! until the publish is accepted, then a publisher slot).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use super::connection::{self, IngestContext};
+use crate::metrics::ReasonLabel;
 
 pub struct RtmpListener {
     pub listener: TcpListener,
     pub ctx: Arc<IngestContext>,
-    pub max_connections: usize,
 }
 
 impl RtmpListener {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let slots = Arc::new(Semaphore::new(self.max_connections));
         loop {
             let accepted = tokio::select! {
                 a = self.listener.accept() => a,
@@ -29,16 +31,29 @@ impl RtmpListener {
                     continue;
                 }
             };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, max = self.max_connections, "RTMP connection refused: too many connections");
-                continue;
+            let slot = match self.ctx.admission.admit(peer.ip()) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    self.ctx
+                        .metrics
+                        .rtmp_refusals
+                        .get_or_create(&ReasonLabel {
+                            reason: why.reason().to_string(),
+                        })
+                        .inc();
+                    if let Some(held_back) =
+                        self.ctx.log_limiter.allow(why.reason(), Instant::now())
+                    {
+                        tracing::warn!(%peer, reason = %why, held_back, "RTMP connection refused");
+                    }
+                    continue; // dropping the socket closes it
+                }
             };
             self.ctx.metrics.rtmp_connections.inc();
             let ctx = self.ctx.clone();
             tokio::spawn(async move {
-                let result = connection::serve(tcp, peer, ctx.clone()).await;
+                let result = connection::serve(tcp, peer, ctx.clone(), slot).await;
                 connection::report(&ctx, peer, result);
-                drop(permit);
             });
         }
     }
