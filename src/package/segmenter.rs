@@ -107,6 +107,9 @@ pub struct Segmenter {
     rebase: bool,
     /// End of the last part, in lead ticks.
     end: i64,
+    /// End of the last part while the timeline runs on (none after a start,
+    /// a gap or new tracks): the next part starts there.
+    timeline_end: Option<i64>,
     /// Highest presentation time of any lead sample so far (B-frames run ahead of DTS).
     max_pts: i64,
     frame_estimate: i64,
@@ -147,6 +150,7 @@ impl Segmenter {
             audio_offset: 0,
             rebase: false,
             end: 0,
+            timeline_end: None,
             max_pts: 0,
             frame_estimate: 3000,
             last_segment_ticks: None,
@@ -189,6 +193,7 @@ impl Segmenter {
         };
         self.info = Some(info);
         self.audio.clear();
+        self.timeline_end = None;
         self.wait_keyframe = true;
         self.last_lead_dts = None;
         self.rebase = started;
@@ -202,6 +207,7 @@ impl Segmenter {
     pub fn gap(&mut self) -> Result<Vec<Output>, BoxError> {
         let out = self.flush()?;
         self.audio.clear();
+        self.timeline_end = None;
         self.wait_keyframe = true;
         self.discontinuity = true;
         Ok(out)
@@ -342,8 +348,15 @@ impl Segmenter {
             self.next_msn += 1;
         }
         if self.part.is_none() {
+            // Gapless: a part starts where the previous one ended (its first
+            // sample absorbs the difference, a fraction of a frame), so
+            // tfdt + durations leave no hole whatever the timestamp rounding.
+            let start = match self.timeline_end {
+                Some(e) if (t - e).abs() < 2 * self.frame_estimate => e,
+                _ => t,
+            };
             self.part = Some(OpenPart {
-                start: t,
+                start,
                 independent: p.sync,
                 lead: Vec::new(),
             });
@@ -404,7 +417,7 @@ impl Segmenter {
                 + (self.cfg.part_target.as_nanos() as i128 * self.lead_scale as i128
                     / 1_000_000_000) as i64,
         );
-        let lead = to_samples(&part.lead, end);
+        let lead = to_samples(&part.lead, part.start, end);
         let received = part
             .lead
             .iter()
@@ -443,6 +456,7 @@ impl Segmenter {
         seg.ticks += ticks;
         seg.frames += lead.len() as u32;
         self.end = end;
+        self.timeline_end = Some(end);
         Ok(Some(Output::Part(Part {
             segment: seg.start.clone(),
             index,
@@ -454,16 +468,19 @@ impl Segmenter {
     }
 }
 
-/// Lead samples with durations from each next DTS; the last ends at `end`.
-fn to_samples(frames: &[Pending], end: i64) -> Vec<Sample> {
+/// Lead samples with durations from each next DTS; the first is decoded at
+/// `start` (the part's tfdt) and the last ends at `end`. Presentation times
+/// are kept: a moved decode time moves the composition offset the other way.
+fn to_samples(frames: &[Pending], start: i64, end: i64) -> Vec<Sample> {
     frames
         .iter()
         .enumerate()
         .map(|(i, f)| {
+            let dts = if i == 0 { start } else { f.dts };
             let next = frames.get(i + 1).map_or(end, |n| n.dts);
             Sample {
-                duration: (next - f.dts).clamp(1, u32::MAX as i64) as u32,
-                cts_offset: (f.pts - f.dts).clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+                duration: (next - dts).clamp(1, u32::MAX as i64) as u32,
+                cts_offset: (f.pts - dts).clamp(i32::MIN as i64, i32::MAX as i64) as i32,
                 sync: f.sync,
                 data: f.data.clone(),
             }
@@ -737,5 +754,82 @@ mod tests {
         };
         assert_eq!(p.segment.msn, 12);
         assert!(p.segment.discontinuity);
+    }
+
+    /// (tfdt, sum of sample durations) of every part's first track.
+    fn timeline(out: &[Output]) -> Vec<(u64, u64)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Part(p) => Some(p),
+                _ => None,
+            })
+            .map(|p| {
+                let moof = <mp4_atom::Moof as mp4_atom::Decode>::decode(&mut &p.data[..]).unwrap();
+                let traf = &moof.traf[0];
+                let tfdt = traf.tfdt.as_ref().unwrap().base_media_decode_time;
+                let total: u64 = traf.trun[0]
+                    .samples
+                    .iter()
+                    .map(|e| e.duration.unwrap() as u64)
+                    .sum();
+                (tfdt, total)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_leave_no_hole_in_the_timeline_whatever_the_rounding() {
+        let mut seg = Segmenter::new(cfg());
+        seg.set_tracks(info(true, false)).unwrap();
+        // 24 fps in whole milliseconds (41/42 ms steps), as RTMP carries it:
+        // four frames make a part, and the rounding never adds up evenly.
+        let out: Vec<Output> = (0..24 * 4 + 1)
+            .flat_map(|i| {
+                let ms = (i * 1000 + 12) / 24;
+                seg.push(video(ms, i % 24 == 0)).unwrap()
+            })
+            .collect();
+        let t = timeline(&out);
+        assert!(t.len() >= 15);
+        for w in t.windows(2) {
+            assert_eq!(
+                w[1].0,
+                w[0].0 + w[0].1,
+                "a hole or an overlap between parts: {w:?}"
+            );
+        }
+        // EXTINF is the media's duration: the sum of the segment's parts.
+        let durations: f64 = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::SegmentEnd { duration, .. } => Some(*duration),
+                _ => None,
+            })
+            .sum();
+        let media: u64 = t.iter().map(|x| x.1).sum();
+        assert!((durations - media as f64 / 90_000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn moving_a_parts_first_decode_time_keeps_its_presentation_time() {
+        let frames = [
+            Pending {
+                dts: 3010,
+                pts: 9010,
+                sync: true,
+                data: Bytes::from_static(b"v"),
+                received: Instant::now(),
+            },
+            Pending {
+                dts: 6000,
+                pts: 6000,
+                sync: false,
+                data: Bytes::from_static(b"v"),
+                received: Instant::now(),
+            },
+        ];
+        let s = to_samples(&frames, 3000, 9000);
+        assert_eq!((s[0].duration, s[0].cts_offset), (3000, 6010));
+        assert_eq!((s[1].duration, s[1].cts_offset), (3000, 0));
     }
 }
