@@ -72,6 +72,7 @@ impl App {
         let (store2, metrics2) = (store.clone(), metrics.clone());
         let hub = Hub::new(
             Config::duration(cfg.ingest.reconnect_grace),
+            Config::duration(cfg.ingest.takeover_after),
             Box::new(move |stream| {
                 tokio::spawn(pipeline::run(
                     pipeline_cfg.clone(),

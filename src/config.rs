@@ -50,6 +50,9 @@ pub struct IngestConfig {
     pub app: String,
     /// Seconds a dropped publisher has to reconnect and continue the stream.
     pub reconnect_grace: f64,
+    /// Seconds without media after which a live publisher can be taken over
+    /// by a new connection publishing the same stream.
+    pub takeover_after: f64,
     /// Publishing connections at once.
     pub max_connections: usize,
     /// Connections that have not published yet, at once (their own pool).
@@ -162,6 +165,7 @@ impl Default for IngestConfig {
         IngestConfig {
             app: "live".into(),
             reconnect_grace: 10.0,
+            takeover_after: 2.0,
             max_connections: 256,
             max_pending: 64,
             max_pending_per_address: 8,
@@ -248,6 +252,12 @@ impl Config {
             120.0,
         )?;
         secs("ingest.idle_timeout", self.ingest.idle_timeout, 1.0, 600.0)?;
+        secs(
+            "ingest.takeover_after",
+            self.ingest.takeover_after,
+            0.5,
+            600.0,
+        )?;
         secs(
             "ingest.publish_timeout",
             self.ingest.publish_timeout,

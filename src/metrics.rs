@@ -50,6 +50,8 @@ pub struct Metrics {
     pub parts: Counter,
     pub segments: Counter,
     pub segments_over_target: Counter,
+    pub packaging_errors: Counter,
+    pub packager_panics: Counter,
     pub part_ready_seconds: Histogram,
     pub http_requests: Family<HttpLabel, Counter>,
     pub encoder_backend: Family<BackendLabel, Gauge>,
@@ -73,6 +75,8 @@ impl Metrics {
             parts: Counter::default(),
             segments: Counter::default(),
             segments_over_target: Counter::default(),
+            packaging_errors: Counter::default(),
+            packager_panics: Counter::default(),
             // 0.1 ms .. ~1.6 s
             part_ready_seconds: Histogram::new([
                 0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
@@ -126,6 +130,16 @@ impl Metrics {
             "segments_over_target",
             "Segments longer than the target duration allows (source GOP too long)",
             m.segments_over_target.clone(),
+        );
+        registry.register(
+            "packaging_errors",
+            "Parts or inits the box writers could not produce",
+            m.packaging_errors.clone(),
+        );
+        registry.register(
+            "packager_panics",
+            "Rendition packagers that failed and ended their stream",
+            m.packager_panics.clone(),
         );
         registry.register(
             "part_ready_seconds",

@@ -507,3 +507,52 @@ fn stream_keys_map_to_names_and_unknown_keys_are_refused() {
         "the key is never a playback name"
     );
 }
+
+#[test]
+fn a_silent_publisher_is_taken_over_by_the_same_key() {
+    let server = Server::start("[ingest]\nreconnect_grace = 3.0\ntakeover_after = 2.0\n");
+    let first = Publisher::start(&server.rtmp_url("takeover"), Publish::default());
+    let before = wait_segments(&server, "takeover", 3, Duration::from_secs(30));
+    // The first encoder stops sending but its socket stays open (as after a
+    // network change the OS has not noticed yet).
+    first.signal("-STOP");
+    std::thread::sleep(Duration::from_millis(2500));
+    let started = Instant::now();
+    let _second = Publisher::start(&server.rtmp_url("takeover"), Publish::default());
+    let last_before = msn_of(&before.segments.last().unwrap().0);
+    let after = loop {
+        let m = parse_media(&get(&server.url("/live/takeover/source/index.m3u8")).text());
+        let newer = m
+            .segments
+            .iter()
+            .filter(|(u, _)| msn_of(u) > last_before + 1)
+            .count();
+        if m.discontinuities > 0 && newer >= 2 {
+            break m;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the new publisher did not take over:\n{}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!after.endlist);
+    assert_eq!(
+        after.media_sequence, before.media_sequence,
+        "the same playlist goes on"
+    );
+    assert_decodes(&server, "takeover", "source", &after);
+    // The old connection was closed: woken up, the first ffmpeg fails.
+    first.signal("-CONT");
+    let (ok, _) = first.wait(Duration::from_secs(10));
+    assert!(
+        !ok,
+        "the taken-over publisher's connection should be closed"
+    );
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_rtmp_errors_total{reason=\"taken_over\"} 1"),
+        "{metrics}"
+    );
+}

@@ -6,13 +6,17 @@
 //! (counted by the consumer) instead of making the publisher or the others wait.
 //!
 //! A publisher that drops without unpublishing leaves the stream open for a
-//! grace period: reconnecting within it continues the same stream.
+//! grace period: reconnecting within it continues the same stream. A
+//! publisher whose connection is still open but has sent nothing for the
+//! takeover time (an encoder that moved network, a half-dead socket) is
+//! taken over by a new claim of the same name, and told to close.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::media::{AccessUnit, MediaInfo};
 
@@ -42,13 +46,20 @@ pub type OnNewStream = Box<dyn Fn(&Arc<HubStream>) + Send + Sync>;
 pub struct Hub {
     streams: Mutex<HashMap<String, Arc<HubStream>>>,
     grace: Duration,
+    takeover_after: Duration,
     on_new: OnNewStream,
+    /// The clock `HubStream::last_input` counts from.
+    epoch: Instant,
 }
 
 pub struct HubStream {
     name: String,
     tx: broadcast::Sender<HubEvent>,
     state: Mutex<PublishState>,
+    epoch: Instant,
+    /// Milliseconds after `epoch` of the publisher's last input (one atomic
+    /// store per frame, no lock).
+    last_input: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -57,40 +68,61 @@ struct PublishState {
     /// Bumped on every claim so a stale grace timer knows it is stale.
     session: u64,
     ended: bool,
+    /// Tells the live session's connection it was taken over.
+    kick: Option<watch::Sender<bool>>,
 }
 
 impl Hub {
-    pub fn new(grace: Duration, on_new: OnNewStream) -> Arc<Hub> {
+    /// `grace`: how long a dropped publisher may take to come back;
+    /// `takeover_after`: how long a live publisher may stay silent before a
+    /// new claim of its name takes over.
+    pub fn new(grace: Duration, takeover_after: Duration, on_new: OnNewStream) -> Arc<Hub> {
         Arc::new(Hub {
             streams: Mutex::new(HashMap::new()),
             grace,
+            takeover_after,
             on_new,
+            epoch: Instant::now(),
         })
     }
 
-    /// Become the publisher of `name`. Refused while another publisher is live;
-    /// within the grace period after a drop, continues the same stream.
+    /// Become the publisher of `name`. Refused while another publisher is live
+    /// and sending; a live publisher silent for the takeover time is taken
+    /// over; within the grace period after a drop, continues the same stream.
     pub fn claim(self: &Arc<Self>, name: &str) -> Result<Publisher, HubError> {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(stream) = streams.get(name) {
             let mut st = stream.state.lock().unwrap_or_else(|e| e.into_inner());
             if st.live {
-                return Err(HubError::AlreadyLive(name.to_string()));
+                let silent = stream.silent_for();
+                if silent < self.takeover_after {
+                    return Err(HubError::AlreadyLive(name.to_string()));
+                }
+                if let Some(kick) = st.kick.take() {
+                    let _ = kick.send(true);
+                }
+                tracing::warn!(stream = name, silent = ?silent, "the live publisher sent nothing for too long; a new connection takes the stream over");
+            } else {
+                tracing::info!(
+                    stream = name,
+                    "publisher reconnected within the grace period; stream continues"
+                );
             }
             st.live = true;
             st.session += 1;
-            tracing::info!(
-                stream = name,
-                "publisher reconnected within the grace period; stream continues"
-            );
+            let (kick, kicked) = watch::channel(false);
+            st.kick = Some(kick);
+            stream.touch();
             return Ok(Publisher {
                 hub: self.clone(),
                 stream: stream.clone(),
                 session: st.session,
                 finished: false,
+                kicked,
             });
         }
         let (tx, _) = broadcast::channel(QUEUE_EVENTS);
+        let (kick, kicked) = watch::channel(false);
         let stream = Arc::new(HubStream {
             name: name.to_string(),
             tx,
@@ -98,8 +130,12 @@ impl Hub {
                 live: true,
                 session: 1,
                 ended: false,
+                kick: Some(kick),
             }),
+            epoch: self.epoch,
+            last_input: AtomicU64::new(0),
         });
+        stream.touch();
         streams.insert(name.to_string(), stream.clone());
         (self.on_new)(&stream);
         Ok(Publisher {
@@ -107,6 +143,7 @@ impl Hub {
             stream,
             session: 1,
             finished: false,
+            kicked,
         })
     }
 
@@ -146,6 +183,17 @@ impl HubStream {
     pub fn subscribe(&self) -> broadcast::Receiver<HubEvent> {
         self.tx.subscribe()
     }
+
+    fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_input.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long the publisher has sent nothing.
+    fn silent_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_input.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
 }
 
 /// The right to publish one stream. Dropping it without [`Publisher::finish`]
@@ -155,6 +203,7 @@ pub struct Publisher {
     stream: Arc<HubStream>,
     session: u64,
     finished: bool,
+    kicked: watch::Receiver<bool>,
 }
 
 impl Publisher {
@@ -163,12 +212,20 @@ impl Publisher {
     }
 
     pub fn send_tracks(&self, info: MediaInfo) {
+        self.stream.touch();
         let _ = self.stream.tx.send(HubEvent::Tracks(Arc::new(info)));
     }
 
     /// Never blocks: a consumer that is a full queue behind loses its oldest event.
     pub fn send_media(&self, au: AccessUnit) {
+        self.stream.touch();
         let _ = self.stream.tx.send(HubEvent::Media(au));
+    }
+
+    /// Resolves when a new connection has taken this stream over: the
+    /// connection holding this publisher should then close.
+    pub async fn taken_over(&mut self) {
+        let _ = self.kicked.wait_for(|k| *k).await;
     }
 
     /// The publisher unpublished deliberately: end the stream now.
@@ -217,6 +274,7 @@ mod tests {
         let s2 = subs.clone();
         let hub = Hub::new(
             Duration::from_millis(grace_ms),
+            Duration::from_millis(100),
             Box::new(move |s| s2.lock().unwrap().push(s.subscribe())),
         );
         (hub, subs)
@@ -271,5 +329,29 @@ mod tests {
         // A new publish after the end is a new stream.
         let _p = hub.claim("a").unwrap();
         assert_eq!(subs.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_silent_live_publisher_is_taken_over_and_told_so() {
+        let (hub, subs) = hub(5000);
+        let mut p1 = hub.claim("a").unwrap();
+        // Still sending: protected.
+        p1.send_tracks(MediaInfo {
+            video: None,
+            audio: None,
+            declared_bitrate: None,
+        });
+        assert!(hub.claim("a").is_err());
+        // Silent past the takeover time (100 ms here): taken over.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let p2 = hub.claim("a").unwrap();
+        tokio::time::timeout(Duration::from_secs(1), p1.taken_over())
+            .await
+            .expect("the old publisher is told");
+        assert_eq!(subs.lock().unwrap().len(), 1, "the same stream continues");
+        // The old publisher going away does not end or free the stream.
+        drop(p1);
+        assert!(hub.claim("a").is_err(), "p2 is live");
+        p2.finish();
     }
 }

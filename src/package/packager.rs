@@ -57,6 +57,9 @@ pub struct RenditionPackager {
     metrics: Arc<Metrics>,
     multivariant: Option<Arc<MultivariantWriter>>,
     segments_done: u64,
+    /// Test hook: panic while handling input number N (to test [`run`]'s guard).
+    #[cfg(test)]
+    panic_after: Option<u32>,
 }
 
 #[derive(Default)]
@@ -88,6 +91,8 @@ impl RenditionPackager {
             metrics,
             multivariant: None,
             segments_done: 0,
+            #[cfg(test)]
+            panic_after: None,
         }
     }
 
@@ -103,6 +108,11 @@ impl RenditionPackager {
 
     /// Handle one input. Returns false once the stream has ended.
     pub fn handle(&mut self, input: Input) -> bool {
+        #[cfg(test)]
+        if let Some(n) = self.panic_after.as_mut() {
+            *n = n.saturating_sub(1);
+            assert!(*n > 0, "injected packager panic");
+        }
         let result = match input {
             Input::Tracks(info) => {
                 self.info = Some(info.clone());
@@ -128,7 +138,10 @@ impl RenditionPackager {
                     self.apply(o);
                 }
             }
-            Err(e) => tracing::error!(stream = self.stream.name(), error = %e, "packaging failed"),
+            Err(e) => {
+                self.metrics.packaging_errors.inc();
+                tracing::error!(stream = self.stream.name(), error = %e, "packaging failed")
+            }
         }
     }
 
@@ -307,13 +320,99 @@ impl RenditionPackager {
     }
 }
 
-/// Package one rendition until its input ends.
+/// Package one rendition until its input ends. A packager that panics is
+/// noticed here: counted, logged, its playlist ended (EXT-X-ENDLIST) as far
+/// as its state allows, and its input closed, so the stream's pipeline ends
+/// the stream instead of leaving one rendition silent.
 pub async fn run(mut packager: RenditionPackager, mut rx: mpsc::Receiver<Input>) {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
     while let Some(input) = rx.recv().await {
-        if !packager.handle(input) {
-            return;
+        match catch_unwind(AssertUnwindSafe(|| packager.handle(input))) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(_) => {
+                packager.metrics.packager_panics.inc();
+                tracing::error!(
+                    stream = packager.stream.name(),
+                    rendition = packager.rendition.name(),
+                    "the packager failed; ending its rendition and the stream"
+                );
+                let _ = catch_unwind(AssertUnwindSafe(|| packager.end()));
+                return;
+            }
         }
     }
     // The producer went away without saying End: end the rendition anyway.
     packager.handle(Input::End);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::avc::tests::AVCC_320X240;
+    use crate::media::{AccessUnit, AvcConfig, TrackKind};
+    use crate::package::segmenter::SegmenterConfig;
+    use crate::store::Store;
+
+    fn cfg() -> PackagerConfig {
+        PackagerConfig {
+            segmenter: SegmenterConfig {
+                segment_target: Duration::from_secs(1),
+                part_target: Duration::from_millis(200),
+            },
+            dvr_window: Duration::from_secs(60),
+            vod_keep: Duration::ZERO,
+            target_duration: Some(1),
+        }
+    }
+
+    fn frame(i: i64) -> Input {
+        Input::Media(
+            AccessUnit {
+                track: TrackKind::Video,
+                dts: i * 3000,
+                pts: i * 3000,
+                keyframe: i == 0,
+                data: bytes::Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+                received: std::time::Instant::now(),
+            },
+            (i == 0).then_some(0),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_panicking_packager_ends_its_playlist_and_closes_its_input() {
+        let store = Store::new();
+        let entry = store.open_stream("s");
+        let metrics = Arc::new(Metrics::new());
+        let mut p = RenditionPackager::new(cfg(), entry.clone(), "v", metrics.clone());
+        p.panic_after = Some(8);
+        let (tx, rx) = mpsc::channel(64);
+        let task = tokio::spawn(run(p, rx));
+        let info = MediaInfo {
+            video: Some(AvcConfig::parse(bytes::Bytes::from_static(AVCC_320X240)).unwrap()),
+            audio: None,
+            declared_bitrate: None,
+        };
+        tx.send(Input::Tracks(Arc::new(info))).await.unwrap();
+        let mut refused = false;
+        for i in 0..30 {
+            if tx.send(frame(i)).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        task.await.unwrap();
+        assert!(
+            refused || tx.send(frame(31)).await.is_err(),
+            "input still open"
+        );
+        let r = entry.find_rendition("v").unwrap();
+        let text = String::from_utf8(r.playlists(None).unwrap().full.to_vec()).unwrap();
+        assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+        assert!(metrics
+            .encode()
+            .contains("castline_packager_panics_total 1"));
+    }
 }

@@ -46,6 +46,8 @@ pub enum RtmpError {
     PublishTimeout(Duration),
     #[error("publish refused: {0}")]
     Admission(Refusal),
+    #[error("another connection took the stream over after this one went silent")]
+    TakenOver,
 }
 
 impl RtmpError {
@@ -62,6 +64,7 @@ impl RtmpError {
             RtmpError::ClosedEarly => "closed_early",
             RtmpError::PublishTimeout(_) => "publish_timeout",
             RtmpError::Admission(r) => r.reason(),
+            RtmpError::TakenOver => "taken_over",
         }
     }
 }
@@ -118,7 +121,17 @@ pub async fn serve(
                 .map_err(|e| RtmpError::Session(e.to_string()))?;
             conn.handle_results(&mut tcp, &mut session, results).await?;
         }
-        let n = if conn.published {
+        let n = if let Some(publisher) = conn.publisher.as_mut() {
+            tokio::select! {
+                r = tokio::time::timeout(ctx.idle_timeout, tcp.read(&mut buf)) => match r {
+                    Err(_) => return Err(RtmpError::Idle(ctx.idle_timeout)),
+                    Ok(r) => r?,
+                },
+                // The new connection owns the stream now; dropping this
+                // publisher leaves it alone (its session is stale).
+                _ = publisher.taken_over() => return Err(RtmpError::TakenOver),
+            }
+        } else if conn.published {
             match tokio::time::timeout(ctx.idle_timeout, tcp.read(&mut buf)).await {
                 Err(_) => return Err(RtmpError::Idle(ctx.idle_timeout)),
                 Ok(r) => r?,
