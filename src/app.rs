@@ -115,6 +115,7 @@ impl App {
             handshake_timeout: Config::duration(cfg.ingest.handshake_timeout),
             publish_timeout: Config::duration(cfg.ingest.publish_timeout),
             idle_timeout: Config::duration(cfg.ingest.idle_timeout),
+            max_timestamp_jump: Config::duration(cfg.ingest.max_timestamp_jump),
             admission: Admission::new(Limits {
                 pending: cfg.ingest.max_pending,
                 pending_per_address: cfg.ingest.max_pending_per_address,

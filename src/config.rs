@@ -62,6 +62,9 @@ pub struct IngestConfig {
     pub handshake_timeout: f64,
     /// Seconds from connect to an accepted publish.
     pub publish_timeout: f64,
+    /// Seconds: a publisher clock that leaps further forward (or goes back
+    /// more than a second) starts a new timeline, as a reconnect does.
+    pub max_timestamp_jump: f64,
     pub idle_timeout: f64,
     /// Stream key → stream name. Empty: publishing is open, key = name.
     pub keys: HashMap<String, String>,
@@ -171,6 +174,7 @@ impl Default for IngestConfig {
             max_pending_per_address: 8,
             handshake_timeout: 10.0,
             publish_timeout: 5.0,
+            max_timestamp_jump: 10.0,
             idle_timeout: 30.0,
             keys: HashMap::new(),
         }
@@ -252,6 +256,12 @@ impl Config {
             120.0,
         )?;
         secs("ingest.idle_timeout", self.ingest.idle_timeout, 1.0, 600.0)?;
+        secs(
+            "ingest.max_timestamp_jump",
+            self.ingest.max_timestamp_jump,
+            1.0,
+            3600.0,
+        )?;
         secs(
             "ingest.takeover_after",
             self.ingest.takeover_after,

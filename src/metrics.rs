@@ -45,6 +45,8 @@ pub struct Metrics {
     pub rtmp_refusals: Family<ReasonLabel, Counter>,
     pub ingest_frames: Counter,
     pub ingest_skipped_tags: Counter,
+    pub ingest_clock_resets: Counter,
+    pub ingest_timestamp_repairs: Counter,
     pub hub_dropped_events: Counter,
     pub live_streams: Gauge,
     pub parts: Counter,
@@ -70,6 +72,8 @@ impl Metrics {
             rtmp_refusals: Family::default(),
             ingest_frames: Counter::default(),
             ingest_skipped_tags: Counter::default(),
+            ingest_clock_resets: Counter::default(),
+            ingest_timestamp_repairs: Counter::default(),
             hub_dropped_events: Counter::default(),
             live_streams: Gauge::default(),
             parts: Counter::default(),
@@ -113,6 +117,16 @@ impl Metrics {
             "ingest_skipped_tags",
             "FLV tags that carry no media (video command frames), skipped",
             m.ingest_skipped_tags.clone(),
+        );
+        registry.register(
+            "ingest_clock_resets",
+            "Publisher clocks that jumped back or far forward (each starts a new timeline)",
+            m.ingest_clock_resets.clone(),
+        );
+        registry.register(
+            "ingest_timestamp_repairs",
+            "Video frames whose decode time stood still or stepped back, repaired",
+            m.ingest_timestamp_repairs.clone(),
         );
         registry.register(
             "hub_dropped_events",

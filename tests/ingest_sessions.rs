@@ -124,3 +124,61 @@ fn unpublish_ends_at_once_and_a_republish_on_the_same_connection_plays() {
         "no connection was closed on an error: {metrics}"
     );
 }
+
+#[test]
+fn a_publisher_clock_reset_continues_the_playlist_behind_a_discontinuity() {
+    let server = Server::start("");
+    let (mut tcp, mut session) = publish(server.rtmp, "reset");
+    metadata(&mut tcp, &mut session);
+    stream(&mut tcp, &mut session, 0, 120);
+    let before = wait_segments(&server, "reset", 2, Duration::from_secs(10));
+    // Same connection, same session: the encoder's clock starts again at 0.
+    stream(&mut tcp, &mut session, 0, 120);
+    let last_before = msn_of(&before.segments.last().unwrap().0);
+    let start = Instant::now();
+    let after = loop {
+        let m = playlist(&server, "reset");
+        let later = m
+            .segments
+            .iter()
+            .filter(|(u, _)| msn_of(u) > last_before + 1)
+            .count();
+        if m.discontinuities > 0 && later >= 2 {
+            break m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no discontinuity after the clock reset:\n{}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!after.endlist);
+    let msns: Vec<u64> = after.segments.iter().map(|(u, _)| msn_of(u)).collect();
+    assert!(msns.windows(2).all(|w| w[1] == w[0] + 1), "{msns:?}");
+    // What is served keeps one increasing timeline across the reset: no
+    // segment's frames go back in time (the container's timestamps; these
+    // scripted frames are not decodable pictures).
+    let file = tempfile::Builder::new()
+        .suffix(".mp4")
+        .tempfile()
+        .unwrap()
+        .into_temp_path();
+    download(&server, "reset", "source", &after, &file.to_path_buf());
+    let pts: Vec<i64> = packets(&file, "v").iter().map(|p| p.0).collect();
+    assert!(pts.len() > 100);
+    assert!(
+        pts.windows(2).all(|w| w[1] > w[0]),
+        "the timeline goes back: {pts:?}"
+    );
+    // Every listed segment is within TARGETDURATION (no 10 s segment).
+    assert!(after
+        .segments
+        .iter()
+        .all(|(_, d)| *d <= after.target_duration + 0.5));
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_ingest_clock_resets_total 1"),
+        "{metrics}"
+    );
+}

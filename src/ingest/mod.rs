@@ -4,4 +4,5 @@
 
 pub mod admission;
 pub mod auth;
+pub mod normalize;
 pub mod rtmp;

@@ -79,6 +79,8 @@ pub struct IngestContext {
     /// pending slot for at most this long.
     pub publish_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A forward step of the publisher's clock past this starts a new timeline.
+    pub max_timestamp_jump: Duration,
     pub admission: Arc<Admission>,
     /// Keeps lines about refused or misbehaving clients to a few per period.
     pub log_limiter: LogLimiter,
@@ -87,6 +89,10 @@ pub struct IngestContext {
 }
 
 const READ_BUF: usize = 64 * 1024;
+
+fn ctx_jump(ctx: &IngestContext) -> i64 {
+    ctx.max_timestamp_jump.as_millis() as i64
+}
 
 pub async fn serve(
     mut tcp: TcpStream,
@@ -109,7 +115,7 @@ pub async fn serve(
         peer,
         publisher: None,
         published: false,
-        demuxer: Demuxer::new(),
+        demuxer: Demuxer::with_max_jump(ctx_jump(&ctx)),
         slot: Slot::Pending(Some(slot)),
     };
     conn.handle_results(&mut tcp, &mut session, initial).await?;
@@ -232,6 +238,26 @@ impl Connection {
         Ok(())
     }
 
+    /// (skipped tags, clock resets, repaired timestamps) so far.
+    fn demuxer_counts(&self) -> (u64, u64, u64) {
+        let d = &self.demuxer;
+        (d.skipped_tags, d.clock_resets(), d.repaired_timestamps())
+    }
+
+    /// Count what the demuxer skipped or repaired since `before`.
+    fn count(&self, before: (u64, u64, u64)) {
+        let (skipped, resets, repaired) = self.demuxer_counts();
+        let m = &self.ctx.metrics;
+        m.ingest_skipped_tags.inc_by(skipped - before.0);
+        m.ingest_clock_resets.inc_by(resets - before.1);
+        m.ingest_timestamp_repairs.inc_by(repaired - before.2);
+        if resets > before.1 {
+            if let Some(held_back) = self.ctx.log_limiter.allow("clock_reset", Instant::now()) {
+                tracing::warn!(peer = %self.peer, held_back, "the publisher's clock jumped; a new timeline starts (EXT-X-DISCONTINUITY)");
+            }
+        }
+    }
+
     /// Trade the pending slot for a publisher's (once per connection).
     fn promote(&mut self) -> Result<(), RtmpError> {
         let Slot::Pending(pending) = &mut self.slot else {
@@ -309,7 +335,7 @@ impl Connection {
                         });
                         // A publish (a republish on this connection too) starts a
                         // fresh demux session: its tracks are announced anew.
-                        self.demuxer = Demuxer::new();
+                        self.demuxer = Demuxer::with_max_jump(ctx_jump(&self.ctx));
                         self.publisher = Some(publisher);
                         self.published = true;
                         session.accept_request(request_id).map_err(session_err)
@@ -329,24 +355,24 @@ impl Connection {
             ServerSessionEvent::VideoDataReceived {
                 data, timestamp, ..
             } => {
-                let skipped = self.demuxer.skipped_tags;
+                let before = self.demuxer_counts();
                 let events = self
                     .demuxer
                     .on_video(timestamp.value, &data, received)
                     .map_err(|e| (Vec::new(), e.into()))?;
-                if self.demuxer.skipped_tags > skipped {
-                    self.ctx.metrics.ingest_skipped_tags.inc();
-                }
+                self.count(before);
                 self.forward(events);
                 Ok(Vec::new())
             }
             ServerSessionEvent::AudioDataReceived {
                 data, timestamp, ..
             } => {
+                let before = self.demuxer_counts();
                 let events = self
                     .demuxer
                     .on_audio(timestamp.value, &data, received)
                     .map_err(|e| (Vec::new(), e.into()))?;
+                self.count(before);
                 self.forward(events);
                 Ok(Vec::new())
             }

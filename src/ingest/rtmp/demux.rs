@@ -11,6 +11,7 @@ use bytes::Bytes;
 use rml_rtmp::sessions::StreamMetadata;
 
 use super::flv::{self, AudioTag, FlvError, VideoTag};
+use crate::ingest::normalize::{MonotonicDts, SessionClock, Stamp, Unwrapper};
 use crate::media::aac::{AacError, SAMPLES_PER_FRAME};
 use crate::media::avc::{self, AvcError};
 use crate::media::{
@@ -45,24 +46,11 @@ pub enum DemuxEvent {
 const PENDING_MAX_FRAMES: usize = 600;
 const PENDING_MAX_SPAN_MS: i64 = 1000;
 
-/// RTMP timestamps are 32-bit milliseconds and wrap after ~49.7 days; a signed
-/// delta between successive timestamps carries the clock across the wrap.
-#[derive(Debug, Default)]
-pub struct TimestampUnwrapper {
-    last: Option<u32>,
-    acc: i64,
-}
-
-impl TimestampUnwrapper {
-    pub fn unwrap(&mut self, ts: u32) -> i64 {
-        match self.last {
-            None => self.acc = ts as i64,
-            Some(last) => self.acc += ts.wrapping_sub(last) as i32 as i64,
-        }
-        self.last = Some(ts);
-        self.acc
-    }
-}
+/// How far one track may run behind the other before a step back counts as
+/// an encoder clock reset (tracks are interleaved loosely).
+const RESET_BACKWARDS_MS: i64 = 1000;
+/// A forward step larger than this starts a new timeline by default.
+pub const DEFAULT_MAX_JUMP_MS: i64 = 10_000;
 
 struct Held {
     track: TrackKind,
@@ -73,7 +61,6 @@ struct Held {
     received: Instant,
 }
 
-#[derive(Default)]
 pub struct Demuxer {
     video: Option<AvcConfig>,
     audio: Option<AacConfig>,
@@ -82,8 +69,12 @@ pub struct Demuxer {
     declared_bitrate: Option<u64>,
     announced: bool,
     held: Vec<Held>,
-    clock: TimestampUnwrapper,
-    base_ms: Option<i64>,
+    /// RTMP timestamps are 32-bit milliseconds (they wrap after ~49.7 days).
+    clock: Unwrapper,
+    session: SessionClock,
+    video_dts: MonotonicDts,
+    /// The next media starts a new timeline: announce the tracks again first.
+    new_timeline: bool,
     audio_next: Option<i64>,
     /// Frames dropped because their track had no sequence header yet.
     pub dropped_frames: u64,
@@ -91,9 +82,45 @@ pub struct Demuxer {
     pub skipped_tags: u64,
 }
 
+impl Default for Demuxer {
+    fn default() -> Self {
+        Demuxer::with_max_jump(DEFAULT_MAX_JUMP_MS)
+    }
+}
+
 impl Demuxer {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A demuxer that starts a new timeline when the clock jumps forward by
+    /// more than `max_jump_ms` (or back by more than a second).
+    pub fn with_max_jump(max_jump_ms: i64) -> Self {
+        Demuxer {
+            video: None,
+            audio: None,
+            expect: None,
+            declared_bitrate: None,
+            announced: false,
+            held: Vec::new(),
+            clock: Unwrapper::new(32),
+            session: SessionClock::new(RESET_BACKWARDS_MS, max_jump_ms),
+            video_dts: MonotonicDts::default(),
+            new_timeline: false,
+            dropped_frames: 0,
+            skipped_tags: 0,
+            audio_next: None,
+        }
+    }
+
+    /// Encoder clock resets and jumps seen (each started a new timeline).
+    pub fn clock_resets(&self) -> u64 {
+        self.session.resets
+    }
+
+    /// Video frames whose decode time stood still or stepped back, repaired.
+    pub fn repaired_timestamps(&self) -> u64 {
+        self.video_dts.repaired
     }
 
     pub fn on_metadata(&mut self, m: &StreamMetadata) {
@@ -113,7 +140,7 @@ impl Demuxer {
         body: &Bytes,
         received: Instant,
     ) -> Result<Vec<DemuxEvent>, DemuxError> {
-        let ms = self.clock.unwrap(ts);
+        let ms = self.clock.unwrap(ts as u64);
         match flv::parse_video(body)? {
             VideoTag::AvcSequenceHeader(record) => {
                 let cfg = AvcConfig::parse(record)?;
@@ -153,7 +180,7 @@ impl Demuxer {
         body: &Bytes,
         received: Instant,
     ) -> Result<Vec<DemuxEvent>, DemuxError> {
-        let ms = self.clock.unwrap(ts);
+        let ms = self.clock.unwrap(ts as u64);
         match flv::parse_audio(body)? {
             AudioTag::AacSequenceHeader(asc) => {
                 let cfg = AacConfig::parse(asc)?;
@@ -217,7 +244,13 @@ impl Demuxer {
 
     fn on_frame(&mut self, held: Held) -> Vec<DemuxEvent> {
         if self.announced {
-            return self.emit(held).into_iter().map(DemuxEvent::Media).collect();
+            let au = self.emit(held);
+            let mut out = Vec::new();
+            if std::mem::take(&mut self.new_timeline) {
+                out.push(DemuxEvent::Tracks(self.info()));
+            }
+            out.extend(au.map(DemuxEvent::Media));
+            return out;
         }
         self.held.push(held);
         let span = self.held.last().map_or(0, |l| l.ms) - self.held.first().map_or(0, |f| f.ms);
@@ -234,8 +267,8 @@ impl Demuxer {
         self.announced = true;
         let mut out = vec![DemuxEvent::Tracks(self.info())];
         let held = std::mem::take(&mut self.held);
-        if self.base_ms.is_none() {
-            self.base_ms = held.iter().map(|h| h.ms).min();
+        if let Some(first) = held.iter().map(|h| h.ms).min() {
+            self.session.start_at(first);
         }
         out.extend(
             held.into_iter()
@@ -246,16 +279,27 @@ impl Demuxer {
     }
 
     fn emit(&mut self, h: Held) -> Option<AccessUnit> {
-        let base = *self.base_ms.get_or_insert(h.ms);
-        let rel = (h.ms - base).max(0);
+        let rel = match self.session.map(h.ms) {
+            Stamp::Same(rel) => rel,
+            Stamp::NewTimeline => {
+                // The encoder's clock restarted or leapt: downstream sees a new
+                // session (a discontinuity), as after a reconnect.
+                self.new_timeline = true;
+                self.audio_next = None;
+                self.video_dts.reset();
+                0
+            }
+        };
         let (dts, pts) = match h.track {
             TrackKind::Video => {
-                self.video.as_ref()?;
-                let dts = rel * (VIDEO_TIMESCALE as i64 / 1000);
-                (
-                    dts,
-                    (dts + h.cts_ms as i64 * (VIDEO_TIMESCALE as i64 / 1000)).max(0),
-                )
+                let cfg = self.video.as_ref()?;
+                let ms = VIDEO_TIMESCALE as i64 / 1000;
+                let dts = rel * ms;
+                let pts = (dts + h.cts_ms as i64 * ms).max(0);
+                let frame = cfg
+                    .frame_rate
+                    .map_or(3000, |f| (VIDEO_TIMESCALE as f64 / f) as i64);
+                self.video_dts.apply(dts, pts, frame)
             }
             TrackKind::Audio => {
                 let rate = self.audio.as_ref()?.sample_rate;
@@ -326,12 +370,47 @@ mod tests {
     }
 
     #[test]
-    fn unwrapper_crosses_the_32_bit_wrap() {
-        let mut u = TimestampUnwrapper::default();
-        assert_eq!(u.unwrap(u32::MAX - 10), (u32::MAX - 10) as i64);
-        assert_eq!(u.unwrap(5), u32::MAX as i64 + 6);
-        // Slightly out of order (audio behind video) goes backwards, not forward 49 days.
-        assert_eq!(u.unwrap(2), u32::MAX as i64 + 3);
+    fn an_encoder_clock_reset_announces_a_new_timeline_from_zero() {
+        let now = Instant::now();
+        let mut d = Demuxer::new();
+        d.on_video(5000, &video_seq(), now).unwrap();
+        d.on_audio(5000, &audio_seq(), now).unwrap();
+        let mut au = Vec::new();
+        for i in 0..300 {
+            au.extend(media(
+                d.on_video(5000 + i * 33, &video_frame(i % 30 == 0, 0), now)
+                    .unwrap(),
+            ));
+        }
+        assert!(au.last().unwrap().dts > 9 * 90_000);
+        // The encoder restarts its clock at 0 inside the same session.
+        let events = d.on_video(0, &video_frame(true, 0), now).unwrap();
+        assert!(
+            matches!(events[0], DemuxEvent::Tracks(_)),
+            "a new timeline is announced"
+        );
+        let first = media(events);
+        assert_eq!(first[0].dts, 0);
+        let next = media(d.on_video(33, &video_frame(false, 0), now).unwrap());
+        assert_eq!(next[0].dts, 33 * 90);
+        assert_eq!(d.clock_resets(), 1);
+    }
+
+    #[test]
+    fn standing_video_timestamps_are_repaired_not_held() {
+        let now = Instant::now();
+        let mut d = Demuxer::new();
+        d.on_video(0, &video_seq(), now).unwrap();
+        d.on_audio(0, &audio_seq(), now).unwrap();
+        let au: Vec<AccessUnit> = (0..100)
+            .flat_map(|i| media(d.on_video(0, &video_frame(i == 0, 0), now).unwrap()))
+            .collect();
+        assert_eq!(au.len(), 100);
+        assert!(
+            au.windows(2).all(|w| w[1].dts > w[0].dts),
+            "decode times advance"
+        );
+        assert_eq!(d.repaired_timestamps(), 99);
     }
 
     #[test]
