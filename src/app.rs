@@ -44,7 +44,7 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 impl App {
     pub async fn start(cfg: Config) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
-        let store = Store::new();
+        let store = Store::with_vod_limit(cfg.hls.max_vod_sessions);
         let pcfg = PackagerConfig {
             segmenter: SegmenterConfig {
                 segment_target: Config::duration(cfg.hls.segment_duration),

@@ -81,6 +81,8 @@ pub struct HlsConfig {
     pub dvr_window: f64,
     /// Seconds an ended stream stays available as VOD.
     pub vod_keep: f64,
+    /// Ended sessions kept as VOD at most; past it the oldest goes first.
+    pub max_vod_sessions: usize,
 }
 
 /// Which video encoder the ladder uses.
@@ -188,6 +190,7 @@ impl Default for HlsConfig {
             part_duration: 0.2,
             dvr_window: 300.0,
             vod_keep: 3600.0,
+            max_vod_sessions: 64,
         }
     }
 }

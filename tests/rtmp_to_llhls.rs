@@ -556,3 +556,52 @@ fn a_silent_publisher_is_taken_over_by_the_same_key() {
         "{metrics}"
     );
 }
+
+#[test]
+fn an_ended_session_stays_servable_when_its_name_goes_live_again() {
+    let server = Server::start("");
+    let short = Publish {
+        seconds: 4,
+        ..Default::default()
+    };
+    let (ok, err) =
+        Publisher::start(&server.rtmp_url("twice"), short).wait(Duration::from_secs(30));
+    assert!(ok, "{err}");
+    let start = Instant::now();
+    let vod = loop {
+        let m = parse_media(&get(&server.url("/live/twice/source/index.m3u8")).text());
+        if m.endlist {
+            break m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no ENDLIST");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let seg = server.url(&format!("/live/twice/source/{}", vod.segments[1].0));
+    let init = server.url(&format!("/live/twice/source/{}", vod.maps[0]));
+    let (seg_bytes, init_bytes) = (get(&seg).body, get(&init).body);
+    // The same name goes live again: its playlists are the new session's...
+    let _again = Publisher::start(&server.rtmp_url("twice"), Publish::default());
+    let start = Instant::now();
+    let live = loop {
+        let r = get(&server.url("/live/twice/source/index.m3u8"));
+        let m = if r.status == 200 {
+            parse_media(&r.text())
+        } else {
+            Media::default() // the new session has no playlist yet
+        };
+        if !m.endlist && !m.maps.is_empty() && m.maps[0] != vod.maps[0] {
+            break m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the new session never showed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!live.endlist);
+    // ...and the ended session's media still answers, with the same bytes.
+    let (s, i) = (get(&seg), get(&init));
+    assert_eq!((s.status, i.status), (200, 200));
+    assert_eq!(s.body, seg_bytes);
+    assert_eq!(i.body, init_bytes);
+}

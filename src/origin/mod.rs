@@ -226,10 +226,12 @@ impl Origin {
         rendition: &str,
         epoch: Option<&str>,
     ) -> Option<Arc<Rendition>> {
-        let entry: Arc<StreamEntry> = self.store.stream(stream)?;
-        if epoch.is_some_and(|e| e != entry.epoch()) {
-            return None;
-        }
+        let entry: Arc<StreamEntry> = match epoch {
+            // Media URLs name their session: a kept VOD stays servable after
+            // the name went live again.
+            Some(e) => self.store.session(stream, e)?,
+            None => self.store.stream(stream)?,
+        };
         entry.find_rendition(rendition)
     }
 }

@@ -90,6 +90,9 @@ pub async fn run(
     }
     stream.end().await;
     tracing::info!(stream = %name, keep = ?cfg.packager.vod_keep, "stream ended; kept as VOD");
+    for (old, epoch) in store.ended(&entry) {
+        tracing::info!(stream = %old, %epoch, vod = store.vod_sessions(), "VOD limit reached: the oldest ended session is removed");
+    }
     tokio::time::sleep(cfg.packager.vod_keep).await;
     store.remove(&name, entry.epoch());
 }

@@ -6,7 +6,7 @@
 //! progress (last part, last complete segment) that blocking requests wait on.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -256,9 +256,27 @@ impl StreamEntry {
     }
 }
 
-#[derive(Default)]
+/// Every stream's entries: the current session of each name, and ended
+/// sessions kept as VOD under their own epoch (still servable after the
+/// name goes live again), at most `max_vod` of them, oldest evicted first.
 pub struct Store {
     streams: RwLock<HashMap<String, Arc<StreamEntry>>>,
+    /// Sessions a newer session of the same name replaced, by (name, epoch).
+    archive: RwLock<HashMap<(String, String), Arc<StreamEntry>>>,
+    /// Ended sessions, oldest first.
+    ended: Mutex<VecDeque<Arc<StreamEntry>>>,
+    max_vod: usize,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            streams: RwLock::default(),
+            archive: RwLock::default(),
+            ended: Mutex::default(),
+            max_vod: usize::MAX,
+        }
+    }
 }
 
 impl Store {
@@ -266,13 +284,28 @@ impl Store {
         Arc::new(Store::default())
     }
 
-    /// A fresh entry for a stream that starts now, replacing any ended one.
+    /// A store that keeps at most `max_vod` ended sessions.
+    pub fn with_vod_limit(max_vod: usize) -> Arc<Store> {
+        Arc::new(Store {
+            max_vod,
+            ..Store::default()
+        })
+    }
+
+    /// A fresh entry for a stream that starts now. The name's previous
+    /// session, if it is still kept, stays servable under its own epoch.
     pub fn open_stream(&self, name: &str) -> Arc<StreamEntry> {
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
-        let previous = streams.get(name).map(|s| s.epoch.clone());
+        let previous = streams.get(name).cloned();
         let mut epoch = new_epoch();
-        if previous.as_deref() == Some(epoch.as_str()) {
+        if previous.as_ref().is_some_and(|p| p.epoch == epoch) {
             epoch.push('b');
+        }
+        if let Some(p) = previous {
+            self.archive
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((p.name.clone(), p.epoch.clone()), p);
         }
         let entry = Arc::new(StreamEntry {
             name: name.to_string(),
@@ -284,11 +317,24 @@ impl Store {
         entry
     }
 
+    /// The current session of `name`.
     pub fn stream(&self, name: &str) -> Option<Arc<StreamEntry>> {
         self.streams
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
+            .cloned()
+    }
+
+    /// The session `epoch` of `name`, current or kept as VOD.
+    pub fn session(&self, name: &str, epoch: &str) -> Option<Arc<StreamEntry>> {
+        if let Some(s) = self.stream(name).filter(|s| s.epoch == epoch) {
+            return Some(s);
+        }
+        self.archive
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(name.to_string(), epoch.to_string()))
             .cloned()
     }
 
@@ -301,12 +347,48 @@ impl Store {
             .collect()
     }
 
-    /// Remove `name` if it is still the entry with `epoch`.
+    /// `entry` has ended and is kept as VOD. Evicts the oldest ended sessions
+    /// past the limit; returns them (name, epoch).
+    pub fn ended(&self, entry: &Arc<StreamEntry>) -> Vec<(String, String)> {
+        let evicted: Vec<Arc<StreamEntry>> = {
+            let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+            ended.push_back(entry.clone());
+            let over = ended.len().saturating_sub(self.max_vod);
+            ended.drain(..over).collect()
+        };
+        evicted
+            .into_iter()
+            .map(|e| {
+                self.forget(&e.name, &e.epoch);
+                (e.name.clone(), e.epoch.clone())
+            })
+            .collect()
+    }
+
+    /// Ended sessions kept now.
+    pub fn vod_sessions(&self) -> usize {
+        self.ended.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Remove the session `epoch` of `name` (its VOD time is over).
     pub fn remove(&self, name: &str, epoch: &str) {
+        self.ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|e| !(e.name == name && e.epoch == epoch));
+        self.forget(name, epoch);
+    }
+
+    fn forget(&self, name: &str, epoch: &str) {
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         if streams.get(name).is_some_and(|s| s.epoch == epoch) {
             streams.remove(name);
         }
+        drop(streams);
+        self.archive
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(name.to_string(), epoch.to_string()));
     }
 }
 
@@ -380,5 +462,46 @@ mod tests {
         );
         store.remove("a", &b);
         assert!(store.stream("a").is_none());
+    }
+
+    #[test]
+    fn an_ended_session_stays_servable_under_its_epoch_after_the_name_goes_live_again() {
+        let store = Store::new();
+        let old = store.open_stream("a");
+        old.rendition("v").apply(Update {
+            part: Some((0, 0, Bytes::from_static(b"old"))),
+            ..Default::default()
+        });
+        store.ended(&old);
+        let new = store.open_stream("a");
+        assert_eq!(store.stream("a").unwrap().epoch(), new.epoch());
+        let kept = store.session("a", old.epoch()).expect("old session kept");
+        assert_eq!(
+            kept.find_rendition("v").unwrap().part(0, 0),
+            Some(Bytes::from_static(b"old"))
+        );
+        assert!(store.session("a", "nope").is_none());
+        store.remove("a", old.epoch());
+        assert!(store.session("a", old.epoch()).is_none());
+        assert!(store.stream("a").is_some(), "the live session is untouched");
+    }
+
+    #[test]
+    fn past_the_vod_limit_the_oldest_ended_session_goes_first() {
+        let store = Store::with_vod_limit(2);
+        let entries: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|n| store.open_stream(n))
+            .collect();
+        assert!(store.ended(&entries[0]).is_empty());
+        assert!(store.ended(&entries[1]).is_empty());
+        let evicted = store.ended(&entries[2]);
+        assert_eq!(
+            evicted,
+            vec![("a".to_string(), entries[0].epoch().to_string())]
+        );
+        assert!(store.stream("a").is_none());
+        assert!(store.stream("b").is_some() && store.stream("c").is_some());
+        assert_eq!(store.vod_sessions(), 2);
     }
 }
