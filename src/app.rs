@@ -122,6 +122,16 @@ impl App {
                 publishers: cfg.ingest.max_connections,
             }),
             log_limiter: LogLimiter::new(std::time::Duration::from_secs(10)),
+            capacity: {
+                let store = store.clone();
+                let budget = (cfg.hls.memory_budget_mb * 1024.0 * 1024.0) as usize;
+                Box::new(move || {
+                    let held = store.bytes();
+                    (held >= budget).then(|| {
+                        format!("the server's memory budget is used ({held} of {budget} bytes)")
+                    })
+                })
+            },
             playback_base: playback_base.clone(),
         });
         let (shutdown, rx) = watch::channel(false);
@@ -136,6 +146,7 @@ impl App {
         );
         let admin = Arc::new(Admin {
             metrics,
+            store: store.clone(),
             hub,
             ready: false.into(),
         });

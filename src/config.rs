@@ -83,6 +83,8 @@ pub struct HlsConfig {
     pub vod_keep: f64,
     /// Ended sessions kept as VOD at most; past it the oldest goes first.
     pub max_vod_sessions: usize,
+    /// MiB of media the store may hold in all; past it new streams are refused.
+    pub memory_budget_mb: f64,
 }
 
 /// Which video encoder the ladder uses.
@@ -191,6 +193,7 @@ impl Default for HlsConfig {
             dvr_window: 300.0,
             vod_keep: 3600.0,
             max_vod_sessions: 64,
+            memory_budget_mb: 8192.0,
         }
     }
 }
@@ -246,6 +249,13 @@ impl Config {
             });
         }
         secs("hls.vod_keep", self.hls.vod_keep, 0.0, 7.0 * 24.0 * 3600.0)?;
+        let mb = self.hls.memory_budget_mb;
+        if !(mb.is_finite() && mb > 0.0) {
+            return Err(ConfigError::Invalid {
+                key: "hls.memory_budget_mb",
+                reason: format!("{mb} must be a positive number of MiB"),
+            });
+        }
         secs(
             "ingest.reconnect_grace",
             self.ingest.reconnect_grace,

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub ingest_timestamp_repairs: Counter,
     pub hub_dropped_events: Counter,
     pub live_streams: Gauge,
+    pub store_bytes: Gauge,
+    pub vod_sessions: Gauge,
     pub parts: Counter,
     pub segments: Counter,
     pub segments_over_target: Counter,
@@ -76,6 +78,8 @@ impl Metrics {
             ingest_timestamp_repairs: Counter::default(),
             hub_dropped_events: Counter::default(),
             live_streams: Gauge::default(),
+            store_bytes: Gauge::default(),
+            vod_sessions: Gauge::default(),
             parts: Counter::default(),
             segments: Counter::default(),
             segments_over_target: Counter::default(),
@@ -137,6 +141,16 @@ impl Metrics {
             "live_streams",
             "Streams with a packager running",
             m.live_streams.clone(),
+        );
+        registry.register(
+            "store_bytes",
+            "Media bytes held in memory (every rendition, live and VOD), against hls.memory_budget_mb",
+            m.store_bytes.clone(),
+        );
+        registry.register(
+            "vod_sessions",
+            "Ended sessions kept as VOD, against hls.max_vod_sessions",
+            m.vod_sessions.clone(),
         );
         registry.register("parts", "LL-HLS parts made", m.parts.clone());
         registry.register("segments", "Segments completed", m.segments.clone());

@@ -605,3 +605,52 @@ fn an_ended_session_stays_servable_when_its_name_goes_live_again() {
     assert_eq!(s.body, seg_bytes);
     assert_eq!(i.body, init_bytes);
 }
+
+#[test]
+fn past_the_memory_budget_a_new_stream_is_refused_and_the_live_one_goes_on() {
+    // Budget 0.5 MiB; the first stream is let past it (the store grows with its DVR window).
+    let server = Server::start("[ingest]\nreconnect_grace = 3.0\n[hls]\nmemory_budget_mb = 0.5\n");
+    let _first = Publisher::start(&server.rtmp_url("first"), Publish::default());
+    let held = || -> u64 {
+        get(&format!("http://{}/metrics", server.admin))
+            .text()
+            .lines()
+            .find_map(|l| l.strip_prefix("castline_store_bytes "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let start = Instant::now();
+    while held() < 1024 * 1024 {
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "the store never filled"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let before = wait_segments(&server, "first", 1, Duration::from_secs(5));
+    let second = Publisher::start(
+        &server.rtmp_url("second"),
+        Publish {
+            seconds: 5,
+            ..Default::default()
+        },
+    );
+    let (ok, err) = second.wait(Duration::from_secs(20));
+    assert!(
+        !ok,
+        "a new stream past the memory budget must be refused: {err}"
+    );
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_rtmp_errors_total{reason=\"memory_budget\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(get(&server.url("/live/second/index.m3u8")).status, 404);
+    let after = wait_segments(
+        &server,
+        "first",
+        before.segments.len() + 2,
+        Duration::from_secs(20),
+    );
+    assert_eq!(after.discontinuities, 0, "the live stream was disturbed");
+}

@@ -26,6 +26,7 @@ const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 pub struct Admin {
     pub metrics: Arc<Metrics>,
+    pub store: Arc<crate::store::Store>,
     pub hub: Arc<Hub>,
     /// False while starting or draining.
     pub ready: AtomicBool,
@@ -89,6 +90,10 @@ impl Admin {
                 self.metrics
                     .live_streams
                     .set(self.hub.live_streams().len() as i64);
+                self.metrics.store_bytes.set(self.store.bytes() as i64);
+                self.metrics
+                    .vod_sessions
+                    .set(self.store.vod_sessions() as i64);
                 (
                     StatusCode::OK,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",

@@ -6,6 +6,7 @@
 //! progress (last part, last complete segment) that blocking requests wait on.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -65,12 +66,31 @@ struct RenditionState {
     latest: Option<Playlists>,
     snapshots: VecDeque<(SnapshotKey, Playlists)>,
     meta: Option<RenditionMeta>,
+    /// Media bytes held (inits, parts, segments), for the store's budget.
+    bytes: usize,
+}
+
+impl RenditionState {
+    fn media_bytes(&self) -> usize {
+        let inits: usize = self.inits.values().map(|b| b.len()).sum();
+        let segments: usize = self
+            .segments
+            .values()
+            .map(|s| {
+                s.parts.iter().map(|p| p.len()).sum::<usize>()
+                    + s.full.as_ref().map_or(0, |f| f.len())
+            })
+            .sum();
+        inits + segments
+    }
 }
 
 /// Playlist renderings kept per rendition for exact repeat answers (~13 s of parts).
 const SNAPSHOTS: usize = 64;
 
 pub struct Rendition {
+    /// Media bytes held by every rendition of the store (shared counter).
+    total: Arc<AtomicUsize>,
     name: String,
     state: RwLock<RenditionState>,
     changed: watch::Sender<u64>,
@@ -93,8 +113,9 @@ pub struct Update {
 }
 
 impl Rendition {
-    fn new(name: &str) -> Self {
+    fn new(name: &str, total: Arc<AtomicUsize>) -> Self {
         Rendition {
+            total,
             name: name.to_string(),
             state: RwLock::default(),
             changed: watch::channel(0).0,
@@ -103,6 +124,11 @@ impl Rendition {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Media bytes this rendition holds.
+    pub fn bytes(&self) -> usize {
+        self.read().bytes
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, RenditionState> {
@@ -153,6 +179,13 @@ impl Rendition {
             if u.meta.is_some() {
                 st.meta = u.meta;
             }
+            let (before, after) = (st.bytes, st.media_bytes());
+            st.bytes = after;
+            if after >= before {
+                self.total.fetch_add(after - before, Ordering::Relaxed);
+            } else {
+                self.total.fetch_sub(before - after, Ordering::Relaxed);
+            }
         }
         self.changed.send_modify(|v| *v += 1);
     }
@@ -199,8 +232,16 @@ impl Rendition {
     }
 }
 
+impl Drop for Rendition {
+    fn drop(&mut self) {
+        let held = self.state.get_mut().map_or(0, |s| s.bytes);
+        self.total.fetch_sub(held, Ordering::Relaxed);
+    }
+}
+
 /// All renditions of one stream, and its multivariant playlist.
 pub struct StreamEntry {
+    total: Arc<AtomicUsize>,
     name: String,
     /// Part of every media URL: a stream published again after it ended gets
     /// a new epoch, so its URLs never collide with cached ones.
@@ -223,7 +264,7 @@ impl StreamEntry {
         if let Some(x) = r.iter().find(|x| x.name == name) {
             return x.clone();
         }
-        let x = Arc::new(Rendition::new(name));
+        let x = Arc::new(Rendition::new(name, self.total.clone()));
         r.push(x.clone());
         x
     }
@@ -260,6 +301,8 @@ impl StreamEntry {
 /// sessions kept as VOD under their own epoch (still servable after the
 /// name goes live again), at most `max_vod` of them, oldest evicted first.
 pub struct Store {
+    /// Media bytes held by every rendition of every session.
+    total: Arc<AtomicUsize>,
     streams: RwLock<HashMap<String, Arc<StreamEntry>>>,
     /// Sessions a newer session of the same name replaced, by (name, epoch).
     archive: RwLock<HashMap<(String, String), Arc<StreamEntry>>>,
@@ -271,6 +314,7 @@ pub struct Store {
 impl Default for Store {
     fn default() -> Self {
         Store {
+            total: Arc::default(),
             streams: RwLock::default(),
             archive: RwLock::default(),
             ended: Mutex::default(),
@@ -308,6 +352,7 @@ impl Store {
                 .insert((p.name.clone(), p.epoch.clone()), p);
         }
         let entry = Arc::new(StreamEntry {
+            total: self.total.clone(),
             name: name.to_string(),
             epoch,
             renditions: RwLock::default(),
@@ -363,6 +408,11 @@ impl Store {
                 (e.name.clone(), e.epoch.clone())
             })
             .collect()
+    }
+
+    /// Media bytes held now, by every session kept.
+    pub fn bytes(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
     }
 
     /// Ended sessions kept now.
@@ -503,5 +553,37 @@ mod tests {
         assert!(store.stream("a").is_none());
         assert!(store.stream("b").is_some() && store.stream("c").is_some());
         assert_eq!(store.vod_sessions(), 2);
+    }
+
+    #[test]
+    fn the_store_counts_the_media_bytes_it_holds_and_frees() {
+        let store = Store::new();
+        let e = store.open_stream("a");
+        let r = e.rendition("v");
+        r.apply(Update {
+            init: Some((1, Bytes::from(vec![0; 100]))),
+            part: Some((0, 0, Bytes::from(vec![0; 1000]))),
+            ..Default::default()
+        });
+        assert_eq!(store.bytes(), 1100);
+        // The complete segment is its parts once more (until parts are dropped).
+        r.apply(Update {
+            segment_complete: Some(0),
+            ..Default::default()
+        });
+        assert_eq!(store.bytes(), 2100);
+        r.apply(Update {
+            first_msn: 1,
+            ..Default::default()
+        });
+        assert_eq!(
+            store.bytes(),
+            100,
+            "a segment leaving the window frees its bytes"
+        );
+        drop(r);
+        store.remove("a", e.epoch());
+        drop(e);
+        assert_eq!(store.bytes(), 0, "a removed stream frees everything");
     }
 }

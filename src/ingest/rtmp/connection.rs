@@ -48,6 +48,8 @@ pub enum RtmpError {
     Admission(Refusal),
     #[error("another connection took the stream over after this one went silent")]
     TakenOver,
+    #[error("publish refused: {0}")]
+    MemoryBudget(String),
 }
 
 impl RtmpError {
@@ -65,6 +67,7 @@ impl RtmpError {
             RtmpError::PublishTimeout(_) => "publish_timeout",
             RtmpError::Admission(r) => r.reason(),
             RtmpError::TakenOver => "taken_over",
+            RtmpError::MemoryBudget(_) => "memory_budget",
         }
     }
 }
@@ -82,6 +85,8 @@ pub struct IngestContext {
     /// A forward step of the publisher's clock past this starts a new timeline.
     pub max_timestamp_jump: Duration,
     pub admission: Arc<Admission>,
+    /// Why a new stream cannot be taken now (the server's memory budget), if so.
+    pub capacity: Box<dyn Fn() -> Option<String> + Send + Sync>,
     /// Keeps lines about refused or misbehaving clients to a few per period.
     pub log_limiter: LogLimiter,
     /// Printed when a stream goes live, e.g. `http://HOST:8080`.
@@ -317,6 +322,13 @@ impl Connection {
                     .map_err(RtmpError::from)
                     .and_then(|name| {
                         self.promote()?;
+                        // A new stream takes memory; a reconnect or takeover
+                        // of one the hub already holds does not.
+                        if !self.ctx.hub.live_streams().contains(&name) {
+                            if let Some(why) = (self.ctx.capacity)() {
+                                return Err(RtmpError::MemoryBudget(why));
+                            }
+                        }
                         Ok(self.ctx.hub.claim(&name)?)
                     });
                 match claim {
@@ -341,8 +353,12 @@ impl Connection {
                         session.accept_request(request_id).map_err(session_err)
                     }
                     Err(e) => {
+                        let code = match e {
+                            RtmpError::Auth(_) | RtmpError::Busy(_) => "NetStream.Publish.BadName",
+                            _ => "NetStream.Publish.Rejected",
+                        };
                         let out = session
-                            .reject_request(request_id, "NetStream.Publish.BadName", &e.to_string())
+                            .reject_request(request_id, code, &e.to_string())
                             .unwrap_or_default();
                         Err((out, e))
                     }
