@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::admin::Admin;
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::hub::{Hub, HubLimits};
 use crate::ingest::admission::{Admission, Limits, LogLimiter};
 use crate::ingest::auth::StreamKeys;
 use crate::ingest::rtmp::connection::IngestContext;
@@ -71,8 +71,11 @@ impl App {
         // (opening encoders) in its own task, outside the hub's lock.
         let (store2, metrics2) = (store.clone(), metrics.clone());
         let hub = Hub::new(
-            Config::duration(cfg.ingest.reconnect_grace),
-            Config::duration(cfg.ingest.takeover_after),
+            HubLimits {
+                grace: Config::duration(cfg.ingest.reconnect_grace),
+                takeover_after: Config::duration(cfg.ingest.takeover_after),
+                max_queue_bytes: (cfg.ingest.max_queue_mb * 1024.0 * 1024.0) as usize,
+            },
             Box::new(move |stream| {
                 tokio::spawn(pipeline::run(
                     pipeline_cfg.clone(),

@@ -53,6 +53,8 @@ pub struct IngestConfig {
     /// Seconds without media after which a live publisher can be taken over
     /// by a new connection publishing the same stream.
     pub takeover_after: f64,
+    /// MiB a stream's hub queue (its publisher's last 1024 frames) may hold.
+    pub max_queue_mb: f64,
     /// Publishing connections at once.
     pub max_connections: usize,
     /// Connections that have not published yet, at once (their own pool).
@@ -173,6 +175,7 @@ impl Default for IngestConfig {
             app: "live".into(),
             reconnect_grace: 10.0,
             takeover_after: 2.0,
+            max_queue_mb: 256.0,
             max_connections: 256,
             max_pending: 64,
             max_pending_per_address: 8,
@@ -287,6 +290,13 @@ impl Config {
             0.5,
             120.0,
         )?;
+        let q = self.ingest.max_queue_mb;
+        if !(q.is_finite() && q >= 1.0) {
+            return Err(ConfigError::Invalid {
+                key: "ingest.max_queue_mb",
+                reason: format!("{q} must be at least 1 MiB"),
+            });
+        }
         if self.ingest.max_pending == 0 || self.ingest.max_pending_per_address == 0 {
             return Err(ConfigError::Invalid {
                 key: "ingest.max_pending",

@@ -182,3 +182,39 @@ fn a_publisher_clock_reset_continues_the_playlist_behind_a_discontinuity() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_publisher_whose_frames_would_overfill_the_queue_is_disconnected() {
+    let server = Server::start("[ingest]\nreconnect_grace = 3.0\nmax_queue_mb = 1.0\n");
+    let (mut tcp, mut session) = publish(server.rtmp, "huge");
+    metadata(&mut tcp, &mut session);
+    let mut seq = BytesMut::from(&[0x17, 0, 0, 0, 0][..]);
+    seq.put_slice(AVCC);
+    video(&mut tcp, &mut session, seq.freeze(), 0);
+    // Four 400 KB frames: 1.6 MB queued within a second, over the 1 MiB budget.
+    for i in 0..4u32 {
+        let mut body = BytesMut::from(&[0x17, 1, 0, 0, 0][..]);
+        let nal = vec![0x65u8; 400_000];
+        body.put_u32(nal.len() as u32);
+        body.put_slice(&nal);
+        let r = session.publish_video_data(body.freeze(), RtmpTimestamp::new(i * 33), false);
+        if let Ok(r) = r {
+            let _ = std::io::Write::write_all(
+                &mut tcp,
+                match &r {
+                    rml_rtmp::sessions::ClientSessionResult::OutboundResponse(p) => &p.bytes,
+                    _ => &[][..],
+                },
+            );
+        }
+    }
+    assert!(
+        closed_by_server(&mut tcp, Duration::from_secs(5)),
+        "the oversized publisher was kept"
+    );
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_rtmp_errors_total{reason=\"queue_bytes\"} 1"),
+        "{metrics}"
+    );
+}

@@ -37,6 +37,25 @@ pub enum HubEvent {
 pub enum HubError {
     #[error("stream {0:?} already has a live publisher")]
     AlreadyLive(String),
+    #[error("the publisher's last {events} frames hold {held} bytes, over the {limit}-byte queue budget")]
+    QueueBytes {
+        events: usize,
+        held: usize,
+        limit: usize,
+    },
+}
+
+/// The hub's rules, from config.
+#[derive(Debug, Clone, Copy)]
+pub struct HubLimits {
+    /// How long a dropped publisher may take to come back.
+    pub grace: Duration,
+    /// How long a live publisher may stay silent before a new claim of its
+    /// name takes over.
+    pub takeover_after: Duration,
+    /// Bytes the last [`QUEUE_EVENTS`] frames of one publisher may hold: the
+    /// most a stream's queue can hold, whatever its consumers do.
+    pub max_queue_bytes: usize,
 }
 
 /// Called once for each new stream, before its publisher can send anything,
@@ -47,6 +66,7 @@ pub struct Hub {
     streams: Mutex<HashMap<String, Arc<HubStream>>>,
     grace: Duration,
     takeover_after: Duration,
+    max_queue_bytes: usize,
     on_new: OnNewStream,
     /// The clock `HubStream::last_input` counts from.
     epoch: Instant,
@@ -73,14 +93,12 @@ struct PublishState {
 }
 
 impl Hub {
-    /// `grace`: how long a dropped publisher may take to come back;
-    /// `takeover_after`: how long a live publisher may stay silent before a
-    /// new claim of its name takes over.
-    pub fn new(grace: Duration, takeover_after: Duration, on_new: OnNewStream) -> Arc<Hub> {
+    pub fn new(limits: HubLimits, on_new: OnNewStream) -> Arc<Hub> {
         Arc::new(Hub {
             streams: Mutex::new(HashMap::new()),
-            grace,
-            takeover_after,
+            grace: limits.grace,
+            takeover_after: limits.takeover_after,
+            max_queue_bytes: limits.max_queue_bytes,
             on_new,
             epoch: Instant::now(),
         })
@@ -119,6 +137,7 @@ impl Hub {
                 session: st.session,
                 finished: false,
                 kicked,
+                window: QueueWindow::default(),
             });
         }
         let (tx, _) = broadcast::channel(QUEUE_EVENTS);
@@ -144,6 +163,7 @@ impl Hub {
             session: 1,
             finished: false,
             kicked,
+            window: QueueWindow::default(),
         })
     }
 
@@ -204,6 +224,26 @@ pub struct Publisher {
     session: u64,
     finished: bool,
     kicked: watch::Receiver<bool>,
+    window: QueueWindow,
+}
+
+/// The sizes of a publisher's last [`QUEUE_EVENTS`] frames: what its
+/// stream's ring can hold at most.
+#[derive(Debug, Default)]
+struct QueueWindow {
+    sizes: std::collections::VecDeque<usize>,
+    bytes: usize,
+}
+
+impl QueueWindow {
+    fn push(&mut self, size: usize) -> usize {
+        self.sizes.push_back(size);
+        self.bytes += size;
+        if self.sizes.len() > QUEUE_EVENTS {
+            self.bytes -= self.sizes.pop_front().unwrap_or(0);
+        }
+        self.bytes
+    }
 }
 
 impl Publisher {
@@ -216,10 +256,21 @@ impl Publisher {
         let _ = self.stream.tx.send(HubEvent::Tracks(Arc::new(info)));
     }
 
-    /// Never blocks: a consumer that is a full queue behind loses its oldest event.
-    pub fn send_media(&self, au: AccessUnit) {
+    /// Never blocks: a consumer that is a full queue behind loses its oldest
+    /// event. Refused when the publisher's recent frames would make the
+    /// stream's queue hold more than the byte budget (absurdly large frames).
+    pub fn send_media(&mut self, au: AccessUnit) -> Result<(), HubError> {
+        let held = self.window.push(au.data.len());
+        if held > self.hub.max_queue_bytes {
+            return Err(HubError::QueueBytes {
+                events: self.window.sizes.len(),
+                held,
+                limit: self.hub.max_queue_bytes,
+            });
+        }
         self.stream.touch();
         let _ = self.stream.tx.send(HubEvent::Media(au));
+        Ok(())
     }
 
     /// Resolves when a new connection has taken this stream over: the
@@ -273,8 +324,11 @@ mod tests {
         let subs = Arc::new(Mutex::new(Vec::new()));
         let s2 = subs.clone();
         let hub = Hub::new(
-            Duration::from_millis(grace_ms),
-            Duration::from_millis(100),
+            HubLimits {
+                grace: Duration::from_millis(grace_ms),
+                takeover_after: Duration::from_millis(100),
+                max_queue_bytes: 10_000,
+            },
             Box::new(move |s| s2.lock().unwrap().push(s.subscribe())),
         );
         (hub, subs)
@@ -353,5 +407,32 @@ mod tests {
         drop(p1);
         assert!(hub.claim("a").is_err(), "p2 is live");
         p2.finish();
+    }
+
+    #[tokio::test]
+    async fn a_publisher_whose_frames_would_overfill_the_queue_budget_is_refused() {
+        let (hub, _subs) = hub(50);
+        let mut p = hub.claim("a").unwrap();
+        let frame = |n: usize| AccessUnit {
+            track: crate::media::TrackKind::Video,
+            dts: 0,
+            pts: 0,
+            keyframe: true,
+            data: bytes::Bytes::from(vec![0u8; n]),
+            received: std::time::Instant::now(),
+        };
+        // 9 KB within the 10 KB budget, then one more frame past it.
+        for _ in 0..9 {
+            p.send_media(frame(1000)).unwrap();
+        }
+        assert!(matches!(
+            p.send_media(frame(2000)),
+            Err(HubError::QueueBytes { limit: 10_000, .. })
+        ));
+        // Small frames long after do not add up: only the last QUEUE_EVENTS count.
+        let mut q = hub.claim("b").unwrap();
+        for _ in 0..(QUEUE_EVENTS * 3) {
+            q.send_media(frame(9)).unwrap();
+        }
     }
 }

@@ -61,6 +61,7 @@ impl RtmpError {
             RtmpError::Session(_) => "protocol",
             RtmpError::WrongApp(..) => "app",
             RtmpError::Auth(_) => "auth",
+            RtmpError::Busy(HubError::QueueBytes { .. }) => "queue_bytes",
             RtmpError::Busy(_) => "already_live",
             RtmpError::Demux(_) => "media",
             RtmpError::ClosedEarly => "closed_early",
@@ -377,7 +378,7 @@ impl Connection {
                     .on_video(timestamp.value, &data, received)
                     .map_err(|e| (Vec::new(), e.into()))?;
                 self.count(before);
-                self.forward(events);
+                self.forward(events).map_err(|e| (Vec::new(), e))?;
                 Ok(Vec::new())
             }
             ServerSessionEvent::AudioDataReceived {
@@ -389,12 +390,12 @@ impl Connection {
                     .on_audio(timestamp.value, &data, received)
                     .map_err(|e| (Vec::new(), e.into()))?;
                 self.count(before);
-                self.forward(events);
+                self.forward(events).map_err(|e| (Vec::new(), e))?;
                 Ok(Vec::new())
             }
             ServerSessionEvent::PublishStreamFinished { .. } => {
                 let events = self.demuxer.finish();
-                self.forward(events);
+                self.forward(events).map_err(|e| (Vec::new(), e))?;
                 if let Some(p) = self.publisher.take() {
                     tracing::info!(peer = %self.peer, stream = p.name(), "publisher unpublished");
                     p.finish();
@@ -418,8 +419,10 @@ impl Connection {
         }
     }
 
-    fn forward(&self, events: Vec<DemuxEvent>) {
-        let Some(p) = &self.publisher else { return };
+    fn forward(&mut self, events: Vec<DemuxEvent>) -> Result<(), RtmpError> {
+        let Some(p) = &mut self.publisher else {
+            return Ok(());
+        };
         for e in events {
             match e {
                 DemuxEvent::Tracks(info) => {
@@ -428,10 +431,11 @@ impl Connection {
                 }
                 DemuxEvent::Media(au) => {
                     self.ctx.metrics.ingest_frames.inc();
-                    p.send_media(au)
+                    p.send_media(au)?;
                 }
             }
         }
+        Ok(())
     }
 }
 
