@@ -505,12 +505,13 @@ fn every_audio_frame_sent_is_served_once_without_gaps() {
 
 #[test]
 fn alignment_survives_a_transcoder_that_falls_behind() {
-    // The 240p encoder stalls for 16 s after 3 s of video: the hub queue
-    // (about 13 s) overflows, the stream's pipeline loses events and every
+    // The 240p encoder stalls for 22 s after 3 s of video: the hub queue
+    // (1,024 events, about 13 s) and the queues behind it (about 2 s more)
+    // overflow, the stream's pipeline loses events and every
     // rendition must restart at the same next cut.
     let server = Server::start_with_env(
         SMALL_LADDER,
-        &[("CASTLINE_FAULT_RUNG", "240p:90:stall-16000")],
+        &[("CASTLINE_FAULT_RUNG", "240p:90:stall-22000")],
     );
     let _p = Publisher::start(
         &server.rtmp_url("hiccup"),
