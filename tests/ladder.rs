@@ -336,16 +336,7 @@ fn nvenc_demanded_without_a_gpu_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("castline.toml");
     std::fs::write(&cfg, "[transcode]\nencoder = \"nvenc\"\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_castline"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .args([
-            "--rtmp-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--admin-listen", "127.0.0.1:0"])
+    let mut child = serve_command(&cfg)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -55,18 +55,8 @@ impl Server {
         };
         std::fs::write(&cfg, text).expect("write config");
         let log = keep_log.then(|| dir.path().join("castline.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_castline"))
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .args([
-                "--rtmp-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
+        let mut child = serve_command(&cfg)
+            .arg("--data-dir")
             .arg(dir.path())
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
@@ -114,6 +104,20 @@ impl Server {
     pub fn still_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+}
+
+/// `castline serve --config CFG` on loopback ports it picks itself.
+pub fn serve_command(cfg: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_castline"));
+    c.args(["serve", "--config"]).arg(cfg).args([
+        "--rtmp-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    c
 }
 
 impl Drop for Server {
