@@ -58,6 +58,13 @@ struct StoredSegment {
     full: Option<Bytes>,
 }
 
+impl StoredSegment {
+    fn bytes(&self) -> usize {
+        self.parts.iter().map(|p| p.len()).sum::<usize>()
+            + self.full.as_ref().map_or(0, |f| f.len())
+    }
+}
+
 #[derive(Default)]
 struct RenditionState {
     inits: HashMap<u32, Bytes>,
@@ -68,21 +75,6 @@ struct RenditionState {
     meta: Option<RenditionMeta>,
     /// Media bytes held (inits, parts, segments), for the store's budget.
     bytes: usize,
-}
-
-impl RenditionState {
-    fn media_bytes(&self) -> usize {
-        let inits: usize = self.inits.values().map(|b| b.len()).sum();
-        let segments: usize = self
-            .segments
-            .values()
-            .map(|s| {
-                s.parts.iter().map(|p| p.len()).sum::<usize>()
-                    + s.full.as_ref().map_or(0, |f| f.len())
-            })
-            .sum();
-        inits + segments
-    }
 }
 
 /// Playlist renderings kept per rendition for exact repeat answers (~13 s of parts).
@@ -138,12 +130,16 @@ impl Rendition {
     pub fn apply(&self, u: Update) {
         {
             let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+            // Media bytes added and freed by this update, for the store's count.
+            let (mut added, mut freed) = (0usize, 0usize);
             if let Some((id, bytes)) = u.init {
-                st.inits.insert(id, bytes);
+                added += bytes.len();
+                freed += st.inits.insert(id, bytes).map_or(0, |old| old.len());
             }
             if let Some((msn, idx, bytes)) = u.part {
                 let seg = st.segments.entry(msn).or_default();
                 if seg.parts.len() == idx as usize {
+                    added += bytes.len();
                     seg.parts.push(bytes);
                 }
                 st.progress.last_part = Some((msn, idx));
@@ -154,13 +150,17 @@ impl Rendition {
                     for p in &seg.parts {
                         full.extend_from_slice(p);
                     }
-                    seg.full = Some(full.freeze());
+                    added += full.len();
+                    freed += seg.full.replace(full.freeze()).map_or(0, |old| old.len());
                 }
                 st.progress.last_complete = Some(msn);
             }
-            st.segments.retain(|msn, _| *msn >= u.first_msn);
+            let kept = st.segments.split_off(&u.first_msn);
+            let left = std::mem::replace(&mut st.segments, kept);
+            freed += left.values().map(StoredSegment::bytes).sum::<usize>();
             for (_, seg) in st.segments.range_mut(..u.parts_from_msn) {
-                if seg.full.is_some() {
+                if seg.full.is_some() && !seg.parts.is_empty() {
+                    freed += seg.parts.iter().map(|p| p.len()).sum::<usize>();
                     seg.parts = Vec::new();
                 }
             }
@@ -179,13 +179,9 @@ impl Rendition {
             if u.meta.is_some() {
                 st.meta = u.meta;
             }
-            let (before, after) = (st.bytes, st.media_bytes());
-            st.bytes = after;
-            if after >= before {
-                self.total.fetch_add(after - before, Ordering::Relaxed);
-            } else {
-                self.total.fetch_sub(before - after, Ordering::Relaxed);
-            }
+            st.bytes = st.bytes + added - freed;
+            self.total.fetch_add(added, Ordering::Relaxed);
+            self.total.fetch_sub(freed, Ordering::Relaxed);
         }
         self.changed.send_modify(|v| *v += 1);
     }
