@@ -6,3 +6,4 @@ pub mod admission;
 pub mod auth;
 pub mod normalize;
 pub mod rtmp;
+pub mod timeline;

@@ -1,9 +1,9 @@
 //! Turns FLV tag bodies with RTMP millisecond timestamps into access units.
 //!
 //! Sans-IO: bytes and timestamps in, [`DemuxEvent`]s out. It unwraps RTMP's
-//! 32-bit timestamps, starts each session's clock at 0, converts to each
-//! track's timescale with integer arithmetic, and holds media back (bounded)
-//! until it knows which tracks the stream has.
+//! 32-bit timestamps and parses FLV; the protocol-neutral
+//! [`crate::ingest::timeline`] holds media until the tracks are known and
+//! makes the clock a clean timeline.
 
 use std::time::Instant;
 
@@ -11,12 +11,13 @@ use bytes::Bytes;
 use rml_rtmp::sessions::StreamMetadata;
 
 use super::flv::{self, AudioTag, FlvError, VideoTag};
-use crate::ingest::normalize::{MonotonicDts, SessionClock, Stamp, Unwrapper};
-use crate::media::aac::{AacError, SAMPLES_PER_FRAME};
+use crate::ingest::normalize::Unwrapper;
+use crate::ingest::timeline::{Frame, Timeline};
+use crate::media::aac::AacError;
 use crate::media::avc::{self, AvcError};
-use crate::media::{
-    rescale, AacConfig, AccessUnit, AvcConfig, MediaInfo, TrackKind, VIDEO_TIMESCALE,
-};
+use crate::media::{AacConfig, AvcConfig, TrackKind};
+
+pub use crate::ingest::timeline::DemuxEvent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemuxError {
@@ -30,21 +31,7 @@ pub enum DemuxError {
     UnsupportedVideo(u8),
     #[error("unsupported audio format (FLV sound format {0}); castline takes AAC")]
     UnsupportedAudio(u8),
-    #[error("no H.264 or AAC sequence header within the first {0} media frames")]
-    NoTracks(usize),
 }
-
-#[derive(Debug)]
-pub enum DemuxEvent {
-    /// The tracks from here on. Sent before the first access unit and again
-    /// whenever a sequence header changes.
-    Tracks(MediaInfo),
-    Media(AccessUnit),
-}
-
-/// Media held before the tracks are known is bounded by count and by time span.
-const PENDING_MAX_FRAMES: usize = 600;
-const PENDING_MAX_SPAN_MS: i64 = 1000;
 
 /// How far one track may run behind the other before a step back counts as
 /// an encoder clock reset (tracks are interleaved loosely).
@@ -52,30 +39,10 @@ const RESET_BACKWARDS_MS: i64 = 1000;
 /// A forward step larger than this starts a new timeline by default.
 pub const DEFAULT_MAX_JUMP_MS: i64 = 10_000;
 
-struct Held {
-    track: TrackKind,
-    ms: i64,
-    cts_ms: i32,
-    data: Bytes,
-    keyframe: bool,
-    received: Instant,
-}
-
 pub struct Demuxer {
-    video: Option<AvcConfig>,
-    audio: Option<AacConfig>,
-    /// From onMetaData: which tracks the encoder says it sends.
-    expect: Option<(bool, bool)>,
-    declared_bitrate: Option<u64>,
-    announced: bool,
-    held: Vec<Held>,
     /// RTMP timestamps are 32-bit milliseconds (they wrap after ~49.7 days).
     clock: Unwrapper,
-    session: SessionClock,
-    video_dts: MonotonicDts,
-    /// The next media starts a new timeline: announce the tracks again first.
-    new_timeline: bool,
-    audio_next: Option<i64>,
+    timeline: Timeline,
     /// Frames dropped because their track had no sequence header yet.
     pub dropped_frames: u64,
     /// Tags that carry no media (FLV video command frames), skipped.
@@ -97,41 +64,31 @@ impl Demuxer {
     /// more than `max_jump_ms` (or back by more than a second).
     pub fn with_max_jump(max_jump_ms: i64) -> Self {
         Demuxer {
-            video: None,
-            audio: None,
-            expect: None,
-            declared_bitrate: None,
-            announced: false,
-            held: Vec::new(),
             clock: Unwrapper::new(32),
-            session: SessionClock::new(RESET_BACKWARDS_MS, max_jump_ms),
-            video_dts: MonotonicDts::default(),
-            new_timeline: false,
+            timeline: Timeline::new(1000, RESET_BACKWARDS_MS, max_jump_ms),
             dropped_frames: 0,
             skipped_tags: 0,
-            audio_next: None,
         }
     }
 
     /// Encoder clock resets and jumps seen (each started a new timeline).
     pub fn clock_resets(&self) -> u64 {
-        self.session.resets
+        self.timeline.clock_resets()
     }
 
     /// Video frames whose decode time stood still or stepped back, repaired.
     pub fn repaired_timestamps(&self) -> u64 {
-        self.video_dts.repaired
+        self.timeline.repaired_timestamps()
     }
 
     pub fn on_metadata(&mut self, m: &StreamMetadata) {
         let video = m.video_codec_id.is_some() || m.video_width.is_some();
         let audio = m.audio_codec_id.is_some() || m.audio_sample_rate.is_some();
-        if video || audio {
-            self.expect = Some((video, audio));
-        }
+        self.timeline.expect(video, audio);
         let kbps =
             m.video_bitrate_kbps.unwrap_or(0) as u64 + m.audio_bitrate_kbps.unwrap_or(0) as u64;
-        self.declared_bitrate = (kbps > 0).then_some(kbps * 1000);
+        self.timeline
+            .declare_bitrate((kbps > 0).then_some(kbps * 1000));
     }
 
     pub fn on_video(
@@ -143,23 +100,18 @@ impl Demuxer {
         let ms = self.clock.unwrap(ts as u64);
         match flv::parse_video(body)? {
             VideoTag::AvcSequenceHeader(record) => {
-                let cfg = AvcConfig::parse(record)?;
-                if self.video.as_ref() != Some(&cfg) {
-                    self.video = Some(cfg);
-                    return Ok(self.on_config_change());
-                }
-                Ok(Vec::new())
+                Ok(self.timeline.set_video(AvcConfig::parse(record)?))
             }
             VideoTag::AvcFrame { cts_ms, data } => {
-                let Some(cfg) = &self.video else {
+                let Some(cfg) = self.timeline.video() else {
                     self.dropped_frames += 1;
                     return Ok(Vec::new());
                 };
                 let keyframe = avc::scan_frame(&data, cfg.nal_length_size)?;
-                Ok(self.on_frame(Held {
+                Ok(self.timeline.frame(Frame {
                     track: TrackKind::Video,
-                    ms,
-                    cts_ms,
+                    time: ms,
+                    cts: cts_ms as i64,
                     data,
                     keyframe,
                     received,
@@ -182,24 +134,16 @@ impl Demuxer {
     ) -> Result<Vec<DemuxEvent>, DemuxError> {
         let ms = self.clock.unwrap(ts as u64);
         match flv::parse_audio(body)? {
-            AudioTag::AacSequenceHeader(asc) => {
-                let cfg = AacConfig::parse(asc)?;
-                if self.audio.as_ref() != Some(&cfg) {
-                    self.audio = Some(cfg);
-                    self.audio_next = None;
-                    return Ok(self.on_config_change());
-                }
-                Ok(Vec::new())
-            }
+            AudioTag::AacSequenceHeader(asc) => Ok(self.timeline.set_audio(AacConfig::parse(asc)?)),
             AudioTag::AacFrame(data) => {
-                if self.audio.is_none() {
+                if !self.timeline.has_audio() {
                     self.dropped_frames += 1;
                     return Ok(Vec::new());
                 }
-                Ok(self.on_frame(Held {
+                Ok(self.timeline.frame(Frame {
                     track: TrackKind::Audio,
-                    ms,
-                    cts_ms: 0,
+                    time: ms,
+                    cts: 0,
                     data,
                     keyframe: true,
                     received,
@@ -211,117 +155,7 @@ impl Demuxer {
 
     /// At the end of the input: announce whatever is known and flush held media.
     pub fn finish(&mut self) -> Vec<DemuxEvent> {
-        if self.announced || (self.video.is_none() && self.audio.is_none()) {
-            return Vec::new();
-        }
-        self.announce()
-    }
-
-    fn info(&self) -> MediaInfo {
-        MediaInfo {
-            video: self.video.clone(),
-            audio: self.audio.clone(),
-            declared_bitrate: self.declared_bitrate,
-        }
-    }
-
-    fn on_config_change(&mut self) -> Vec<DemuxEvent> {
-        if self.announced {
-            return vec![DemuxEvent::Tracks(self.info())];
-        }
-        if self.all_expected_known() {
-            return self.announce();
-        }
-        Vec::new()
-    }
-
-    fn all_expected_known(&self) -> bool {
-        let (v, a) = self.expect.unwrap_or((true, true));
-        (!v || self.video.is_some())
-            && (!a || self.audio.is_some())
-            && (self.video.is_some() || self.audio.is_some())
-    }
-
-    fn on_frame(&mut self, held: Held) -> Vec<DemuxEvent> {
-        if self.announced {
-            let au = self.emit(held);
-            let mut out = Vec::new();
-            if std::mem::take(&mut self.new_timeline) {
-                out.push(DemuxEvent::Tracks(self.info()));
-            }
-            out.extend(au.map(DemuxEvent::Media));
-            return out;
-        }
-        self.held.push(held);
-        let span = self.held.last().map_or(0, |l| l.ms) - self.held.first().map_or(0, |f| f.ms);
-        if self.all_expected_known()
-            || span >= PENDING_MAX_SPAN_MS
-            || self.held.len() >= PENDING_MAX_FRAMES
-        {
-            return self.announce();
-        }
-        Vec::new()
-    }
-
-    fn announce(&mut self) -> Vec<DemuxEvent> {
-        self.announced = true;
-        let mut out = vec![DemuxEvent::Tracks(self.info())];
-        let held = std::mem::take(&mut self.held);
-        if let Some(first) = held.iter().map(|h| h.ms).min() {
-            self.session.start_at(first);
-        }
-        out.extend(
-            held.into_iter()
-                .filter_map(|h| self.emit(h))
-                .map(DemuxEvent::Media),
-        );
-        out
-    }
-
-    fn emit(&mut self, h: Held) -> Option<AccessUnit> {
-        let rel = match self.session.map(h.ms) {
-            Stamp::Same(rel) => rel,
-            Stamp::NewTimeline => {
-                // The encoder's clock restarted or leapt: downstream sees a new
-                // session (a discontinuity), as after a reconnect.
-                self.new_timeline = true;
-                self.audio_next = None;
-                self.video_dts.reset();
-                0
-            }
-        };
-        let (dts, pts) = match h.track {
-            TrackKind::Video => {
-                let cfg = self.video.as_ref()?;
-                let ms = VIDEO_TIMESCALE as i64 / 1000;
-                let dts = rel * ms;
-                let pts = (dts + h.cts_ms as i64 * ms).max(0);
-                let frame = cfg
-                    .frame_rate
-                    .map_or(3000, |f| (VIDEO_TIMESCALE as f64 / f) as i64);
-                self.video_dts.apply(dts, pts, frame)
-            }
-            TrackKind::Audio => {
-                let rate = self.audio.as_ref()?.sample_rate;
-                // AAC frames are exactly 1024 samples: count samples, and only
-                // follow the millisecond clock when it leaves us by a frame (a gap).
-                let from_clock = rescale(rel, 1000, rate);
-                let dts = match self.audio_next {
-                    Some(next) if (from_clock - next).abs() <= SAMPLES_PER_FRAME => next,
-                    _ => from_clock,
-                };
-                self.audio_next = Some(dts + SAMPLES_PER_FRAME);
-                (dts, dts)
-            }
-        };
-        Some(AccessUnit {
-            track: h.track,
-            dts,
-            pts,
-            keyframe: h.keyframe,
-            data: h.data,
-            received: h.received,
-        })
+        self.timeline.finish()
     }
 }
 
@@ -329,6 +163,7 @@ impl Demuxer {
 mod tests {
     use super::*;
     use crate::media::avc::tests::AVCC_320X240;
+    use crate::media::AccessUnit;
 
     fn video_seq() -> Bytes {
         let mut v = vec![0x17, 0, 0, 0, 0];
