@@ -6,4 +6,5 @@ pub mod admission;
 pub mod auth;
 pub mod normalize;
 pub mod rtmp;
+pub mod srt;
 pub mod timeline;

@@ -40,6 +40,12 @@ pub struct Frame {
     pub received: Instant,
 }
 
+/// A track's codec config.
+pub enum TrackConfig {
+    Video(AvcConfig),
+    Audio(AacConfig),
+}
+
 pub struct Timeline {
     clock_hz: i64,
     video: Option<AvcConfig>,
@@ -119,6 +125,31 @@ impl Timeline {
         self.audio = Some(cfg);
         self.audio_next = None;
         self.on_config_change()
+    }
+
+    /// A frame that carries its track's config in-band (MPEG-TS: SPS/PPS in
+    /// the keyframe, the ADTS header in every audio frame). Before the tracks
+    /// are announced the frame is held first, so the timeline starts at the
+    /// earliest frame, this one included.
+    pub fn frame_with_config(&mut self, cfg: TrackConfig, frame: Frame) -> Vec<DemuxEvent> {
+        if self.announced {
+            let mut out = match cfg {
+                TrackConfig::Video(c) => self.set_video(c),
+                TrackConfig::Audio(c) => self.set_audio(c),
+            };
+            out.extend(self.frame(frame));
+            return out;
+        }
+        match cfg {
+            TrackConfig::Video(c) => self.video = Some(c),
+            TrackConfig::Audio(c) => {
+                if self.audio.as_ref() != Some(&c) {
+                    self.audio = Some(c);
+                    self.audio_next = None;
+                }
+            }
+        }
+        self.frame(frame)
     }
 
     /// At the end of the input: announce whatever is known and flush held media.

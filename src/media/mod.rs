@@ -4,6 +4,7 @@
 //! Nothing in here knows which protocol a stream arrived by.
 
 pub mod aac;
+pub mod adts;
 pub mod annexb;
 pub mod avc;
 

@@ -1,0 +1,106 @@
+//! The SRT stream id a caller sends, as a publish request (pure).
+//!
+//! Accepted forms (the first is SRT's access-control syntax, see Haivision's
+//! `docs/features/access-control.md`):
+//! - `#!::r=KEY,m=publish` (`m` defaults to publish; `u=`, `s=`, `h=`, `t=`
+//!   and unknown keys are ignored);
+//! - `publish:KEY` (MediaMTX's form);
+//! - `live/KEY`;
+//! - `KEY`.
+//!
+//! The key then goes through [`crate::ingest::auth::StreamKeys`] as an RTMP
+//! stream key does.
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StreamIdError {
+    #[error("no stream id: use srt://HOST:PORT?streamid=KEY (or #!::r=KEY,m=publish)")]
+    Empty,
+    #[error("stream id asks for playback (mode {0:?}); castline takes publishers over SRT and serves playback over HLS")]
+    NotPublish(String),
+    #[error("stream id {0:?} has no resource (r=KEY)")]
+    NoResource(String),
+    #[error("stream id entry {0:?} is not key=value")]
+    Malformed(String),
+}
+
+/// The publishing key a stream id names.
+pub fn publish_key(id: &str) -> Result<String, StreamIdError> {
+    let id = id.trim();
+    if id.is_empty() {
+        return Err(StreamIdError::Empty);
+    }
+    if let Some(list) = id.strip_prefix("#!::") {
+        let mut resource = None;
+        for entry in list.split(',').filter(|e| !e.is_empty()) {
+            let (k, v) = entry
+                .split_once('=')
+                .ok_or_else(|| StreamIdError::Malformed(entry.to_string()))?;
+            match k.trim() {
+                "r" => resource = Some(v.trim()),
+                "m" if v.trim() != "publish" => {
+                    return Err(StreamIdError::NotPublish(v.trim().to_string()))
+                }
+                _ => {}
+            }
+        }
+        let r = resource
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| StreamIdError::NoResource(id.to_string()))?;
+        return Ok(strip_app(r).to_string());
+    }
+    if let Some((mode, key)) = id.split_once(':') {
+        return match mode {
+            "publish" => Ok(strip_app(key).to_string()),
+            other => Err(StreamIdError::NotPublish(other.to_string())),
+        };
+    }
+    Ok(strip_app(id).to_string())
+}
+
+/// `live/KEY` names KEY, as `rtmp://HOST/live/KEY` does.
+fn strip_app(key: &str) -> &str {
+    key.strip_prefix("live/").unwrap_or(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_form_names_the_key() {
+        for id in [
+            "#!::r=cam1,m=publish",
+            "#!::m=publish,r=cam1",
+            "#!::r=cam1",
+            "#!::u=alice,r=cam1,m=publish,t=stream",
+            "#!::r=live/cam1,m=publish",
+            "publish:cam1",
+            "publish:live/cam1",
+            "live/cam1",
+            "cam1",
+        ] {
+            assert_eq!(publish_key(id), Ok("cam1".to_string()), "{id}");
+        }
+    }
+
+    #[test]
+    fn playback_and_broken_ids_are_refused_with_a_reason() {
+        assert_eq!(
+            publish_key("#!::r=cam1,m=request"),
+            Err(StreamIdError::NotPublish("request".into()))
+        );
+        assert_eq!(
+            publish_key("read:cam1"),
+            Err(StreamIdError::NotPublish("read".into()))
+        );
+        assert_eq!(publish_key(""), Err(StreamIdError::Empty));
+        assert!(matches!(
+            publish_key("#!::m=publish"),
+            Err(StreamIdError::NoResource(_))
+        ));
+        assert!(matches!(
+            publish_key("#!::r"),
+            Err(StreamIdError::Malformed(_))
+        ));
+    }
+}
