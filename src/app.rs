@@ -17,6 +17,7 @@ use crate::ingest::admission::{Admission, Limits, LogLimiter};
 use crate::ingest::auth::StreamKeys;
 use crate::ingest::rtmp::connection::IngestContext;
 use crate::ingest::rtmp::RtmpListener;
+use crate::ingest::srt::listener::{SrtIngest, SrtSettings};
 use crate::metrics::BackendLabel;
 use crate::metrics::Metrics;
 use crate::package::packager::PackagerConfig;
@@ -27,6 +28,8 @@ use crate::transcode::{self, encoder};
 
 pub struct App {
     pub rtmp_addr: SocketAddr,
+    /// None when `srt.enabled = false`.
+    pub srt_addr: Option<SocketAddr>,
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub playback_base: String,
@@ -137,6 +140,23 @@ impl App {
             },
             playback_base: playback_base.clone(),
         });
+        let srt = if cfg.srt.enabled {
+            let settings = SrtSettings {
+                passphrase: (!cfg.srt.passphrase.is_empty()).then(|| cfg.srt.passphrase.clone()),
+                latency: Config::duration(cfg.srt.latency),
+                peer_idle_timeout: Config::duration(cfg.srt.peer_idle_timeout),
+            };
+            let srt = SrtIngest::bind(cfg.server.srt_listen, settings, ctx.clone())
+                .await
+                .with_context(|| format!("cannot listen for SRT on {}", cfg.server.srt_listen))?;
+            if cfg.srt.passphrase.is_empty() {
+                tracing::info!("srt.passphrase is empty: SRT callers are not encrypted");
+            }
+            Some(srt)
+        } else {
+            None
+        };
+        let srt_addr = srt.as_ref().map(|s| s.local_addr);
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let listener = RtmpListener {
@@ -144,6 +164,9 @@ impl App {
             ctx,
         };
         tasks.spawn(listener.run(rx.clone()));
+        if let Some(srt) = srt {
+            tasks.spawn(srt.run(rx.clone()));
+        }
         tasks.spawn(
             crate::origin::Origin::new(store.clone(), metrics.clone()).serve(http, rx.clone()),
         );
@@ -157,6 +180,7 @@ impl App {
         admin.ready.store(true, Ordering::Relaxed);
         Ok(App {
             rtmp_addr,
+            srt_addr,
             http_addr,
             admin_addr,
             playback_base,

@@ -28,6 +28,33 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub hls: HlsConfig,
     pub transcode: TranscodeConfig,
+    pub srt: SrtConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SrtConfig {
+    /// false: no SRT listener.
+    pub enabled: bool,
+    /// Empty: unencrypted. Otherwise 10-79 characters; every caller must
+    /// use it (AES-128, -192 or -256, as the caller chooses with `pbkeylen`).
+    pub passphrase: String,
+    /// Seconds of SRT receive latency (the time SRT has to repair losses);
+    /// the larger of this and the caller's is used.
+    pub latency: f64,
+    /// Seconds without a packet from a caller before its link counts as lost.
+    pub peer_idle_timeout: f64,
+}
+
+impl Default for SrtConfig {
+    fn default() -> Self {
+        SrtConfig {
+            enabled: true,
+            passphrase: String::new(),
+            latency: 0.12,
+            peer_idle_timeout: 5.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -272,6 +299,20 @@ impl Config {
             120.0,
         )?;
         secs("ingest.idle_timeout", self.ingest.idle_timeout, 1.0, 600.0)?;
+        secs("srt.latency", self.srt.latency, 0.02, 8.0)?;
+        secs(
+            "srt.peer_idle_timeout",
+            self.srt.peer_idle_timeout,
+            1.0,
+            60.0,
+        )?;
+        let pass = self.srt.passphrase.chars().count();
+        if pass != 0 && !(10..=79).contains(&pass) {
+            return Err(ConfigError::Invalid {
+                key: "srt.passphrase",
+                reason: format!("{pass} characters; SRT takes 10 to 79 (or empty for none)"),
+            });
+        }
         secs(
             "ingest.max_timestamp_jump",
             self.ingest.max_timestamp_jump,

@@ -110,6 +110,9 @@ fn main() -> anyhow::Result<()> {
         let app = App::start(cfg).await?;
         // Machine-readable lines (tests and scripts read these), then the human ones.
         println!("rtmp listening on {}", app.rtmp_addr);
+        if let Some(srt) = app.srt_addr {
+            println!("srt listening on {srt}");
+        }
         println!("http listening on {}", app.http_addr);
         println!("admin listening on {}", app.admin_addr);
         let rtmp_host = if app.rtmp_addr.ip().is_unspecified() {
@@ -121,6 +124,12 @@ fn main() -> anyhow::Result<()> {
             "OBS server: rtmp://{rtmp_host}:{}/live  (stream key = stream name)",
             app.rtmp_addr.port()
         );
+        if let Some(srt) = app.srt_addr {
+            println!(
+                "SRT:        srt://{rtmp_host}:{}?streamid=STREAM  (MPEG-TS)",
+                srt.port()
+            );
+        }
         println!("playback:   {}/live/STREAM/index.m3u8", app.playback_base);
         shutdown_signal().await;
         tracing::info!("shutting down");

@@ -6,6 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -21,6 +22,11 @@ pub struct HttpLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RenditionLabel {
     pub rendition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabel {
+    pub stream: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,6 +49,18 @@ pub struct Metrics {
     pub rtmp_connections: Counter,
     pub rtmp_errors: Family<ReasonLabel, Counter>,
     pub rtmp_refusals: Family<ReasonLabel, Counter>,
+    pub srt_connections: Counter,
+    pub srt_errors: Family<ReasonLabel, Counter>,
+    pub srt_refusals: Family<ReasonLabel, Counter>,
+    pub srt_ts_continuity_errors: Counter,
+    pub srt_ts_dropped_pes: Counter,
+    pub srt_ts_resync_bytes: Counter,
+    pub srt_rtt_seconds: Family<StreamLabel, Gauge<f64, AtomicU64>>,
+    pub srt_packets_received: Family<StreamLabel, Counter>,
+    pub srt_loss_reports: Family<StreamLabel, Counter>,
+    pub srt_packets_retransmitted: Family<StreamLabel, Counter>,
+    pub srt_packets_dropped: Family<StreamLabel, Counter>,
+    pub srt_receive_buffer_seconds: Family<StreamLabel, Gauge<f64, AtomicU64>>,
     pub ingest_frames: Counter,
     pub ingest_skipped_tags: Counter,
     pub ingest_clock_resets: Counter,
@@ -72,6 +90,18 @@ impl Metrics {
             rtmp_connections: Counter::default(),
             rtmp_errors: Family::default(),
             rtmp_refusals: Family::default(),
+            srt_connections: Counter::default(),
+            srt_errors: Family::default(),
+            srt_refusals: Family::default(),
+            srt_ts_continuity_errors: Counter::default(),
+            srt_ts_dropped_pes: Counter::default(),
+            srt_ts_resync_bytes: Counter::default(),
+            srt_rtt_seconds: Family::default(),
+            srt_packets_received: Family::default(),
+            srt_loss_reports: Family::default(),
+            srt_packets_retransmitted: Family::default(),
+            srt_packets_dropped: Family::default(),
+            srt_receive_buffer_seconds: Family::default(),
             ingest_frames: Counter::default(),
             ingest_skipped_tags: Counter::default(),
             ingest_clock_resets: Counter::default(),
@@ -111,6 +141,66 @@ impl Metrics {
             "rtmp_refusals",
             "RTMP connections refused at accept, by reason (pending pool full, per-address cap)",
             m.rtmp_refusals.clone(),
+        );
+        registry.register(
+            "srt_connections",
+            "SRT callers accepted",
+            m.srt_connections.clone(),
+        );
+        registry.register(
+            "srt_errors",
+            "SRT connections closed on an error, by reason",
+            m.srt_errors.clone(),
+        );
+        registry.register(
+            "srt_refusals",
+            "SRT callers refused at the handshake, by reason (stream id, key, passphrase, busy, limits)",
+            m.srt_refusals.clone(),
+        );
+        registry.register(
+            "srt_ts_continuity_errors",
+            "MPEG-TS continuity-counter jumps from SRT publishers (each drops the PES it damaged)",
+            m.srt_ts_continuity_errors.clone(),
+        );
+        registry.register(
+            "srt_ts_dropped_pes",
+            "MPEG-TS PES packets dropped: damaged, oversized, or with a broken header or payload",
+            m.srt_ts_dropped_pes.clone(),
+        );
+        registry.register(
+            "srt_ts_resync_bytes",
+            "Bytes skipped between MPEG-TS packets looking for a sync byte",
+            m.srt_ts_resync_bytes.clone(),
+        );
+        registry.register(
+            "srt_rtt_seconds",
+            "SRT link round-trip time measured in the handshake, per live stream (srt-tokio 0.4 reports no running RTT)",
+            m.srt_rtt_seconds.clone(),
+        );
+        registry.register(
+            "srt_packets_received",
+            "SRT data packets received (retransmissions included), per live stream",
+            m.srt_packets_received.clone(),
+        );
+        registry.register(
+            "srt_loss_reports",
+            "SRT loss reports (NAKs) sent to the caller: each asks again for packets the link lost, per live stream",
+            m.srt_loss_reports.clone(),
+        );
+        registry.register(
+            "srt_packets_retransmitted",
+            "SRT packets received again after a loss report, per live stream",
+            m.srt_packets_retransmitted.clone(),
+        );
+        registry.register(
+            "srt_packets_dropped",
+            "SRT packets dropped as too late to repair (holes in the stream), per live stream",
+            m.srt_packets_dropped.clone(),
+        );
+        registry.register(
+            "srt_receive_buffer_seconds",
+            "Media time waiting in the SRT receive buffer (acknowledged, not yet delivered), per live stream",
+            m.srt_receive_buffer_seconds.clone(),
         );
         registry.register(
             "ingest_frames",

@@ -167,6 +167,20 @@ impl Hub {
         })
     }
 
+    /// Whether [`Hub::claim`] of `name` would be refused now, without
+    /// claiming: for a protocol that must answer before its caller is
+    /// authenticated (SRT decides in the handshake, the passphrase after).
+    pub fn check_claim(&self, name: &str) -> Result<(), HubError> {
+        let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(stream) = streams.get(name) {
+            let st = stream.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.live && stream.silent_for() < self.takeover_after {
+                return Err(HubError::AlreadyLive(name.to_string()));
+            }
+        }
+        Ok(())
+    }
+
     pub fn live_streams(&self) -> Vec<String> {
         let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let mut names: Vec<String> = streams.keys().cloned().collect();
@@ -337,7 +351,9 @@ mod tests {
     #[tokio::test]
     async fn second_publisher_is_refused_and_first_is_untouched() {
         let (hub, subs) = hub(50);
+        assert_eq!(hub.check_claim("a"), Ok(()));
         let p1 = hub.claim("a").unwrap();
+        assert_eq!(hub.check_claim("a"), Err(HubError::AlreadyLive("a".into())));
         assert_eq!(
             hub.claim("a").err(),
             Some(HubError::AlreadyLive("a".into()))

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod context;
 pub mod normalize;
 pub mod rtmp;
 pub mod srt;

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     child: Child,
     pub rtmp: SocketAddr,
+    /// None when the config turns SRT off.
+    pub srt: Option<SocketAddr>,
     pub http: SocketAddr,
     pub admin: SocketAddr,
     /// castline's log, when started with [`Server::start_logged`].
@@ -69,23 +71,36 @@ impl Server {
             .expect("start castline");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let mut addr = |what: &str| -> SocketAddr {
-            let line = lines
+        let mut next_line = || {
+            lines
                 .next()
                 .expect("castline printed nothing")
-                .expect("read stdout");
+                .expect("read stdout")
+        };
+        let addr = |line: String, what: &str| -> SocketAddr {
             let prefix = format!("{what} listening on ");
             line.strip_prefix(&prefix)
                 .unwrap_or_else(|| panic!("unexpected line {line:?}"))
                 .parse()
                 .expect("address")
         };
-        let (rtmp, http, admin) = (addr("rtmp"), addr("http"), addr("admin"));
+        let rtmp = addr(next_line(), "rtmp");
+        let mut line = next_line();
+        let srt = if line.starts_with("srt ") {
+            let a = addr(line, "srt");
+            line = next_line();
+            Some(a)
+        } else {
+            None
+        };
+        let http = addr(line, "http");
+        let admin = addr(next_line(), "admin");
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
         Server {
             child,
             rtmp,
+            srt,
             http,
             admin,
             log,
@@ -95,6 +110,22 @@ impl Server {
 
     pub fn rtmp_url(&self, key: &str) -> String {
         format!("rtmp://{}/live/{key}", self.rtmp)
+    }
+
+    /// An `srt://` URL for ffmpeg with `streamid` (URL-encoded here) and
+    /// extra query parameters (`&passphrase=...`).
+    pub fn srt_url(&self, stream_id: &str, extra: &str) -> String {
+        let srt = self.srt.expect("castline listens for SRT");
+        let id: String = stream_id
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        format!("srt://{srt}?streamid={id}{extra}")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -111,6 +142,8 @@ pub fn serve_command(cfg: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_castline"));
     c.args(["serve", "--config"]).arg(cfg).args([
         "--rtmp-listen",
+        "127.0.0.1:0",
+        "--srt-listen",
         "127.0.0.1:0",
         "--http-listen",
         "127.0.0.1:0",
@@ -159,7 +192,8 @@ impl Default for Publish {
     }
 }
 
-/// ffmpeg publishing as OBS would: x264 with B-frames, AAC, FLV over RTMP.
+/// ffmpeg publishing as OBS would: x264 with B-frames, AAC, FLV over RTMP
+/// (or MPEG-TS over SRT for an `srt://` URL).
 pub struct Publisher {
     pub child: Child,
 }
@@ -210,6 +244,8 @@ impl Publisher {
                 }
                 cmd.args(["-f", "tee", &outputs])
             }
+            // An srt:// URL carries MPEG-TS (as OBS and hardware encoders send it).
+            None if url.starts_with("srt://") => cmd.args(["-f", "mpegts", url]),
             None => cmd.args(["-f", "flv", url]),
         };
         let child = cmd

@@ -15,10 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::demux::{DemuxError, DemuxEvent, Demuxer};
-use crate::hub::{Hub, HubError, Publisher};
-use crate::ingest::admission::{Admission, LogLimiter, PendingSlot, PublisherSlot, Refusal};
-use crate::ingest::auth::{AuthError, StreamKeys};
-use crate::metrics::{Metrics, ReasonLabel};
+use crate::hub::{HubError, Publisher};
+use crate::ingest::admission::{PendingSlot, PublisherSlot, Refusal};
+use crate::ingest::auth::AuthError;
+use crate::metrics::ReasonLabel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RtmpError {
@@ -73,26 +73,7 @@ impl RtmpError {
     }
 }
 
-pub struct IngestContext {
-    pub hub: Arc<Hub>,
-    pub keys: StreamKeys,
-    pub app: String,
-    pub metrics: Arc<Metrics>,
-    pub handshake_timeout: Duration,
-    /// From accept to an accepted publish: an unpublished connection holds a
-    /// pending slot for at most this long.
-    pub publish_timeout: Duration,
-    pub idle_timeout: Duration,
-    /// A forward step of the publisher's clock past this starts a new timeline.
-    pub max_timestamp_jump: Duration,
-    pub admission: Arc<Admission>,
-    /// Why a new stream cannot be taken now (the server's memory budget), if so.
-    pub capacity: Box<dyn Fn() -> Option<String> + Send + Sync>,
-    /// Keeps lines about refused or misbehaving clients to a few per period.
-    pub log_limiter: LogLimiter,
-    /// Printed when a stream goes live, e.g. `http://HOST:8080`.
-    pub playback_base: String,
-}
+pub use crate::ingest::context::IngestContext;
 
 const READ_BUF: usize = 64 * 1024;
 
@@ -334,18 +315,7 @@ impl Connection {
                     });
                 match claim {
                     Ok(publisher) => {
-                        tracing::info!(peer = %self.peer, stream = publisher.name(), "publishing; playback at {}/live/{}/index.m3u8", self.ctx.playback_base, publisher.name());
-                        // The line for people and scripts, written off the async path
-                        // (a blocked stdout must not stall ingest).
-                        let line = format!(
-                            "live: {}/live/{}/index.m3u8",
-                            self.ctx.playback_base,
-                            publisher.name()
-                        );
-                        tokio::task::spawn_blocking(move || {
-                            use std::io::Write;
-                            let _ = writeln!(std::io::stdout(), "{line}");
-                        });
+                        self.ctx.announce_live(self.peer, publisher.name(), "RTMP");
                         // A publish (a republish on this connection too) starts a
                         // fresh demux session: its tracks are announced anew.
                         self.demuxer = Demuxer::with_max_jump(ctx_jump(&self.ctx));

@@ -10,5 +10,6 @@
 
 pub mod demux;
 pub mod guard;
+pub mod listener;
 pub mod stream_id;
 pub mod ts;

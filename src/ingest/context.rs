@@ -1,0 +1,47 @@
+//! What every ingest front-end shares: the hub, the keys, admission, limits,
+//! metrics and the log limiter. Built once by the composition root.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::hub::Hub;
+use crate::ingest::admission::{Admission, LogLimiter};
+use crate::ingest::auth::StreamKeys;
+use crate::metrics::Metrics;
+
+pub struct IngestContext {
+    pub hub: Arc<Hub>,
+    pub keys: StreamKeys,
+    /// RTMP's application name (`rtmp://HOST/{app}/KEY`).
+    pub app: String,
+    pub metrics: Arc<Metrics>,
+    pub handshake_timeout: Duration,
+    /// From accept to an accepted publish: an unpublished connection holds a
+    /// pending slot for at most this long.
+    pub publish_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// A forward step of the publisher's clock past this starts a new timeline.
+    pub max_timestamp_jump: Duration,
+    pub admission: Arc<Admission>,
+    /// Why a new stream cannot be taken now (the server's memory budget), if so.
+    pub capacity: Box<dyn Fn() -> Option<String> + Send + Sync>,
+    /// Keeps lines about refused or misbehaving clients to a few per period.
+    pub log_limiter: LogLimiter,
+    /// Printed when a stream goes live, e.g. `http://HOST:8080`.
+    pub playback_base: String,
+}
+
+impl IngestContext {
+    /// Say that a stream went live: a log line, and the playback URL on
+    /// stdout for people and scripts (written off the async path: a blocked
+    /// stdout must not stall ingest).
+    pub fn announce_live(&self, peer: std::net::SocketAddr, stream: &str, protocol: &str) {
+        let url = format!("{}/live/{}/index.m3u8", self.playback_base, stream);
+        tracing::info!(%peer, stream, protocol, "publishing; playback at {url}");
+        let line = format!("live: {url}");
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout(), "{line}");
+        });
+    }
+}

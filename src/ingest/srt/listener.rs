@@ -1,0 +1,426 @@
+//! The SRT listener: one UDP port, many callers. Each caller is decided in
+//! the handshake (stream id, key, encryption, admission, whether its stream
+//! is free), then publishes MPEG-TS to the hub exactly as an RTMP publisher
+//! sends FLV: the same [`crate::hub::Publisher`], the same stream life
+//! (reconnect within the grace period, takeover of a silent publisher, SRT
+//! shutdown ends the stream).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use srt_protocol::settings::{KeySettings, Passphrase};
+use srt_tokio::access::{RejectReason, ServerRejectReason};
+use srt_tokio::options::KeySize;
+use srt_tokio::{ConnectionRequest, SocketStatistics, SrtIncoming, SrtListener, SrtSocket};
+use tokio::sync::watch;
+
+use super::demux::{DemuxCounts, DemuxError, DemuxEvent, Demuxer};
+use super::guard;
+use super::stream_id::{self, StreamIdError};
+use crate::hub::{HubError, Publisher};
+use crate::ingest::admission::{PublisherSlot, Refusal};
+use crate::ingest::auth::AuthError;
+use crate::ingest::context::IngestContext;
+use crate::metrics::{ReasonLabel, StreamLabel};
+
+/// The SRT side of the configuration.
+#[derive(Debug, Clone)]
+pub struct SrtSettings {
+    pub passphrase: Option<String>,
+    pub latency: Duration,
+    pub peer_idle_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SrtError {
+    #[error("refused: {0}")]
+    StreamId(#[from] StreamIdError),
+    #[error("publish refused: {0}")]
+    Auth(#[from] AuthError),
+    #[error("publish refused: {0}")]
+    Busy(#[from] HubError),
+    #[error("publish refused: {0}")]
+    Admission(Refusal),
+    #[error("publish refused: {0}")]
+    MemoryBudget(String),
+    #[error("the caller asks for AES-{0} encryption; this server has no srt.passphrase")]
+    UnwantedEncryption(usize),
+    #[error("handshake failed (a wrong or missing passphrase?): {0}")]
+    Handshake(io::Error),
+    #[error("bad media from publisher: {0}")]
+    Demux(#[from] DemuxError),
+    #[error("no media for {0:?}")]
+    Idle(Duration),
+    #[error("another connection took the stream over after this one went silent")]
+    TakenOver,
+}
+
+impl SrtError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SrtError::StreamId(StreamIdError::NotPublish(_)) => "playback",
+            SrtError::StreamId(_) => "stream_id",
+            SrtError::Auth(_) => "auth",
+            SrtError::Busy(HubError::QueueBytes { .. }) => "queue_bytes",
+            SrtError::Busy(_) => "already_live",
+            SrtError::Admission(r) => r.reason(),
+            SrtError::MemoryBudget(_) => "memory_budget",
+            SrtError::UnwantedEncryption(_) => "encryption",
+            SrtError::Handshake(_) => "handshake",
+            SrtError::Demux(_) => "media",
+            SrtError::Idle(_) => "idle",
+            SrtError::TakenOver => "taken_over",
+        }
+    }
+
+    /// The code a refused caller is told (SRT's access-control reject codes).
+    fn reject_reason(&self) -> RejectReason {
+        RejectReason::Server(match self {
+            SrtError::StreamId(StreamIdError::NotPublish(_)) => ServerRejectReason::BadMode,
+            SrtError::Auth(AuthError::UnknownKey) => ServerRejectReason::Forbidden,
+            SrtError::Busy(_) => ServerRejectReason::Conflict,
+            SrtError::Admission(_) | SrtError::MemoryBudget(_) => ServerRejectReason::Overload,
+            SrtError::UnwantedEncryption(_) => ServerRejectReason::KeyNotSup,
+            _ => ServerRejectReason::BadRequest,
+        })
+    }
+}
+
+pub struct SrtIngest {
+    listener: SrtListener,
+    incoming: SrtIncoming,
+    pub local_addr: SocketAddr,
+    ctx: Arc<IngestContext>,
+    settings: Arc<SrtSettings>,
+}
+
+/// The UDP socket's receive buffer: a few hundred milliseconds of a
+/// contribution feed, so a busy moment does not drop datagrams SRT must
+/// then retransmit (the kernel caps it at `net.core.rmem_max`).
+const UDP_RECEIVE_BUFFER: usize = 8 * 1024 * 1024;
+
+impl SrtIngest {
+    pub async fn bind(
+        addr: SocketAddr,
+        settings: SrtSettings,
+        ctx: Arc<IngestContext>,
+    ) -> io::Result<SrtIngest> {
+        let domain = if addr.is_ipv4() {
+            socket2::Domain::IPV4
+        } else {
+            socket2::Domain::IPV6
+        };
+        let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
+        socket.set_nonblocking(true)?;
+        let _ = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER);
+        socket.bind(&addr.into())?;
+        guard::attach(&socket, settings.passphrase.is_some())?;
+        let socket = tokio::net::UdpSocket::from_std(socket.into())?;
+        let local_addr = socket.local_addr()?;
+        let (latency, idle) = (settings.latency, settings.peer_idle_timeout);
+        let (listener, incoming) = SrtListener::builder()
+            .latency(latency)
+            .set(|o| o.session.peer_idle_timeout = idle)
+            .socket(socket)
+            .bind(local_addr)
+            .await?;
+        Ok(SrtIngest {
+            listener,
+            incoming,
+            local_addr,
+            ctx,
+            settings: Arc::new(settings),
+        })
+    }
+
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let request = tokio::select! {
+                r = self.incoming.incoming().next() => r,
+                _ = shutdown.changed() => break,
+            };
+            let Some(request) = request else {
+                // srt-tokio's listener task ended (it panicked?): SRT ingest is down.
+                tracing::error!("the SRT listener stopped; SRT callers are no longer taken");
+                break;
+            };
+            let (ctx, settings) = (self.ctx.clone(), self.settings.clone());
+            tokio::spawn(async move {
+                let peer = request.remote();
+                let result = serve(request, ctx.clone(), settings).await;
+                report(&ctx, peer, result);
+            });
+        }
+        self.listener.close().await;
+    }
+}
+
+/// Decide a caller in its handshake; accept, then publish until it ends.
+async fn serve(
+    request: ConnectionRequest,
+    ctx: Arc<IngestContext>,
+    settings: Arc<SrtSettings>,
+) -> Result<Outcome, SrtError> {
+    let peer = request.remote();
+    let decided = decide(&request, &ctx, &settings);
+    let (name, _slot) = match decided {
+        Ok(x) => x,
+        Err(e) => {
+            ctx.metrics
+                .srt_refusals
+                .get_or_create(&ReasonLabel {
+                    reason: e.reason().to_string(),
+                })
+                .inc();
+            if let Some(held_back) = ctx.log_limiter.allow(e.reason(), Instant::now()) {
+                tracing::warn!(%peer, error = %e, held_back, "SRT caller refused");
+            }
+            let _ = request.reject(e.reject_reason()).await;
+            return Ok(Outcome::Refused);
+        }
+    };
+    // The caller's key length (pbkeylen) is taken as it asks: srt-protocol
+    // panics when the two sides' differ.
+    let keys = settings.passphrase.as_ref().map(|p| KeySettings {
+        key_size: request.key_size(),
+        passphrase: Passphrase::from(p.as_str()),
+    });
+    let socket = request.accept(keys).await.map_err(SrtError::Handshake)?;
+    ctx.metrics.srt_connections.inc();
+    // Claimed only now, after the passphrase has been checked: a caller that
+    // fails it never touches the stream.
+    let publisher = ctx.hub.claim(&name)?;
+    ctx.announce_live(peer, publisher.name(), "SRT");
+    let demuxer = Demuxer::with_max_jump(ctx.max_timestamp_jump.as_millis() as i64);
+    Session {
+        ctx,
+        settings,
+        label: StreamLabel {
+            stream: name.clone(),
+        },
+        demuxer,
+        counted: DemuxCounts::default(),
+        link: SocketStatistics::default(),
+    }
+    .run(socket, publisher)
+    .await
+    .map(|()| Outcome::Closed)
+}
+
+/// How a caller's connection went, when not on an error.
+enum Outcome {
+    /// Refused in the handshake (counted and logged there).
+    Refused,
+    Closed,
+}
+
+/// The stream a caller may publish to, and its publisher slot, or why not.
+fn decide(
+    request: &ConnectionRequest,
+    ctx: &IngestContext,
+    settings: &SrtSettings,
+) -> Result<(String, PublisherSlot), SrtError> {
+    let pending = ctx
+        .admission
+        .admit(request.remote().ip())
+        .map_err(SrtError::Admission)?;
+    let id = request
+        .stream_id()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let key = stream_id::publish_key(&id)?;
+    let name = ctx.keys.resolve(&key)?;
+    if settings.passphrase.is_none() && request.key_size() != KeySize::Unspecified {
+        return Err(SrtError::UnwantedEncryption(
+            request.key_size().as_usize() * 8,
+        ));
+    }
+    let slot = pending
+        .promote()
+        .map_err(|(_, why)| SrtError::Admission(why))?;
+    if !ctx.hub.live_streams().contains(&name) {
+        if let Some(why) = (ctx.capacity)() {
+            return Err(SrtError::MemoryBudget(why));
+        }
+    }
+    ctx.hub.check_claim(&name)?;
+    Ok((name, slot))
+}
+
+struct Session {
+    ctx: Arc<IngestContext>,
+    settings: Arc<SrtSettings>,
+    label: StreamLabel,
+    demuxer: Demuxer,
+    /// Demux counts already added to the metrics.
+    counted: DemuxCounts,
+    /// Link statistics already added to the metrics.
+    link: SocketStatistics,
+}
+
+impl Session {
+    async fn run(
+        mut self,
+        mut socket: SrtSocket,
+        mut publisher: Publisher,
+    ) -> Result<(), SrtError> {
+        let idle = self.ctx.idle_timeout;
+        let rtt = socket.settings().rtt.as_secs_f64();
+        self.ctx
+            .metrics
+            .srt_rtt_seconds
+            .get_or_create(&self.label)
+            .set(rtt);
+        let mut stats = socket.statistics().clone();
+        let mut last_data = Instant::now();
+        enum Next {
+            Data(bytes::Bytes),
+            Stats(Box<SocketStatistics>),
+            Ended,
+            Idle,
+            TakenOver,
+        }
+        let result = loop {
+            let next = tokio::select! {
+                msg = tokio::time::timeout(idle, socket.next()) => match msg {
+                    Err(_) => Next::Idle,
+                    Ok(Some(Ok((_, data)))) => Next::Data(data),
+                    // The link failed or the caller shut it down.
+                    Ok(Some(Err(_))) | Ok(None) => Next::Ended,
+                },
+                Some(s) = stats.next() => Next::Stats(Box::new(s)),
+                _ = publisher.taken_over() => Next::TakenOver,
+            };
+            match next {
+                Next::Data(data) => {
+                    last_data = Instant::now();
+                    let events = self.demuxer.push(&data, last_data);
+                    self.count();
+                    if let Err(e) = events
+                        .map_err(SrtError::from)
+                        .and_then(|ev| self.forward(&mut publisher, ev))
+                    {
+                        break Err(e);
+                    }
+                }
+                Next::Stats(s) => self.on_statistics(&s),
+                Next::Ended => break Ok(()),
+                Next::Idle => break Err(SrtError::Idle(idle)),
+                Next::TakenOver => break Err(SrtError::TakenOver),
+            }
+        };
+        let taken_over = matches!(result, Err(SrtError::TakenOver));
+        if !taken_over {
+            self.remove_link_metrics();
+        }
+        if result.is_ok() {
+            let events = self.demuxer.finish(Instant::now());
+            self.forward(&mut publisher, events)?;
+            // srt-tokio ends the stream the same way on a shutdown and on a
+            // link timeout; the timing tells them apart. A caller that shut
+            // down sent data until just now; a lost one went silent for the
+            // whole peer idle timeout.
+            if last_data.elapsed() < self.settings.peer_idle_timeout / 2 {
+                tracing::info!(
+                    stream = publisher.name(),
+                    "SRT caller shut down; the stream ends"
+                );
+                publisher.finish();
+            } else {
+                tracing::info!(
+                    stream = publisher.name(),
+                    "SRT link lost; waiting for a reconnect"
+                );
+            }
+        }
+        result
+    }
+
+    fn forward(&self, publisher: &mut Publisher, events: Vec<DemuxEvent>) -> Result<(), SrtError> {
+        for e in events {
+            match e {
+                DemuxEvent::Tracks(info) => {
+                    tracing::info!(stream = publisher.name(), codecs = %info.codecs(), "tracks");
+                    publisher.send_tracks(info)
+                }
+                DemuxEvent::Media(au) => {
+                    self.ctx.metrics.ingest_frames.inc();
+                    publisher.send_media(au)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Add what the demuxer counted since last time to the metrics.
+    fn count(&mut self) {
+        let now = self.demuxer.counts();
+        let before = std::mem::replace(&mut self.counted, now);
+        let m = &self.ctx.metrics;
+        m.srt_ts_continuity_errors
+            .inc_by(now.ts.continuity_errors - before.ts.continuity_errors);
+        m.srt_ts_dropped_pes
+            .inc_by((now.ts.dropped_pes + now.bad_pes) - (before.ts.dropped_pes + before.bad_pes));
+        m.srt_ts_resync_bytes
+            .inc_by(now.ts.resync_bytes - before.ts.resync_bytes);
+        if now.bad_pes > before.bad_pes {
+            if let Some(held_back) = self.ctx.log_limiter.allow("srt_bad_pes", Instant::now()) {
+                tracing::warn!(stream = %self.label.stream, error = ?self.demuxer.last_error, held_back, "dropped a PES the demuxer could not read");
+            }
+        }
+    }
+
+    fn on_statistics(&mut self, s: &SocketStatistics) {
+        let m = &self.ctx.metrics;
+        let l = &self.label;
+        let was = &self.link;
+        m.srt_packets_received
+            .get_or_create(l)
+            .inc_by(s.rx_data.saturating_sub(was.rx_data));
+        m.srt_loss_reports
+            .get_or_create(l)
+            .inc_by(s.tx_nak.saturating_sub(was.tx_nak));
+        m.srt_packets_retransmitted
+            .get_or_create(l)
+            .inc_by(s.rx_retransmit_data.saturating_sub(was.rx_retransmit_data));
+        m.srt_packets_dropped
+            .get_or_create(l)
+            .inc_by(s.rx_dropped_data.saturating_sub(was.rx_dropped_data));
+        m.srt_receive_buffer_seconds
+            .get_or_create(l)
+            .set(s.rx_acknowledged_time.as_secs_f64());
+        self.link = s.clone();
+    }
+
+    fn remove_link_metrics(&self) {
+        let m = &self.ctx.metrics;
+        m.srt_rtt_seconds.remove(&self.label);
+        m.srt_packets_received.remove(&self.label);
+        m.srt_loss_reports.remove(&self.label);
+        m.srt_packets_retransmitted.remove(&self.label);
+        m.srt_packets_dropped.remove(&self.label);
+        m.srt_receive_buffer_seconds.remove(&self.label);
+    }
+}
+
+/// Count and log a caller's end.
+fn report(ctx: &IngestContext, peer: SocketAddr, result: Result<Outcome, SrtError>) {
+    match result {
+        Ok(Outcome::Refused) => {}
+        Ok(Outcome::Closed) => tracing::info!(%peer, "SRT connection closed"),
+        Err(e) => {
+            ctx.metrics
+                .srt_errors
+                .get_or_create(&ReasonLabel {
+                    reason: e.reason().to_string(),
+                })
+                .inc();
+            if let Some(held_back) = ctx.log_limiter.allow(e.reason(), Instant::now()) {
+                tracing::warn!(%peer, error = %e, held_back, "SRT connection closed");
+            }
+        }
+    }
+}
