@@ -60,7 +60,7 @@ impl Server {
         let mut child = serve_command(&cfg)
             .arg("--data-dir")
             .arg(dir.path())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,srt_protocol=error,srt_tokio=error")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(match &log {

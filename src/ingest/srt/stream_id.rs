@@ -25,7 +25,9 @@ pub enum StreamIdError {
 
 /// The publishing key a stream id names.
 pub fn publish_key(id: &str) -> Result<String, StreamIdError> {
-    let id = id.trim();
+    // Some callers percent-encode the id (`%23%21%3A%3Ar%3D...`); ffmpeg sends it as written.
+    let decoded = percent_decode(id);
+    let id = decoded.trim();
     if id.is_empty() {
         return Err(StreamIdError::Empty);
     }
@@ -57,6 +59,31 @@ pub fn publish_key(id: &str) -> Result<String, StreamIdError> {
     Ok(strip_app(id).to_string())
 }
 
+/// `%XX` escapes decoded; anything else (and a broken escape) kept as is.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|&c| hex(c)),
+            b.get(i + 2).and_then(|&c| hex(c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// `live/KEY` names KEY, as `rtmp://HOST/live/KEY` does.
 fn strip_app(key: &str) -> &str {
     key.strip_prefix("live/").unwrap_or(key)
@@ -78,6 +105,8 @@ mod tests {
             "publish:live/cam1",
             "live/cam1",
             "cam1",
+            "%23%21%3A%3Ar%3Dcam1%2Cm%3Dpublish",
+            "live%2Fcam1",
         ] {
             assert_eq!(publish_key(id), Ok("cam1".to_string()), "{id}");
         }
@@ -94,6 +123,11 @@ mod tests {
             Err(StreamIdError::NotPublish("read".into()))
         );
         assert_eq!(publish_key(""), Err(StreamIdError::Empty));
+        assert_eq!(
+            publish_key("%zz"),
+            Ok("%zz".to_string()),
+            "a broken escape is kept"
+        );
         assert!(matches!(
             publish_key("#!::m=publish"),
             Err(StreamIdError::NoResource(_))
