@@ -305,3 +305,248 @@ fn two_percent_packet_loss_is_repaired_by_srt_with_no_gap() {
         Some(0.0)
     );
 }
+
+/// Wait until `stream`'s playlist lists `n` segments after `after`.
+fn wait_past(server: &Server, stream: &str, after: u64, n: u64, limit: Duration) -> Media {
+    let url = server.url(&format!("/live/{stream}/source/index.m3u8"));
+    let start = Instant::now();
+    loop {
+        let m = parse_media(&get(&url).text());
+        if m.segments
+            .last()
+            .is_some_and(|(u, _)| msn_of(u) >= after + n)
+        {
+            return m;
+        }
+        assert!(start.elapsed() < limit, "{stream} stopped:\n{}", m.text);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn last_msn(m: &Media) -> u64 {
+    msn_of(&m.segments.last().expect("a segment").0)
+}
+
+#[test]
+fn a_second_srt_publisher_is_refused_and_a_dropped_one_is_continued_by_its_reconnect() {
+    let server = Server::start(
+        "[ingest]\nreconnect_grace = 5.0\ntakeover_after = 2.0\n[srt]\npeer_idle_timeout = 2.0\n",
+    );
+    let mut first = Publisher::start(&server.srt_url("solo", ""), Publish::default());
+    let before = wait_segments(&server, "solo", 3, Duration::from_secs(30));
+    assert!(
+        refused(&server.srt_url("solo", "")),
+        "a second live publisher is refused"
+    );
+    let text = metrics(&server);
+    assert_eq!(
+        metric(
+            &text,
+            "castline_srt_refusals_total{reason=\"already_live\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    let still = wait_past(
+        &server,
+        "solo",
+        last_msn(&before),
+        2,
+        Duration::from_secs(10),
+    );
+    assert_eq!(still.discontinuities, 0, "the first publisher carries on");
+
+    // A network drop: the caller vanishes without an SRT shutdown. Its
+    // reconnect continues the same playlists behind a discontinuity.
+    first.kill();
+    std::thread::sleep(Duration::from_millis(2500));
+    let _again = Publisher::start(&server.srt_url("solo", ""), Publish::default());
+    let after = wait_past(
+        &server,
+        "solo",
+        last_msn(&still),
+        3,
+        Duration::from_secs(30),
+    );
+    assert!(!after.endlist);
+    assert_eq!(after.discontinuities, 1, "{}", after.text);
+    assert_eq!(after.media_sequence, before.media_sequence, "same playlist");
+    let msns: Vec<u64> = after.segments.iter().map(|(u, _)| msn_of(u)).collect();
+    assert!(msns.windows(2).all(|w| w[1] == w[0] + 1), "{msns:?}");
+    assert_decodes(&server, "solo", "source", &after);
+}
+
+/// A real TS file from ffmpeg, damaged: every 40th packet truncated, garbage
+/// between packets every 97, a continuity counter skipped every 61.
+fn damaged_ts() -> tempfile::TempPath {
+    let clean = tempfile::Builder::new()
+        .suffix(".ts")
+        .tempfile()
+        .unwrap()
+        .into_temp_path();
+    let ok = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "8",
+        ])
+        .args([
+            "-c:v", "libx264", "-bf", "2", "-g", "30", "-c:a", "aac", "-f", "mpegts",
+        ])
+        .arg(&clean)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let data = std::fs::read(&clean).unwrap();
+    let mut out = Vec::new();
+    for (i, p) in data.chunks(188).enumerate() {
+        let mut p = p.to_vec();
+        if i % 61 == 3 && p.len() > 3 {
+            p[3] ^= 0x05;
+        }
+        if i % 40 == 7 {
+            p.truncate(100);
+        }
+        out.extend(p);
+        if i % 97 == 0 {
+            out.extend([
+                0x47, 0x13, 0x37, 0, 0xff, 0x47, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+            ]);
+        }
+    }
+    let bad = tempfile::Builder::new()
+        .suffix(".ts")
+        .tempfile()
+        .unwrap()
+        .into_temp_path();
+    std::fs::write(&bad, out).unwrap();
+    bad
+}
+
+/// ffmpeg sending a file's bytes as they are over SRT (raw 8-bit "audio" at
+/// 150 kB/s), so what arrives is exactly the file.
+fn send_raw(url: &str, file: &std::path::Path) -> std::process::Child {
+    Command::new("ffmpeg")
+        .args([
+            "-nostdin", "-v", "error", "-re", "-f", "u8", "-ar", "150000", "-ac", "1", "-i",
+        ])
+        .arg(file)
+        .args(["-c:a", "copy", "-f", "u8", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// An SRT conclusion handshake with the given extension flags and extensions.
+fn conclusion(flags: u16, exts: &[(u16, u16)]) -> Vec<u8> {
+    let mut p = vec![0x80, 0, 0, 0];
+    p.extend([0; 12]);
+    p.extend(5u32.to_be_bytes());
+    p.extend([0, 0]);
+    p.extend(flags.to_be_bytes());
+    p.extend([0; 12]);
+    p.extend(0xffff_ffffu32.to_be_bytes());
+    p.extend([0; 24]);
+    for &(t, words) in exts {
+        p.extend(t.to_be_bytes());
+        p.extend(words.to_be_bytes());
+        p.extend(std::iter::repeat_n(0u8, 4 * words as usize));
+    }
+    p
+}
+
+#[test]
+fn rtmp_and_srt_publish_side_by_side_and_hostile_srt_input_touches_neither() {
+    let server = Server::start("");
+    let srt = server.srt.unwrap();
+    let _rtmp = Publisher::start(&server.rtmp_url("overtcp"), Publish::default());
+    let _srt = Publisher::start(&server.srt_url("overudp", ""), Publish::default());
+    let a = wait_segments(&server, "overtcp", 3, Duration::from_secs(30));
+    let b = wait_segments(&server, "overudp", 3, Duration::from_secs(30));
+
+    // Random datagrams, some shaped like SRT control packets.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut seed = 0x2545_f491u32;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    for i in 0..3000 {
+        let len = 1 + (next() % 1400) as usize;
+        let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if i % 4 == 0 && len > 4 {
+            d[0] = 0x80;
+            d[1] = (next() % 9) as u8;
+        }
+        let _ = sock.send_to(&d, srt);
+    }
+    // Handshakes srt-protocol 0.4.4 would panic on: a packet filter (FEC)
+    // extension, and key material offered to a server without a passphrase.
+    for _ in 0..20 {
+        let _ = sock.send_to(&conclusion(0x5, &[(1, 3), (5, 2), (7, 4)]), srt);
+        let _ = sock.send_to(&conclusion(0x7, &[(1, 3), (3, 10), (5, 2)]), srt);
+    }
+    // A real caller offering encryption to this unencrypted server gets nowhere.
+    assert!(refused(
+        &server.srt_url("secret", "&passphrase=no-passphrase-here")
+    ));
+    // Real SRT callers whose payload is noise, and damaged TS.
+    let noise = tempfile::Builder::new()
+        .tempfile()
+        .unwrap()
+        .into_temp_path();
+    std::fs::write(
+        &noise,
+        (0..600_000).map(|_| next() as u8).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let mut garbage = send_raw(&server.srt_url("noise", ""), &noise);
+    let damaged = damaged_ts();
+    let mut broken = send_raw(&server.srt_url("broken", ""), &damaged);
+    std::thread::sleep(Duration::from_secs(5));
+
+    // Both good streams went on as if nothing happened.
+    let a2 = wait_past(&server, "overtcp", last_msn(&a), 4, Duration::from_secs(20));
+    let b2 = wait_past(&server, "overudp", last_msn(&b), 4, Duration::from_secs(20));
+    for (m, name) in [(&a2, "overtcp"), (&b2, "overudp")] {
+        assert_eq!(m.discontinuities, 0, "{name}: {}", m.text);
+        assert!(!m.endlist, "{name}");
+        assert_decodes(&server, name, "source", m);
+    }
+    let text = metrics(&server);
+    assert!(
+        metric(&text, "castline_srt_ts_resync_bytes_total").unwrap() > 0.0,
+        "{text}"
+    );
+    assert!(metric(&text, "castline_srt_ts_continuity_errors_total").unwrap() > 0.0);
+    let _ = garbage.kill();
+    let _ = broken.wait();
+    // The damaged stream still became a stream: the demuxer kept what it could.
+    // Its first keyframes were damaged: the audio waited for the video the
+    // PMT declared instead of starting an audio-only stream.
+    for rendition in ["source", "audio"] {
+        let r = get(&server.url(&format!("/live/broken/{rendition}/index.m3u8")));
+        assert_eq!(r.status, 200, "broken/{rendition}");
+        assert!(!parse_media(&r.text()).segments.is_empty(), "{}", r.text());
+    }
+    // And the listener still takes new callers.
+    let _late = Publisher::start(&server.srt_url("late", ""), Publish::default());
+    wait_segments(&server, "late", 2, Duration::from_secs(30));
+}

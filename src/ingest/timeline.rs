@@ -27,7 +27,13 @@ pub enum DemuxEvent {
 
 /// Media held before the tracks are known is bounded by count and by time span.
 const PENDING_MAX_FRAMES: usize = 600;
+/// With no word of which tracks come, a second of media decides.
 const PENDING_MAX_SPAN_SECS: i64 = 1;
+/// A track the publisher declared (onMetaData, the PMT) is waited for
+/// longer: over MPEG-TS the video config comes only with a keyframe, and a
+/// caller that joins mid-GOP (or whose first keyframe was damaged) sends
+/// one only at the next GOP.
+const DECLARED_MAX_SPAN_SECS: i64 = 10;
 
 /// One parsed frame on the publisher's clock (unwrapped, `clock_hz` units).
 pub struct Frame {
@@ -172,8 +178,13 @@ impl Timeline {
         }
         self.held.push(frame);
         let span = self.held.last().map_or(0, |l| l.time) - self.held.first().map_or(0, |f| f.time);
+        let wait = if self.expect.is_some() {
+            DECLARED_MAX_SPAN_SECS
+        } else {
+            PENDING_MAX_SPAN_SECS
+        };
         if self.all_expected_known()
-            || span >= PENDING_MAX_SPAN_SECS * self.clock_hz
+            || span >= wait * self.clock_hz
             || self.held.len() >= PENDING_MAX_FRAMES
         {
             return self.announce();
