@@ -537,6 +537,7 @@ fn rtmp_and_srt_publish_side_by_side_and_hostile_srt_input_touches_neither() {
     );
     assert!(metric(&text, "castline_srt_ts_continuity_errors_total").unwrap() > 0.0);
     let _ = garbage.kill();
+    let _ = garbage.wait();
     let _ = broken.wait();
     // The damaged stream still became a stream: the demuxer kept what it could.
     // Its first keyframes were damaged: the audio waited for the video the
