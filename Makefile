@@ -56,7 +56,9 @@ test: deps
 bench: deps-bench
 	$(CARGO) bench --bench packaging
 	$(CARGO) build --release
-	$(CARGO) run --release --example part_latency 30
+	$(CARGO) run --release --example part_latency 30 rtmp
+	$(CARGO) run --release --example part_latency 30 srt
+	bash benches/ingest_cost.sh
 	bash benches/origin_vs_nginx.sh
 
 lint:

@@ -39,7 +39,7 @@ EOF
 }
 
 start_castline() {
-  RUST_LOG=warn "$CASTLINE" serve --rtmp-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+  RUST_LOG=warn "$CASTLINE" serve --rtmp-listen 127.0.0.1:0 --srt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
     --admin-listen 127.0.0.1:0 >"$TMP/out" 2>"$TMP/err" &
   PID=$!
   for _ in $(seq 1 100); do

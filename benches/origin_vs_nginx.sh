@@ -66,7 +66,7 @@ free_port() {
 }
 
 # ---------------------------------------------------------------- castline
-CASTLINE_CMD=("$CASTLINE" serve --rtmp-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0)
+CASTLINE_CMD=("$CASTLINE" serve --rtmp-listen 127.0.0.1:0 --srt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0)
 RUST_LOG=warn "${CASTLINE_CMD[@]}" >"$TMP/castline.stdout" 2>"$TMP/castline.stderr" &
 CASTLINE_PID=$!
 

@@ -1,10 +1,11 @@
 //! Part-ready latency under a real publish: runs the release `castline` and
-//! an ffmpeg publisher (x264 with B-frames + AAC, 720p30) for N seconds, then
-//! reads castline's `castline_part_ready_seconds` histogram from /metrics: the
-//! time from the newest frame of a part being read off the RTMP socket to that
-//! part being servable from the store.
+//! an ffmpeg publisher (x264 with B-frames + AAC, 720p30) for N seconds over
+//! RTMP or SRT, then reads castline's `castline_part_ready_seconds` histogram
+//! from /metrics: the time from the newest frame of a part being read off the
+//! socket (over SRT: its last TS packet, after SRT's own latency) to that part
+//! being servable from the store.
 //!
-//! cargo build --release && cargo run --release --example part_latency [seconds]
+//! cargo build --release && cargo run --release --example part_latency [seconds] [rtmp|srt]
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
@@ -16,11 +17,14 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
+    let protocol = std::env::args().nth(2).unwrap_or_else(|| "rtmp".into());
     let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/castline");
     let mut server = Command::new(bin)
         .args([
             "serve",
             "--rtmp-listen",
+            "127.0.0.1:0",
+            "--srt-listen",
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
@@ -42,7 +46,11 @@ fn main() {
             .unwrap()
             .to_string()
     };
-    let (rtmp, _http, admin) = (addr(), addr(), addr());
+    let (rtmp, srt, _http, admin) = (addr(), addr(), addr(), addr());
+    let (format, url) = match protocol.as_str() {
+        "srt" => ("mpegts", format!("srt://{srt}?streamid=bench")),
+        _ => ("flv", format!("rtmp://{rtmp}/live/bench")),
+    };
     let status = Command::new("ffmpeg")
         .args([
             "-nostdin",
@@ -78,13 +86,7 @@ fn main() {
             "-b:a",
             "128k",
         ])
-        .args([
-            "-t",
-            &seconds.to_string(),
-            "-f",
-            "flv",
-            &format!("rtmp://{rtmp}/live/bench"),
-        ])
+        .args(["-t", &seconds.to_string(), "-f", format, &url])
         .status()
         .expect("ffmpeg");
     assert!(status.success());
@@ -124,6 +126,7 @@ fn main() {
             .map(|(le, _)| *le * 1000.0)
             .unwrap_or(f64::NAN)
     };
+    println!("protocol: {protocol}");
     println!("parts: {count}");
     println!("mean: {:.3} ms", sum / count * 1000.0);
     println!(

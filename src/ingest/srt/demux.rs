@@ -84,24 +84,24 @@ impl Demuxer {
 
     /// Feed the bytes of one SRT message (or any chunk of the TS).
     pub fn push(&mut self, data: &[u8], received: Instant) -> Result<Vec<DemuxEvent>, DemuxError> {
-        let events = self.ts.push(data)?;
-        Ok(self.on_ts(events, received))
+        let events = self.ts.push(data, received)?;
+        Ok(self.on_ts(events))
     }
 
     /// At the end of the input: the last PES, and whatever tracks are known.
-    pub fn finish(&mut self, received: Instant) -> Vec<DemuxEvent> {
+    pub fn finish(&mut self) -> Vec<DemuxEvent> {
         let events = self.ts.finish();
-        let mut out = self.on_ts(events, received);
+        let mut out = self.on_ts(events);
         out.extend(self.timeline.finish());
         out
     }
 
-    fn on_ts(&mut self, events: Vec<TsEvent>, received: Instant) -> Vec<DemuxEvent> {
+    fn on_ts(&mut self, events: Vec<TsEvent>) -> Vec<DemuxEvent> {
         let mut out = Vec::new();
         for e in events {
             match e {
                 TsEvent::Program { video, audio } => self.timeline.expect(video, audio),
-                TsEvent::Pes(pes) => match self.on_pes(pes, received, &mut out) {
+                TsEvent::Pes(pes) => match self.on_pes(pes, &mut out) {
                     Ok(()) => {}
                     Err(why) => {
                         self.bad_pes += 1;
@@ -113,12 +113,9 @@ impl Demuxer {
         out
     }
 
-    fn on_pes(
-        &mut self,
-        pes: Pes,
-        received: Instant,
-        out: &mut Vec<DemuxEvent>,
-    ) -> Result<(), String> {
+    fn on_pes(&mut self, pes: Pes, out: &mut Vec<DemuxEvent>) -> Result<(), String> {
+        // A frame counts as received when its last TS packet arrived.
+        let received = pes.arrived;
         let pts = pes.pts.ok_or("a PES without a PTS")?;
         match pes.kind {
             StreamKind::H264 => {
@@ -250,7 +247,7 @@ mod tests {
         // Start just before the 33-bit wrap: the clock carries across it.
         let start = (1u64 << 33) - 2000;
         let mut ev = d.push(&stream(start), now).unwrap();
-        ev.extend(d.finish(now));
+        ev.extend(d.finish());
         let DemuxEvent::Tracks(info) = &ev[0] else {
             panic!("tracks first, got {:?}", ev[0]);
         };

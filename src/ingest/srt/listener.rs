@@ -317,7 +317,7 @@ impl Session {
             self.remove_link_metrics();
         }
         if result.is_ok() {
-            let events = self.demuxer.finish(Instant::now());
+            let events = self.demuxer.finish();
             self.forward(&mut publisher, events)?;
             // srt-tokio ends the stream the same way on a shutdown and on a
             // link timeout; the timing tells them apart. A caller that shut

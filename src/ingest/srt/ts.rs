@@ -13,6 +13,7 @@
 //!   (counted); the next PES starts clean.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
@@ -58,6 +59,9 @@ pub struct Pes {
     pub pts: Option<u64>,
     pub dts: Option<u64>,
     pub data: Bytes,
+    /// When the input that carried its last packet arrived (a video PES has
+    /// no length: it is known complete only when the next one starts).
+    pub arrived: Instant,
 }
 
 /// What the demuxer skipped or repaired, for metrics.
@@ -78,6 +82,8 @@ struct Es {
     buf: BytesMut,
     /// A PES is being gathered (its start was seen and nothing broke it).
     open: bool,
+    /// When its newest payload arrived.
+    last_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -112,8 +118,9 @@ impl TsDemuxer {
         }
     }
 
-    /// Feed bytes (any amount; SRT carries 1 to 7 packets per message).
-    pub fn push(&mut self, data: &[u8]) -> Result<Vec<TsEvent>, TsError> {
+    /// Feed bytes (any amount; SRT carries 1 to 7 packets per message) that
+    /// arrived at `at`.
+    pub fn push(&mut self, data: &[u8], at: Instant) -> Result<Vec<TsEvent>, TsError> {
         let mut out = Vec::new();
         let owned;
         let input: &[u8] = if self.carry.is_empty() {
@@ -131,7 +138,7 @@ impl TsDemuxer {
                 self.counts.resync_bytes += 1;
                 continue;
             }
-            self.packet(&input[i..i + PACKET], &mut out)?;
+            self.packet(&input[i..i + PACKET], at, &mut out)?;
             i += PACKET;
         }
         self.carry = input[i..].to_vec();
@@ -155,7 +162,7 @@ impl TsDemuxer {
         out
     }
 
-    fn packet(&mut self, p: &[u8], out: &mut Vec<TsEvent>) -> Result<(), TsError> {
+    fn packet(&mut self, p: &[u8], at: Instant, out: &mut Vec<TsEvent>) -> Result<(), TsError> {
         self.counts.packets += 1;
         let tei = p[1] & 0x80 != 0;
         let pusi = p[1] & 0x40 != 0;
@@ -225,6 +232,7 @@ impl TsDemuxer {
             return Ok(());
         }
         es.buf.extend_from_slice(payload);
+        es.last_at = Some(at);
         // A PES with a length is complete when it is all here (audio, usually):
         // no need to wait for the next one to start.
         if es.buf.len() >= 6 {
@@ -245,14 +253,16 @@ impl TsDemuxer {
             return;
         }
         let raw = es.buf.split().freeze();
-        match parse_pes(&raw) {
-            Some((pts, dts, data)) => out.push(TsEvent::Pes(Pes {
+        let arrived = es.last_at.take();
+        match (parse_pes(&raw), arrived) {
+            (Some((pts, dts, data)), Some(arrived)) => out.push(TsEvent::Pes(Pes {
                 kind: es.kind,
                 pts,
                 dts,
                 data,
+                arrived,
             })),
-            None => self.counts.dropped_pes += 1,
+            _ => self.counts.dropped_pes += 1,
         }
     }
 
@@ -356,6 +366,7 @@ impl TsDemuxer {
                     cc: None,
                     buf: BytesMut::new(),
                     open: false,
+                    last_at: None,
                 },
             };
             kept.insert(pid, es);
@@ -552,6 +563,13 @@ pub(crate) mod tests {
         ]
     }
 
+    /// One instant for every input, so events compare equal across chunkings.
+    fn t0() -> Instant {
+        use std::sync::OnceLock;
+        static T: OnceLock<Instant> = OnceLock::new();
+        *T.get_or_init(Instant::now)
+    }
+
     fn pes_of(ev: &[TsEvent]) -> Vec<&Pes> {
         ev.iter()
             .filter_map(|e| match e {
@@ -575,7 +593,7 @@ pub(crate) mod tests {
         input.extend(w.pes(VIDEO_PID, 8_589_934_000, Some(8_589_933_000), &frame, false));
         input.extend(w.pes(AUDIO_PID, 12_345, None, &[0xff, 0xf1, 1, 2], true));
         let mut d = TsDemuxer::new();
-        let ev = d.push(&input).unwrap();
+        let ev = d.push(&input, t0()).unwrap();
         assert_eq!(
             ev[0],
             TsEvent::Program {
@@ -615,7 +633,7 @@ pub(crate) mod tests {
         }
         let whole = {
             let mut d = TsDemuxer::new();
-            let mut e = d.push(&input).unwrap();
+            let mut e = d.push(&input, t0()).unwrap();
             e.extend(d.finish());
             e
         };
@@ -623,7 +641,7 @@ pub(crate) mod tests {
             let mut d = TsDemuxer::new();
             let mut e = Vec::new();
             for c in input.chunks(chunk) {
-                e.extend(d.push(c).unwrap());
+                e.extend(d.push(c, t0()).unwrap());
             }
             e.extend(d.finish());
             assert_eq!(e, whole, "chunks of {chunk}");
@@ -640,7 +658,7 @@ pub(crate) mod tests {
         input.extend(&first[2 * PACKET..]); // the second packet is lost
         input.extend(w.pes(VIDEO_PID, 3000, None, &[2; 100], false));
         let mut d = TsDemuxer::new();
-        let mut ev = d.push(&input).unwrap();
+        let mut ev = d.push(&input, t0()).unwrap();
         ev.extend(d.finish());
         let p = pes_of(&ev);
         assert_eq!(
@@ -660,7 +678,7 @@ pub(crate) mod tests {
         input.extend([0x47, 1, 2, 3, 0x47, 0x47, 9, 9, 9]);
         input.extend(w.pes(AUDIO_PID, 90, None, &[0xff, 0xf1, 5], true));
         let mut d = TsDemuxer::new();
-        let ev = d.push(&input).unwrap();
+        let ev = d.push(&input, t0()).unwrap();
         assert_eq!(pes_of(&ev).len(), 1);
         assert_eq!(d.counts.resync_bytes, 9);
     }
@@ -672,7 +690,7 @@ pub(crate) mod tests {
         input.extend(w.pmt(&[(0x24, VIDEO_PID), (0x81, AUDIO_PID)])); // HEVC, AC-3
         let mut d = TsDemuxer::new();
         assert_eq!(
-            d.push(&input),
+            d.push(&input, t0()),
             Err(TsError::NoSupportedStream(vec![0x24, 0x81]))
         );
     }
@@ -685,7 +703,7 @@ pub(crate) mod tests {
         pmt[PACKET - 8] ^= 0xff; // inside the section (it ends the packet)
         input.extend(pmt);
         let mut d = TsDemuxer::new();
-        assert!(d.push(&input).unwrap().is_empty());
+        assert!(d.push(&input, t0()).unwrap().is_empty());
     }
 
     #[test]
@@ -705,7 +723,7 @@ pub(crate) mod tests {
                     }
                 })
                 .collect();
-            let _ = d.push(&chunk);
+            let _ = d.push(&chunk, t0());
         }
         let _ = d.finish();
     }
