@@ -56,8 +56,8 @@ test: deps
 bench: deps-bench
 	$(CARGO) bench --bench packaging
 	$(CARGO) build --release
-	$(CARGO) run --release --example part_latency 30 rtmp
-	$(CARGO) run --release --example part_latency 30 srt
+	$(CARGO) run --release --example part_latency 30 rtmp passthrough
+	$(CARGO) run --release --example part_latency 30 srt passthrough
 	bash benches/ingest_cost.sh
 	bash benches/origin_vs_nginx.sh
 

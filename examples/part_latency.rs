@@ -5,7 +5,11 @@
 //! socket (over SRT: its last TS packet, after SRT's own latency) to that part
 //! being servable from the store.
 //!
-//! cargo build --release && cargo run --release --example part_latency [seconds] [rtmp|srt]
+//! With `passthrough` (the default) the ladder is off, so the figure is the
+//! ingest and packaging path alone; `ladder` adds the transcoding (x264's
+//! encode time per rung).
+//!
+//! cargo build --release && cargo run --release --example part_latency [seconds] [rtmp|srt] [passthrough|ladder]
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
@@ -18,10 +22,18 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     let protocol = std::env::args().nth(2).unwrap_or_else(|| "rtmp".into());
+    let mode = std::env::args()
+        .nth(3)
+        .unwrap_or_else(|| "passthrough".into());
+    let config =
+        std::env::temp_dir().join(format!("castline-part-latency-{}.toml", std::process::id()));
+    let ladder = mode == "ladder";
+    std::fs::write(&config, format!("[transcode]\nenabled = {ladder}\n")).unwrap();
     let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/castline");
     let mut server = Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(&config)
         .args([
-            "serve",
             "--rtmp-listen",
             "127.0.0.1:0",
             "--srt-listen",
@@ -126,7 +138,8 @@ fn main() {
             .map(|(le, _)| *le * 1000.0)
             .unwrap_or(f64::NAN)
     };
-    println!("protocol: {protocol}");
+    let _ = std::fs::remove_file(&config);
+    println!("protocol: {protocol}, {mode}");
     println!("parts: {count}");
     println!("mean: {:.3} ms", sum / count * 1000.0);
     println!(

@@ -74,6 +74,9 @@ pub struct TsCounts {
     pub resync_bytes: u64,
     /// PES packets dropped: damaged, oversized or with a broken header.
     pub dropped_pes: u64,
+    /// Payload that followed a stuffed packet in the same PES (the early end
+    /// was wrong once: it is off for that stream from then on).
+    pub early_end_misses: u64,
 }
 
 struct Es {
@@ -84,6 +87,13 @@ struct Es {
     open: bool,
     /// When its newest payload arrived.
     last_at: Option<Instant>,
+    /// A PES without a length is taken as complete at the packet that pads
+    /// its payload with stuffing (see `stuffed`), rather than when the next
+    /// one starts, a frame later. Turned off for good if a muxer proves it
+    /// wrong (payload after such a packet, before the next PES).
+    early_end: bool,
+    /// The last PES was completed that way.
+    ended_early: bool,
 }
 
 #[derive(Default)]
@@ -171,12 +181,14 @@ impl TsDemuxer {
         let cc = p[3] & 0x0f;
         let mut start = 4;
         let mut discontinuity = false;
+        let mut stuffing = false;
         if afc & 2 != 0 {
             let len = p[4] as usize;
             if len > 0 {
                 discontinuity = p[5] & 0x80 != 0;
             }
             start = 5 + len;
+            stuffing = p.get(4..start).is_some_and(stuffed);
         }
         if tei {
             self.counts.transport_errors += 1;
@@ -216,6 +228,7 @@ impl TsDemuxer {
             self.complete(pid, out);
             if let Some(es) = self.streams.get_mut(&pid) {
                 es.open = true;
+                es.ended_early = false;
                 es.buf.clear();
             }
         }
@@ -223,6 +236,13 @@ impl TsDemuxer {
             return Ok(());
         };
         if !es.open {
+            if std::mem::take(&mut es.ended_early) {
+                // More of the PES we completed at its stuffed packet: this
+                // muxer stuffs mid-PES. Count it, and wait for PES starts from now on.
+                es.early_end = false;
+                self.counts.early_end_misses += 1;
+                self.counts.dropped_pes += 1;
+            }
             return Ok(()); // waiting for the next PES start
         }
         if es.buf.len() + payload.len() > MAX_PES {
@@ -238,6 +258,9 @@ impl TsDemuxer {
         if es.buf.len() >= 6 {
             let declared = u16::from_be_bytes([es.buf[4], es.buf[5]]) as usize;
             if declared > 0 && es.buf.len() >= 6 + declared {
+                self.complete(pid, out);
+            } else if declared == 0 && stuffing && es.early_end {
+                es.ended_early = true;
                 self.complete(pid, out);
             }
         }
@@ -367,6 +390,8 @@ impl TsDemuxer {
                     buf: BytesMut::new(),
                     open: false,
                     last_at: None,
+                    early_end: true,
+                    ended_early: false,
                 },
             };
             kept.insert(pid, es);
@@ -378,6 +403,39 @@ impl TsDemuxer {
         });
         Ok(())
     }
+}
+
+/// Whether an adaptation field (its length byte first) ends in stuffing:
+/// the muxer put less payload in the packet than fits. A PES must end in a
+/// packet of its own, so muxers stuff its last packet (and, ffmpeg and OBS
+/// among them, no other).
+fn stuffed(af: &[u8]) -> bool {
+    let Some((&len, rest)) = af.split_first() else {
+        return false;
+    };
+    if len == 0 {
+        return true; // a length of 0 is itself one byte of stuffing
+    }
+    let Some((&flags, _)) = rest.split_first() else {
+        return false;
+    };
+    let mut fields = 1;
+    if flags & 0x10 != 0 {
+        fields += 6; // PCR
+    }
+    if flags & 0x08 != 0 {
+        fields += 6; // OPCR
+    }
+    if flags & 0x04 != 0 {
+        fields += 1; // splice countdown
+    }
+    if flags & 0x02 != 0 {
+        fields += 1 + rest.get(fields).copied().unwrap_or(0) as usize; // private data
+    }
+    if flags & 0x01 != 0 {
+        fields += 1 + rest.get(fields).copied().unwrap_or(0) as usize; // extension
+    }
+    (len as usize) > fields
 }
 
 /// (PTS, DTS, payload) of a whole PES packet; `None` if its header is broken.
@@ -601,16 +659,16 @@ pub(crate) mod tests {
                 audio: true
             }
         );
-        // Audio has a length: it is complete at once; the video PES (no
-        // length) completes at the end of the input.
+        // Audio has a length, video (no length) ends in a stuffed packet:
+        // both are complete without waiting for the next PES.
         let p = pes_of(&ev);
-        assert_eq!(p.len(), 1);
+        assert_eq!(p.len(), 2);
         assert_eq!(
-            (p[0].kind, p[0].pts, p[0].dts),
+            (p[1].kind, p[1].pts, p[1].dts),
             (StreamKind::Aac, Some(12_345), None)
         );
-        let rest = d.finish();
-        let v = pes_of(&rest);
+        assert!(d.finish().is_empty());
+        let v = &p[..1];
         assert_eq!(v[0].kind, StreamKind::H264);
         assert_eq!(v[0].pts, Some(8_589_934_000));
         assert_eq!(v[0].dts, Some(8_589_933_000));
@@ -681,6 +739,43 @@ pub(crate) mod tests {
         let ev = d.push(&input, t0()).unwrap();
         assert_eq!(pes_of(&ev).len(), 1);
         assert_eq!(d.counts.resync_bytes, 9);
+    }
+
+    #[test]
+    fn a_video_pes_ends_at_its_stuffed_packet_not_a_frame_later() {
+        let mut w = Writer::new();
+        let mut input = program(&mut w);
+        input.extend(w.pes(VIDEO_PID, 3000, None, &[7; 400], false));
+        let mut d = TsDemuxer::new();
+        let ev = d.push(&input, t0()).unwrap();
+        let p = pes_of(&ev);
+        assert_eq!(p.len(), 1, "complete without waiting for the next PES");
+        assert_eq!(p[0].data.len(), 400);
+        // A muxer that stuffs mid-PES is caught once, then waited for.
+        let mut w2 = Writer::new();
+        let mut odd = program(&mut w2);
+        let pes = w2.pes(VIDEO_PID, 3000, None, &[1; 100], false);
+        let more = w2.packets(VIDEO_PID, &[2; 50]);
+        odd.extend(pes);
+        let mut tail = more;
+        tail[1] &= !0x40; // a continuation: no PUSI
+        odd.extend(tail);
+        odd.extend(w2.pes(VIDEO_PID, 6000, None, &[3; 100], false));
+        let mut d = TsDemuxer::new();
+        let mut ev = d.push(&odd, t0()).unwrap();
+        ev.extend(d.finish());
+        assert_eq!(d.counts.early_end_misses, 1);
+        let p = pes_of(&ev);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].pts, Some(6000));
+    }
+
+    #[test]
+    fn stuffing_is_told_from_a_pcr() {
+        assert!(stuffed(&[0]));
+        assert!(stuffed(&[3, 0, 0xff, 0xff]));
+        assert!(!stuffed(&[7, 0x10, 1, 2, 3, 4, 5, 6]), "a PCR alone");
+        assert!(stuffed(&[9, 0x10, 1, 2, 3, 4, 5, 6, 0xff, 0xff]));
     }
 
     #[test]
