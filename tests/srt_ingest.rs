@@ -551,3 +551,32 @@ fn rtmp_and_srt_publish_side_by_side_and_hostile_srt_input_touches_neither() {
     let _late = Publisher::start(&server.srt_url("late", ""), Publish::default());
     wait_segments(&server, "late", 2, Duration::from_secs(30));
 }
+
+#[test]
+fn a_silent_srt_caller_is_taken_over_by_the_same_key() {
+    let server = Server::start("[ingest]\nreconnect_grace = 3.0\ntakeover_after = 2.0\n");
+    let first = Publisher::start(&server.srt_url("takeover", ""), Publish::default());
+    let before = wait_segments(&server, "takeover", 3, Duration::from_secs(30));
+    // Stopped, not gone: its SRT link stays up on castline's side for the
+    // peer idle timeout (5 s), but no media comes.
+    first.signal("-STOP");
+    std::thread::sleep(Duration::from_millis(2500));
+    let _second = Publisher::start(&server.srt_url("takeover", ""), Publish::default());
+    let after = wait_past(
+        &server,
+        "takeover",
+        last_msn(&before),
+        4,
+        Duration::from_secs(30),
+    );
+    first.signal("-CONT");
+    assert_eq!(after.discontinuities, 1, "{}", after.text);
+    assert_eq!(after.media_sequence, before.media_sequence, "same playlist");
+    assert_decodes(&server, "takeover", "source", &after);
+    let text = metrics(&server);
+    assert_eq!(
+        metric(&text, "castline_srt_errors_total{reason=\"taken_over\"}"),
+        Some(1.0),
+        "{text}"
+    );
+}
