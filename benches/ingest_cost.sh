@@ -30,13 +30,7 @@ ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=1280x720:rate=30 \
 ffmpeg -nostdin -v error -i "$SRC" -c copy "$TMP/source.flv"
 printf '[transcode]\nenabled = false\n' >"$TMP/castline.toml"
 
-cpu_seconds() { # utime + stime of a pid, in seconds
-  python3 - "$1" <<'EOF'
-import os, sys
-f = open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")", 1)[1].split()
-print((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"))
-EOF
-}
+source benches/common.sh
 
 run() { # protocol -> prints "cpu_per_stream_second"
   local proto="$1"

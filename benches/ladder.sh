@@ -30,13 +30,7 @@ ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=1280x720:rate=30 \
   -f lavfi -i sine=frequency=440:sample_rate=48000 -t "$LEN" \
   -c:v libx264 -preset veryfast -bf "${SOURCE_BFRAMES:-2}" -g 60 -b:v 4000k -c:a aac -b:a 128k "$SRC"
 
-cpu_seconds() { # utime + stime of a pid, in seconds
-  python3 - "$1" <<'EOF'
-import os, sys
-f = open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")", 1)[1].split()
-print((int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"))
-EOF
-}
+source benches/common.sh
 
 start_castline() {
   RUST_LOG=warn "$CASTLINE" serve --rtmp-listen 127.0.0.1:0 --srt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \

@@ -4,10 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, HubError, Publisher};
 use crate::ingest::admission::{Admission, LogLimiter};
 use crate::ingest::auth::StreamKeys;
+use crate::ingest::timeline::DemuxEvent;
 use crate::metrics::Metrics;
+use crate::metrics::ReasonLabel;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 pub struct IngestContext {
     pub hub: Arc<Hub>,
@@ -43,5 +47,49 @@ impl IngestContext {
             use std::io::Write;
             let _ = writeln!(std::io::stdout(), "{line}");
         });
+    }
+}
+
+impl IngestContext {
+    /// Hand a demuxer's events to the stream's publisher.
+    pub fn forward(
+        &self,
+        publisher: &mut Publisher,
+        events: Vec<DemuxEvent>,
+    ) -> Result<(), HubError> {
+        for e in events {
+            match e {
+                DemuxEvent::Tracks(info) => {
+                    tracing::info!(stream = publisher.name(), codecs = %info.codecs(), "tracks");
+                    publisher.send_tracks(info)
+                }
+                DemuxEvent::Media(au) => {
+                    self.metrics.ingest_frames.inc();
+                    publisher.send_media(au)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Count a refused or failed connection under its reason, and log it
+    /// (rate-limited per reason: a client that retries in a loop cannot
+    /// flood the log).
+    pub fn count_failure(
+        &self,
+        counter: &Family<ReasonLabel, Counter>,
+        reason: &'static str,
+        peer: std::net::SocketAddr,
+        error: &dyn std::fmt::Display,
+        what: &str,
+    ) {
+        counter
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+        if let Some(held_back) = self.log_limiter.allow(reason, std::time::Instant::now()) {
+            tracing::warn!(%peer, error = %error, held_back, "{what}");
+        }
     }
 }

@@ -18,7 +18,6 @@ use super::demux::{DemuxError, DemuxEvent, Demuxer};
 use crate::hub::{HubError, Publisher};
 use crate::ingest::admission::{PendingSlot, PublisherSlot, Refusal};
 use crate::ingest::auth::AuthError;
-use crate::metrics::ReasonLabel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RtmpError {
@@ -390,22 +389,10 @@ impl Connection {
     }
 
     fn forward(&mut self, events: Vec<DemuxEvent>) -> Result<(), RtmpError> {
-        let Some(p) = &mut self.publisher else {
-            return Ok(());
-        };
-        for e in events {
-            match e {
-                DemuxEvent::Tracks(info) => {
-                    tracing::info!(stream = p.name(), codecs = %info.codecs(), "tracks");
-                    p.send_tracks(info)
-                }
-                DemuxEvent::Media(au) => {
-                    self.ctx.metrics.ingest_frames.inc();
-                    p.send_media(au)?;
-                }
-            }
+        match &mut self.publisher {
+            Some(p) => Ok(self.ctx.forward(p, events)?),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -414,17 +401,8 @@ pub fn report(ctx: &IngestContext, peer: SocketAddr, result: Result<(), RtmpErro
     match result {
         Ok(()) => tracing::info!(%peer, "RTMP connection closed"),
         Err(e) => {
-            ctx.metrics
-                .rtmp_errors
-                .get_or_create(&ReasonLabel {
-                    reason: e.reason().to_string(),
-                })
-                .inc();
-            // Rate-limited per reason: a client that reconnects in a loop
-            // cannot flood the log.
-            if let Some(held_back) = ctx.log_limiter.allow(e.reason(), Instant::now()) {
-                tracing::warn!(%peer, error = %e, held_back, "RTMP connection closed");
-            }
+            let errors = &ctx.metrics.rtmp_errors;
+            ctx.count_failure(errors, e.reason(), peer, &e, "RTMP connection closed");
         }
     }
 }

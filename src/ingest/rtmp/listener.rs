@@ -3,13 +3,11 @@
 //! until the publish is accepted, then a publisher slot).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::connection::{self, IngestContext};
-use crate::metrics::ReasonLabel;
 
 pub struct RtmpListener {
     pub listener: TcpListener,
@@ -34,18 +32,15 @@ impl RtmpListener {
             let slot = match self.ctx.admission.admit(peer.ip()) {
                 Ok(slot) => slot,
                 Err(why) => {
-                    self.ctx
-                        .metrics
-                        .rtmp_refusals
-                        .get_or_create(&ReasonLabel {
-                            reason: why.reason().to_string(),
-                        })
-                        .inc();
-                    if let Some(held_back) =
-                        self.ctx.log_limiter.allow(why.reason(), Instant::now())
-                    {
-                        tracing::warn!(%peer, reason = %why, held_back, "RTMP connection refused");
-                    }
+                    let refusals = &self.ctx.metrics.rtmp_refusals;
+                    let ctx = &self.ctx;
+                    ctx.count_failure(
+                        refusals,
+                        why.reason(),
+                        peer,
+                        &why,
+                        "RTMP connection refused",
+                    );
                     continue; // dropping the socket closes it
                 }
             };

@@ -17,14 +17,16 @@ use srt_tokio::options::KeySize;
 use srt_tokio::{ConnectionRequest, SocketStatistics, SrtIncoming, SrtListener, SrtSocket};
 use tokio::sync::watch;
 
-use super::demux::{DemuxCounts, DemuxError, DemuxEvent, Demuxer};
+use super::demux::{DemuxCounts, DemuxError, Demuxer};
 use super::guard;
 use super::stream_id::{self, StreamIdError};
 use crate::hub::{HubError, Publisher};
 use crate::ingest::admission::{PublisherSlot, Refusal};
 use crate::ingest::auth::AuthError;
 use crate::ingest::context::IngestContext;
-use crate::metrics::{ReasonLabel, StreamLabel};
+use crate::metrics::StreamLabel;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 /// The SRT side of the configuration.
 #[derive(Debug, Clone)]
@@ -169,15 +171,8 @@ async fn serve(
     let (name, _slot) = match decided {
         Ok(x) => x,
         Err(e) => {
-            ctx.metrics
-                .srt_refusals
-                .get_or_create(&ReasonLabel {
-                    reason: e.reason().to_string(),
-                })
-                .inc();
-            if let Some(held_back) = ctx.log_limiter.allow(e.reason(), Instant::now()) {
-                tracing::warn!(%peer, error = %e, held_back, "SRT caller refused");
-            }
+            let refusals = &ctx.metrics.srt_refusals;
+            ctx.count_failure(refusals, e.reason(), peer, &e, "SRT caller refused");
             let _ = request.reject(e.reject_reason()).await;
             return Ok(Outcome::Refused);
         }
@@ -301,7 +296,7 @@ impl Session {
                     self.count();
                     if let Err(e) = events
                         .map_err(SrtError::from)
-                        .and_then(|ev| self.forward(&mut publisher, ev))
+                        .and_then(|ev| Ok(self.ctx.forward(&mut publisher, ev)?))
                     {
                         break Err(e);
                     }
@@ -318,7 +313,7 @@ impl Session {
         }
         if result.is_ok() {
             let events = self.demuxer.finish();
-            self.forward(&mut publisher, events)?;
+            self.ctx.forward(&mut publisher, events)?;
             // srt-tokio ends the stream the same way on a shutdown and on a
             // link timeout; the timing tells them apart. A caller that shut
             // down sent data until just now; a lost one went silent for the
@@ -337,22 +332,6 @@ impl Session {
             }
         }
         result
-    }
-
-    fn forward(&self, publisher: &mut Publisher, events: Vec<DemuxEvent>) -> Result<(), SrtError> {
-        for e in events {
-            match e {
-                DemuxEvent::Tracks(info) => {
-                    tracing::info!(stream = publisher.name(), codecs = %info.codecs(), "tracks");
-                    publisher.send_tracks(info)
-                }
-                DemuxEvent::Media(au) => {
-                    self.ctx.metrics.ingest_frames.inc();
-                    publisher.send_media(au)?;
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Add what the demuxer counted since last time to the metrics.
@@ -377,18 +356,22 @@ impl Session {
         let m = &self.ctx.metrics;
         let l = &self.label;
         let was = &self.link;
-        m.srt_packets_received
-            .get_or_create(l)
-            .inc_by(s.rx_data.saturating_sub(was.rx_data));
-        m.srt_loss_reports
-            .get_or_create(l)
-            .inc_by(s.tx_nak.saturating_sub(was.tx_nak));
-        m.srt_packets_retransmitted
-            .get_or_create(l)
-            .inc_by(s.rx_retransmit_data.saturating_sub(was.rx_retransmit_data));
-        m.srt_packets_dropped
-            .get_or_create(l)
-            .inc_by(s.rx_dropped_data.saturating_sub(was.rx_dropped_data));
+        // srt-tokio reports totals for the connection; the counters add the step.
+        let add = |c: &Family<StreamLabel, Counter>, now: u64, before: u64| {
+            c.get_or_create(l).inc_by(now.saturating_sub(before));
+        };
+        add(&m.srt_packets_received, s.rx_data, was.rx_data);
+        add(&m.srt_loss_reports, s.tx_nak, was.tx_nak);
+        add(
+            &m.srt_packets_retransmitted,
+            s.rx_retransmit_data,
+            was.rx_retransmit_data,
+        );
+        add(
+            &m.srt_packets_dropped,
+            s.rx_dropped_data,
+            was.rx_dropped_data,
+        );
         m.srt_receive_buffer_seconds
             .get_or_create(l)
             .set(s.rx_acknowledged_time.as_secs_f64());
@@ -412,15 +395,8 @@ fn report(ctx: &IngestContext, peer: SocketAddr, result: Result<Outcome, SrtErro
         Ok(Outcome::Refused) => {}
         Ok(Outcome::Closed) => tracing::info!(%peer, "SRT connection closed"),
         Err(e) => {
-            ctx.metrics
-                .srt_errors
-                .get_or_create(&ReasonLabel {
-                    reason: e.reason().to_string(),
-                })
-                .inc();
-            if let Some(held_back) = ctx.log_limiter.allow(e.reason(), Instant::now()) {
-                tracing::warn!(%peer, error = %e, held_back, "SRT connection closed");
-            }
+            let errors = &ctx.metrics.srt_errors;
+            ctx.count_failure(errors, e.reason(), peer, &e, "SRT connection closed");
         }
     }
 }
