@@ -113,42 +113,88 @@ fn main() {
     tcp.read_to_string(&mut text).unwrap();
     let _ = server.kill();
     let _ = server.wait();
-    let mut buckets: Vec<(f64, f64)> = Vec::new();
-    let mut count = 0.0;
-    let mut sum = 0.0;
+    // Per rendition and over all of them: (le, cumulative count), count, sum.
+    #[derive(Default)]
+    struct Hist {
+        buckets: Vec<(f64, f64)>,
+        count: f64,
+        sum: f64,
+    }
+    let mut per: std::collections::BTreeMap<String, Hist> = Default::default();
+    let label = |labels: &str, name: &str| -> Option<String> {
+        labels
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+            .map(|v| v.trim_end_matches('"').to_string())
+    };
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("castline_part_ready_seconds_bucket{le=\"") {
-            let (le, v) = rest.split_once("\"} ").unwrap();
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().unwrap()
-            };
-            buckets.push((le, v.parse().unwrap()));
-        } else if let Some(v) = line.strip_prefix("castline_part_ready_seconds_count ") {
-            count = v.parse().unwrap();
-        } else if let Some(v) = line.strip_prefix("castline_part_ready_seconds_sum ") {
-            sum = v.parse().unwrap();
+        let Some(rest) = line.strip_prefix("castline_part_ready_seconds_") else {
+            continue;
+        };
+        let Some((kind, rest)) = rest.split_once('{') else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let value: f64 = value.parse().unwrap();
+        let Some(rendition) = label(labels, "rendition") else {
+            continue;
+        };
+        let h = per.entry(rendition).or_default();
+        match kind {
+            "bucket" => {
+                let le = label(labels, "le").unwrap();
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
+                h.buckets.push((le, value));
+            }
+            "count" => h.count = value,
+            "sum" => h.sum = value,
+            _ => {}
         }
     }
-    let bound = |q: f64| {
-        buckets
-            .iter()
-            .find(|(_, c)| *c >= q * count)
-            .map(|(le, _)| *le * 1000.0)
-            .unwrap_or(f64::NAN)
-    };
+    let mut all = Hist::default();
+    for h in per.values() {
+        all.count += h.count;
+        all.sum += h.sum;
+        for (i, &(le, c)) in h.buckets.iter().enumerate() {
+            match all.buckets.get_mut(i) {
+                Some(b) => b.1 += c,
+                None => all.buckets.push((le, c)),
+            }
+        }
+    }
     let _ = std::fs::remove_file(&config);
     println!("protocol: {protocol}, {mode}");
-    println!("parts: {count}");
-    println!("mean: {:.3} ms", sum / count * 1000.0);
-    println!(
-        "p50 <= {} ms, p99 <= {} ms, max bucket <= {} ms",
-        bound(0.5),
-        bound(0.99),
-        bound(1.0)
-    );
-    for (le, c) in &buckets {
-        println!("  le {:>8} ms: {c}", le * 1000.0);
+    let show = |name: &str, h: &Hist| {
+        let bound = |q: f64| {
+            h.buckets
+                .iter()
+                .find(|(_, c)| *c >= q * h.count)
+                .map(|(le, _)| *le * 1000.0)
+                .unwrap_or(f64::NAN)
+        };
+        println!(
+            "{name}: parts {}, mean {:.3} ms, p50 <= {} ms, p99 <= {} ms, max bucket <= {} ms",
+            h.count,
+            h.sum / h.count * 1000.0,
+            bound(0.5),
+            bound(0.99),
+            bound(1.0)
+        );
+        let within: Vec<String> = h
+            .buckets
+            .iter()
+            .map(|(le, c)| format!("{}:{c}", le * 1000.0))
+            .collect();
+        println!("  cumulative by bucket (ms:parts) {}", within.join(" "));
+    };
+    show("all", &all);
+    for (name, h) in &per {
+        show(name, h);
     }
 }

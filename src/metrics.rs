@@ -44,6 +44,13 @@ fn transcode_latency_histogram() -> Histogram {
     ])
 }
 
+fn part_ready_histogram() -> Histogram {
+    // 0.1 ms .. ~1.6 s
+    Histogram::new([
+        0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
+    ])
+}
+
 pub struct Metrics {
     registry: Registry,
     pub rtmp_connections: Counter,
@@ -74,7 +81,7 @@ pub struct Metrics {
     pub segments_over_target: Counter,
     pub packaging_errors: Counter,
     pub packager_panics: Counter,
-    pub part_ready_seconds: Histogram,
+    pub part_ready_seconds: HistogramFamily<RenditionLabel>,
     pub http_requests: Family<HttpLabel, Counter>,
     pub encoder_backend: Family<BackendLabel, Gauge>,
     pub encoder_sessions: Family<BackendLabel, Gauge>,
@@ -116,9 +123,7 @@ impl Metrics {
             packaging_errors: Counter::default(),
             packager_panics: Counter::default(),
             // 0.1 ms .. ~1.6 s
-            part_ready_seconds: Histogram::new([
-                0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0,
-            ]),
+            part_ready_seconds: Family::new_with_constructor(part_ready_histogram),
             http_requests: Family::default(),
             encoder_backend: Family::default(),
             encoder_sessions: Family::default(),

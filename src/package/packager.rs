@@ -15,7 +15,7 @@ use super::multivariant::MultivariantWriter;
 use super::playlist::{self, Form, MediaPlaylist, PartEntry, RenditionReport, SegmentEntry};
 use super::segmenter::{Output, Segmenter, SegmenterConfig};
 use crate::media::{AccessUnit, MediaInfo};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RenditionLabel};
 use crate::store::{Playlists, Rendition, RenditionMeta, SnapshotKey, StreamEntry, Update};
 
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +36,9 @@ pub enum Input {
     Tracks(Arc<MediaInfo>),
     /// A frame, and the MSN of the segment it opens, if it opens one.
     Media(AccessUnit, Option<u64>),
+    /// The next frame opens a segment (the schedule already knows the cut):
+    /// the open part is complete now, not when that frame comes.
+    CutFollows,
     /// Input was lost: close what is open, resume at the next cut behind a
     /// discontinuity.
     Gap,
@@ -45,6 +48,8 @@ pub enum Input {
 
 /// One rendition's packaging state. Synchronous; [`run`] feeds it.
 pub struct RenditionPackager {
+    /// `castline_part_ready_seconds{rendition}`, this rendition's.
+    part_ready: prometheus_client::metrics::histogram::Histogram,
     cfg: PackagerConfig,
     stream: Arc<StreamEntry>,
     rendition: Arc<Rendition>,
@@ -79,7 +84,14 @@ impl RenditionPackager {
         metrics: Arc<Metrics>,
     ) -> Self {
         let part_target = cfg.segmenter.part_target.as_secs_f64();
+        let part_ready = metrics
+            .part_ready_seconds
+            .get_or_create(&RenditionLabel {
+                rendition: rendition.to_string(),
+            })
+            .clone();
         RenditionPackager {
+            part_ready,
             segmenter: Segmenter::new(cfg.segmenter),
             playlist: MediaPlaylist::new(stream.epoch().to_string(), 1, part_target),
             rendition: stream.rendition(rendition),
@@ -119,6 +131,7 @@ impl RenditionPackager {
                 self.segmenter.set_tracks(info)
             }
             Input::Media(au, cut) => self.segmenter.push_scheduled(au, cut),
+            Input::CutFollows => self.segmenter.end_part(),
             Input::Gap => self.segmenter.gap(),
             Input::End => {
                 let out = self.segmenter.finish();
@@ -180,8 +193,7 @@ impl RenditionPackager {
                     ..self.base_update()
                 });
                 self.metrics.parts.inc();
-                self.metrics
-                    .part_ready_seconds
+                self.part_ready
                     .observe(part.received.elapsed().as_secs_f64());
             }
             Output::SegmentEnd {

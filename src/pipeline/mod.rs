@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 
 use crate::config::RungConfig;
 use crate::hub::HubEvent;
+use crate::media::aac::SAMPLES_PER_FRAME;
 use crate::media::{rescale, AccessUnit, MediaInfo, TrackKind, VIDEO_TIMESCALE};
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::package::multivariant::MultivariantWriter;
@@ -273,10 +274,16 @@ impl Stream {
             TrackKind::Audio => {
                 let at = rescale(au.pts, self.audio_rate, VIDEO_TIMESCALE);
                 let msn = self.schedule.audio(at);
-                match &self.audio {
-                    Some(tx) => tx.send(Input::Media(au, msn)).await.is_ok(),
-                    None => true,
+                let Some(tx) = &self.audio else {
+                    return true;
+                };
+                // AAC frames are 1024 samples: where the next one is presented is known.
+                let next = rescale(au.pts + SAMPLES_PER_FRAME, self.audio_rate, VIDEO_TIMESCALE);
+                let mut ok = tx.send(Input::Media(au, msn)).await.is_ok();
+                if self.schedule.audio_cut_before(next) {
+                    ok &= tx.send(Input::CutFollows).await.is_ok();
                 }
+                ok
             }
         }
     }

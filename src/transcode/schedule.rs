@@ -130,6 +130,24 @@ impl CutSchedule {
         }
     }
 
+    /// Whether the audio frame presented at `next` (the one after the frame
+    /// just given to [`CutSchedule::audio`]) will open a segment, as far as
+    /// the schedule knows now: a cut already made by the video, or the next
+    /// clock instant in interval mode. The frame before it can then close
+    /// its part at once instead of waiting for it.
+    pub fn audio_cut_before(&self, next: i64) -> bool {
+        if let Some(front) = self.audio_pending.front() {
+            return next >= front.at;
+        }
+        match (self.mode, self.origin) {
+            (CutMode::Interval { every }, Some(origin)) if !self.restart => {
+                let at = origin + (next - origin).div_euclid(every) * every;
+                self.last_at.is_some_and(|last| at > last)
+            }
+            _ => false,
+        }
+    }
+
     /// A source audio frame presented at `pts` (90 kHz). Returns the MSN of
     /// the segment it opens in the audio rendition, if it opens one. In
     /// interval mode the audio may reach an instant before the video does.
@@ -287,6 +305,25 @@ mod tests {
                 at: 5 * SECOND
             })
         );
+    }
+
+    #[test]
+    fn the_audio_frame_before_a_known_cut_is_told_so() {
+        // Keyframe mode: the video made cut 1 at 1 s; audio frames of 1920 ticks.
+        let mut s = CutSchedule::new(CutMode::Keyframes { min: SECOND / 2 }, true);
+        s.video(0, true);
+        assert_eq!(s.audio(0), Some(0));
+        s.video(SECOND, true);
+        let before = SECOND - 1000; // the last frame presented before the cut
+        assert_eq!(s.audio(before), None);
+        assert!(s.audio_cut_before(before + 1920));
+        assert!(!s.audio_cut_before(SECOND - 1));
+        // Interval mode: the next clock instant is known without the video.
+        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
+        s.video(0, true);
+        assert_eq!(s.audio(0), Some(0));
+        assert!(!s.audio_cut_before(1920));
+        assert!(s.audio_cut_before(SECOND + 500));
     }
 
     #[test]

@@ -211,6 +211,18 @@ impl Segmenter {
         Ok(out)
     }
 
+    /// The open part is complete (the next frame opens a segment): close it
+    /// now, ending one frame after its last. The segment closes with the
+    /// next frame as usual; if that frame opens no segment after all, it
+    /// simply starts the next part.
+    pub fn end_part(&mut self) -> Result<Vec<Output>, BoxError> {
+        let Some(part) = &self.part else {
+            return Ok(Vec::new());
+        };
+        let end = part.lead.last().map_or(part.start, |l| l.dts) + self.frame_estimate;
+        Ok(self.close_part(end)?.into_iter().collect())
+    }
+
     /// End of stream: close the open part and segment.
     pub fn finish(&mut self) -> Result<Vec<Output>, BoxError> {
         self.flush()
@@ -377,10 +389,7 @@ impl Segmenter {
 
     fn flush(&mut self) -> Result<Vec<Output>, BoxError> {
         let mut out = Vec::new();
-        if let Some(part) = &self.part {
-            let end = part.lead.last().map_or(part.start, |l| l.dts) + self.frame_estimate;
-            out.extend(self.close_part(end)?);
-        }
+        out.extend(self.end_part()?);
         out.extend(self.close_segment());
         Ok(out)
     }

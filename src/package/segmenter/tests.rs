@@ -299,3 +299,40 @@ fn parts_leave_no_hole_in_the_timeline_whatever_the_rounding() {
     let media: u64 = t.iter().map(|x| x.1).sum();
     assert!((durations - media as f64 / 90_000.0).abs() < 1e-6);
 }
+
+#[test]
+fn a_part_told_that_a_cut_follows_is_complete_at_once_and_gapless() {
+    let mut seg = Segmenter::new(cfg());
+    seg.set_tracks(info(false, true)).unwrap();
+    let mut out = Vec::new();
+    out.extend(seg.push_scheduled(audio(0), Some(0)).unwrap());
+    for n in 1..5 {
+        out.extend(seg.push_scheduled(audio(n), None).unwrap());
+    }
+    // Frame 4 is the last before the cut: its part is out without frame 5.
+    let ended = seg.end_part().unwrap();
+    assert!(
+        matches!(&ended[..], [Output::Part(p)] if (p.duration - 5.0 * 1024.0 / 48_000.0).abs() < 1e-9),
+        "{ended:?}"
+    );
+    out.extend(ended);
+    let next = seg.push_scheduled(audio(5), Some(1)).unwrap();
+    assert!(next
+        .iter()
+        .any(|o| matches!(o, Output::SegmentEnd { msn: 0, .. })));
+    out.extend(next);
+    for n in 6..12 {
+        out.extend(seg.push_scheduled(audio(n), None).unwrap());
+    }
+    out.extend(seg.finish().unwrap());
+    let t = timeline(&out);
+    assert!(
+        t.windows(2).all(|w| w[1].0 == w[0].0 + w[0].1),
+        "gapless: {t:?}"
+    );
+    assert_eq!(
+        t[1].0,
+        5 * 1024,
+        "the next segment starts where the part ended"
+    );
+}
