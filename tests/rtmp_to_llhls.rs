@@ -197,11 +197,29 @@ fn blocking_reload_preload_hint_and_error_codes() {
         "held answer lacks the asked-for part:\n{}",
         later.text
     );
-    // The same blocking request gets the same bytes again.
+    // The same request made late (its part exists by now) is answered at
+    // once with the newest playlist, not the one made when the part was new:
+    // a late player catches up in one round trip.
+    std::thread::sleep(Duration::from_millis(1500));
+    let newest = parse_media(&get(&playlist).text());
     let again = get(&format!("{playlist}?_HLS_msn={msn}&_HLS_part={}", part + 1));
-    assert_eq!(
-        again.body, r.body,
-        "the same blocking request must get the same bytes"
+    assert_eq!(again.status, 200);
+    let late = parse_media(&again.text());
+    let last_part = |m: &Media| m.parts.last().map(|(u, _, _)| u.clone()).unwrap();
+    let msn_part = |u: &str| {
+        let stem = u.rsplit('/').next().unwrap().trim_end_matches(".m4s");
+        let (a, b) = stem.split_once('.').unwrap();
+        (a.parse::<u64>().unwrap(), b.parse::<u32>().unwrap())
+    };
+    assert!(
+        msn_part(&last_part(&late)) >= msn_part(&last_part(&newest)),
+        "late answer ends at {}, the live playlist was already at {}",
+        last_part(&late),
+        last_part(&newest)
+    );
+    assert!(
+        msn_part(&last_part(&late)) > (msn, part + 1),
+        "newer than asked"
     );
     assert!(r
         .header("cache-control")

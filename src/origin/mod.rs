@@ -131,6 +131,12 @@ impl Origin {
                     return not_found();
                 };
                 let blocking = directives.msn.is_some();
+                // A late player or edge (its part exists already) gets the
+                // newest playlist at once, so it catches up in one round trip;
+                // requests that had to wait share the rendering made when
+                // their part arrived.
+                let late =
+                    blocking && blocking::playlist(&r.progress(), &directives) == Readiness::Ready;
                 match wait(&r, |p| blocking::playlist(p, &directives)).await {
                     Readiness::Ready => {}
                     Readiness::TooFarAhead => {
@@ -159,7 +165,7 @@ impl Origin {
                     (Some(m), None) => Some(SnapshotKey::Segment(m)),
                     _ => None,
                 };
-                let Some(pls) = r.playlists(key.filter(|_| !progress.ended)) else {
+                let Some(pls) = r.playlists(key.filter(|_| !progress.ended && !late)) else {
                     return not_found();
                 };
                 let class = if progress.ended {
