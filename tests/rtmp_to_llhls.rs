@@ -646,3 +646,49 @@ fn past_the_memory_budget_a_new_stream_is_refused_and_the_live_one_goes_on() {
     );
     assert_eq!(after.discontinuities, 0, "the live stream was disturbed");
 }
+
+#[test]
+fn a_part_is_served_as_long_as_its_segment_is_in_the_window() {
+    let server = Server::start("");
+    let _p = Publisher::start(&server.rtmp_url("keep"), Publish::default());
+    let playlist = server.url("/live/keep/source/index.m3u8");
+    let first = wait_segments(&server, "keep", 2, Duration::from_secs(30));
+    let (part_uri, _, _) = first.parts.first().cloned().expect("a listed part");
+    let msn = msn_of(&part_uri);
+    let part_bytes = get(&server.url(&format!("/live/keep/source/{part_uri}"))).body;
+    // Wait until the playlist no longer lists that segment's parts.
+    let start = Instant::now();
+    let later = loop {
+        let m = parse_media(&get(&playlist).text());
+        if m.parts.iter().all(|(u, _, _)| msn_of(u) > msn) && m.segments.len() > 4 {
+            break m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", m.text);
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(
+        later.segments.iter().any(|(u, _)| msn_of(u) == msn),
+        "still in the window"
+    );
+    let again = get(&server.url(&format!("/live/keep/source/{part_uri}")));
+    assert_eq!(again.status, 200, "a part outlives its listing");
+    assert_eq!(again.body, part_bytes);
+    // The segment is its parts, byte for byte.
+    let seg_uri = later
+        .segments
+        .iter()
+        .find(|(u, _)| msn_of(u) == msn)
+        .unwrap()
+        .0
+        .clone();
+    let seg = get(&server.url(&format!("/live/keep/source/{seg_uri}")));
+    assert_eq!(seg.status, 200);
+    assert_eq!(
+        seg.header("content-length"),
+        Some(seg.body.len().to_string().as_str())
+    );
+    assert!(
+        seg.body.starts_with(&part_bytes),
+        "segment {msn} begins with its part 0"
+    );
+}

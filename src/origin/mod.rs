@@ -3,6 +3,7 @@
 //! and sets headers per object class. It renders nothing per request.
 
 pub mod blocking;
+pub mod body;
 pub mod cache;
 pub mod route;
 
@@ -12,7 +13,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use blocking::Readiness;
+use body::Chunks;
 use cache::ObjectClass;
 use route::{Route, RouteError};
 
@@ -31,7 +32,7 @@ pub struct Origin {
     metrics: Arc<Metrics>,
 }
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<Chunks>;
 
 impl Origin {
     pub fn new(store: Arc<Store>, metrics: Arc<Metrics>) -> Arc<Origin> {
@@ -209,7 +210,7 @@ impl Origin {
                     blocking::part(p, msn, part, r.part(msn, part).is_some())
                 })
                 .await;
-                media(state, r.part(msn, part))
+                media(state, r.part(msn, part).map(Chunks::from))
             }
             Route::Segment {
                 stream,
@@ -221,7 +222,7 @@ impl Origin {
                     return not_found();
                 };
                 let state = wait(&r, |p| blocking::segment(p, msn, r.segment(msn).is_some())).await;
-                media(state, r.segment(msn))
+                media(state, r.segment(msn).map(Chunks::new))
             }
         }
     }
@@ -261,7 +262,7 @@ async fn wait(r: &Rendition, check: impl Fn(&crate::store::Progress) -> Readines
     }
 }
 
-fn media(state: Readiness, bytes: Option<Bytes>) -> (ObjectClass, Reply) {
+fn media(state: Readiness, bytes: Option<Chunks>) -> (ObjectClass, Reply) {
     match (state, bytes) {
         (Readiness::Ready, Some(b)) => (
             ObjectClass::Media,
@@ -278,8 +279,8 @@ fn media(state: Readiness, bytes: Option<Bytes>) -> (ObjectClass, Reply) {
     }
 }
 
-fn ok(class: ObjectClass, body: Bytes, target_duration: Duration) -> Reply {
-    let mut r = Response::new(Full::new(body));
+fn ok(class: ObjectClass, body: impl Into<Chunks>, target_duration: Duration) -> Reply {
+    let mut r = Response::new(body.into());
     let h = r.headers_mut();
     h.insert(
         "content-type",
@@ -302,7 +303,7 @@ fn error(status: StatusCode, why: &str) -> Reply {
         Duration::ZERO,
     );
     if status == StatusCode::NO_CONTENT {
-        *r.body_mut() = Full::new(Bytes::new());
+        *r.body_mut() = Chunks::default();
         let h = r.headers_mut();
         h.insert(
             "access-control-allow-methods",

@@ -265,7 +265,6 @@ impl RenditionPackager {
     fn base_update(&self) -> Update {
         Update {
             first_msn: self.playlist.media_sequence(),
-            parts_from_msn: self.playlist.first_msn_with_parts(),
             target_duration: Duration::from_secs(self.target_duration.unwrap_or(1) as u64),
             ..Default::default()
         }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::watch;
 
 /// Describes a rendition for the multivariant playlist.
@@ -52,16 +52,17 @@ pub struct Progress {
     pub target_duration: Duration,
 }
 
+/// A segment is its parts, held once: a part stays servable for as long as
+/// its segment is in the window, and the segment is served as their chain.
 #[derive(Default)]
 struct StoredSegment {
     parts: Vec<Bytes>,
-    full: Option<Bytes>,
+    complete: bool,
 }
 
 impl StoredSegment {
     fn bytes(&self) -> usize {
         self.parts.iter().map(|p| p.len()).sum::<usize>()
-            + self.full.as_ref().map_or(0, |f| f.len())
     }
 }
 
@@ -96,8 +97,6 @@ pub struct Update {
     pub segment_complete: Option<u64>,
     /// Segments below this msn leave the window.
     pub first_msn: u64,
-    /// Parts of segments below this msn are dropped (they left the playlist).
-    pub parts_from_msn: u64,
     pub playlists: Option<(SnapshotKey, Playlists)>,
     pub ended: bool,
     pub target_duration: Duration,
@@ -146,24 +145,13 @@ impl Rendition {
             }
             if let Some(msn) = u.segment_complete {
                 if let Some(seg) = st.segments.get_mut(&msn) {
-                    let mut full = BytesMut::with_capacity(seg.parts.iter().map(|p| p.len()).sum());
-                    for p in &seg.parts {
-                        full.extend_from_slice(p);
-                    }
-                    added += full.len();
-                    freed += seg.full.replace(full.freeze()).map_or(0, |old| old.len());
+                    seg.complete = true;
                 }
                 st.progress.last_complete = Some(msn);
             }
             let kept = st.segments.split_off(&u.first_msn);
             let left = std::mem::replace(&mut st.segments, kept);
             freed += left.values().map(StoredSegment::bytes).sum::<usize>();
-            for (_, seg) in st.segments.range_mut(..u.parts_from_msn) {
-                if seg.full.is_some() && !seg.parts.is_empty() {
-                    freed += seg.parts.iter().map(|p| p.len()).sum::<usize>();
-                    seg.parts = Vec::new();
-                }
-            }
             st.progress.first_msn = u.first_msn;
             st.progress.ended |= u.ended;
             st.progress.target_duration = u.target_duration;
@@ -223,8 +211,11 @@ impl Rendition {
             .cloned()
     }
 
-    pub fn segment(&self, msn: u64) -> Option<Bytes> {
-        self.read().segments.get(&msn)?.full.clone()
+    /// A complete segment: its parts, in order (served as one body).
+    pub fn segment(&self, msn: u64) -> Option<Vec<Bytes>> {
+        let st = self.read();
+        let seg = st.segments.get(&msn)?;
+        seg.complete.then(|| seg.parts.clone())
     }
 }
 
@@ -481,7 +472,7 @@ mod tests {
             playlists: Some((SnapshotKey::Part(0, 1), pls("two"))),
             ..Default::default()
         });
-        assert_eq!(r.segment(0).unwrap(), Bytes::from_static(b"p0p1"));
+        assert_eq!(r.segment(0).unwrap().concat(), b"p0p1");
         assert_eq!(r.progress().last_part, Some((0, 1)));
         assert_eq!(
             &r.playlists(Some(SnapshotKey::Part(0, 0))).unwrap().full[..],
@@ -562,12 +553,12 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(store.bytes(), 1100);
-        // The complete segment is its parts once more (until parts are dropped).
+        // A complete segment is its parts: no second copy.
         r.apply(Update {
             segment_complete: Some(0),
             ..Default::default()
         });
-        assert_eq!(store.bytes(), 2100);
+        assert_eq!(store.bytes(), 1100);
         r.apply(Update {
             first_msn: 1,
             ..Default::default()
