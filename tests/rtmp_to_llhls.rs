@@ -692,3 +692,59 @@ fn a_part_is_served_as_long_as_its_segment_is_in_the_window() {
         "segment {msn} begins with its part 0"
     );
 }
+
+#[test]
+fn media_answers_etags_304s_and_byte_ranges_and_http_details_hold() {
+    let server = Server::start("");
+    let _p = Publisher::start(&server.rtmp_url("cdn"), Publish::default());
+    let m = wait_segments(&server, "cdn", 2, Duration::from_secs(30));
+    let base = server.url("/live/cdn/source/");
+    let init_url = format!("{base}{}", m.maps[0]);
+    let seg_url = format!("{base}{}", m.segments[0].0);
+    for url in [&init_url, &seg_url] {
+        let full = get(url);
+        assert_eq!(full.status, 200);
+        let etag = full.header("etag").expect("ETag").to_string();
+        assert_eq!(full.header("accept-ranges"), Some("bytes"));
+        let keys = full.header("surrogate-key").expect("Surrogate-Key");
+        assert_eq!(keys, "castline-cdn castline-cdn-source");
+        // Revalidation: 304, no body.
+        let again = request_with("GET", url, &[("If-None-Match", &etag)]);
+        assert_eq!(again.status, 304);
+        assert!(again.body.is_empty());
+        assert_eq!(again.header("etag"), Some(etag.as_str()));
+        // One range: 206 with exactly those bytes.
+        let len = full.body.len();
+        let r = request_with("GET", url, &[("Range", "bytes=10-99")]);
+        assert_eq!(r.status, 206);
+        assert_eq!(r.body, &full.body[10..100]);
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes 10-99/{len}").as_str())
+        );
+        let tail = request_with("GET", url, &[("Range", "bytes=-16")]);
+        assert_eq!(tail.body, &full.body[len - 16..]);
+        // Past the end: 416 naming the length.
+        let past = request_with("GET", url, &[("Range", &format!("bytes={len}-"))]);
+        assert_eq!(past.status, 416);
+        assert_eq!(
+            past.header("content-range"),
+            Some(format!("bytes */{len}").as_str())
+        );
+    }
+    // 405 says what is allowed; a CORS preflight allows Range.
+    let post = request("POST", &server.url("/live/cdn/index.m3u8"));
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD, OPTIONS"));
+    let pre = request("OPTIONS", &seg_url);
+    assert!(pre
+        .header("access-control-allow-headers")
+        .is_some_and(|h| h.contains("Range")));
+    assert!(get(&seg_url)
+        .header("access-control-expose-headers")
+        .is_some_and(|h| h.contains("Content-Range")));
+    // An unknown _HLS_skip value is ignored: the full playlist, not 400.
+    let r = get(&server.url("/live/cdn/source/index.m3u8?_HLS_skip=NO"));
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains("EXT-X-SKIP"));
+}

@@ -5,6 +5,7 @@
 pub mod blocking;
 pub mod body;
 pub mod cache;
+pub mod conditional;
 pub mod route;
 
 use std::convert::Infallible;
@@ -78,9 +79,15 @@ impl Origin {
     }
 
     pub async fn handle(&self, req: Request<Incoming>) -> Reply {
-        let (class, reply) = self
-            .route(req.method(), req.uri().path(), req.uri().query())
-            .await;
+        let path = req.uri().path();
+        let (class, mut reply) = self.route(req.method(), path, req.uri().query()).await;
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        if class == ObjectClass::Media && reply.status() == StatusCode::OK {
+            reply = conditional_media(reply, path, header("if-none-match"), header("range"));
+        }
+        if matches!(reply.status().as_u16(), 200 | 206 | 304) {
+            surrogate_keys(&mut reply, path);
+        }
         self.metrics
             .http_requests
             .get_or_create(&HttpLabel {
@@ -262,6 +269,64 @@ async fn wait(r: &Rendition, check: impl Fn(&crate::store::Progress) -> Readines
     }
 }
 
+/// ETag, 304 and byte ranges for immutable media.
+fn conditional_media(
+    mut reply: Reply,
+    path: &str,
+    if_none_match: Option<&str>,
+    range: Option<&str>,
+) -> Reply {
+    use conditional::Answer;
+    let etag = conditional::etag(path);
+    let len = reply.body().len();
+    let answer = conditional::answer(&etag, len, if_none_match, range);
+    let h = reply.headers_mut();
+    if let Ok(v) = http::HeaderValue::from_str(&etag) {
+        h.insert("etag", v);
+    }
+    h.insert("accept-ranges", http::HeaderValue::from_static("bytes"));
+    let content_range = |v: String| http::HeaderValue::from_str(&v).ok();
+    match answer {
+        Answer::Full => {}
+        Answer::NotModified => {
+            *reply.status_mut() = StatusCode::NOT_MODIFIED;
+            *reply.body_mut() = Chunks::default();
+        }
+        Answer::Partial { start, end } => {
+            let part = reply.body().slice(start, end);
+            *reply.body_mut() = part;
+            *reply.status_mut() = StatusCode::PARTIAL_CONTENT;
+            if let Some(v) = content_range(format!("bytes {start}-{}/{len}", end - 1)) {
+                reply.headers_mut().insert("content-range", v);
+            }
+        }
+        Answer::Unsatisfiable => {
+            *reply.body_mut() = Chunks::default();
+            *reply.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            if let Some(v) = content_range(format!("bytes */{len}")) {
+                reply.headers_mut().insert("content-range", v);
+            }
+        }
+    }
+    reply
+}
+
+/// `Surrogate-Key` for purging a stream, or one rendition of it, at the CDN:
+/// `castline-STREAM` and `castline-STREAM-RENDITION`.
+fn surrogate_keys(reply: &mut Reply, path: &str) {
+    let mut parts = path.trim_start_matches("/live/").split('/');
+    let (Some(stream), rest) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let mut keys = format!("castline-{stream}");
+    if let Some(rendition) = rest.filter(|r| !r.ends_with(".m3u8")) {
+        keys.push_str(&format!(" castline-{stream}-{rendition}"));
+    }
+    if let Ok(v) = http::HeaderValue::from_str(&keys) {
+        reply.headers_mut().insert("surrogate-key", v);
+    }
+}
+
 fn media(state: Readiness, bytes: Option<Chunks>) -> (ObjectClass, Reply) {
     match (state, bytes) {
         (Readiness::Ready, Some(b)) => (
@@ -293,6 +358,12 @@ fn ok(class: ObjectClass, body: impl Into<Chunks>, target_duration: Duration) ->
         "access-control-allow-origin",
         http::HeaderValue::from_static("*"),
     );
+    // What players read of a cross-origin answer (hls.js reads Age and Date
+    // for live timing; ranges need Content-Range).
+    h.insert(
+        "access-control-expose-headers",
+        http::HeaderValue::from_static("Content-Length, Content-Range, ETag, Age, Date"),
+    );
     r
 }
 
@@ -312,6 +383,16 @@ fn error(status: StatusCode, why: &str) -> Reply {
         h.insert(
             "access-control-max-age",
             http::HeaderValue::from_static("86400"),
+        );
+        h.insert(
+            "access-control-allow-headers",
+            http::HeaderValue::from_static("Range, If-None-Match"),
+        );
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        r.headers_mut().insert(
+            "allow",
+            http::HeaderValue::from_static("GET, HEAD, OPTIONS"),
         );
     }
     if status != StatusCode::NOT_FOUND {

@@ -149,10 +149,8 @@ pub fn directives(query: Option<&str>) -> Result<Directives, RouteError> {
                 if std::mem::replace(&mut seen_skip, true) {
                     return Err(RouteError::Bad("_HLS_skip given twice"));
                 }
-                d.skip = match v {
-                    "YES" | "v2" => true,
-                    _ => return Err(RouteError::Bad("_HLS_skip must be YES or v2")),
-                };
+                // An unknown value asks for nothing we offer: the full playlist.
+                d.skip = matches!(v, "YES" | "v2");
             }
             _ => {}
         }
@@ -269,10 +267,8 @@ mod tests {
             directives(Some("_HLS_msn=1&_HLS_msn=2")),
             Err(RouteError::Bad("_HLS_msn given twice"))
         );
-        assert_eq!(
-            directives(Some("_HLS_skip=NO")),
-            Err(RouteError::Bad("_HLS_skip must be YES or v2"))
-        );
+        assert_eq!(directives(Some("_HLS_skip=NO")), Ok(Directives::default()));
+        assert_eq!(directives(Some("_HLS_skip=v2")).map(|d| d.skip), Ok(true));
         assert_eq!(directives(Some("cb=123&foo")), Ok(Directives::default()));
     }
 }

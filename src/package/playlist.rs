@@ -164,7 +164,11 @@ pub fn render(pl: &MediaPlaylist, reports: &[RenditionReport], form: Form) -> St
             secs(3.0 * td)
         );
     }
-    let _ = writeln!(o, "#EXT-X-PART-INF:PART-TARGET={}", secs(pl.part_target));
+    // PART-HOLD-BACK (in SERVER-CONTROL) is required wherever PART-INF is;
+    // an ended playlist lists no parts, so it carries neither.
+    if !pl.ended {
+        let _ = writeln!(o, "#EXT-X-PART-INF:PART-TARGET={}", secs(pl.part_target));
+    }
     let _ = writeln!(o, "#EXT-X-MEDIA-SEQUENCE:{}", pl.media_sequence());
     if pl.discontinuity_sequence > 0 {
         let _ = writeln!(
@@ -337,6 +341,7 @@ e1/3.m4s
         assert!(!text.contains("EXT-X-PART:"));
         assert!(!text.contains("PRELOAD-HINT"));
         assert!(!text.contains("SERVER-CONTROL"));
+        assert!(!text.contains("PART-INF"));
     }
 
     #[test]

@@ -319,11 +319,20 @@ impl Reply {
 }
 
 pub fn request(method: &str, url: &str) -> Reply {
+    request_with(method, url, &[])
+}
+
+/// A request with extra headers (`Range`, `If-None-Match`, ...).
+pub fn request_with(method: &str, url: &str, headers: &[(&str, &str)]) -> Reply {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(30))
         .build();
     let start = Instant::now();
-    let resp = match agent.request(method, url).call() {
+    let mut req = agent.request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.call() {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
         Err(e) => panic!("{method} {url}: {e}"),
