@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -747,4 +748,69 @@ fn media_answers_etags_304s_and_byte_ranges_and_http_details_hold() {
     let r = get(&server.url("/live/cdn/source/index.m3u8?_HLS_skip=NO"));
     assert_eq!(r.status, 200);
     assert!(!r.text().contains("EXT-X-SKIP"));
+}
+
+#[test]
+fn http2_with_prior_knowledge_serves_blocking_playlists_and_media_on_one_connection() {
+    let server = Server::start("");
+    let _p = Publisher::start(&server.rtmp_url("h2"), Publish::default());
+    let m = wait_segments(&server, "h2", 2, Duration::from_secs(30));
+    let hint = m.preload_hint.clone().expect("hint");
+    let (msn, part) = {
+        let stem = hint.rsplit('/').next().unwrap().trim_end_matches(".m4s");
+        let (a, b) = stem.split_once('.').unwrap();
+        (a.to_string(), b.to_string())
+    };
+    let playlist = server.url(&format!(
+        "/live/h2/source/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+    ));
+    let hinted = server.url(&format!("/live/h2/source/{hint}"));
+    let segment = server.url(&format!("/live/h2/source/{}", m.segments[0].0));
+    // curl over HTTP/2 without TLS (h2c, prior knowledge).
+    let out = Command::new("curl")
+        .args(["-s", "--http2-prior-knowledge", "-o", "/dev/null"])
+        .args([
+            "-w",
+            "%{http_version} %{response_code} %{size_download}",
+            &segment,
+        ])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("2 200 "), "{text}");
+    // A player's requests on one HTTP/2 connection: the blocking reload and
+    // the hinted part wait together while a segment is fetched beside them.
+    // (hyper's client: curl 7.88, Debian 12's, fails reusing an h2c connection
+    // with "Error in the HTTP2 framing layer", curl issue #10634.)
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let answers = rt.block_on(async {
+        use http_body_util::BodyExt;
+        let tcp = tokio::net::TcpStream::connect(server.http).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .expect("h2c handshake");
+        tokio::spawn(conn);
+        let fetch = |url: String| {
+            let mut sender = sender.clone();
+            async move {
+                let req = http::Request::get(url)
+                    .body(http_body_util::Empty::<bytes::Bytes>::new())
+                    .unwrap();
+                let resp = sender.send_request(req).await.expect("response");
+                let (status, version) = (resp.status().as_u16(), resp.version());
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                (status, version, body.len())
+            }
+        };
+        tokio::join!(fetch(playlist), fetch(hinted), fetch(segment.clone()))
+    });
+    for (status, version, len) in [answers.0, answers.1, answers.2] {
+        assert_eq!((status, version), (200, http::Version::HTTP_2));
+        assert!(len > 0);
+    }
+    // HTTP/1.1 still answers on the same port.
+    assert_eq!(get(&segment).status, 200);
 }

@@ -16,7 +16,8 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -34,6 +35,10 @@ pub struct Origin {
 }
 
 type Reply = Response<Chunks>;
+
+/// Requests one HTTP/2 connection may have open at once: a player has a
+/// blocking playlist reload and a part or two per rendition in flight.
+const H2_STREAMS: u32 = 100;
 
 impl Origin {
     pub fn new(store: Arc<Store>, metrics: Arc<Metrics>) -> Arc<Origin> {
@@ -66,11 +71,20 @@ impl Origin {
                     let origin = origin.clone();
                     async move { Ok::<_, Infallible>(origin.handle(req).await) }
                 });
-                let conn = hyper::server::conn::http1::Builder::new()
+                // HTTP/1.1, and HTTP/2 with prior knowledge (h2c) on the same
+                // port: one player's blocked requests share one connection.
+                let mut builder = AutoBuilder::new(TokioExecutor::new());
+                builder
+                    .http1()
                     .timer(TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(10))
-                    .max_buf_size(64 * 1024)
-                    .serve_connection(TokioIo::new(tcp), service);
+                    .max_buf_size(64 * 1024);
+                builder
+                    .http2()
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(H2_STREAMS)
+                    .keep_alive_interval(Duration::from_secs(20));
+                let conn = builder.serve_connection(TokioIo::new(tcp), service);
                 if let Err(e) = conn.await {
                     tracing::debug!(%peer, error = %e, "origin connection closed with an error");
                 }
