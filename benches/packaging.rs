@@ -94,6 +94,10 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("delta_{name}"), |b| {
             b.iter(|| render(&pl, &reports, Form::Delta))
         });
+        let text = render(&pl, &reports, Form::Full);
+        g.bench_function(format!("gzip_full_{name}"), |b| {
+            b.iter(|| castline::package::playlist::gzip(text.as_bytes()))
+        });
     }
     g.finish();
 }

@@ -744,6 +744,19 @@ fn media_answers_etags_304s_and_byte_ranges_and_http_details_hold() {
     assert!(get(&seg_url)
         .header("access-control-expose-headers")
         .is_some_and(|h| h.contains("Content-Range")));
+    // Playlists come gzip-compressed to a client that takes it, plain otherwise.
+    let pl = server.url("/live/cdn/source/index.m3u8");
+    let gz = request_with("GET", &pl, &[("Accept-Encoding", "gzip, br")]);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    assert_eq!(gz.header("vary"), Some("Accept-Encoding"));
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut text)
+        .expect("gzip");
+    assert!(parse_media(&text).segments.len() >= 2, "{text}");
+    let plain = request_with("GET", &pl, &[("Accept-Encoding", "gzip;q=0")]);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert!(plain.text().starts_with("#EXTM3U"));
+    assert_eq!(get(&seg_url).header("vary"), None, "media does not vary");
     // An unknown _HLS_skip value is ignored: the full playlist, not 400.
     let r = get(&server.url("/live/cdn/source/index.m3u8?_HLS_skip=NO"));
     assert_eq!(r.status, 200);

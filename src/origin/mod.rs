@@ -94,8 +94,15 @@ impl Origin {
 
     pub async fn handle(&self, req: Request<Incoming>) -> Reply {
         let path = req.uri().path();
-        let (class, mut reply) = self.route(req.method(), path, req.uri().query()).await;
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let (class, mut reply) = self
+            .route(
+                req.method(),
+                path,
+                req.uri().query(),
+                header("accept-encoding"),
+            )
+            .await;
         if class == ObjectClass::Media && reply.status() == StatusCode::OK {
             reply = conditional_media(reply, path, header("if-none-match"), header("range"));
         }
@@ -117,6 +124,7 @@ impl Origin {
         method: &Method,
         path: &str,
         query: Option<&str>,
+        accept_encoding: Option<&str>,
     ) -> (ObjectClass, Reply) {
         if method == Method::OPTIONS {
             return (ObjectClass::Error, error(StatusCode::NO_CONTENT, ""));
@@ -197,8 +205,23 @@ impl Origin {
                 } else {
                     ObjectClass::LivePlaylist
                 };
-                let body = if directives.skip { pls.delta } else { pls.full };
-                (class, ok(class, body, progress.target_duration))
+                let (plain, gz) = if directives.skip {
+                    (pls.delta, pls.delta_gzip)
+                } else {
+                    (pls.full, pls.full_gzip)
+                };
+                let gzip = !gz.is_empty() && accepts_gzip(accept_encoding);
+                let mut reply = ok(
+                    class,
+                    if gzip { gz } else { plain },
+                    progress.target_duration,
+                );
+                let h = reply.headers_mut();
+                h.insert("vary", http::HeaderValue::from_static("Accept-Encoding"));
+                if gzip {
+                    h.insert("content-encoding", http::HeaderValue::from_static("gzip"));
+                }
+                (class, reply)
             }
             Route::Init {
                 stream,
@@ -281,6 +304,24 @@ async fn wait(r: &Rendition, check: impl Fn(&crate::store::Progress) -> Readines
             _ => return Readiness::Wait,
         }
     }
+}
+
+/// Whether `Accept-Encoding` takes gzip (RFC 9110 12.5.3: `gzip` or `*`,
+/// not with `q=0`).
+fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|v| {
+        v.split(',').any(|item| {
+            let mut f = item.split(';');
+            let coding = f.next().unwrap_or("").trim();
+            let q_zero = f.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    == Some(0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
+    })
 }
 
 /// ETag, 304 and byte ranges for immutable media.
@@ -422,4 +463,19 @@ fn not_found() -> (ObjectClass, Reply) {
         ObjectClass::Error,
         error(StatusCode::NOT_FOUND, "not found"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+
+    #[test]
+    fn accept_encoding_is_read_as_rfc_9110_says() {
+        assert!(accepts_gzip(Some("gzip, deflate, br")));
+        assert!(accepts_gzip(Some("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(Some("*")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("br, identity")));
+        assert!(!accepts_gzip(None));
+    }
 }

@@ -289,7 +289,16 @@ impl RenditionPackager {
             .collect();
         let full = Bytes::from(playlist::render(&self.playlist, &reports, Form::Full));
         let delta = Bytes::from(playlist::render(&self.playlist, &reports, Form::Delta));
-        Some((key, Playlists { full, delta }))
+        // Compressed once per rendering, like the rendering itself.
+        Some((
+            key,
+            Playlists {
+                full_gzip: playlist::gzip(&full),
+                delta_gzip: playlist::gzip(&delta),
+                full,
+                delta,
+            },
+        ))
     }
 
     fn segment_stats(&mut self, duration: f64, frames: u32) {

@@ -6,6 +6,8 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write;
+
+use bytes::Bytes;
 use std::time::SystemTime;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -243,6 +245,17 @@ pub fn render(pl: &MediaPlaylist, reports: &[RenditionReport], form: Form) -> St
 fn seg_duration(s: &SegmentEntry) -> f64 {
     s.duration
         .unwrap_or_else(|| s.parts.iter().map(|p| p.duration).sum())
+}
+
+/// gzip at the fastest level: a playlist is text that repeats itself (a long
+/// DVR window compresses ~10x), and it is compressed for every part.
+pub fn gzip(text: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    match e.write_all(text).and_then(|_| e.finish()) {
+        Ok(v) => Bytes::from(v),
+        Err(_) => Bytes::new(), // (cannot fail writing to memory) served plain
+    }
 }
 
 #[cfg(test)]

@@ -34,10 +34,14 @@ pub enum SnapshotKey {
     Other,
 }
 
-#[derive(Debug, Clone)]
+/// One rendering of a media playlist, full and delta (`_HLS_skip`), each
+/// also gzip-compressed once (empty when not made).
+#[derive(Debug, Clone, Default)]
 pub struct Playlists {
     pub full: Bytes,
     pub delta: Bytes,
+    pub full_gzip: Bytes,
+    pub delta_gzip: Bytes,
 }
 
 /// Where a rendition is: what blocking requests wait on.
@@ -452,6 +456,7 @@ mod tests {
         Playlists {
             full: Bytes::from_static(s.as_bytes()),
             delta: Bytes::from_static(s.as_bytes()),
+            ..Default::default()
         }
     }
 
