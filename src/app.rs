@@ -140,6 +140,18 @@ impl App {
             },
             playback_base: playback_base.clone(),
         });
+        let access = crate::origin::Access {
+            cdn_secret: (!cfg.origin.cdn_secret.is_empty())
+                .then(|| {
+                    http::HeaderName::from_bytes(cfg.origin.cdn_secret_header.as_bytes())
+                        .ok()
+                        .map(|h| (h, cfg.origin.cdn_secret.clone()))
+                })
+                .flatten(),
+        };
+        if access.cdn_secret.is_some() {
+            tracing::info!(header = %cfg.origin.cdn_secret_header, "origin.cdn_secret is set: HTTP requests without it get 403");
+        }
         let srt = if cfg.srt.enabled {
             let settings = SrtSettings {
                 passphrase: (!cfg.srt.passphrase.is_empty()).then(|| cfg.srt.passphrase.clone()),
@@ -168,7 +180,8 @@ impl App {
             tasks.spawn(srt.run(rx.clone()));
         }
         tasks.spawn(
-            crate::origin::Origin::new(store.clone(), metrics.clone()).serve(http, rx.clone()),
+            crate::origin::Origin::new(store.clone(), metrics.clone(), access)
+                .serve(http, rx.clone()),
         );
         let admin = Arc::new(Admin {
             metrics,

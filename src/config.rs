@@ -29,6 +29,26 @@ pub struct Config {
     pub hls: HlsConfig,
     pub transcode: TranscodeConfig,
     pub srt: SrtConfig,
+    pub origin: OriginConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OriginConfig {
+    /// A secret the CDN adds to every request it sends to the origin, in
+    /// `cdn_secret_header`; requests without it get 403, so nobody reaches
+    /// the origin around the CDN. Empty: off.
+    pub cdn_secret: String,
+    pub cdn_secret_header: String,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        OriginConfig {
+            cdn_secret: String::new(),
+            cdn_secret_header: "x-castline-cdn-secret".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -300,6 +320,23 @@ impl Config {
         )?;
         secs("ingest.idle_timeout", self.ingest.idle_timeout, 1.0, 600.0)?;
         secs("srt.latency", self.srt.latency, 0.02, 8.0)?;
+        if http::HeaderName::from_bytes(self.origin.cdn_secret_header.as_bytes()).is_err() {
+            return Err(ConfigError::Invalid {
+                key: "origin.cdn_secret_header",
+                reason: format!(
+                    "{:?} is not an HTTP header name",
+                    self.origin.cdn_secret_header
+                ),
+            });
+        }
+        if !self.origin.cdn_secret.is_empty()
+            && http::HeaderValue::from_str(&self.origin.cdn_secret).is_err()
+        {
+            return Err(ConfigError::Invalid {
+                key: "origin.cdn_secret",
+                reason: "must be printable ASCII (it travels in a header)".into(),
+            });
+        }
         secs(
             "srt.peer_idle_timeout",
             self.srt.peer_idle_timeout,

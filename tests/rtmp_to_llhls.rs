@@ -827,3 +827,28 @@ fn http2_with_prior_knowledge_serves_blocking_playlists_and_media_on_one_connect
     // HTTP/1.1 still answers on the same port.
     assert_eq!(get(&segment).status, 200);
 }
+
+#[test]
+fn with_a_cdn_secret_only_requests_carrying_it_are_answered() {
+    let server = Server::start(
+        "[ingest]\nreconnect_grace = 3.0\n[origin]\ncdn_secret = \"edge-only-7f3a\"\n",
+    );
+    let _p = Publisher::start(&server.rtmp_url("edge"), Publish::default());
+    let url = server.url("/live/edge/index.m3u8");
+    let start = Instant::now();
+    let with = loop {
+        let r = request_with("GET", &url, &[("X-Castline-CDN-Secret", "edge-only-7f3a")]);
+        if r.status == 200 || start.elapsed() > Duration::from_secs(30) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(with.status, 200, "{}", with.text());
+    let without = get(&url);
+    assert_eq!(without.status, 403);
+    assert_eq!(without.header("cache-control"), Some("no-store"));
+    let wrong = request_with("GET", &url, &[("X-Castline-CDN-Secret", "edge-only-7f3b")]);
+    assert_eq!(wrong.status, 403);
+    // Health and metrics stay on the admin port, outside the secret.
+    assert_eq!(get(&format!("http://{}/healthz", server.admin)).status, 200);
+}

@@ -32,6 +32,31 @@ use crate::store::{Rendition, SnapshotKey, Store, StreamEntry};
 pub struct Origin {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
+    access: Access,
+}
+
+/// Who may reach the origin.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// (header, value) the CDN must send; None: anyone.
+    pub cdn_secret: Option<(http::HeaderName, String)>,
+}
+
+impl Access {
+    fn allows(&self, headers: &http::HeaderMap) -> bool {
+        let Some((name, secret)) = &self.cdn_secret else {
+            return true;
+        };
+        headers
+            .get(name)
+            .is_some_and(|v| same_bytes(v.as_bytes(), secret.as_bytes()))
+    }
+}
+
+/// Equality that takes the same time wherever the first difference is (a
+/// secret compared byte by byte would leak its prefix through timing).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 type Reply = Response<Chunks>;
@@ -41,8 +66,12 @@ type Reply = Response<Chunks>;
 const H2_STREAMS: u32 = 100;
 
 impl Origin {
-    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>) -> Arc<Origin> {
-        Arc::new(Origin { store, metrics })
+    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, access: Access) -> Arc<Origin> {
+        Arc::new(Origin {
+            store,
+            metrics,
+            access,
+        })
     }
 
     /// Accept connections until `shutdown` turns true.
@@ -95,14 +124,16 @@ impl Origin {
     pub async fn handle(&self, req: Request<Incoming>) -> Reply {
         let path = req.uri().path();
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let (class, mut reply) = self
-            .route(
-                req.method(),
-                path,
-                req.uri().query(),
-                header("accept-encoding"),
+        let (class, mut reply) = if self.access.allows(req.headers()) {
+            let encoding = header("accept-encoding");
+            self.route(req.method(), path, req.uri().query(), encoding)
+                .await
+        } else {
+            (
+                ObjectClass::Error,
+                error(StatusCode::FORBIDDEN, "this origin answers its CDN only"),
             )
-            .await;
+        };
         if class == ObjectClass::Media && reply.status() == StatusCode::OK {
             reply = conditional_media(reply, path, header("if-none-match"), header("range"));
         }
@@ -468,6 +499,20 @@ fn not_found() -> (ObjectClass, Reply) {
 #[cfg(test)]
 mod tests {
     use super::accepts_gzip;
+
+    #[test]
+    fn the_cdn_secret_is_compared_whole() {
+        let access = super::Access {
+            cdn_secret: Some((http::HeaderName::from_static("x-s"), "s3cret".into())),
+        };
+        let mut h = http::HeaderMap::new();
+        assert!(!access.allows(&h));
+        h.insert("x-s", http::HeaderValue::from_static("s3cre"));
+        assert!(!access.allows(&h));
+        h.insert("x-s", http::HeaderValue::from_static("s3cret"));
+        assert!(access.allows(&h));
+        assert!(super::Access::default().allows(&http::HeaderMap::new()));
+    }
 
     #[test]
     fn accept_encoding_is_read_as_rfc_9110_says() {
