@@ -148,7 +148,14 @@ impl App {
                         .map(|h| (h, cfg.origin.cdn_secret.clone()))
                 })
                 .flatten(),
+            signing_key: (!cfg.origin.signing_key.is_empty())
+                .then(|| cfg.origin.signing_key.as_bytes().to_vec()),
         };
+        if access.signing_key.is_some() {
+            tracing::info!(
+                "origin.signing_key is set: playback URLs must be signed (castline sign)"
+            );
+        }
         if access.cdn_secret.is_some() {
             tracing::info!(header = %cfg.origin.cdn_secret_header, "origin.cdn_secret is set: HTTP requests without it get 403");
         }

@@ -40,6 +40,9 @@ pub struct OriginConfig {
     /// the origin around the CDN. Empty: off.
     pub cdn_secret: String,
     pub cdn_secret_header: String,
+    /// Non-empty: playback URLs must be signed with this key
+    /// (`castline sign --stream NAME --ttl 1h`); others get 403.
+    pub signing_key: String,
 }
 
 impl Default for OriginConfig {
@@ -47,6 +50,7 @@ impl Default for OriginConfig {
         OriginConfig {
             cdn_secret: String::new(),
             cdn_secret_header: "x-castline-cdn-secret".into(),
+            signing_key: String::new(),
         }
     }
 }

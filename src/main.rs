@@ -24,6 +24,53 @@ enum Command {
     Serve(ServeArgs),
     /// Say which video encoders work on this machine, and why the others don't.
     Probe,
+    /// Print a signed playback URL (needs `origin.signing_key` in the config).
+    Sign(SignArgs),
+}
+
+#[derive(clap::Args)]
+struct SignArgs {
+    /// The server's TOML configuration (its signing key and public URL).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The stream to sign for.
+    #[arg(long)]
+    stream: String,
+    /// How long the URL plays, e.g. 1h, 30m, 90s.
+    #[arg(long, default_value = "1h")]
+    ttl: humantime::Duration,
+}
+
+fn sign(args: &SignArgs) -> anyhow::Result<String> {
+    let cfg = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    cfg.validate()?;
+    anyhow::ensure!(
+        !cfg.origin.signing_key.is_empty(),
+        "origin.signing_key is empty in the config: nothing to sign with"
+    );
+    anyhow::ensure!(
+        castline::ingest::auth::is_valid_stream_name(&args.stream),
+        "{:?} is not a stream name",
+        args.stream
+    );
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + std::time::Duration::from(args.ttl).as_secs();
+    let sig =
+        castline::origin::signed::sign(cfg.origin.signing_key.as_bytes(), &args.stream, expiry);
+    let base = if cfg.server.public_url.is_empty() {
+        format!("http://localhost:{}", cfg.server.http_listen.port())
+    } else {
+        cfg.server.public_url.trim_end_matches('/').to_string()
+    };
+    Ok(format!(
+        "{base}/s/{expiry}/{sig}/live/{}/index.m3u8",
+        args.stream
+    ))
 }
 
 #[derive(clap::Args)]
@@ -104,6 +151,10 @@ fn main() -> anyhow::Result<()> {
             for line in castline::transcode::probe_report() {
                 println!("{line}");
             }
+            return Ok(());
+        }
+        Command::Sign(args) => {
+            println!("{}", sign(&args)?);
             return Ok(());
         }
     };

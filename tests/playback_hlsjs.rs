@@ -116,3 +116,27 @@ fn hlsjs_plays_the_ladder_with_its_audio_rendition_and_switches_level() {
     );
     assert!(ok, "player check failed: {result}");
 }
+
+#[test]
+fn hlsjs_plays_a_signed_url() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(
+        "[ingest]\nreconnect_grace = 3.0\n[origin]\nsigning_key = \"a-long-random-signing-key\"\n",
+    );
+    let _p = Publisher::start(&server.rtmp_url("paid"), Publish::default());
+    let url = server.signed_url("paid", "1h");
+    wait_for(&url, Duration::from_secs(20));
+    assert_eq!(get(&server.url("/live/paid/index.m3u8")).status, 403);
+    let (result, ok) = play(&url, 12, None);
+    assert_eq!(result["started"], true, "playback never started: {result}");
+    assert_eq!(
+        result["fatalErrors"].as_array().map(|a| a.len()),
+        Some(0),
+        "fatal hls.js errors: {result}"
+    );
+    assert!(
+        result["playedSeconds"].as_f64().unwrap_or(0.0) >= 5.0,
+        "played too little: {result}"
+    );
+    assert!(ok, "player exited with an error: {result}");
+}

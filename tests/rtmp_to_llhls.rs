@@ -852,3 +852,57 @@ fn with_a_cdn_secret_only_requests_carrying_it_are_answered() {
     // Health and metrics stay on the admin port, outside the secret.
     assert_eq!(get(&format!("http://{}/healthz", server.admin)).status, 200);
 }
+
+#[test]
+fn signed_urls_play_and_unsigned_expired_or_tampered_ones_get_403() {
+    let server = Server::start(
+        "[ingest]\nreconnect_grace = 3.0\n[origin]\nsigning_key = \"a-long-random-signing-key\"\n",
+    );
+    let _p = Publisher::start(&server.rtmp_url("paid"), Publish::default());
+    let signed = server.signed_url("paid", "1h");
+    let mv = wait_for(&signed, Duration::from_secs(30));
+    // Relative URIs inherit the token: the media playlist and its media play.
+    let base = signed.trim_end_matches("index.m3u8").to_string();
+    let m = wait_rendition_at(&format!("{base}source/index.m3u8"), 2);
+    let seg = get(&format!("{base}source/{}", m.segments[0].0));
+    assert_eq!(seg.status, 200, "{}", mv.text());
+    assert!(!seg.body.is_empty());
+    // Without the token, with another stream's, tampered, or expired: 403.
+    assert_eq!(get(&server.url("/live/paid/index.m3u8")).status, 403);
+    let other = signed.replace("/live/paid/", "/live/free/");
+    assert_eq!(get(&other).status, 403);
+    let mut tampered = signed.clone();
+    let at = tampered.find("/live/").unwrap() - 1;
+    let flip = if tampered.as_bytes()[at] == b'0' {
+        "1"
+    } else {
+        "0"
+    };
+    tampered.replace_range(at..at + 1, flip);
+    assert_eq!(get(&tampered).status, 403);
+    let short = server.signed_url("paid", "1s");
+    std::thread::sleep(Duration::from_millis(2500));
+    let expired = get(&short);
+    assert_eq!(expired.status, 403);
+    assert!(expired.text().contains("expired"), "{}", expired.text());
+}
+
+/// Wait until the media playlist at `url` lists `segments` segments.
+fn wait_rendition_at(url: &str, segments: usize) -> Media {
+    let start = Instant::now();
+    loop {
+        let r = get(url);
+        if r.status == 200 {
+            let m = parse_media(&r.text());
+            if m.segments.len() >= segments {
+                return m;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{url}: {}",
+            r.status
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -7,6 +7,7 @@ pub mod body;
 pub mod cache;
 pub mod conditional;
 pub mod route;
+pub mod signed;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct Origin {
 pub struct Access {
     /// (header, value) the CDN must send; None: anyone.
     pub cdn_secret: Option<(http::HeaderName, String)>,
+    /// With a key, playback URLs must be signed (`signed.rs`).
+    pub signing_key: Option<Vec<u8>>,
 }
 
 impl Access {
@@ -51,6 +54,22 @@ impl Access {
             .get(name)
             .is_some_and(|v| same_bytes(v.as_bytes(), secret.as_bytes()))
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The path without its signing prefix (for headers that name the object).
+fn signed_inner<'a>(access: &Access, path: &'a str) -> &'a str {
+    if access.signing_key.is_none() {
+        return path;
+    }
+    path.strip_prefix("/s/")
+        .and_then(|r| r.splitn(3, '/').nth(2))
+        .map_or(path, |inner| &path[path.len() - inner.len() - 1..])
 }
 
 /// Equality that takes the same time wherever the first difference is (a
@@ -124,16 +143,25 @@ impl Origin {
     pub async fn handle(&self, req: Request<Incoming>) -> Reply {
         let path = req.uri().path();
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        let (class, mut reply) = if self.access.allows(req.headers()) {
-            let encoding = header("accept-encoding");
-            self.route(req.method(), path, req.uri().query(), encoding)
-                .await
-        } else {
-            (
+        let signed = match &self.access.signing_key {
+            None => Ok(path),
+            // OPTIONS (a CORS preflight) carries no credentials.
+            Some(_) if req.method() == Method::OPTIONS => Ok(path),
+            Some(key) => signed::verify(key, path, unix_now()).map_err(|e| e.to_string()),
+        };
+        let (class, mut reply) = match signed {
+            _ if !self.access.allows(req.headers()) => (
                 ObjectClass::Error,
                 error(StatusCode::FORBIDDEN, "this origin answers its CDN only"),
-            )
+            ),
+            Err(why) => (ObjectClass::Error, error(StatusCode::FORBIDDEN, &why)),
+            Ok(path) => {
+                let encoding = header("accept-encoding");
+                self.route(req.method(), path, req.uri().query(), encoding)
+                    .await
+            }
         };
+        let path = signed_inner(&self.access, path);
         if class == ObjectClass::Media && reply.status() == StatusCode::OK {
             reply = conditional_media(reply, path, header("if-none-match"), header("range"));
         }
@@ -504,6 +532,7 @@ mod tests {
     fn the_cdn_secret_is_compared_whole() {
         let access = super::Access {
             cdn_secret: Some((http::HeaderName::from_static("x-s"), "s3cret".into())),
+            signing_key: None,
         };
         let mut h = http::HeaderMap::new();
         assert!(!access.allows(&h));

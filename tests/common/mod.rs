@@ -128,6 +128,30 @@ impl Server {
         format!("srt://{srt}?streamid={id}{extra}")
     }
 
+    /// The config file castline was started with.
+    pub fn config(&self) -> PathBuf {
+        self._dir.path().join("castline.toml")
+    }
+
+    /// A signed playback URL for `stream` from `castline sign` (the path it
+    /// prints, on this server's address).
+    pub fn signed_url(&self, stream: &str, ttl: &str) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_castline"))
+            .args(["sign", "--config"])
+            .arg(self.config())
+            .args(["--stream", stream, "--ttl", ttl])
+            .output()
+            .expect("castline sign");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let path = &url[url.find("/s/").expect("a signed path")..];
+        self.url(path)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
     }
