@@ -20,6 +20,11 @@ pub struct HttpLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabel {
+    pub class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RenditionLabel {
     pub rendition: String,
 }
@@ -83,6 +88,7 @@ pub struct Metrics {
     pub packager_panics: Counter,
     pub part_ready_seconds: HistogramFamily<RenditionLabel>,
     pub http_requests: Family<HttpLabel, Counter>,
+    pub http_bytes: Family<ClassLabel, Counter>,
     pub encoder_backend: Family<BackendLabel, Gauge>,
     pub encoder_sessions: Family<BackendLabel, Gauge>,
     pub transcode_latency: HistogramFamily<RenditionLabel>,
@@ -125,6 +131,7 @@ impl Metrics {
             // 0.1 ms .. ~1.6 s
             part_ready_seconds: Family::new_with_constructor(part_ready_histogram),
             http_requests: Family::default(),
+            http_bytes: Family::default(),
             encoder_backend: Family::default(),
             encoder_sessions: Family::default(),
             transcode_latency: Family::new_with_constructor(transcode_latency_histogram),
@@ -273,6 +280,11 @@ impl Metrics {
             "http_requests",
             "Origin responses by object class and status",
             m.http_requests.clone(),
+        );
+        registry.register(
+            "http_response_bytes",
+            "Body bytes the origin sent (GET), by object class: its egress behind the CDN",
+            m.http_bytes.clone(),
         );
         registry.register(
             "encoder_backend",

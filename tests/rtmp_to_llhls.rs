@@ -761,6 +761,17 @@ fn media_answers_etags_304s_and_byte_ranges_and_http_details_hold() {
     let r = get(&server.url("/live/cdn/source/index.m3u8?_HLS_skip=NO"));
     assert_eq!(r.status, 200);
     assert!(!r.text().contains("EXT-X-SKIP"));
+    // Egress by object class: at least the two full media bodies fetched above.
+    let text = get(&format!("http://{}/metrics", server.admin)).text();
+    let sent = |class: &str| -> f64 {
+        let series = format!("castline_http_response_bytes_total{{class=\"{class}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let fetched = (get(&init_url).body.len() + get(&seg_url).body.len()) as f64;
+    assert!(sent("media") >= fetched, "{} < {fetched}", sent("media"));
+    assert!(sent("playlist") > 0.0);
 }
 
 #[test]

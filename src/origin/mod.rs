@@ -27,7 +27,7 @@ use body::Chunks;
 use cache::ObjectClass;
 use route::{Route, RouteError};
 
-use crate::metrics::{HttpLabel, Metrics};
+use crate::metrics::{ClassLabel, HttpLabel, Metrics};
 use crate::store::{Rendition, SnapshotKey, Store, StreamEntry};
 
 pub struct Origin {
@@ -142,6 +142,7 @@ impl Origin {
 
     pub async fn handle(&self, req: Request<Incoming>) -> Reply {
         let path = req.uri().path();
+        let is_get = req.method() == Method::GET;
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         let signed = match &self.access.signing_key {
             None => Ok(path),
@@ -175,6 +176,14 @@ impl Origin {
                 status: reply.status().as_u16(),
             })
             .inc();
+        if is_get {
+            self.metrics
+                .http_bytes
+                .get_or_create(&ClassLabel {
+                    class: class.label(),
+                })
+                .inc_by(reply.body().len());
+        }
         reply
     }
 
