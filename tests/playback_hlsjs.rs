@@ -40,6 +40,20 @@ fn play(url: &str, seconds: u32, start_level: Option<u32>) -> (serde_json::Value
     (result, out.status.success())
 }
 
+/// Playback started, had no fatal error and played at least `seconds`.
+fn assert_played(result: &serde_json::Value, seconds: f64) {
+    assert_eq!(result["started"], true, "playback never started: {result}");
+    assert_eq!(
+        result["fatalErrors"].as_array().map(|a| a.len()),
+        Some(0),
+        "fatal hls.js errors: {result}"
+    );
+    assert!(
+        result["playedSeconds"].as_f64().unwrap_or(0.0) >= seconds,
+        "played too little: {result}"
+    );
+}
+
 #[test]
 fn hlsjs_plays_the_live_stream_in_chromium() {
     let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
@@ -48,16 +62,7 @@ fn hlsjs_plays_the_live_stream_in_chromium() {
     let url = server.url("/live/watch/index.m3u8");
     wait_for(&url, Duration::from_secs(20));
     let (result, ok) = play(&url, 20, None);
-    assert_eq!(result["started"], true, "playback never started: {result}");
-    assert_eq!(
-        result["fatalErrors"].as_array().map(|a| a.len()),
-        Some(0),
-        "fatal hls.js errors: {result}"
-    );
-    assert!(
-        result["playedSeconds"].as_f64().unwrap_or(0.0) >= 10.0,
-        "played too little: {result}"
-    );
+    assert_played(&result, 10.0);
     assert!(
         result["partsLoaded"].as_u64().unwrap_or(0) > 0,
         "hls.js never loaded an LL-HLS part: {result}"
@@ -128,15 +133,6 @@ fn hlsjs_plays_a_signed_url() {
     wait_for(&url, Duration::from_secs(20));
     assert_eq!(get(&server.url("/live/paid/index.m3u8")).status, 403);
     let (result, ok) = play(&url, 12, None);
-    assert_eq!(result["started"], true, "playback never started: {result}");
-    assert_eq!(
-        result["fatalErrors"].as_array().map(|a| a.len()),
-        Some(0),
-        "fatal hls.js errors: {result}"
-    );
-    assert!(
-        result["playedSeconds"].as_f64().unwrap_or(0.0) >= 5.0,
-        "played too little: {result}"
-    );
+    assert_played(&result, 5.0);
     assert!(ok, "player exited with an error: {result}");
 }

@@ -874,7 +874,11 @@ fn signed_urls_play_and_unsigned_expired_or_tampered_ones_get_403() {
     let mv = wait_for(&signed, Duration::from_secs(30));
     // Relative URIs inherit the token: the media playlist and its media play.
     let base = signed.trim_end_matches("index.m3u8").to_string();
-    let m = wait_rendition_at(&format!("{base}source/index.m3u8"), 2);
+    let m = wait_media_at(
+        &format!("{base}source/index.m3u8"),
+        2,
+        Duration::from_secs(30),
+    );
     let seg = get(&format!("{base}source/{}", m.segments[0].0));
     assert_eq!(seg.status, 200, "{}", mv.text());
     assert!(!seg.body.is_empty());
@@ -896,24 +900,4 @@ fn signed_urls_play_and_unsigned_expired_or_tampered_ones_get_403() {
     let expired = get(&short);
     assert_eq!(expired.status, 403);
     assert!(expired.text().contains("expired"), "{}", expired.text());
-}
-
-/// Wait until the media playlist at `url` lists `segments` segments.
-fn wait_rendition_at(url: &str, segments: usize) -> Media {
-    let start = Instant::now();
-    loop {
-        let r = get(url);
-        if r.status == 200 {
-            let m = parse_media(&r.text());
-            if m.segments.len() >= segments {
-                return m;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{url}: {}",
-            r.status
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }

@@ -583,9 +583,15 @@ pub fn wait_rendition(
     limit: Duration,
 ) -> Media {
     let url = server.url(&format!("/live/{stream}/{rendition}/index.m3u8"));
+    wait_media_at(&url, segments, limit)
+}
+
+/// Wait until the media playlist at `url` lists at least `segments` complete
+/// segments (or has ended).
+pub fn wait_media_at(url: &str, segments: usize, limit: Duration) -> Media {
     let start = Instant::now();
     loop {
-        let r = get(&url);
+        let r = get(url);
         if r.status == 200 {
             let m = parse_media(&r.text());
             if m.segments.len() >= segments || m.endlist {
