@@ -98,13 +98,20 @@ impl App {
             http.local_addr()?,
             admin_l.local_addr()?,
         );
+        let tls = match (&cfg.origin.tls_cert, &cfg.origin.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(crate::origin::tls::acceptor(cert, key).context("origin TLS")?)
+            }
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let playback_base = if cfg.server.public_url.is_empty() {
             let host = if http_addr.ip().is_unspecified() {
                 "localhost".to_string()
             } else {
                 http_addr.ip().to_string()
             };
-            format!("http://{host}:{}", http_addr.port())
+            format!("{scheme}://{host}:{}", http_addr.port())
         } else {
             cfg.server.public_url.trim_end_matches('/').to_string()
         };
@@ -187,8 +194,11 @@ impl App {
             tasks.spawn(srt.run(rx.clone()));
         }
         tasks.spawn(
-            crate::origin::Origin::new(store.clone(), metrics.clone(), access)
-                .serve(http, rx.clone()),
+            crate::origin::Origin::new(store.clone(), metrics.clone(), access).serve(
+                http,
+                tls,
+                rx.clone(),
+            ),
         );
         let admin = Arc::new(Admin {
             metrics,

@@ -40,6 +40,10 @@ pub struct OriginConfig {
     /// the origin around the CDN. Empty: off.
     pub cdn_secret: String,
     pub cdn_secret_header: String,
+    /// PEM certificate chain and private key: with both, the HTTP origin
+    /// serves TLS (ALPN h2 and http/1.1) on `server.http_listen`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Non-empty: playback URLs must be signed with this key
     /// (`castline sign --stream NAME --ttl 1h`); others get 403.
     pub signing_key: String,
@@ -51,6 +55,8 @@ impl Default for OriginConfig {
             cdn_secret: String::new(),
             cdn_secret_header: "x-castline-cdn-secret".into(),
             signing_key: String::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -324,6 +330,12 @@ impl Config {
         )?;
         secs("ingest.idle_timeout", self.ingest.idle_timeout, 1.0, 600.0)?;
         secs("srt.latency", self.srt.latency, 0.02, 8.0)?;
+        if self.origin.tls_cert.is_some() != self.origin.tls_key.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "origin.tls_cert",
+                reason: "origin.tls_cert and origin.tls_key go together".into(),
+            });
+        }
         if http::HeaderName::from_bytes(self.origin.cdn_secret_header.as_bytes()).is_err() {
             return Err(ConfigError::Invalid {
                 key: "origin.cdn_secret_header",

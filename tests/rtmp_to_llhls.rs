@@ -901,3 +901,59 @@ fn signed_urls_play_and_unsigned_expired_or_tampered_ones_get_403() {
     assert_eq!(expired.status, 403);
     assert!(expired.text().contains("expired"), "{}", expired.text());
 }
+
+#[test]
+fn with_a_certificate_the_origin_serves_tls_with_alpn_h2_and_http_1_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok, "openssl made no test certificate");
+    let server = Server::start(&format!(
+        "[ingest]\nreconnect_grace = 3.0\n[origin]\ntls_cert = {:?}\ntls_key = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    ));
+    let _p = Publisher::start(&server.rtmp_url("tls"), Publish::default());
+    let url = format!("https://{}/live/tls/source/index.m3u8", server.http);
+    let curl = |http: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "--cacert"])
+            .arg(&cert)
+            .args([http, "-w", "\n%{http_version} %{response_code}", &url])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let start = Instant::now();
+    let h2 = loop {
+        let out = curl("--http2");
+        if out.ends_with("2 200") || start.elapsed() > Duration::from_secs(30) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        h2.ends_with("2 200"),
+        "ALPN h2 over TLS, verified certificate: {h2}"
+    );
+    assert!(h2.starts_with("#EXTM3U"));
+    let h1 = curl("--http1.1");
+    assert!(h1.ends_with("1.1 200"), "{h1}");
+}

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod conditional;
 pub mod route;
 pub mod signed;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -80,6 +81,9 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 
 type Reply = Response<Chunks>;
 
+/// A TLS handshake not done by then closes the connection.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
 /// Requests one HTTP/2 connection may have open at once: a player has a
 /// blocking playlist reload and a part or two per rendition in flight.
 const H2_STREAMS: u32 = 100;
@@ -94,9 +98,12 @@ impl Origin {
     }
 
     /// Accept connections until `shutdown` turns true.
+    /// Accept connections until `shutdown` turns true; over TLS when an
+    /// acceptor is given (ALPN picks h2 or HTTP/1.1), else HTTP/1.1 and h2c.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
@@ -114,6 +121,7 @@ impl Origin {
             };
             let _ = tcp.set_nodelay(true);
             let origin = self.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let origin = origin.clone();
@@ -132,8 +140,22 @@ impl Origin {
                     .timer(TokioTimer::new())
                     .max_concurrent_streams(H2_STREAMS)
                     .keep_alive_interval(Duration::from_secs(20));
-                let conn = builder.serve_connection(TokioIo::new(tcp), service);
-                if let Err(e) = conn.await {
+                let result = match tls {
+                    None => builder.serve_connection(TokioIo::new(tcp), service).await,
+                    Some(acceptor) => {
+                        let handshake = tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(tcp));
+                        match handshake.await {
+                            Ok(Ok(stream)) => {
+                                builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await
+                            }
+                            Ok(Err(e)) => Err(e.into()),
+                            Err(_) => Err("TLS handshake timed out".into()),
+                        }
+                    }
+                };
+                if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "origin connection closed with an error");
                 }
             });
