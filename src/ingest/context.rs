@@ -72,6 +72,22 @@ impl IngestContext {
         Ok(())
     }
 
+    /// Count the clock resets (each starts a new timeline) and repaired
+    /// decode times a demuxer saw since it was last asked, and say so in the
+    /// log (rate-limited).
+    pub fn count_clock(&self, peer: std::net::SocketAddr, new_resets: u64, new_repairs: u64) {
+        self.metrics.ingest_clock_resets.inc_by(new_resets);
+        self.metrics.ingest_timestamp_repairs.inc_by(new_repairs);
+        if new_resets > 0 {
+            if let Some(held_back) = self
+                .log_limiter
+                .allow("clock_reset", std::time::Instant::now())
+            {
+                tracing::warn!(%peer, held_back, "the publisher's clock jumped; a new timeline starts (EXT-X-DISCONTINUITY)");
+            }
+        }
+    }
+
     /// Count a refused or failed connection under its reason, and log it
     /// (rate-limited per reason: a client that retries in a loop cannot
     /// flood the log).

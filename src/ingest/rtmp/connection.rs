@@ -233,15 +233,12 @@ impl Connection {
     /// Count what the demuxer skipped or repaired since `before`.
     fn count(&self, before: (u64, u64, u64)) {
         let (skipped, resets, repaired) = self.demuxer_counts();
-        let m = &self.ctx.metrics;
-        m.ingest_skipped_tags.inc_by(skipped - before.0);
-        m.ingest_clock_resets.inc_by(resets - before.1);
-        m.ingest_timestamp_repairs.inc_by(repaired - before.2);
-        if resets > before.1 {
-            if let Some(held_back) = self.ctx.log_limiter.allow("clock_reset", Instant::now()) {
-                tracing::warn!(peer = %self.peer, held_back, "the publisher's clock jumped; a new timeline starts (EXT-X-DISCONTINUITY)");
-            }
-        }
+        self.ctx
+            .metrics
+            .ingest_skipped_tags
+            .inc_by(skipped - before.0);
+        self.ctx
+            .count_clock(self.peer, resets - before.1, repaired - before.2);
     }
 
     /// Trade the pending slot for a publisher's (once per connection).

@@ -31,6 +31,10 @@ pub struct DemuxCounts {
     pub bad_pes: u64,
     /// Frames before their track's config (video before the first SPS).
     pub dropped_frames: u64,
+    /// Encoder clock resets and jumps (each started a new timeline).
+    pub clock_resets: u64,
+    /// Video decode times that stood still or stepped back, repaired.
+    pub repaired_timestamps: u64,
 }
 
 /// A clock step back by more than this (tracks are interleaved loosely in TS,
@@ -71,15 +75,9 @@ impl Demuxer {
             ts: self.ts.counts,
             bad_pes: self.bad_pes,
             dropped_frames: self.dropped_frames,
+            clock_resets: self.timeline.clock_resets(),
+            repaired_timestamps: self.timeline.repaired_timestamps(),
         }
-    }
-
-    pub fn clock_resets(&self) -> u64 {
-        self.timeline.clock_resets()
-    }
-
-    pub fn repaired_timestamps(&self) -> u64 {
-        self.timeline.repaired_timestamps()
     }
 
     /// Feed the bytes of one SRT message (or any chunk of the TS).
@@ -279,6 +277,17 @@ mod tests {
         assert_eq!(audio[1].dts, 480 + 1024);
         assert_eq!(&audio[0].data[..], &[1; 10]);
         assert_eq!(d.counts().bad_pes, 0);
+    }
+
+    #[test]
+    fn an_encoder_clock_reset_is_counted_and_announced_as_a_new_timeline() {
+        let mut d = Demuxer::with_max_jump(10_000);
+        let now = Instant::now();
+        d.push(&stream(900_000_000), now).unwrap();
+        // The encoder restarts: its clock is back near 0.
+        let ev = d.push(&stream(0), now).unwrap();
+        assert_eq!(d.counts().clock_resets, 1);
+        assert!(ev.iter().any(|e| matches!(e, DemuxEvent::Tracks(_))));
     }
 
     #[test]

@@ -192,6 +192,7 @@ async fn serve(
     let demuxer = Demuxer::with_max_jump(ctx.max_timestamp_jump.as_millis() as i64);
     Session {
         ctx,
+        peer,
         settings,
         label: StreamLabel {
             stream: name.clone(),
@@ -247,6 +248,7 @@ fn decide(
 
 struct Session {
     ctx: Arc<IngestContext>,
+    peer: SocketAddr,
     settings: Arc<SrtSettings>,
     label: StreamLabel,
     demuxer: Demuxer,
@@ -345,6 +347,11 @@ impl Session {
             .inc_by((now.ts.dropped_pes + now.bad_pes) - (before.ts.dropped_pes + before.bad_pes));
         m.srt_ts_resync_bytes
             .inc_by(now.ts.resync_bytes - before.ts.resync_bytes);
+        self.ctx.count_clock(
+            self.peer,
+            now.clock_resets - before.clock_resets,
+            now.repaired_timestamps - before.repaired_timestamps,
+        );
         if now.bad_pes > before.bad_pes {
             if let Some(held_back) = self.ctx.log_limiter.allow("srt_bad_pes", Instant::now()) {
                 tracing::warn!(stream = %self.label.stream, error = ?self.demuxer.last_error, held_back, "dropped a PES the demuxer could not read");
