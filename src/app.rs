@@ -20,6 +20,7 @@ use crate::ingest::rtmp::RtmpListener;
 use crate::ingest::srt::listener::{SrtIngest, SrtSettings};
 use crate::metrics::BackendLabel;
 use crate::metrics::Metrics;
+use crate::origin::steering::Cdns;
 use crate::package::packager::PackagerConfig;
 use crate::package::segmenter::SegmenterConfig;
 use crate::pipeline::{self, LadderConfig, PipelineConfig};
@@ -63,6 +64,7 @@ impl App {
             tracing::info!("transcode.enabled = false: streams are served as published");
             None
         };
+        let cdns = Cdns::new(&cfg.origin);
         let pipeline_cfg = Arc::new(PipelineConfig {
             packager: pcfg,
             segment_duration: Config::duration(cfg.hls.segment_duration),
@@ -194,7 +196,7 @@ impl App {
             tasks.spawn(srt.run(rx.clone()));
         }
         tasks.spawn(
-            crate::origin::Origin::new(store.clone(), metrics.clone(), access).serve(
+            crate::origin::Origin::new(store.clone(), metrics.clone(), access, cdns.clone()).serve(
                 http,
                 tls,
                 rx.clone(),
@@ -204,6 +206,7 @@ impl App {
             metrics,
             store: store.clone(),
             hub,
+            cdns,
             ready: false.into(),
         });
         tasks.spawn(admin.clone().serve(admin_l, rx));

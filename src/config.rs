@@ -47,6 +47,32 @@ pub struct OriginConfig {
     /// Non-empty: playback URLs must be signed with this key
     /// (`castline sign --stream NAME --ttl 1h`); others get 403.
     pub signing_key: String,
+    /// The header by which a CDN names itself to the origin (each CDN is set
+    /// up to add it with its `id`): requests and egress are counted per CDN.
+    pub cdn_header: String,
+    /// Seconds a player keeps a content steering manifest (its TTL).
+    pub steering_ttl: u64,
+    /// The CDNs in front of this origin. With two or more that have a
+    /// `base_url`, the multivariant playlist offers one pathway per CDN (HLS
+    /// Content Steering) and `/live/NAME/steering.json` says which to use.
+    pub cdn: Vec<CdnConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CdnConfig {
+    /// The pathway id and the value of `origin.cdn_header` this CDN sends.
+    pub id: String,
+    /// Where players reach this CDN, e.g. `https://d111111abcdef8.cloudfront.net`.
+    #[serde(default)]
+    pub base_url: String,
+    /// Share of new players steered to this CDN; 0 keeps it as a standby.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Default for OriginConfig {
@@ -57,7 +83,51 @@ impl Default for OriginConfig {
             signing_key: String::new(),
             tls_cert: None,
             tls_key: None,
+            cdn_header: "x-castline-cdn".into(),
+            steering_ttl: 300,
+            cdn: Vec::new(),
         }
+    }
+}
+
+impl OriginConfig {
+    fn validate_cdns(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: String| Err(ConfigError::Invalid { key, reason });
+        if http::HeaderName::from_bytes(self.cdn_header.as_bytes()).is_err() {
+            return invalid(
+                "origin.cdn_header",
+                format!("{:?} is not an HTTP header name", self.cdn_header),
+            );
+        }
+        if !(1..=86_400).contains(&self.steering_ttl) {
+            return invalid("origin.steering_ttl", "use 1 to 86400 seconds".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.cdn {
+            if !crate::origin::steering::is_pathway_id(&c.id) {
+                return invalid(
+                    "origin.cdn.id",
+                    format!("{:?}: use 1-32 of A-Z a-z 0-9 . - _", c.id),
+                );
+            }
+            if !seen.insert(c.id.as_str()) {
+                return invalid("origin.cdn.id", format!("{:?} is listed twice", c.id));
+            }
+            let url = c.base_url.trim_end_matches('/');
+            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+            if !c.base_url.is_empty()
+                && (!scheme_ok || url.contains(['?', '#', '"', ' ']) || url.ends_with(':'))
+            {
+                return invalid(
+                    "origin.cdn.base_url",
+                    format!("{:?}: an http(s) URL without query or fragment", c.base_url),
+                );
+            }
+        }
+        if self.cdn.len() > 16 {
+            return invalid("origin.cdn", "at most 16 CDNs".into());
+        }
+        Ok(())
     }
 }
 
@@ -353,6 +423,7 @@ impl Config {
                 reason: "must be printable ASCII (it travels in a header)".into(),
             });
         }
+        self.origin.validate_cdns()?;
         secs(
             "srt.peer_idle_timeout",
             self.srt.peer_idle_timeout,
@@ -550,5 +621,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("transcode.x264_preset"), "{e}");
+    }
+
+    #[test]
+    fn cdns_are_checked_and_read() {
+        let ok = Config::from_toml(
+            "[origin]\n[[origin.cdn]]\nid = \"cf\"\nbase_url = \"https://d1.cloudfront.net/\"\n\
+             [[origin.cdn]]\nid = \"fastly\"\nweight = 0\n",
+        )
+        .unwrap();
+        assert_eq!(ok.origin.cdn.len(), 2);
+        assert_eq!(ok.origin.cdn[0].weight, 1);
+        assert_eq!(ok.origin.cdn[1].base_url, "");
+        for (bad, key) in [
+            ("[[origin.cdn]]\nid = \"a b\"\n", "origin.cdn.id"),
+            (
+                "[[origin.cdn]]\nid = \"a\"\n[[origin.cdn]]\nid = \"a\"\n",
+                "origin.cdn.id",
+            ),
+            (
+                "[[origin.cdn]]\nid = \"a\"\nbase_url = \"ftp://x\"\n",
+                "origin.cdn.base_url",
+            ),
+            (
+                "[[origin.cdn]]\nid = \"a\"\nbase_url = \"https://x/?q=1\"\n",
+                "origin.cdn.base_url",
+            ),
+            ("[origin]\nsteering_ttl = 0\n", "origin.steering_ttl"),
+            (
+                "[origin]\ncdn_header = \"bad header\"\n",
+                "origin.cdn_header",
+            ),
+        ] {
+            let text = if bad.starts_with("[origin]") {
+                bad.to_string()
+            } else {
+                format!("[origin]\n{bad}")
+            };
+            let e = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 }

@@ -17,11 +17,14 @@ pub struct ReasonLabel {
 pub struct HttpLabel {
     pub class: &'static str,
     pub status: u16,
+    /// The CDN the request came through: a configured id, "other" or "none".
+    pub cdn: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ClassLabel {
+pub struct EgressLabel {
     pub class: &'static str,
+    pub cdn: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,7 +91,7 @@ pub struct Metrics {
     pub packager_panics: Counter,
     pub part_ready_seconds: HistogramFamily<RenditionLabel>,
     pub http_requests: Family<HttpLabel, Counter>,
-    pub http_bytes: Family<ClassLabel, Counter>,
+    pub http_bytes: Family<EgressLabel, Counter>,
     pub encoder_backend: Family<BackendLabel, Gauge>,
     pub encoder_sessions: Family<BackendLabel, Gauge>,
     pub transcode_latency: HistogramFamily<RenditionLabel>,
@@ -278,12 +281,12 @@ impl Metrics {
         );
         registry.register(
             "http_requests",
-            "Origin responses by object class and status",
+            "Origin responses by object class, status and the CDN the request came through",
             m.http_requests.clone(),
         );
         registry.register(
             "http_response_bytes",
-            "Body bytes the origin sent (GET), by object class: its egress behind the CDN",
+            "Body bytes the origin sent (GET), by object class and CDN: its egress behind the CDN",
             m.http_bytes.clone(),
         );
         registry.register(

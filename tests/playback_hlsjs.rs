@@ -136,3 +136,45 @@ fn hlsjs_plays_a_signed_url() {
     assert_played(&result, 5.0);
     assert!(ok, "player exited with an error: {result}");
 }
+
+#[test]
+fn hlsjs_follows_content_steering_to_another_cdn_when_one_is_marked_down() {
+    use common::cdn_proxy::CdnProxy;
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let (a, b) = (CdnProxy::start("edge-a"), CdnProxy::start("edge-b"));
+    // edge-b is a standby (weight 0): every player starts on edge-a.
+    let server = Server::start(&format!(
+        "[ingest]\nreconnect_grace = 3.0\n[origin]\nsteering_ttl = 2\n\
+         [[origin.cdn]]\nid = \"edge-a\"\nbase_url = \"{}\"\nweight = 1\n\
+         [[origin.cdn]]\nid = \"edge-b\"\nbase_url = \"{}\"\nweight = 0\n",
+        a.base_url(),
+        b.base_url()
+    ));
+    a.forward_to(server.http);
+    b.forward_to(server.http);
+    let _p = Publisher::start(&server.rtmp_url("steer"), Publish::default());
+    let url = server.url("/live/steer/index.m3u8");
+    wait_for(&url, Duration::from_secs(20));
+    let player = std::thread::spawn(move || play(&url, 20, None));
+    std::thread::sleep(Duration::from_secs(9));
+    let down = request(
+        "POST",
+        &format!("http://{}/api/v1/cdns/edge-a/down", server.admin),
+    );
+    assert_eq!(down.status, 200, "{}", down.text());
+    let (result, ok) = player.join().expect("player thread");
+    assert_played(&result, 10.0);
+    let (host_a, host_b) = (a.addr.to_string(), b.addr.to_string());
+    let order: Vec<&str> = result["hostOrder"]
+        .as_array()
+        .map(|h| h.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    // Started on edge-a, moved to edge-b after it was marked down, stayed.
+    assert_eq!(order.first(), Some(&host_a.as_str()), "{result}");
+    assert_eq!(order.last(), Some(&host_b.as_str()), "{result}");
+    assert!(
+        result["steeringLoads"].as_u64().unwrap_or(0) >= 2,
+        "{result}"
+    );
+    assert!(ok, "player check failed: {result}");
+}

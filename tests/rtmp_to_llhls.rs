@@ -764,7 +764,8 @@ fn media_answers_etags_304s_and_byte_ranges_and_http_details_hold() {
     // Egress by object class: at least the two full media bodies fetched above.
     let text = get(&format!("http://{}/metrics", server.admin)).text();
     let sent = |class: &str| -> f64 {
-        let series = format!("castline_http_response_bytes_total{{class=\"{class}\"}} ");
+        let series =
+            format!("castline_http_response_bytes_total{{class=\"{class}\",cdn=\"none\"}} ");
         text.lines()
             .find_map(|l| l.strip_prefix(&series)?.parse().ok())
             .unwrap_or(0.0)

@@ -1,5 +1,6 @@
 //! Admin endpoints for operators and orchestrators: `/healthz`, `/readyz`,
-//! `/metrics` (Prometheus text) and `/api/streams`.
+//! `/metrics` (Prometheus text), `/api/streams`, and the CDNs of content
+//! steering: `GET /api/v1/cdns`, `POST /api/v1/cdns/{id}/down` and `/up`.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::origin::steering::Cdns;
 
 /// Concurrent admin connections.
 const ADMIN_CONNECTIONS: usize = 64;
@@ -28,6 +30,7 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     pub store: Arc<crate::store::Store>,
     pub hub: Arc<Hub>,
+    pub cdns: Arc<Cdns>,
     /// False while starting or draining.
     pub ready: AtomicBool,
 }
@@ -76,7 +79,11 @@ impl Admin {
     }
 
     fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>> {
-        let (status, ctype, body) = match req.uri().path() {
+        let path = req.uri().path();
+        if let Some(rest) = path.strip_prefix("/api/v1/cdns") {
+            return self.cdns_api(req.method(), rest);
+        }
+        let (status, ctype, body) = match path {
             "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
             "/readyz" if self.ready.load(Ordering::Relaxed) => {
                 (StatusCode::OK, "text/plain", "ready\n".to_string())
@@ -114,11 +121,46 @@ impl Admin {
                 "not found\n".to_string(),
             ),
         };
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = status;
-        if let Ok(v) = http::HeaderValue::from_str(ctype) {
-            r.headers_mut().insert("content-type", v);
-        }
-        r
+        reply(status, ctype, body)
     }
+
+    /// `GET /api/v1/cdns`; `POST /api/v1/cdns/{id}/down` or `/up` marks a
+    /// CDN for content steering (the next steering manifest reflects it).
+    fn cdns_api(&self, method: &http::Method, rest: &str) -> Response<Full<Bytes>> {
+        let json = |status, v: serde_json::Value| reply(status, "application/json", v.to_string());
+        let error = |status, why: String| json(status, serde_json::json!({ "error": why }));
+        match (method, rest.trim_end_matches('/')) {
+            (&http::Method::GET, "") => json(StatusCode::OK, self.cdns.status()),
+            (&http::Method::POST, action) => {
+                let mut it = action.trim_start_matches('/').split('/');
+                let (id, up) = match (it.next(), it.next(), it.next()) {
+                    (Some(id), Some("down"), None) => (id, false),
+                    (Some(id), Some("up"), None) => (id, true),
+                    _ => {
+                        return error(
+                            StatusCode::NOT_FOUND,
+                            "POST /api/v1/cdns/{id}/down or /up".into(),
+                        )
+                    }
+                };
+                match self.cdns.set_up(id, up) {
+                    Ok(()) => json(StatusCode::OK, self.cdns.status()),
+                    Err(e) => error(StatusCode::NOT_FOUND, e.to_string()),
+                }
+            }
+            _ => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "GET the list, POST a change".into(),
+            ),
+        }
+    }
+}
+
+fn reply(status: StatusCode, ctype: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(ctype) {
+        r.headers_mut().insert("content-type", v);
+    }
+    r
 }

@@ -12,6 +12,8 @@ pub enum ObjectClass {
     EndedPlaylist,
     /// Init segments, segments and parts: a URL always names the same bytes.
     Media,
+    /// A content steering manifest: an answer for one player.
+    Steering,
     Error,
 }
 
@@ -23,6 +25,7 @@ impl ObjectClass {
             ObjectClass::BlockingPlaylist => "blocking_playlist",
             ObjectClass::EndedPlaylist => "ended_playlist",
             ObjectClass::Media => "media",
+            ObjectClass::Steering => "steering",
             ObjectClass::Error => "error",
         }
     }
@@ -37,6 +40,7 @@ impl ObjectClass {
             }
             ObjectClass::EndedPlaylist => "public, max-age=10".into(),
             ObjectClass::Media => "public, max-age=31536000, immutable".into(),
+            ObjectClass::Steering => "private, no-store".into(),
             ObjectClass::Error => "no-cache".into(),
         }
     }
@@ -44,6 +48,7 @@ impl ObjectClass {
     pub fn content_type(self) -> &'static str {
         match self {
             ObjectClass::Media => "video/mp4",
+            ObjectClass::Steering => "application/json",
             ObjectClass::Error => "text/plain; charset=utf-8",
             _ => "application/vnd.apple.mpegurl",
         }

@@ -1,6 +1,7 @@
 //! The HTTP origin (hyper 1): routes requests to bytes already in the store,
 //! holds LL-HLS blocking requests until the store says they can be answered,
-//! and sets headers per object class. It renders nothing per request.
+//! and sets headers per object class. It renders nothing per request but the
+//! small answers of content steering (`steering.rs`).
 
 pub mod blocking;
 pub mod body;
@@ -8,6 +9,7 @@ pub mod cache;
 pub mod conditional;
 pub mod route;
 pub mod signed;
+pub mod steering;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -28,13 +30,16 @@ use body::Chunks;
 use cache::ObjectClass;
 use route::{Route, RouteError};
 
-use crate::metrics::{ClassLabel, HttpLabel, Metrics};
+use crate::metrics::{EgressLabel, HttpLabel, Metrics};
+use crate::package::multivariant;
 use crate::store::{Rendition, SnapshotKey, Store, StreamEntry};
+use steering::Cdns;
 
 pub struct Origin {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     access: Access,
+    cdns: Arc<Cdns>,
 }
 
 /// Who may reach the origin.
@@ -89,15 +94,20 @@ const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 const H2_STREAMS: u32 = 100;
 
 impl Origin {
-    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, access: Access) -> Arc<Origin> {
+    pub fn new(
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        access: Access,
+        cdns: Arc<Cdns>,
+    ) -> Arc<Origin> {
         Arc::new(Origin {
             store,
             metrics,
             access,
+            cdns,
         })
     }
 
-    /// Accept connections until `shutdown` turns true.
     /// Accept connections until `shutdown` turns true; over TLS when an
     /// acceptor is given (ALPN picks h2 or HTTP/1.1), else HTTP/1.1 and h2c.
     pub async fn serve(
@@ -178,9 +188,10 @@ impl Origin {
                 error(StatusCode::FORBIDDEN, "this origin answers its CDN only"),
             ),
             Err(why) => (ObjectClass::Error, error(StatusCode::FORBIDDEN, &why)),
-            Ok(path) => {
+            Ok(inner) => {
                 let encoding = header("accept-encoding");
-                self.route(req.method(), path, req.uri().query(), encoding)
+                let prefix = &path[..path.len() - inner.len()];
+                self.route(req.method(), inner, prefix, req.uri().query(), encoding)
                     .await
             }
         };
@@ -191,18 +202,21 @@ impl Origin {
         if matches!(reply.status().as_u16(), 200 | 206 | 304) {
             surrogate_keys(&mut reply, path);
         }
+        let cdn = self.cdns.label(req.headers());
         self.metrics
             .http_requests
             .get_or_create(&HttpLabel {
                 class: class.label(),
                 status: reply.status().as_u16(),
+                cdn: cdn.to_string(),
             })
             .inc();
         if is_get {
             self.metrics
                 .http_bytes
-                .get_or_create(&ClassLabel {
+                .get_or_create(&EgressLabel {
                     class: class.label(),
+                    cdn: cdn.to_string(),
                 })
                 .inc_by(reply.body().len());
         }
@@ -213,6 +227,7 @@ impl Origin {
         &self,
         method: &Method,
         path: &str,
+        signed_prefix: &str,
         query: Option<&str>,
         accept_encoding: Option<&str>,
     ) -> (ObjectClass, Reply) {
@@ -234,13 +249,47 @@ impl Origin {
         };
         match route {
             Route::Multivariant { stream } => {
-                match self.store.stream(&stream).and_then(|s| s.multivariant()) {
-                    Some(b) => (
-                        ObjectClass::Multivariant,
-                        ok(ObjectClass::Multivariant, b, Duration::ZERO),
-                    ),
-                    None => not_found(),
+                let Some((model, bytes)) = self
+                    .store
+                    .stream(&stream)
+                    .and_then(|s| s.multivariant_with_model())
+                else {
+                    return not_found();
+                };
+                let pathways = self.cdns.pathways();
+                if pathways.is_empty() {
+                    let reply = ok(ObjectClass::Multivariant, bytes, Duration::ZERO);
+                    return (ObjectClass::Multivariant, reply);
                 }
+                // Steered: rendered per request (a few lines, once per player
+                // start) with the pathway this player starts on.
+                let path = format!("{signed_prefix}/live/{stream}");
+                let initial = self.cdns.deal();
+                let text = multivariant::render_steered(&model, &pathways, &path, &initial);
+                let mut reply = ok(ObjectClass::Multivariant, Bytes::from(text), Duration::ZERO);
+                if !signed_prefix.is_empty() {
+                    // Absolute URIs carry this viewer's token: no shared caches.
+                    reply.headers_mut().insert(
+                        "cache-control",
+                        http::HeaderValue::from_static("private, no-store"),
+                    );
+                }
+                (ObjectClass::Multivariant, reply)
+            }
+            Route::Steering { stream } => {
+                let floor = self
+                    .store
+                    .stream(&stream)
+                    .and_then(|s| s.multivariant_with_model());
+                if self.cdns.pathways().is_empty() || floor.is_none() {
+                    return not_found();
+                }
+                let floor = floor.map_or(0, |(m, _)| m.floor_bandwidth());
+                let body = self.cdns.manifest(&steering::parse_query(query), floor);
+                (
+                    ObjectClass::Steering,
+                    ok(ObjectClass::Steering, body, Duration::ZERO),
+                )
             }
             Route::Media {
                 stream,

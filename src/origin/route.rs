@@ -7,6 +7,10 @@ pub enum Route {
     Multivariant {
         stream: String,
     },
+    /// The content steering manifest (`steering.json`).
+    Steering {
+        stream: String,
+    },
     Media {
         stream: String,
         rendition: String,
@@ -81,6 +85,9 @@ pub fn parse(path: &str, query: Option<&str>) -> Result<Route, RouteError> {
         .collect();
     match segs.as_slice() {
         [stream, "index.m3u8"] => Ok(Route::Multivariant {
+            stream: name(stream)?,
+        }),
+        [stream, "steering.json"] => Ok(Route::Steering {
             stream: name(stream)?,
         }),
         [stream, rendition, "index.m3u8"] => Ok(Route::Media {

@@ -42,18 +42,66 @@ pub struct Multivariant {
     pub variants: Vec<Variant>,
 }
 
+/// One CDN's copy of the stream (HLS Content Steering): its pathway id and
+/// the base URL players reach it under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pathway {
+    pub id: String,
+    pub base: String,
+}
+
+/// The multivariant playlist with relative URIs (no steering).
 pub fn render(m: &Multivariant) -> String {
-    let mut o = String::from("#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let mut o = header();
+    write_pathway(&mut o, m, None);
+    o
+}
+
+/// The multivariant playlist with one copy of every variant and of the audio
+/// rendition per pathway: absolute URIs under the pathway's base URL and
+/// `path` (the multivariant's directory, e.g. `/live/NAME`, with a signed
+/// URL's prefix when there is one), and an audio GROUP-ID per pathway (a
+/// pathway's variants may only name that pathway's groups). `initial` is
+/// the pathway to use until the steering manifest arrives.
+pub fn render_steered(m: &Multivariant, pathways: &[Pathway], path: &str, initial: &str) -> String {
+    let mut o = header();
+    let _ = writeln!(
+        o,
+        "#EXT-X-CONTENT-STEERING:SERVER-URI=\"steering.json\",PATHWAY-ID=\"{initial}\""
+    );
+    for p in pathways {
+        write_pathway(&mut o, m, Some((p, path)));
+    }
+    o
+}
+
+fn header() -> String {
+    String::from("#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+}
+
+fn write_pathway(o: &mut String, m: &Multivariant, pathway: Option<(&Pathway, &str)>) {
+    let group = |g: &str| match pathway {
+        Some((p, _)) => format!("{g}-{}", p.id),
+        None => g.to_string(),
+    };
+    let uri = |u: &str| match pathway {
+        Some((p, path)) => format!("{}{path}/{u}", p.base),
+        None => u.to_string(),
+    };
     for a in &m.audio {
         let _ = write!(
             o,
             "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{}\",NAME=\"{}\",DEFAULT=YES,AUTOSELECT=YES",
-            a.group, a.name
+            group(&a.group),
+            a.name
         );
         if let Some(c) = a.channels {
             let _ = write!(o, ",CHANNELS=\"{c}\"");
         }
-        let _ = writeln!(o, ",URI=\"{}\"", a.uri);
+        if pathway.is_some() {
+            let _ = write!(o, ",STABLE-RENDITION-ID=\"{}\"", a.name);
+        }
+        let _ = writeln!(o, ",URI=\"{}\"", uri(&a.uri));
     }
     let mut sorted: Vec<&Variant> = m.variants.iter().collect();
     sorted.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
@@ -70,11 +118,23 @@ pub fn render(m: &Multivariant) -> String {
             let _ = write!(o, ",FRAME-RATE={f:.3}");
         }
         if let Some(g) = &v.audio {
-            let _ = write!(o, ",AUDIO=\"{g}\"");
+            let _ = write!(o, ",AUDIO=\"{}\"", group(g));
         }
-        let _ = writeln!(o, "\n{}", v.uri);
+        if let Some((p, _)) = pathway {
+            // The rendition name is the variant's identity on every pathway.
+            let stable = v.uri.split('/').next().unwrap_or(&v.uri);
+            let _ = write!(o, ",PATHWAY-ID=\"{}\",STABLE-VARIANT-ID=\"{stable}\"", p.id);
+        }
+        let _ = writeln!(o, "\n{}", uri(&v.uri));
     }
-    o
+}
+
+impl Multivariant {
+    /// The lowest BANDWIDTH of any variant (0 without variants): what a
+    /// player must sustain to play the stream at all.
+    pub fn floor_bandwidth(&self) -> u64 {
+        self.variants.iter().map(|v| v.bandwidth).min().unwrap_or(0)
+    }
 }
 
 /// Writes a stream's multivariant playlist from its renditions' descriptions
@@ -165,7 +225,8 @@ impl MultivariantWriter {
     pub fn refresh(&self, partial: bool) {
         let _order = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(m) = self.build(partial) {
-            self.stream.set_multivariant(Bytes::from(render(&m)));
+            let text = Bytes::from(render(&m));
+            self.stream.set_multivariant(Arc::new(m), text);
         }
     }
 }
@@ -227,5 +288,40 @@ mod tests {
 #EXT-X-STREAM-INF:BANDWIDTH=1000000,AVERAGE-BANDWIDTH=900000,CODECS=\"avc1.64001f\",RESOLUTION=320x240,FRAME-RATE=30.000\n\
 source/index.m3u8\n"
         );
+    }
+
+    #[test]
+    fn steered_renders_every_variant_and_the_audio_group_once_per_pathway() {
+        let m = Multivariant {
+            audio: vec![AudioRendition {
+                group: AUDIO_GROUP.into(),
+                name: "audio".into(),
+                uri: "audio/index.m3u8".into(),
+                channels: Some(2),
+            }],
+            variants: vec![variant("360p/index.m3u8", 900_000, (640, 360), true)],
+        };
+        let pathways = [
+            Pathway {
+                id: "cf".into(),
+                base: "https://d1.cloudfront.net".into(),
+            },
+            Pathway {
+                id: "fastly".into(),
+                base: "https://x.global.ssl.fastly.net".into(),
+            },
+        ];
+        assert_eq!(
+            render_steered(&m, &pathways, "/s/99/SIG/live/game", "cf"),
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+#EXT-X-CONTENT-STEERING:SERVER-URI=\"steering.json\",PATHWAY-ID=\"cf\"\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio-cf\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",STABLE-RENDITION-ID=\"audio\",URI=\"https://d1.cloudfront.net/s/99/SIG/live/game/audio/index.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=810000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"audio-cf\",PATHWAY-ID=\"cf\",STABLE-VARIANT-ID=\"360p\"\n\
+https://d1.cloudfront.net/s/99/SIG/live/game/360p/index.m3u8\n\
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio-fastly\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",STABLE-RENDITION-ID=\"audio\",URI=\"https://x.global.ssl.fastly.net/s/99/SIG/live/game/audio/index.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=810000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"audio-fastly\",PATHWAY-ID=\"fastly\",STABLE-VARIANT-ID=\"360p\"\n\
+https://x.global.ssl.fastly.net/s/99/SIG/live/game/360p/index.m3u8\n"
+        );
+        assert_eq!(m.floor_bandwidth(), 900_000);
     }
 }

@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use crate::package::multivariant::Multivariant;
+
 /// Describes a rendition for the multivariant playlist.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RenditionMeta {
@@ -238,7 +240,8 @@ pub struct StreamEntry {
     /// a new epoch, so its URLs never collide with cached ones.
     epoch: String,
     renditions: RwLock<Vec<Arc<Rendition>>>,
-    multivariant: RwLock<Option<Bytes>>,
+    /// The multivariant playlist as rendered, and what it was rendered from.
+    multivariant: RwLock<Option<(Arc<Multivariant>, Bytes)>>,
 }
 
 impl StreamEntry {
@@ -276,11 +279,15 @@ impl StreamEntry {
             .clone()
     }
 
-    pub fn set_multivariant(&self, bytes: Bytes) {
-        *self.multivariant.write().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
+    pub fn set_multivariant(&self, model: Arc<Multivariant>, bytes: Bytes) {
+        *self.multivariant.write().unwrap_or_else(|e| e.into_inner()) = Some((model, bytes));
     }
 
     pub fn multivariant(&self) -> Option<Bytes> {
+        self.multivariant_with_model().map(|(_, b)| b)
+    }
+
+    pub fn multivariant_with_model(&self) -> Option<(Arc<Multivariant>, Bytes)> {
         self.multivariant
             .read()
             .unwrap_or_else(|e| e.into_inner())

@@ -1,6 +1,7 @@
 //! Test harness: the real `castline` binary, real `ffmpeg` publishers, real HTTP.
 #![allow(dead_code)]
 
+pub mod cdn_proxy;
 pub mod rtmp_client;
 
 use std::io::{BufRead, BufReader, Read};

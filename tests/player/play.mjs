@@ -59,6 +59,9 @@ const PAGE = `<!doctype html>
     fragsLoaded: 0, partsLoaded: 0,
     levels: null, mediaError: null, playRejected: null, waitingEvents: 0,
     stallsAfterStart: 0, levelSwitches: [], bufferedLevels: [], audioTracks: 0,
+    // Content steering: host of each loaded fragment or part (counts, and
+    // the order in which hosts took over), steering manifests loaded.
+    fragHosts: {}, hostOrder: [], steeringLoads: 0,
   };
   function errInfo(d) {
     var o = { type: d.type, details: d.details, fatal: !!d.fatal };
@@ -125,6 +128,17 @@ const PAGE = `<!doctype html>
   hls.on(Hls.Events.FRAG_LOADED, function (ev, d) {
     S.fragsLoaded++;
     if (d.part) S.partsLoaded++;
+    var url = (d.part && d.part.url) || (d.frag && d.frag.url);
+    if (url) {
+      var host = new URL(url).host;
+      S.fragHosts[host] = (S.fragHosts[host] || 0) + 1;
+      if (S.hostOrder[S.hostOrder.length - 1] !== host) S.hostOrder.push(host);
+    }
+  });
+  hls.on(Hls.Events.STEERING_MANIFEST_LOADED, function (ev, d) {
+    S.steeringLoads++;
+    var p = d.steeringManifest && d.steeringManifest["PATHWAY-PRIORITY"];
+    S.steeringLast = (p || []).join(",") + " @ " + d.url;
   });
   hls.on(Hls.Events.MANIFEST_PARSED, function (ev, d) {
     S.levels = (d.levels || []).map(function (l) {
@@ -257,6 +271,10 @@ async function main() {
     bufferedLevels: S.bufferedLevels,
     stallsAfterStart: S.stallsAfterStart,
     audioTracks: S.audioTracks,
+    fragHosts: S.fragHosts,
+    hostOrder: S.hostOrder,
+    steeringLoads: S.steeringLoads,
+    steeringLast: S.steeringLast || null,
     mediaError: S.mediaError,
     playRejected: S.playRejected,
     hlsVersion: S.hlsVersion,

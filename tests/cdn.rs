@@ -1,0 +1,245 @@
+//! The origin behind CDNs: content steering across two stand-in CDN edges
+//! (`common::cdn_proxy`), requests and egress counted per CDN, the admin call
+//! that marks a CDN down, and steering with signed URLs.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cdn_proxy::CdnProxy;
+use common::*;
+
+fn metric(server: &Server, series: &str) -> f64 {
+    let text = get(&format!("http://{}/metrics", server.admin)).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn priority(server: &Server, stream: &str, query: &str) -> (Vec<String>, serde_json::Value) {
+    let r = get(&server.url(&format!("/live/{stream}/steering.json?{query}")));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("private, no-store"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("steering JSON");
+    let order = v["PATHWAY-PRIORITY"]
+        .as_array()
+        .expect("PATHWAY-PRIORITY")
+        .iter()
+        .map(|p| p.as_str().unwrap_or_default().to_string())
+        .collect();
+    (order, v)
+}
+
+/// (PATHWAY-ID, AUDIO group, URI) of every variant of a multivariant playlist.
+fn variants(text: &str) -> Vec<(String, String, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("#EXT-X-STREAM-INF:"))
+        .map(|(i, l)| {
+            let a = |name| {
+                attr(l, name)
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_string()
+            };
+            (a("PATHWAY-ID"), a("AUDIO"), lines[i + 1].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn content_steering_offers_every_cdn_counts_each_and_follows_a_cdn_marked_down() {
+    let a = CdnProxy::start("edge-a");
+    let b = CdnProxy::start("edge-b");
+    let server = Server::start(
+        &format!(
+            "[ingest]\nreconnect_grace = 3.0\n[transcode]\nenabled = false\n[origin]\nsteering_ttl = 7\n\
+             [[origin.cdn]]\nid = \"edge-a\"\nbase_url = \"{}\"\nweight = 3\n\
+             [[origin.cdn]]\nid = \"edge-b\"\nbase_url = \"{}\"\nweight = 1\n",
+            a.base_url(),
+            b.base_url()
+        ),
+    );
+    a.forward_to(server.http);
+    b.forward_to(server.http);
+    let _p = Publisher::start(&server.rtmp_url("final"), Publish::default());
+    let mv = wait_for(
+        &server.url("/live/final/index.m3u8"),
+        Duration::from_secs(20),
+    )
+    .text();
+
+    // One copy per CDN, each with its own audio group; the pathway a new
+    // player starts on is dealt 3:1.
+    let initial = |text: &str| {
+        let tag = text
+            .lines()
+            .find(|l| l.starts_with("#EXT-X-CONTENT-STEERING:SERVER-URI=\"steering.json\","))
+            .unwrap_or_else(|| panic!("no steering tag: {text}"));
+        attr(tag, "PATHWAY-ID")
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string()
+    };
+    let starts: Vec<String> = (0..8)
+        .map(|_| initial(&get(&server.url("/live/final/index.m3u8")).text()))
+        .collect();
+    assert_eq!(
+        starts.iter().filter(|s| *s == "edge-a").count(),
+        6,
+        "{starts:?}"
+    );
+    let vs = variants(&mv);
+    assert_eq!(vs.len(), 2, "{mv}");
+    for (pathway, audio, uri) in &vs {
+        let base = if pathway == "edge-a" {
+            a.base_url()
+        } else {
+            b.base_url()
+        };
+        assert_eq!(uri, &format!("{base}/live/final/source/index.m3u8"), "{mv}");
+        assert_eq!(audio, &format!("audio-{pathway}"), "{mv}");
+        let group = format!("GROUP-ID=\"audio-{pathway}\"");
+        let media = mv
+            .lines()
+            .find(|l| l.contains(&group))
+            .expect("audio per pathway");
+        assert!(
+            media.contains(&format!("URI=\"{base}/live/final/audio/index.m3u8\"")),
+            "{mv}"
+        );
+    }
+
+    // Every pathway plays: its playlists and media, counted under its CDN.
+    for (pathway, _, uri) in &vs {
+        let m = wait_media_at(uri, 2, Duration::from_secs(20));
+        let part = m.parts.last().expect("a part");
+        let base = &uri[..uri.len() - "index.m3u8".len()];
+        let r = get(&format!("{base}{}", part.0));
+        assert_eq!(r.status, 200);
+        let series = format!(
+            "castline_http_requests_total{{class=\"media\",status=\"200\",cdn=\"{pathway}\"}}"
+        );
+        assert!(metric(&server, &series) >= 1.0, "no {series}");
+        let bytes =
+            format!("castline_http_response_bytes_total{{class=\"media\",cdn=\"{pathway}\"}}");
+        assert!(metric(&server, &bytes) >= r.body.len() as f64, "{bytes}");
+    }
+    assert!(
+        metric(
+            &server,
+            "castline_http_requests_total{class=\"multivariant\",status=\"200\",cdn=\"none\"}"
+        ) >= 1.0
+    );
+    let stranger = request_with(
+        "GET",
+        &server.url("/live/final/index.m3u8"),
+        &[("x-castline-cdn", "made-up")],
+    );
+    assert_eq!(stranger.status, 200);
+    assert!(
+        metric(
+            &server,
+            "castline_http_requests_total{class=\"multivariant\",status=\"200\",cdn=\"other\"}"
+        ) >= 1.0
+    );
+
+    // The manifest: a player doing well keeps its pathway; new players are
+    // dealt 3:1; TTL from the config.
+    let (order, v) = priority(
+        &server,
+        "final",
+        "_HLS_pathway=edge-b&_HLS_throughput=90000000",
+    );
+    assert_eq!(order, ["edge-b", "edge-a"]);
+    assert_eq!(v["VERSION"], 1);
+    assert_eq!(v["TTL"], 7);
+    assert_eq!(v["RELOAD-URI"], "steering.json");
+    let firsts: Vec<String> = (0..8)
+        .map(|_| priority(&server, "final", "").0.remove(0))
+        .collect();
+    assert_eq!(
+        firsts.iter().filter(|f| *f == "edge-a").count(),
+        6,
+        "{firsts:?}"
+    );
+    // Too slow for the lowest variant where it is: dealt again, never stuck.
+    let slow: Vec<String> = (0..4)
+        .map(|_| {
+            priority(&server, "final", "_HLS_pathway=edge-b&_HLS_throughput=1000")
+                .0
+                .remove(0)
+        })
+        .collect();
+    assert!(slow.contains(&"edge-a".to_string()), "{slow:?}");
+
+    // Marking a CDN down takes it out of the next manifest, up brings it back.
+    let admin = |path: &str| format!("http://{}{path}", server.admin);
+    let down = request("POST", &admin("/api/v1/cdns/edge-a/down"));
+    assert_eq!(down.status, 200, "{}", down.text());
+    for q in ["_HLS_pathway=edge-a&_HLS_throughput=90000000", ""] {
+        assert_eq!(priority(&server, "final", q).0, ["edge-b"]);
+    }
+    for _ in 0..4 {
+        assert_eq!(
+            initial(&get(&server.url("/live/final/index.m3u8")).text()),
+            "edge-b"
+        );
+    }
+    let list: serde_json::Value =
+        serde_json::from_slice(&get(&admin("/api/v1/cdns")).body).expect("json");
+    assert_eq!(list[0]["id"], "edge-a");
+    assert_eq!(list[0]["up"], false);
+    assert_eq!(list[1]["up"], true);
+    assert_eq!(
+        request("POST", &admin("/api/v1/cdns/edge-a/up")).status,
+        200
+    );
+    assert_eq!(
+        priority(
+            &server,
+            "final",
+            "_HLS_pathway=edge-a&_HLS_throughput=90000000"
+        )
+        .0,
+        ["edge-a", "edge-b"]
+    );
+    assert_eq!(
+        request("POST", &admin("/api/v1/cdns/nope/down")).status,
+        404
+    );
+    assert_eq!(get(&admin("/api/v1/cdns/edge-a/down")).status, 405);
+    assert_eq!(get(&server.url("/live/nothing/steering.json")).status, 404);
+}
+
+#[test]
+fn a_signed_steered_multivariant_carries_the_viewers_token_and_stays_out_of_shared_caches() {
+    let server = Server::start(
+        "[ingest]\nreconnect_grace = 3.0\n[transcode]\nenabled = false\n[origin]\n\
+         signing_key = \"a-long-random-signing-key\"\n\
+         [[origin.cdn]]\nid = \"cf\"\nbase_url = \"https://d1.example.net/\"\n\
+         [[origin.cdn]]\nid = \"fastly\"\nbase_url = \"https://f.example.net\"\n",
+    );
+    let _p = Publisher::start(&server.rtmp_url("paid"), Publish::default());
+    let url = server.signed_url("paid", "1h");
+    let r = wait_for(&url, Duration::from_secs(20));
+    assert_eq!(r.header("cache-control"), Some("private, no-store"));
+    let prefix = &url[url.find("/s/").expect("signed")..url.find("/live/").expect("live")];
+    let text = r.text();
+    let vs = variants(&text);
+    assert_eq!(vs.len(), 2, "{text}");
+    for (_, _, uri) in &vs {
+        assert!(
+            uri == &format!("https://d1.example.net{prefix}/live/paid/source/index.m3u8")
+                || uri == &format!("https://f.example.net{prefix}/live/paid/source/index.m3u8"),
+            "{uri}"
+        );
+    }
+    // The steering manifest inherits the signed prefix (SERVER-URI is relative).
+    let steering = url.replace("index.m3u8", "steering.json");
+    assert_eq!(get(&steering).status, 200);
+    assert_eq!(get(&server.url("/live/paid/steering.json")).status, 403);
+}
