@@ -1,0 +1,559 @@
+//! `llhls-load`: N Low-Latency HLS players against one media playlist, for
+//! load tests of the origin (and of caches in front of it).
+//!
+//! Each player does what hls.js does at the live edge: a blocking reload for
+//! the next part (`_HLS_msn`/`_HLS_part`), then that part; optionally the
+//! preload hint in parallel with the reload. It prints one JSON line:
+//! delivery spread (first to last player holding a part), part age (from the
+//! end of the part's media, by EXT-X-PROGRAM-DATE-TIME, to a player holding
+//! it), answers by status, answers a cache served past their max-age,
+//! transport errors, and players that fell behind.
+//!
+//! usage: llhls-load --url URL [--players N] [--seconds S] [--ramp S]
+//!                   [--http2] [--preload]
+//!
+//! Run it as its own process: with the server in the same process, both
+//! would share one runtime and one open-files limit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use clap::Parser;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "N LL-HLS players against one media playlist")]
+struct Args {
+    /// The media playlist, e.g. http://127.0.0.1:8080/live/game/360p/index.m3u8
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value_t = 100)]
+    players: usize,
+    /// How long every player plays, after the ramp.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Players start evenly over this many seconds.
+    #[arg(long, default_value_t = 2.0)]
+    ramp: f64,
+    /// HTTP/2 with prior knowledge (one connection per player) instead of
+    /// HTTP/1.1.
+    #[arg(long)]
+    http2: bool,
+    /// Also request the preload hint in parallel with each blocking reload
+    /// (a second HTTP/1.1 connection per player).
+    #[arg(long)]
+    preload: bool,
+    /// Always ask for the full playlist, never a delta update (players such
+    /// as hls.js ask for `_HLS_skip=YES` where CAN-SKIP-UNTIL allows it).
+    #[arg(long)]
+    no_skip: bool,
+}
+
+/// A player more than this many parts behind the live edge fell behind.
+const BEHIND_PARTS: usize = 5;
+
+/// One part as a playlist lists it.
+#[derive(Debug, Clone)]
+struct Part {
+    msn: u64,
+    idx: u32,
+    uri: String,
+    /// Unix milliseconds at which the part's media ends.
+    end_ms: Option<f64>,
+}
+
+#[derive(Debug, Default)]
+struct Playlist {
+    parts: Vec<Part>,
+    hint: Option<(u64, u32, String)>,
+    /// The server takes delta updates (`CAN-SKIP-UNTIL`).
+    can_skip: bool,
+}
+
+/// `.../MSN.PART.m4s` → (msn, part).
+fn part_id(uri: &str) -> Option<(u64, u32)> {
+    let file = uri.rsplit('/').next()?.strip_suffix(".m4s")?;
+    let (m, p) = file.split_once('.')?;
+    Some((m.parse().ok()?, p.parse().ok()?))
+}
+
+/// The quoted value after `key` (written with its `="`, e.g. `URI="`).
+fn quoted<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let start = line.find(key)? + key.len();
+    let len = line[start..].find('"')?;
+    Some(&line[start..start + len])
+}
+
+/// The number after `key` (written with its `=`, e.g. `DURATION=`).
+fn number(line: &str, key: &str) -> Option<f64> {
+    let start = line.find(key)? + key.len();
+    line[start..].split(',').next()?.parse().ok()
+}
+
+/// `2027-01-15T08:00:04.000Z` → Unix milliseconds (UTC only, as castline writes it).
+fn date_ms(s: &str) -> Option<f64> {
+    let (date, time) = s.trim().trim_end_matches('Z').split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':');
+    let (h, min) = (
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+    );
+    let sec: f64 = t.next()?.parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days as f64 * 24.0 + h) * 60.0 + min) * 60_000.0 + sec * 1000.0)
+}
+
+fn parse(text: &str) -> Playlist {
+    let mut pl = Playlist::default();
+    let mut clock: Option<f64> = None;
+    let mut segment_has_parts = false;
+    for line in text.lines() {
+        if let Some(d) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            clock = date_ms(d);
+        } else if line.starts_with("#EXT-X-PART:") {
+            let dur = number(line, "DURATION=").unwrap_or(0.0);
+            let (Some(uri), Some(end)) = (quoted(line, "URI=\""), clock.map(|c| c + dur * 1000.0))
+            else {
+                continue;
+            };
+            if let Some((msn, idx)) = part_id(uri) {
+                pl.parts.push(Part {
+                    msn,
+                    idx,
+                    uri: uri.to_string(),
+                    end_ms: Some(end),
+                });
+            }
+            clock = Some(end);
+            segment_has_parts = true;
+        } else if let Some(extinf) = line.strip_prefix("#EXTINF:") {
+            // A segment without listed parts moves the clock by its duration;
+            // one with parts has moved it already (its parts sum to it).
+            let dur: f64 = extinf
+                .split(',')
+                .next()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0.0);
+            if !segment_has_parts {
+                clock = clock.map(|c| c + dur * 1000.0);
+            }
+            segment_has_parts = false;
+        } else if line.starts_with("#EXT-X-SERVER-CONTROL:") {
+            pl.can_skip = line.contains("CAN-SKIP-UNTIL=");
+        } else if line.starts_with("#EXT-X-PRELOAD-HINT:") {
+            if let Some(uri) = quoted(line, "URI=\"") {
+                if let Some((m, p)) = part_id(uri) {
+                    pl.hint = Some((m, p, uri.to_string()));
+                }
+            }
+        }
+    }
+    pl
+}
+
+#[derive(Debug)]
+enum Fetch {
+    /// Status, body, and whether a cache served it past its max-age (its
+    /// `Age` greater than the `max-age` it carries).
+    Status(StatusCode, Bytes, bool),
+    Transport(String),
+}
+
+/// A cache's `Age` beyond the answer's own `max-age`.
+fn stale(headers: &http::HeaderMap) -> bool {
+    let num = |v: &str| v.trim().parse::<u64>().ok();
+    let age = headers
+        .get("age")
+        .and_then(|v| v.to_str().ok())
+        .and_then(num);
+    let max_age = headers
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|cc| {
+            cc.split(',')
+                .find_map(|d| d.trim().strip_prefix("max-age=").and_then(num))
+        });
+    matches!((age, max_age), (Some(a), Some(m)) if a > m)
+}
+
+/// One HTTP connection of a player, reopened when it closes.
+struct Conn {
+    authority: String,
+    http2: bool,
+    h1: Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>,
+    h2: Option<hyper::client::conn::http2::SendRequest<Empty<Bytes>>>,
+}
+
+impl Conn {
+    fn new(authority: &str, http2: bool) -> Conn {
+        Conn {
+            authority: authority.to_string(),
+            http2,
+            h1: None,
+            h2: None,
+        }
+    }
+
+    async fn connect(&mut self) -> Result<(), String> {
+        let tcp = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let io = TokioIo::new(tcp);
+        if self.http2 {
+            let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| format!("h2 handshake: {e}"))?;
+            tokio::spawn(conn);
+            self.h2 = Some(send);
+        } else {
+            let (send, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(conn);
+            self.h1 = Some(send);
+        }
+        Ok(())
+    }
+
+    async fn get(&mut self, path: &str) -> Fetch {
+        for attempt in 0..2 {
+            let closed = match (&self.h1, &self.h2) {
+                (Some(s), _) => s.is_closed(),
+                (_, Some(s)) => s.is_closed(),
+                _ => true,
+            };
+            if closed {
+                if let Err(e) = self.connect().await {
+                    return Fetch::Transport(e);
+                }
+            }
+            let req = Request::get(path)
+                .header("host", &self.authority)
+                .header("accept-encoding", "identity")
+                .body(Empty::new());
+            let Ok(req) = req else {
+                return Fetch::Transport("bad request".into());
+            };
+            let sent = match (&mut self.h1, &mut self.h2) {
+                (Some(s), _) => match s.ready().await {
+                    Ok(()) => s.send_request(req).await,
+                    Err(e) => Err(e),
+                },
+                (_, Some(s)) => s.send_request(req).await,
+                _ => return Fetch::Transport("no connection".into()),
+            };
+            match sent {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let stale = stale(resp.headers());
+                    return match resp.into_body().collect().await {
+                        Ok(b) => Fetch::Status(status, b.to_bytes(), stale),
+                        Err(e) => Fetch::Transport(format!("body: {e}")),
+                    };
+                }
+                // A keep-alive connection the server closed: once more on a new one.
+                Err(e) if attempt == 0 => {
+                    self.h1 = None;
+                    self.h2 = None;
+                    let _ = e;
+                }
+                Err(e) => return Fetch::Transport(format!("request: {e}")),
+            }
+        }
+        Fetch::Transport("unreachable".into())
+    }
+}
+
+#[derive(Default)]
+struct PlayerReport {
+    /// (msn, part) → (Instant offset in µs, age in ms)
+    received: Vec<((u64, u32), u64, Option<f64>)>,
+    statuses: BTreeMap<u16, u64>,
+    stale: u64,
+    transport_errors: u64,
+    first_transport_error: Option<String>,
+    max_behind: usize,
+    requests: u64,
+    bytes: u64,
+}
+
+fn unix_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn join(dir: &str, uri: &str) -> String {
+    format!("{dir}{uri}")
+}
+
+async fn player(
+    args: Arc<Args>,
+    base: Instant,
+    authority: String,
+    path: String,
+    until: Instant,
+) -> PlayerReport {
+    let mut r = PlayerReport::default();
+    let dir = path[..path.rfind('/').map_or(0, |i| i + 1)].to_string();
+    let mut conn = Conn::new(&authority, args.http2);
+    let mut hint_conn = (args.preload && !args.http2).then(|| Conn::new(&authority, false));
+    let note = |r: &mut PlayerReport, f: &Fetch| {
+        r.requests += 1;
+        match f {
+            Fetch::Status(s, b, stale) => {
+                *r.statuses.entry(s.as_u16()).or_default() += 1;
+                r.bytes += b.len() as u64;
+                r.stale += u64::from(*stale);
+            }
+            Fetch::Transport(e) => {
+                r.transport_errors += 1;
+                r.first_transport_error.get_or_insert_with(|| e.clone());
+            }
+        }
+    };
+    // The live edge: the plain playlist's preload hint.
+    let mut want: Option<(u64, u32)> = None;
+    let mut skip = false;
+    while Instant::now() < until {
+        let Some((m, p)) = want else {
+            let f = conn.get(&path).await;
+            note(&mut r, &f);
+            match f {
+                Fetch::Status(StatusCode::OK, b, _) => {
+                    let pl = parse(&String::from_utf8_lossy(&b));
+                    skip = pl.can_skip && !args.no_skip;
+                    want = pl.hint.map(|(m, p, _)| (m, p));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+            if want.is_none() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            continue;
+        };
+        let delta = if skip { "&_HLS_skip=YES" } else { "" };
+        let blocking = format!("{path}?_HLS_msn={m}&_HLS_part={p}{delta}");
+        let f = conn.get(&blocking).await;
+        note(&mut r, &f);
+        let Fetch::Status(StatusCode::OK, body, _) = f else {
+            // An error answer or a failed connection: back off, then start
+            // again from the live edge.
+            want = None;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let pl = parse(&String::from_utf8_lossy(&body));
+        let Some(pos) = pl.parts.iter().position(|x| (x.msn, x.idx) == (m, p)) else {
+            // Not listed: gone from the window (fell far behind) or a new
+            // timeline; start again from the live edge.
+            want = None;
+            continue;
+        };
+        let part = pl.parts[pos].clone();
+        let behind = pl.parts.len() - 1 - pos;
+        r.max_behind = r.max_behind.max(behind);
+        // With --preload, the hint of this playlist is fetched beside the
+        // next blocking reload.
+        let next_hint = pl.hint.clone();
+        let f = match (&mut hint_conn, next_hint.as_ref()) {
+            (Some(hc), Some((_, _, hint_uri))) if behind == 0 => {
+                let part_path = join(&dir, &part.uri);
+                let hint_path = join(&dir, hint_uri);
+                let (got, hinted) = tokio::join!(conn.get(&part_path), hc.get(&hint_path));
+                note(&mut r, &hinted);
+                got
+            }
+            _ => conn.get(&join(&dir, &part.uri)).await,
+        };
+        note(&mut r, &f);
+        if let Fetch::Status(StatusCode::OK, ..) = f {
+            let at = base.elapsed().as_micros() as u64;
+            let age = part.end_ms.map(|end| unix_ms() - end);
+            r.received.push(((m, p), at, age));
+        }
+        want = match pl.parts.get(pos + 1) {
+            Some(next) => Some((next.msn, next.idx)),
+            None => next_hint.map(|(m, p, _)| (m, p)),
+        };
+    }
+    r
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Arc::new(Args::parse());
+    let url = args
+        .url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("--url must be http://"))?;
+    let (authority, path) = url.split_at(url.find('/').unwrap_or(url.len()));
+    let (authority, path) = (authority.to_string(), path.to_string());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let reports = rt.block_on(async {
+        let base = Instant::now();
+        let ramp = Duration::from_secs_f64(args.ramp.max(0.0));
+        let until = base + ramp + Duration::from_secs(args.seconds);
+        let mut tasks = Vec::with_capacity(args.players);
+        for i in 0..args.players {
+            let start = base + ramp.mul_f64(i as f64 / args.players.max(1) as f64);
+            let (args, authority, path) = (args.clone(), authority.clone(), path.clone());
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep_until(start.into()).await;
+                player(args, base, authority, path, until).await
+            }));
+        }
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.unwrap_or_default());
+        }
+        out
+    });
+
+    // Per part: first and last receipt. Spread counts the parts most players
+    // held (during the ramp the late joiners have not arrived yet).
+    let mut per_part: HashMap<(u64, u32), (u64, u64, usize)> = HashMap::new();
+    let mut ages = Vec::new();
+    for r in &reports {
+        for (id, at, age) in &r.received {
+            let e = per_part.entry(*id).or_insert((*at, *at, 0));
+            e.0 = e.0.min(*at);
+            e.1 = e.1.max(*at);
+            e.2 += 1;
+            if let Some(a) = age {
+                ages.push(*a);
+            }
+        }
+    }
+    let full = (args.players as f64 * 0.9).ceil() as usize;
+    let mut spreads: Vec<f64> = per_part
+        .values()
+        .filter(|(_, _, n)| *n >= full.max(1))
+        .map(|(first, last, _)| (last - first) as f64 / 1000.0)
+        .collect();
+    spreads.sort_by(f64::total_cmp);
+    ages.sort_by(f64::total_cmp);
+    let mut spreads_all: Vec<f64> = per_part
+        .values()
+        .map(|(first, last, _)| (last - first) as f64 / 1000.0)
+        .collect();
+    spreads_all.sort_by(f64::total_cmp);
+    let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+    for r in &reports {
+        for (s, n) in &r.statuses {
+            *statuses.entry(*s).or_default() += n;
+        }
+    }
+    let non_200: u64 = statuses
+        .iter()
+        .filter(|(s, _)| **s != 200)
+        .map(|(_, n)| n)
+        .sum();
+    let failed = reports.iter().filter(|r| r.received.is_empty()).count();
+    let behind = reports
+        .iter()
+        .filter(|r| r.max_behind > BEHIND_PARTS)
+        .count();
+    let elapsed = started.elapsed().as_secs_f64();
+    let requests: u64 = reports.iter().map(|r| r.requests).sum();
+    let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
+    let summary = serde_json::json!({
+        "players": args.players,
+        "http2": args.http2,
+        "preload": args.preload,
+        "delta_playlists": !args.no_skip,
+        "seconds": elapsed,
+        "parts_measured": spreads.len(),
+        "spread_ms": {
+            "p50": percentile(&spreads, 0.5),
+            "p99": percentile(&spreads, 0.99),
+            "max": spreads.last().copied().unwrap_or(f64::NAN),
+        },
+        "spread_all_parts_ms": {
+            "parts": spreads_all.len(),
+            "p50": percentile(&spreads_all, 0.5),
+            "p99": percentile(&spreads_all, 0.99),
+        },
+        "age_ms": { "p50": percentile(&ages, 0.5), "p99": percentile(&ages, 0.99) },
+        "statuses": statuses,
+        "non_200": non_200,
+        "served_past_max_age": reports.iter().map(|r| r.stale).sum::<u64>(),
+        "transport_errors": reports.iter().map(|r| r.transport_errors).sum::<u64>(),
+        "first_transport_error": reports.iter().find_map(|r| r.first_transport_error.clone()),
+        "players_without_a_part": failed,
+        "players_fell_behind": behind,
+        "requests_per_second": requests as f64 / elapsed,
+        "megabits_per_second": bytes as f64 * 8.0 / elapsed / 1e6,
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_get_their_media_end_from_the_program_date_time() {
+        let pl = parse(
+            "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:4\n#EXT-X-MAP:URI=\"e1/init1.mp4\"\n\
+             #EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:04.000Z\n#EXTINF:1.00000,\ne1/4.m4s\n\
+             #EXT-X-PART:DURATION=0.20000,URI=\"e1/5.0.m4s\",INDEPENDENT=YES\n\
+             #EXT-X-PART:DURATION=0.20000,URI=\"e1/5.1.m4s\"\n\
+             #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"e1/5.2.m4s\"\n",
+        );
+        let t0 = date_ms("2027-01-15T08:00:04.000Z").unwrap();
+        assert_eq!(t0, 1_800_000_004_000.0);
+        assert_eq!(pl.parts.len(), 2);
+        assert_eq!((pl.parts[1].msn, pl.parts[1].idx), (5, 1));
+        assert_eq!(pl.parts[0].end_ms, Some(t0 + 1200.0));
+        assert_eq!(pl.parts[1].end_ms, Some(t0 + 1400.0));
+        assert_eq!(pl.hint.map(|h| (h.0, h.1)), Some((5, 2)));
+    }
+
+    #[test]
+    fn an_answer_is_stale_only_when_its_age_passes_its_max_age() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = http::HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, http::HeaderValue::from_static(v));
+            }
+            m
+        };
+        assert!(stale(&h(&[
+            ("age", "2"),
+            ("cache-control", "public, max-age=1")
+        ])));
+        assert!(!stale(&h(&[
+            ("age", "1"),
+            ("cache-control", "public, max-age=1")
+        ])));
+        assert!(!stale(&h(&[("cache-control", "public, max-age=1")])));
+        assert!(!stale(&h(&[("age", "9"), ("cache-control", "no-store")])));
+    }
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# N LL-HLS players (benches/llhls_load.rs, `llhls-load`) against castline's
+# origin, a 320x240 publish from ffmpeg at BITRATE, transcode off (the
+# rendition is the source), everything on 127.0.0.1 and on this machine's
+# cores: castline, ffmpeg and the load generator share them.
+#
+# Usage: benches/llhls_players.sh [PLAYERS ...]     (default: 1000 3000 10000)
+#        BITRATE=2500k DURATION=15 HTTP2=1 benches/llhls_players.sh 1000
+#
+# Needs target/release/{castline,llhls-load} (cargo build --release) and ffmpeg.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source benches/common.sh
+BITRATE="${BITRATE:-400k}"
+DURATION="${DURATION:-15}"
+PLAYERS=("${@:-1000 3000 10000}")
+[[ -x target/release/castline && -x target/release/llhls-load ]] || {
+  echo "run cargo build --release first" >&2; exit 1; }
+ulimit -n "$(ulimit -Hn)" || true
+
+TMP="$(mktemp -d -t castline-players.XXXXXX)"
+printf '[transcode]\nenabled = false\n' > "$TMP/castline.toml"
+target/release/castline serve --config "$TMP/castline.toml" --rtmp-listen 127.0.0.1:0 \
+  --srt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+  --data-dir "$TMP" > "$TMP/out" 2> "$TMP/err" &
+CASTLINE=$!
+trap 'kill $CASTLINE ${FFMPEG:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+for _ in $(seq 100); do grep -q '^admin listening' "$TMP/out" && break; sleep 0.1; done
+RTMP=$(awk '/^rtmp listening/ {print $4}' "$TMP/out")
+HTTP=$(awk '/^http listening/ {print $4}' "$TMP/out")
+ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=30 \
+  -f lavfi -i sine=frequency=440:sample_rate=48000 -c:v libx264 -preset veryfast -g 30 \
+  -b:v "$BITRATE" -bf 2 -c:a aac -b:a 64k -t 3600 -f flv "rtmp://$RTMP/live/load" &
+FFMPEG=$!
+URL="http://$HTTP/live/load/source/index.m3u8"
+for _ in $(seq 100); do curl -sf "$URL" > /dev/null && break; sleep 0.2; done
+sleep 3
+for n in ${PLAYERS[@]}; do
+  before=$(cpu_seconds $CASTLINE)
+  flags=(); [[ -n "${HTTP2:-}" ]] && flags+=(--http2)
+  result=$(target/release/llhls-load --url "$URL" --players "$n" --seconds "$DURATION" \
+    --ramp $(( n / 1000 + 2 )) "${flags[@]}")
+  after=$(cpu_seconds $CASTLINE)
+  echo "players=$n bitrate=$BITRATE castline_cpu_s=$(python3 -c "print(round($after-$before,2))") $result"
+done
