@@ -280,6 +280,20 @@ fn blocking_reload_preload_hint_and_error_codes() {
     // Delta update: _HLS_skip=YES is accepted and still a valid playlist.
     let delta = parse_media(&get(&format!("{playlist}?_HLS_skip=YES")).text());
     assert!(!delta.parts.is_empty());
+    // Once the playlist is longer than CAN-SKIP-UNTIL (6 s), segments are
+    // skipped; a v2 answer also says no EXT-X-DATERANGE was removed.
+    wait_segments(&server, "block", 8, Duration::from_secs(30));
+    let v2 = get(&format!("{playlist}?_HLS_skip=v2")).text();
+    let skip = v2
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-SKIP:"))
+        .unwrap_or_else(|| panic!("{v2}"));
+    assert!(
+        skip.ends_with(",RECENTLY-REMOVED-DATERANGES=\"\""),
+        "{skip}"
+    );
+    let yes = get(&format!("{playlist}?_HLS_skip=YES")).text();
+    assert!(!yes.contains("RECENTLY-REMOVED-DATERANGES"), "{yes}");
 
     // 503 once a request has been held for 3 target durations: pause the publisher.
     publisher.signal("-STOP");

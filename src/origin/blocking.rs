@@ -88,6 +88,7 @@ mod tests {
             msn,
             part,
             skip: false,
+            skip_dateranges: false,
         }
     }
 

@@ -31,7 +31,7 @@ use cache::ObjectClass;
 use route::{Route, RouteError};
 
 use crate::metrics::{EgressLabel, HttpLabel, Metrics};
-use crate::package::multivariant;
+use crate::package::{multivariant, playlist};
 use crate::store::{Rendition, SnapshotKey, Store, StreamEntry};
 use steering::Cdns;
 
@@ -344,7 +344,11 @@ impl Origin {
                 } else {
                     ObjectClass::LivePlaylist
                 };
-                let (plain, gz) = if directives.skip {
+                let (plain, gz) = if directives.skip_dateranges {
+                    // Rare (players skip DATERANGEs only where there are
+                    // some): made from the YES form, sent uncompressed.
+                    (playlist::delta_v2(&pls.delta), Bytes::new())
+                } else if directives.skip {
                     (pls.delta, pls.delta_gzip)
                 } else {
                     (pls.full, pls.full_gzip)

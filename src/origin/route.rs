@@ -43,6 +43,9 @@ pub struct Directives {
     pub msn: Option<u64>,
     pub part: Option<u32>,
     pub skip: bool,
+    /// `_HLS_skip=v2`: EXT-X-DATERANGE tags may be skipped too, and the
+    /// answer must say which were removed (RECENTLY-REMOVED-DATERANGES).
+    pub skip_dateranges: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -158,6 +161,7 @@ pub fn directives(query: Option<&str>) -> Result<Directives, RouteError> {
                 }
                 // An unknown value asks for nothing we offer: the full playlist.
                 d.skip = matches!(v, "YES" | "v2");
+                d.skip_dateranges = v == "v2";
             }
             _ => {}
         }
@@ -189,7 +193,8 @@ mod tests {
                 directives: Directives {
                     msn: Some(5),
                     part: Some(2),
-                    skip: true
+                    skip: true,
+                    skip_dateranges: false,
                 }
             })
         );
@@ -275,7 +280,14 @@ mod tests {
             Err(RouteError::Bad("_HLS_msn given twice"))
         );
         assert_eq!(directives(Some("_HLS_skip=NO")), Ok(Directives::default()));
-        assert_eq!(directives(Some("_HLS_skip=v2")).map(|d| d.skip), Ok(true));
+        assert_eq!(
+            directives(Some("_HLS_skip=v2")).map(|d| (d.skip, d.skip_dateranges)),
+            Ok((true, true))
+        );
+        assert_eq!(
+            directives(Some("_HLS_skip=YES")).map(|d| d.skip_dateranges),
+            Ok(false)
+        );
         assert_eq!(directives(Some("cb=123&foo")), Ok(Directives::default()));
     }
 }

@@ -249,6 +249,27 @@ fn seg_duration(s: &SegmentEntry) -> f64 {
 
 /// gzip at the fastest level: a playlist is text that repeats itself (a long
 /// DVR window compresses ~10x), and it is compressed for every part.
+/// A delta update for `_HLS_skip=v2` from the `YES` one: castline writes no
+/// EXT-X-DATERANGE tags, so none was ever removed and the two differ only by
+/// an empty RECENTLY-REMOVED-DATERANGES on EXT-X-SKIP (required for v2 by
+/// draft-pantos-hls-rfc8216bis 4.4.5.2). A playlist without EXT-X-SKIP (it
+/// skipped nothing) is the same for both.
+pub fn delta_v2(delta: &[u8]) -> Bytes {
+    const TAG: &[u8] = b"#EXT-X-SKIP:SKIPPED-SEGMENTS=";
+    let Some(start) = delta.windows(TAG.len()).position(|w| w == TAG) else {
+        return Bytes::copy_from_slice(delta);
+    };
+    let end = delta[start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(delta.len(), |i| start + i);
+    let mut out = Vec::with_capacity(delta.len() + 32);
+    out.extend_from_slice(&delta[..end]);
+    out.extend_from_slice(b",RECENTLY-REMOVED-DATERANGES=\"\"");
+    out.extend_from_slice(&delta[end..]);
+    Bytes::from(out)
+}
+
 pub fn gzip(text: &[u8]) -> Bytes {
     use std::io::Write;
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -368,5 +389,16 @@ e1/3.m4s
         assert_eq!(pl.discontinuity_sequence, 1);
         let text = render(&pl, &[], Form::Full);
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:3\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-MAP:URI=\"e1/init2.mp4\"\n"));
+    }
+
+    #[test]
+    fn a_v2_delta_says_no_daterange_was_removed() {
+        let yes = b"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n#EXTINF:1.00000,\ne1/4.m4s\n";
+        assert_eq!(
+            &delta_v2(yes)[..],
+            &b"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-SKIP:SKIPPED-SEGMENTS=4,RECENTLY-REMOVED-DATERANGES=\"\"\n#EXTINF:1.00000,\ne1/4.m4s\n"[..]
+        );
+        let short = b"#EXTM3U\n#EXTINF:1.00000,\ne1/0.m4s\n";
+        assert_eq!(&delta_v2(short)[..], &short[..]);
     }
 }
