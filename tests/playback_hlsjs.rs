@@ -15,6 +15,15 @@ static ONE_PLAYER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Play `url` for `seconds` in hls.js; returns play.mjs's JSON and whether it exited 0.
 fn play(url: &str, seconds: u32, start_level: Option<u32>) -> (serde_json::Value, bool) {
+    play_with(url, seconds, start_level, &[])
+}
+
+fn play_with(
+    url: &str,
+    seconds: u32,
+    start_level: Option<u32>,
+    env: &[(&str, &str)],
+) -> (serde_json::Value, bool) {
     let player = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/player");
     assert!(
         std::path::Path::new(player)
@@ -27,6 +36,7 @@ fn play(url: &str, seconds: u32, start_level: Option<u32>) -> (serde_json::Value
     let out = Command::new("node")
         .current_dir(player)
         .args(&args)
+        .envs(env.iter().copied())
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -176,5 +186,37 @@ fn hlsjs_follows_content_steering_to_another_cdn_when_one_is_marked_down() {
         result["steeringLoads"].as_u64().unwrap_or(0) >= 2,
         "{result}"
     );
+    assert!(ok, "player check failed: {result}");
+}
+
+#[test]
+fn hlsjs_plays_over_tls_with_http2() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = test_certificate(dir.path());
+    let server = Server::start(&format!(
+        "[ingest]\nreconnect_grace = 3.0\n[origin]\ntls_cert = {:?}\ntls_key = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    ));
+    let _p = Publisher::start(&server.rtmp_url("secure"), Publish::default());
+    let url = format!("https://{}/live/secure/index.m3u8", server.http);
+    let start = std::time::Instant::now();
+    while !Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", "--cacert"])
+        .arg(&cert)
+        .arg(&url)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{url} never answered"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (result, ok) = play_with(&url, 12, None, &[("PLAYER_IGNORE_TLS_ERRORS", "1")]);
+    assert_played(&result, 5.0);
+    assert_eq!(result["protocols"], serde_json::json!(["h2"]), "{result}");
     assert!(ok, "player check failed: {result}");
 }

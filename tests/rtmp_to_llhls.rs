@@ -920,26 +920,7 @@ fn signed_urls_play_and_unsigned_expired_or_tampered_ones_get_403() {
 #[test]
 fn with_a_certificate_the_origin_serves_tls_with_alpn_h2_and_http_1_1() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl")
-        .success();
-    assert!(ok, "openssl made no test certificate");
+    let (cert, key) = test_certificate(dir.path());
     let server = Server::start(&format!(
         "[ingest]\nreconnect_grace = 3.0\n[origin]\ntls_cert = {:?}\ntls_key = {:?}\n",
         cert.display().to_string(),

@@ -562,6 +562,9 @@ fn ok(class: ObjectClass, body: impl Into<Chunks>, target_duration: Duration) ->
         "access-control-expose-headers",
         http::HeaderValue::from_static("Content-Length, Content-Range, ETag, Age, Date"),
     );
+    // Resource Timing for cross-origin players (QoE beacons, ABR tooling):
+    // without it a browser hides protocol, sizes and phases of each fetch.
+    h.insert("timing-allow-origin", http::HeaderValue::from_static("*"));
     r
 }
 

@@ -664,3 +664,29 @@ pub fn packets(path: &std::path::Path, stream: &str) -> Vec<(i64, Option<i64>)> 
         })
         .collect()
 }
+
+/// A self-signed certificate for 127.0.0.1 (openssl), valid for a day:
+/// (certificate, key) under `dir`.
+pub fn test_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok, "openssl made no test certificate");
+    (cert, key)
+}

@@ -12,6 +12,7 @@
 // Exit codes: 0 ok (started && playedSeconds >= seconds*0.5 && no fatal errors),
 //             1 check failed, 2 hard timeout (seconds + 30) / usage / setup error.
 // Diagnostics go to stderr only; stdout carries just the JSON line.
+// PLAYER_IGNORE_TLS_ERRORS=1 accepts a self-signed origin certificate.
 
 import http from "node:http";
 import fs from "node:fs";
@@ -185,6 +186,9 @@ function snapshotInPage() {
     readyState: v ? v.readyState : 0,
     buffered: v ? Array.from({ length: v.buffered.length }, (_, i) => [v.buffered.start(i), v.buffered.end(i)]) : [],
     latency: h ? num(h.latency) : null,
+    // The protocol of every media request (h2, http/1.1), from Resource Timing.
+    protocols: Array.from(new Set(performance.getEntriesByType("resource")
+      .filter((e) => e.name.indexOf("/live/") >= 0).map((e) => e.nextHopProtocol))),
     targetLatency: h ? num(h.targetLatency) : null,
     drift: h ? num(h.drift) : null,
     playbackRate: v ? v.playbackRate : null,
@@ -212,6 +216,7 @@ async function main() {
       "--autoplay-policy=no-user-gesture-required",
     ],
     timeout: 20000,
+    ignoreHTTPSErrors: process.env.PLAYER_IGNORE_TLS_ERRORS === "1",
   });
   const page = context.pages()[0] || (await context.newPage());
   page.on("console", (m) => {
@@ -274,6 +279,7 @@ async function main() {
     fragHosts: S.fragHosts,
     hostOrder: S.hostOrder,
     steeringLoads: S.steeringLoads,
+    protocols: snap.protocols,
     steeringLast: S.steeringLast || null,
     mediaError: S.mediaError,
     playRejected: S.playRejected,
