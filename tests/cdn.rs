@@ -243,3 +243,198 @@ fn a_signed_steered_multivariant_carries_the_viewers_token_and_stays_out_of_shar
     assert_eq!(get(&steering).status, 200);
     assert_eq!(get(&server.url("/live/paid/steering.json")).status, 403);
 }
+
+/// A cache from docker/cdn/ running in front of `origin` on a port of its
+/// own; stopped when dropped.
+struct Cache {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        // SIGTERM, so the master takes its workers down with it (SIGKILL
+        // would leave nginx workers holding the port).
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    l.local_addr().expect("addr")
+}
+
+/// The shipped config with only its addresses changed.
+fn shipped(path: &str, replace: &[(&str, String)]) -> String {
+    let mut text = std::fs::read_to_string(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/docker/cdn/").to_string() + path,
+    )
+    .expect("shipped CDN config");
+    for (from, to) in replace {
+        assert!(text.contains(from), "{path} has no {from:?}");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+impl Cache {
+    fn varnish(origin: std::net::SocketAddr) -> Cache {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = free_port();
+        let vcl = dir.path().join("castline.vcl");
+        let port = format!(".port = \"{}\";", origin.port());
+        std::fs::write(
+            &vcl,
+            shipped("varnish/castline.vcl", &[(".port = \"8080\";", port)]),
+        )
+        .expect("vcl");
+        // varnishd drops its privileges: its work dir must be its own to enter.
+        let work = dir.path().join("varnish");
+        let child = std::process::Command::new("varnishd")
+            .arg("-F")
+            .args(["-a", &addr.to_string(), "-f"])
+            .arg(&vcl)
+            .arg("-n")
+            .arg(&work)
+            .args(["-s", "malloc,256m", "-p", "backend_idle_timeout=8"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("varnishd (Debian package varnish; make test installs it)");
+        Cache::ready(Cache {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+
+    fn nginx(origin: std::net::SocketAddr) -> Cache {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = free_port();
+        let conf = dir.path().join("nginx.conf");
+        let text = shipped(
+            "nginx/castline-cache.conf",
+            &[
+                ("server 127.0.0.1:8080;", format!("server {origin};")),
+                ("listen 127.0.0.1:8090;", format!("listen {addr};")),
+            ],
+        );
+        std::fs::write(&conf, text).expect("nginx.conf");
+        // Workers run unprivileged: the prefix (cache, temp files) must be theirs.
+        let _ = std::process::Command::new("chmod")
+            .arg("777")
+            .arg(dir.path())
+            .status();
+        let child = std::process::Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx (Debian package nginx; make test installs it)");
+        Cache::ready(Cache {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+
+    fn ready(mut c: Cache) -> Cache {
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(c.addr).is_err() {
+            assert!(
+                matches!(c.child.try_wait(), Ok(None)),
+                "the cache exited at start"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the cache never listened"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c
+    }
+}
+
+/// castline's count of origin answers of `class` (status 200) through `cdn`.
+fn origin_count(server: &Server, class: &str, cdn: &str) -> f64 {
+    metric(
+        server,
+        &format!("castline_http_requests_total{{class=\"{class}\",status=\"200\",cdn=\"{cdn}\"}}"),
+    )
+}
+
+/// 1,000 LL-HLS players (benches/llhls_load.rs) through `cache` for 10 s:
+/// its JSON summary, and the origin's 200s by class during the run.
+fn thousand_players(server: &Server, cache: &Cache, cdn: &str) -> (serde_json::Value, [f64; 3]) {
+    let classes = ["media", "blocking_playlist", "playlist"];
+    let before = classes.map(|c| origin_count(server, c, cdn));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llhls-load"))
+        .args([
+            "--url",
+            &format!("http://{}/live/herd/source/index.m3u8", cache.addr),
+        ])
+        .args(["--players", "1000", "--seconds", "10", "--ramp", "2"])
+        .output()
+        .expect("llhls-load");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "llhls-load said {text:?} ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let after = classes.map(|c| origin_count(server, c, cdn));
+    (summary, [0, 1, 2].map(|i| after[i] - before[i]))
+}
+
+#[test]
+fn behind_varnish_and_nginx_a_thousand_players_collapse_to_one_origin_fetch_per_object() {
+    let server = Server::start(
+        "[ingest]\nreconnect_grace = 3.0\n[transcode]\nenabled = false\n\
+         [[origin.cdn]]\nid = \"varnish\"\n[[origin.cdn]]\nid = \"nginx\"\n",
+    );
+    let _p = Publisher::start(&server.rtmp_url("herd"), Publish::default());
+    wait_segments(&server, "herd", 2, Duration::from_secs(30));
+    for (cdn, cache) in [
+        ("varnish", Cache::varnish(server.http)),
+        ("nginx", Cache::nginx(server.http)),
+    ] {
+        let (s, [media, blocking, plain]) = thousand_players(&server, &cache, cdn);
+        let parts = s["spread_all_parts_ms"]["parts"].as_f64().unwrap_or(0.0);
+        let requests =
+            s["requests_per_second"].as_f64().unwrap_or(0.0) * s["seconds"].as_f64().unwrap_or(0.0);
+        eprintln!("{cdn}: origin fetched {media} media, {blocking} blocking, {plain} plain for {parts} parts and {requests:.0} player requests: {s}");
+        // Every player played, and no answer was an error: no 404 for a listed part.
+        assert_eq!(s["non_200"], 0, "{cdn}: {s}");
+        assert_eq!(s["transport_errors"], 0, "{cdn}: {s}");
+        assert_eq!(s["players_without_a_part"], 0, "{cdn}: {s}");
+        assert!(parts >= 30.0, "{cdn}: {s}");
+        // Collapse: about one origin fetch per part and per blocking reload
+        // key, whatever the 1,000 players asked.
+        assert!(
+            media <= parts * 1.2 + 5.0,
+            "{cdn}: {media} origin media fetches for {parts} parts: {s}"
+        );
+        assert!(
+            blocking <= parts * 1.2 + 5.0,
+            "{cdn}: {blocking} origin blocking reloads for {parts} parts: {s}"
+        );
+        assert!(plain <= 20.0, "{cdn}: {plain} plain playlist fetches: {s}");
+        assert!(
+            media + blocking + plain < requests / 50.0,
+            "{cdn}: origin {media}+{blocking}+{plain} of {requests}: {s}"
+        );
+        // Varnish says how old each answer is: none past its max-age. (nginx
+        // sends no Age; its whole-second clock is documented in its config.)
+        if cdn == "varnish" {
+            assert_eq!(s["served_past_max_age"], 0, "{s}");
+        }
+    }
+}
