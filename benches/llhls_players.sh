@@ -6,6 +6,8 @@
 #
 # Usage: benches/llhls_players.sh [PLAYERS ...]     (default: 1000 3000 10000)
 #        BITRATE=2500k DURATION=15 HTTP2=1 benches/llhls_players.sh 1000
+#        CACHE=varnish benches/llhls_players.sh 10000   (through docker/cdn's VCL;
+#        the line then also gives the origin's 200s per class during the run)
 #
 # Needs target/release/{castline,llhls-load} (cargo build --release) and ffmpeg.
 set -euo pipefail
@@ -19,27 +21,48 @@ PLAYERS=("${@:-1000 3000 10000}")
 ulimit -n "$(ulimit -Hn)" || true
 
 TMP="$(mktemp -d -t castline-players.XXXXXX)"
-printf '[transcode]\nenabled = false\n' > "$TMP/castline.toml"
+chmod 755 "$TMP" # varnishd reads its VCL after dropping root
+printf '[transcode]\nenabled = false\n[[origin.cdn]]\nid = "varnish"\n' > "$TMP/castline.toml"
 target/release/castline serve --config "$TMP/castline.toml" --rtmp-listen 127.0.0.1:0 \
   --srt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
   --data-dir "$TMP" > "$TMP/out" 2> "$TMP/err" &
 CASTLINE=$!
-trap 'kill $CASTLINE ${FFMPEG:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+trap 'kill $CASTLINE ${FFMPEG:-} ${VARNISH:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
 for _ in $(seq 100); do grep -q '^admin listening' "$TMP/out" && break; sleep 0.1; done
 RTMP=$(awk '/^rtmp listening/ {print $4}' "$TMP/out")
 HTTP=$(awk '/^http listening/ {print $4}' "$TMP/out")
+ADMIN=$(awk '/^admin listening/ {print $4}' "$TMP/out")
 ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=30 \
   -f lavfi -i sine=frequency=440:sample_rate=48000 -c:v libx264 -preset veryfast -g 30 \
   -b:v "$BITRATE" -bf 2 -c:a aac -b:a 64k -t 3600 -f flv "rtmp://$RTMP/live/load" &
 FFMPEG=$!
 URL="http://$HTTP/live/load/source/index.m3u8"
 for _ in $(seq 100); do curl -sf "$URL" > /dev/null && break; sleep 0.2; done
+if [[ "${CACHE:-}" == varnish ]]; then
+  VPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  sed "s/.port = \"8080\";/.port = \"${HTTP##*:}\";/" docker/cdn/varnish/castline.vcl > "$TMP/castline.vcl"
+  varnishd -F -a "127.0.0.1:$VPORT" -f "$TMP/castline.vcl" -n "$TMP/varnish" -s malloc,512m \
+    -p backend_idle_timeout=8 > /dev/null 2>&1 &
+  VARNISH=$!
+  URL="http://127.0.0.1:$VPORT/live/load/source/index.m3u8"
+  for _ in $(seq 100); do curl -sf "$URL" > /dev/null && break; sleep 0.2; done
+fi
+origin_200s() { # media, blocking and plain playlist 200s the origin answered so far
+  curl -s "http://$ADMIN/metrics" | python3 -c '
+import sys
+n = {"media": 0, "blocking_playlist": 0, "playlist": 0}
+for l in sys.stdin:
+    for c in n:
+        if l.startswith("castline_http_requests_total{class=\"%s\",status=\"200\"" % c):
+            n[c] += float(l.split()[-1])
+print(" ".join("%s=%d" % kv for kv in n.items()))'
+}
 sleep 3
 for n in ${PLAYERS[@]}; do
-  before=$(cpu_seconds $CASTLINE)
+  before=$(cpu_seconds $CASTLINE); origin_before=$(origin_200s)
   flags=(); [[ -n "${HTTP2:-}" ]] && flags+=(--http2)
   result=$(target/release/llhls-load --url "$URL" --players "$n" --seconds "$DURATION" \
     --ramp $(( n / 1000 + 2 )) "${flags[@]}")
   after=$(cpu_seconds $CASTLINE)
-  echo "players=$n bitrate=$BITRATE castline_cpu_s=$(python3 -c "print(round($after-$before,2))") $result"
+  echo "players=$n bitrate=$BITRATE cache=${CACHE:-none} castline_cpu_s=$(python3 -c "print(round($after-$before,2))") origin_200s_before=[$origin_before] after=[$(origin_200s)] $result"
 done

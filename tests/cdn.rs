@@ -292,7 +292,8 @@ impl Cache {
             shipped("varnish/castline.vcl", &[(".port = \"8080\";", port)]),
         )
         .expect("vcl");
-        // varnishd drops its privileges: its work dir must be its own to enter.
+        // varnishd reads its VCL after dropping root.
+        let _ = std::process::Command::new("chmod").arg("755").arg(dir.path()).status();
         let work = dir.path().join("varnish");
         let child = std::process::Command::new("varnishd")
             .arg("-F")
