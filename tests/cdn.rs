@@ -293,7 +293,10 @@ impl Cache {
         )
         .expect("vcl");
         // varnishd reads its VCL after dropping root.
-        let _ = std::process::Command::new("chmod").arg("755").arg(dir.path()).status();
+        let _ = std::process::Command::new("chmod")
+            .arg("755")
+            .arg(dir.path())
+            .status();
         let work = dir.path().join("varnish");
         let child = std::process::Command::new("varnishd")
             .arg("-F")

@@ -953,3 +953,47 @@ fn with_a_certificate_the_origin_serves_tls_with_alpn_h2_and_http_1_1() {
     let h1 = curl("--http1.1");
     assert!(h1.ends_with("1.1 200"), "{h1}");
 }
+
+#[test]
+fn a_segment_that_leaves_the_playlist_stays_servable_for_its_duration_plus_the_playlists() {
+    // A 3 s window of 1 s segments: an unlisted segment must stay for
+    // 1 s + the longest playlist (3 s + 1 s of overrun), RFC 8216 6.2.2.
+    let server = Server::start("[ingest]\nreconnect_grace = 3.0\n[hls]\ndvr_window = 3.0\n");
+    let _p = Publisher::start(&server.rtmp_url("retain"), Publish::default());
+    let playlist = server.url("/live/retain/source/index.m3u8");
+    let first = wait_segments(&server, "retain", 1, Duration::from_secs(30));
+    let (seg_uri, _) = first.segments.first().cloned().expect("a segment");
+    let msn = msn_of(&seg_uri);
+    let url = server.url(&format!("/live/retain/source/{seg_uri}"));
+    let bytes = get(&url).body;
+    let start = Instant::now();
+    while parse_media(&get(&playlist).text()).media_sequence <= msn {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "segment {msn} never left the playlist"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let unlisted = Instant::now();
+    // It left the playlist at most 0.1 s ago: still there 4 s later.
+    while unlisted.elapsed() < Duration::from_secs(4) {
+        let r = get(&url);
+        assert_eq!(
+            r.status,
+            200,
+            "gone {:?} after leaving the playlist",
+            unlisted.elapsed()
+        );
+        assert_eq!(r.body, bytes);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Then freed (not kept for the life of the stream).
+    while get(&url).status == 200 {
+        assert!(
+            unlisted.elapsed() < Duration::from_secs(15),
+            "segment {msn} is never freed"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(get(&url).status, 404);
+}

@@ -236,7 +236,7 @@ impl RenditionPackager {
                 self.playlist.preload_hint = Some(self.segmenter.next_part());
                 let playlists = self.render(SnapshotKey::Segment(msn));
                 self.rendition.apply(Update {
-                    segment_complete: Some(msn),
+                    segment_complete: Some((msn, Duration::from_secs_f64(duration.max(0.0)))),
                     playlists,
                     meta: self.meta(),
                     ..self.base_update()
@@ -263,9 +263,12 @@ impl RenditionPackager {
     }
 
     fn base_update(&self) -> Update {
+        let target_duration = Duration::from_secs(self.target_duration.unwrap_or(1) as u64);
         Update {
             first_msn: self.playlist.media_sequence(),
-            target_duration: Duration::from_secs(self.target_duration.unwrap_or(1) as u64),
+            // The window can run one segment over before it is trimmed.
+            playlist_duration: self.cfg.dvr_window + target_duration,
+            target_duration,
             ..Default::default()
         }
     }

@@ -8,12 +8,14 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::package::multivariant::Multivariant;
+
+pub mod retention;
 
 /// Describes a rendition for the multivariant playlist.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -64,6 +66,9 @@ pub struct Progress {
 struct StoredSegment {
     parts: Vec<Bytes>,
     complete: bool,
+    duration: Duration,
+    /// When the playlist stopped listing it (see [`retention`]).
+    unlisted_at: Option<Instant>,
 }
 
 impl StoredSegment {
@@ -100,9 +105,14 @@ pub struct Rendition {
 pub struct Update {
     pub init: Option<(u32, Bytes)>,
     pub part: Option<(u64, u32, Bytes)>,
-    pub segment_complete: Option<u64>,
-    /// Segments below this msn leave the window.
+    /// A segment completed, and its duration.
+    pub segment_complete: Option<(u64, Duration)>,
+    /// Segments below this msn leave the playlist (they stay servable for a
+    /// while: [`retention`]).
     pub first_msn: u64,
+    /// The longest the playlist gets (what a player may still be reading
+    /// when a segment leaves it).
+    pub playlist_duration: Duration,
     pub playlists: Option<(SnapshotKey, Playlists)>,
     pub ended: bool,
     pub target_duration: Duration,
@@ -133,6 +143,10 @@ impl Rendition {
     }
 
     pub fn apply(&self, u: Update) {
+        self.apply_at(u, Instant::now());
+    }
+
+    fn apply_at(&self, u: Update, now: Instant) {
         {
             let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
             // Media bytes added and freed by this update, for the store's count.
@@ -149,15 +163,31 @@ impl Rendition {
                 }
                 st.progress.last_part = Some((msn, idx));
             }
-            if let Some(msn) = u.segment_complete {
+            if let Some((msn, duration)) = u.segment_complete {
                 if let Some(seg) = st.segments.get_mut(&msn) {
                     seg.complete = true;
+                    seg.duration = duration;
                 }
                 st.progress.last_complete = Some(msn);
             }
-            let kept = st.segments.split_off(&u.first_msn);
-            let left = std::mem::replace(&mut st.segments, kept);
-            freed += left.values().map(StoredSegment::bytes).sum::<usize>();
+            // Segments the playlist no longer lists are kept as RFC 8216
+            // 6.2.2 says, then freed.
+            for seg in st.segments.range_mut(..u.first_msn).map(|(_, s)| s) {
+                seg.unlisted_at.get_or_insert(now);
+            }
+            let expired: Vec<u64> = st
+                .segments
+                .range(..u.first_msn)
+                .filter(|(_, s)| {
+                    s.unlisted_at.is_some_and(|at| {
+                        retention::expired(at, s.duration, u.playlist_duration, now)
+                    })
+                })
+                .map(|(m, _)| *m)
+                .collect();
+            for msn in expired {
+                freed += st.segments.remove(&msn).map_or(0, |s| s.bytes());
+            }
             st.progress.first_msn = u.first_msn;
             st.progress.ended |= u.ended;
             st.progress.target_duration = u.target_duration;
@@ -480,7 +510,7 @@ mod tests {
         rx.changed().await.unwrap();
         r.apply(Update {
             part: Some((0, 1, Bytes::from_static(b"p1"))),
-            segment_complete: Some(0),
+            segment_complete: Some((0, Duration::from_secs(1))),
             playlists: Some((SnapshotKey::Part(0, 1), pls("two"))),
             ..Default::default()
         });
@@ -495,7 +525,7 @@ mod tests {
             first_msn: 1,
             ..Default::default()
         });
-        assert!(r.segment(0).is_none());
+        assert!(r.segment(0).is_some(), "unlisted, still servable for 1 s");
     }
 
     #[test]
@@ -567,19 +597,29 @@ mod tests {
         assert_eq!(store.bytes(), 1100);
         // A complete segment is its parts: no second copy.
         r.apply(Update {
-            segment_complete: Some(0),
+            segment_complete: Some((0, Duration::from_secs(1))),
             ..Default::default()
         });
         assert_eq!(store.bytes(), 1100);
-        r.apply(Update {
+        // Unlisted, the segment stays servable for its 1 s plus the
+        // playlist's 3 s (RFC 8216 6.2.2), then its bytes are freed.
+        let t = Instant::now();
+        let unlisted = || Update {
             first_msn: 1,
+            playlist_duration: Duration::from_secs(3),
             ..Default::default()
-        });
+        };
+        r.apply_at(unlisted(), t);
+        r.apply_at(unlisted(), t + Duration::from_millis(3990));
         assert_eq!(
             store.bytes(),
-            100,
-            "a segment leaving the window frees its bytes"
+            1100,
+            "kept while a player may still reach it"
         );
+        assert!(r.segment(0).is_some() && r.part(0, 0).is_some());
+        r.apply_at(unlisted(), t + Duration::from_secs(4));
+        assert_eq!(store.bytes(), 100, "then freed");
+        assert!(r.segment(0).is_none());
         drop(r);
         store.remove("a", e.epoch());
         drop(e);
