@@ -18,6 +18,7 @@ use crate::ingest::auth::StreamKeys;
 use crate::ingest::rtmp::connection::IngestContext;
 use crate::ingest::rtmp::RtmpListener;
 use crate::ingest::srt::listener::{SrtIngest, SrtSettings};
+use crate::lifecycle::Lifecycle;
 use crate::metrics::BackendLabel;
 use crate::metrics::Metrics;
 use crate::origin::steering::Cdns;
@@ -35,9 +36,26 @@ pub struct App {
     pub admin_addr: SocketAddr,
     pub playback_base: String,
     admin: Arc<Admin>,
+    hub: Arc<Hub>,
+    store: Arc<Store>,
+    drain: Drain,
+    /// Origin connections (tracked, closed gracefully at the end).
+    life: Lifecycle,
+    /// The ingest and admin listeners stop accepting when this turns true.
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
+
+/// The stages of a drain (config `server.drain_delay`, `drain_timeout`).
+#[derive(Debug, Clone, Copy)]
+struct Drain {
+    delay: std::time::Duration,
+    timeout: std::time::Duration,
+}
+
+/// How long ended streams' packagers get to write ENDLIST, and open
+/// connections to finish their answers, before castline exits anyway.
+const FINISH: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -195,17 +213,18 @@ impl App {
         if let Some(srt) = srt {
             tasks.spawn(srt.run(rx.clone()));
         }
+        let life = Lifecycle::new();
         tasks.spawn(
             crate::origin::Origin::new(store.clone(), metrics.clone(), access, cdns.clone()).serve(
                 http,
                 tls,
-                rx.clone(),
+                life.clone(),
             ),
         );
         let admin = Arc::new(Admin {
             metrics,
             store: store.clone(),
-            hub,
+            hub: hub.clone(),
             cdns,
             ready: false.into(),
         });
@@ -218,6 +237,13 @@ impl App {
             admin_addr,
             playback_base,
             admin,
+            hub,
+            store,
+            drain: Drain {
+                delay: Config::duration(cfg.server.drain_delay),
+                timeout: Config::duration(cfg.server.drain_timeout),
+            },
+            life,
             shutdown,
             tasks,
         })
@@ -257,10 +283,56 @@ impl App {
         })
     }
 
-    /// Stop accepting, report not-ready, and wait for the listeners to close.
+    /// Drain, then stop (a Kubernetes scale-in, `SIGTERM`):
+    /// 1. not ready at once; everything is still served for `drain_delay`
+    ///    while the orchestrator takes this instance out of its endpoints;
+    /// 2. new publishers are refused (`draining`), and streams waiting for a
+    ///    reconnect end; live publishers get `drain_timeout` to finish, then
+    ///    are disconnected; every stream's playlists end (ENDLIST), which
+    ///    answers the blocking requests held on them at once;
+    /// 3. listeners stop accepting; open connections finish their answers
+    ///    and close; every task is waited for.
     pub async fn shutdown(mut self) {
         self.admin.ready.store(false, Ordering::Relaxed);
+        tracing::info!(delay = ?self.drain.delay, "draining: not ready; still serving while endpoints are removed");
+        tokio::time::sleep(self.drain.delay).await;
+        self.hub.start_draining();
+        let deadline = tokio::time::Instant::now() + self.drain.timeout;
+        tracing::info!(streams = self.hub.open_streams(), timeout = ?self.drain.timeout, "draining: new publishers are refused; live publishers may finish");
+        while self.hub.open_streams() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        if self.hub.open_streams() > 0 {
+            self.hub.close_publishers();
+        }
+        // Each stream's packagers write their ENDLIST playlists.
+        let ended = tokio::time::Instant::now() + FINISH;
+        while !self.all_playlists_ended() && tokio::time::Instant::now() < ended {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tracing::info!("draining: every playlist has ended; closing connections");
         let _ = self.shutdown.send(true);
+        self.life.accept.cancel();
+        self.life.close.cancel();
+        self.life.tasks.close();
+        if tokio::time::timeout(FINISH, self.life.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = self.life.tasks.len(),
+                "connections still open after the drain; closing them"
+            );
+        }
         while self.tasks.join_next().await.is_some() {}
+        tracing::info!("drained");
+    }
+
+    fn all_playlists_ended(&self) -> bool {
+        self.store
+            .streams()
+            .iter()
+            .flat_map(|s| s.renditions())
+            .all(|r| r.progress().ended)
     }
 }

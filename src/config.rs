@@ -165,6 +165,13 @@ pub struct ServerConfig {
     pub http_listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// On SIGTERM: seconds between turning not-ready and refusing new
+    /// publishers, while the orchestrator takes this instance out of its
+    /// endpoints (everything is still served meanwhile).
+    pub drain_delay: f64,
+    /// Then: seconds live publishers get to finish before they are
+    /// disconnected and their playlists end.
+    pub drain_timeout: f64,
     /// Base URL printed for playback, e.g. `https://cdn.example.com`. Empty:
     /// derived from `http_listen`.
     pub public_url: String,
@@ -291,6 +298,8 @@ impl Default for ServerConfig {
             http_listen: ([0, 0, 0, 0], 8080).into(),
             admin_listen: ([0, 0, 0, 0], 8081).into(),
             data_dir: PathBuf::from("data"),
+            drain_delay: 5.0,
+            drain_timeout: 30.0,
             public_url: String::new(),
         }
     }
@@ -400,6 +409,13 @@ impl Config {
         )?;
         secs("ingest.idle_timeout", self.ingest.idle_timeout, 1.0, 600.0)?;
         secs("srt.latency", self.srt.latency, 0.02, 8.0)?;
+        secs("server.drain_delay", self.server.drain_delay, 0.0, 600.0)?;
+        secs(
+            "server.drain_timeout",
+            self.server.drain_timeout,
+            0.0,
+            3600.0,
+        )?;
         if self.origin.tls_cert.is_some() != self.origin.tls_key.is_some() {
             return Err(ConfigError::Invalid {
                 key: "origin.tls_cert",

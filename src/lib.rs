@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod hub;
 pub mod ingest;
+pub mod lifecycle;
 pub mod media;
 pub mod metrics;
 pub mod origin;

@@ -188,7 +188,12 @@ fn main() -> anyhow::Result<()> {
         }
         println!("playback:   {}/live/STREAM/index.m3u8", app.playback_base);
         shutdown_signal().await;
-        tracing::info!("shutting down");
+        tracing::info!("shutting down (a second SIGTERM or Ctrl-C exits at once)");
+        tokio::spawn(async {
+            shutdown_signal().await;
+            tracing::warn!("second signal: exiting without draining");
+            std::process::exit(1);
+        });
         app.shutdown().await;
         anyhow::Ok(())
     })

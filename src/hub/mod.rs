@@ -12,7 +12,7 @@
 //! taken over by a new claim of the same name, and told to close.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,8 @@ pub enum HubEvent {
 pub enum HubError {
     #[error("stream {0:?} already has a live publisher")]
     AlreadyLive(String),
+    #[error("the server is draining (shutting down): publish to another instance")]
+    Draining,
     #[error("the publisher's last {events} frames hold {held} bytes, over the {limit}-byte queue budget")]
     QueueBytes {
         events: usize,
@@ -70,6 +72,8 @@ pub struct Hub {
     on_new: OnNewStream,
     /// The clock `HubStream::last_input` counts from.
     epoch: Instant,
+    /// Set by [`Hub::start_draining`]: no new publishers, no reconnect grace.
+    draining: AtomicBool,
 }
 
 pub struct HubStream {
@@ -101,13 +105,59 @@ impl Hub {
             max_queue_bytes: limits.max_queue_bytes,
             on_new,
             epoch: Instant::now(),
+            draining: AtomicBool::new(false),
         })
+    }
+
+    /// The server is shutting down: refuse every new claim, end a stream at
+    /// once when its publisher drops (it would reconnect elsewhere), and end
+    /// now the streams already waiting for a reconnect.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        let waiting: Vec<(Arc<HubStream>, u64)> = {
+            let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+            streams
+                .values()
+                .filter_map(|s| {
+                    let st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+                    (!st.live).then(|| (s.clone(), st.session))
+                })
+                .collect()
+        };
+        for (stream, session) in waiting {
+            self.end(&stream, session);
+        }
+    }
+
+    /// Close every live publisher's connection (its stream then ends at
+    /// once, as [`Hub::start_draining`] arranged): the drain timeout passed.
+    pub fn close_publishers(&self) {
+        let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        for s in streams.values() {
+            let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(kick) = st.kick.take() {
+                tracing::info!(stream = %s.name, "draining: the publisher is disconnected");
+                let _ = kick.send(true);
+            }
+        }
+    }
+
+    /// Streams with a publisher or waiting for one to reconnect.
+    pub fn open_streams(&self) -> usize {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Become the publisher of `name`. Refused while another publisher is live
     /// and sending; a live publisher silent for the takeover time is taken
     /// over; within the grace period after a drop, continues the same stream.
     pub fn claim(self: &Arc<Self>, name: &str) -> Result<Publisher, HubError> {
+        if self.is_draining() {
+            return Err(HubError::Draining);
+        }
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(stream) = streams.get(name) {
             let mut st = stream.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -171,6 +221,9 @@ impl Hub {
     /// claiming: for a protocol that must answer before its caller is
     /// authenticated (SRT decides in the handshake, the passphrase after).
     pub fn check_claim(&self, name: &str) -> Result<(), HubError> {
+        if self.is_draining() {
+            return Err(HubError::Draining);
+        }
         let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(stream) = streams.get(name) {
             let st = stream.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -315,6 +368,11 @@ impl Drop for Publisher {
         }
         self.release();
         let (hub, stream, session) = (self.hub.clone(), self.stream.clone(), self.session);
+        if hub.is_draining() {
+            // Its reconnect goes to another instance: end the stream now.
+            hub.end(&stream, session);
+            return;
+        }
         tracing::info!(stream = %stream.name, grace = ?hub.grace, "publisher dropped; waiting for a reconnect");
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
@@ -450,5 +508,37 @@ mod tests {
         for _ in 0..(QUEUE_EVENTS * 3) {
             q.send_media(frame(9)).unwrap();
         }
+    }
+
+    fn ended(rx: &mut broadcast::Receiver<HubEvent>) -> bool {
+        std::iter::from_fn(|| rx.try_recv().ok()).any(|e| matches!(e, HubEvent::End))
+    }
+
+    #[tokio::test]
+    async fn draining_refuses_new_publishers_and_ends_streams_without_grace() {
+        let (hub, subs) = hub(60_000);
+        let live = hub.claim("live").unwrap();
+        let waiting = hub.claim("waiting").unwrap();
+        drop(waiting); // a network drop: waits a minute for a reconnect
+        assert_eq!(hub.open_streams(), 2);
+        hub.start_draining();
+        assert_eq!(hub.claim("new").err(), Some(HubError::Draining));
+        assert_eq!(hub.check_claim("new"), Err(HubError::Draining));
+        assert_eq!(hub.claim("waiting").err(), Some(HubError::Draining));
+        // The stream waiting for its publisher ended at once.
+        assert_eq!(hub.live_streams(), ["live"]);
+        assert!(ended(&mut subs.lock().unwrap()[1]));
+        // The live one goes on until its publisher drops: then no grace.
+        assert!(!ended(&mut subs.lock().unwrap()[0]));
+        let mut live = live;
+        let kicked = tokio::time::timeout(Duration::from_millis(50), live.taken_over()).await;
+        assert!(kicked.is_err(), "not disconnected before the drain timeout");
+        hub.close_publishers();
+        tokio::time::timeout(Duration::from_secs(1), live.taken_over())
+            .await
+            .expect("told to disconnect");
+        drop(live);
+        assert!(ended(&mut subs.lock().unwrap()[0]));
+        assert_eq!(hub.open_streams(), 0);
     }
 }

@@ -23,13 +23,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use blocking::Readiness;
 use body::Chunks;
 use cache::ObjectClass;
 use route::{Route, RouteError};
 
+use crate::lifecycle::Lifecycle;
 use crate::metrics::{EgressLabel, HttpLabel, Metrics};
 use crate::package::{multivariant, playlist};
 use crate::store::{Rendition, SnapshotKey, Store, StreamEntry};
@@ -108,18 +108,20 @@ impl Origin {
         })
     }
 
-    /// Accept connections until `shutdown` turns true; over TLS when an
-    /// acceptor is given (ALPN picks h2 or HTTP/1.1), else HTTP/1.1 and h2c.
+    /// Accept connections until `life.accept` is cancelled; over TLS when
+    /// an acceptor is given (ALPN picks h2 or HTTP/1.1), else HTTP/1.1 and
+    /// h2c. Every connection is a task of `life.tasks`; when `life.close` is
+    /// cancelled it finishes the answers in flight and closes.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         tls: Option<tokio_rustls::TlsAcceptor>,
-        mut shutdown: watch::Receiver<bool>,
+        life: Lifecycle,
     ) {
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
-                _ = shutdown.changed() => break,
+                _ = life.accept.cancelled() => break,
             };
             let (tcp, peer) = match accepted {
                 Ok(x) => x,
@@ -132,34 +134,14 @@ impl Origin {
             let _ = tcp.set_nodelay(true);
             let origin = self.clone();
             let tls = tls.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let origin = origin.clone();
-                    async move { Ok::<_, Infallible>(origin.handle(req).await) }
-                });
-                // HTTP/1.1, and HTTP/2 with prior knowledge (h2c) on the same
-                // port: one player's blocked requests share one connection.
-                let mut builder = AutoBuilder::new(TokioExecutor::new());
-                builder
-                    .http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .max_buf_size(64 * 1024);
-                builder
-                    .http2()
-                    .timer(TokioTimer::new())
-                    .max_concurrent_streams(H2_STREAMS)
-                    .keep_alive_interval(Duration::from_secs(20));
+            let close = life.close.clone();
+            life.tasks.spawn(async move {
                 let result = match tls {
-                    None => builder.serve_connection(TokioIo::new(tcp), service).await,
+                    None => origin.connection(TokioIo::new(tcp), close).await,
                     Some(acceptor) => {
                         let handshake = tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(tcp));
                         match handshake.await {
-                            Ok(Ok(stream)) => {
-                                builder
-                                    .serve_connection(TokioIo::new(stream), service)
-                                    .await
-                            }
+                            Ok(Ok(stream)) => origin.connection(TokioIo::new(stream), close).await,
                             Ok(Err(e)) => Err(e.into()),
                             Err(_) => Err("TLS handshake timed out".into()),
                         }
@@ -169,6 +151,43 @@ impl Origin {
                     tracing::debug!(%peer, error = %e, "origin connection closed with an error");
                 }
             });
+        }
+    }
+
+    /// One connection: HTTP/1.1, and HTTP/2 with prior knowledge (h2c) or by
+    /// ALPN, so one player's blocked requests share one connection.
+    async fn connection<I>(
+        self: Arc<Self>,
+        io: I,
+        close: tokio_util::sync::CancellationToken,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let service = service_fn(move |req| {
+            let origin = self.clone();
+            async move { Ok::<_, Infallible>(origin.handle(req).await) }
+        });
+        let mut builder = AutoBuilder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .max_buf_size(64 * 1024);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(H2_STREAMS)
+            .keep_alive_interval(Duration::from_secs(20));
+        let conn = builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = close.cancelled() => {
+                // Answers in flight complete; idle keep-alive closes now.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
         }
     }
 

@@ -157,6 +157,17 @@ impl Server {
         format!("http://{}{path}", self.http)
     }
 
+    pub fn child_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Send castline a signal (`-TERM`, `-INT`).
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+
     pub fn still_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

@@ -47,6 +47,8 @@ pub enum RtmpError {
     Admission(Refusal),
     #[error("another connection took the stream over after this one went silent")]
     TakenOver,
+    #[error("the server is draining and the drain timeout passed: publish to another instance")]
+    Drained,
     #[error("publish refused: {0}")]
     MemoryBudget(String),
 }
@@ -61,12 +63,14 @@ impl RtmpError {
             RtmpError::WrongApp(..) => "app",
             RtmpError::Auth(_) => "auth",
             RtmpError::Busy(HubError::QueueBytes { .. }) => "queue_bytes",
+            RtmpError::Busy(HubError::Draining) => "draining",
             RtmpError::Busy(_) => "already_live",
             RtmpError::Demux(_) => "media",
             RtmpError::ClosedEarly => "closed_early",
             RtmpError::PublishTimeout(_) => "publish_timeout",
             RtmpError::Admission(r) => r.reason(),
             RtmpError::TakenOver => "taken_over",
+            RtmpError::Drained => "drained",
             RtmpError::MemoryBudget(_) => "memory_budget",
         }
     }
@@ -121,7 +125,11 @@ pub async fn serve(
                 },
                 // The new connection owns the stream now; dropping this
                 // publisher leaves it alone (its session is stale).
-                _ = publisher.taken_over() => return Err(RtmpError::TakenOver),
+                _ = publisher.taken_over() => return Err(if ctx.hub.is_draining() {
+                    RtmpError::Drained
+                } else {
+                    RtmpError::TakenOver
+                }),
             }
         } else if conn.published {
             match tokio::time::timeout(ctx.idle_timeout, tcp.read(&mut buf)).await {
@@ -321,6 +329,7 @@ impl Connection {
                     }
                     Err(e) => {
                         let code = match e {
+                            RtmpError::Busy(HubError::Draining) => "NetStream.Publish.Rejected",
                             RtmpError::Auth(_) | RtmpError::Busy(_) => "NetStream.Publish.BadName",
                             _ => "NetStream.Publish.Rejected",
                         };

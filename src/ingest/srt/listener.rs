@@ -58,6 +58,8 @@ pub enum SrtError {
     Idle(Duration),
     #[error("another connection took the stream over after this one went silent")]
     TakenOver,
+    #[error("the server is draining and the drain timeout passed: publish to another instance")]
+    Drained,
 }
 
 impl SrtError {
@@ -67,6 +69,7 @@ impl SrtError {
             SrtError::StreamId(_) => "stream_id",
             SrtError::Auth(_) => "auth",
             SrtError::Busy(HubError::QueueBytes { .. }) => "queue_bytes",
+            SrtError::Busy(HubError::Draining) => "draining",
             SrtError::Busy(_) => "already_live",
             SrtError::Admission(r) => r.reason(),
             SrtError::MemoryBudget(_) => "memory_budget",
@@ -75,6 +78,7 @@ impl SrtError {
             SrtError::Demux(_) => "media",
             SrtError::Idle(_) => "idle",
             SrtError::TakenOver => "taken_over",
+            SrtError::Drained => "drained",
         }
     }
 
@@ -83,6 +87,7 @@ impl SrtError {
         RejectReason::Server(match self {
             SrtError::StreamId(StreamIdError::NotPublish(_)) => ServerRejectReason::BadMode,
             SrtError::Auth(AuthError::UnknownKey) => ServerRejectReason::Forbidden,
+            SrtError::Busy(HubError::Draining) => ServerRejectReason::Down,
             SrtError::Busy(_) => ServerRejectReason::Conflict,
             SrtError::Admission(_) | SrtError::MemoryBudget(_) => ServerRejectReason::Overload,
             SrtError::UnwantedEncryption(_) => ServerRejectReason::KeyNotSup,
@@ -306,6 +311,7 @@ impl Session {
                 Next::Stats(s) => self.on_statistics(&s),
                 Next::Ended => break Ok(()),
                 Next::Idle => break Err(SrtError::Idle(idle)),
+                Next::TakenOver if self.ctx.hub.is_draining() => break Err(SrtError::Drained),
                 Next::TakenOver => break Err(SrtError::TakenOver),
             }
         };
