@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::Admin;
+use crate::capacity;
 use crate::config::Config;
 use crate::hub::{Hub, HubLimits};
 use crate::ingest::admission::{Admission, Limits, LogLimiter};
@@ -41,6 +42,8 @@ pub struct App {
     drain: Drain,
     /// Origin connections (tracked, closed gracefully at the end).
     life: Lifecycle,
+    /// The capacity sampler (stopped last).
+    sampler: tokio::task::JoinHandle<()>,
     /// The ingest and admin listeners stop accepting when this turns true.
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -136,6 +139,11 @@ impl App {
             cfg.server.public_url.trim_end_matches('/').to_string()
         };
 
+        let memory_budget = (cfg.hls.memory_budget_mb * 1024.0 * 1024.0) as usize;
+        let gauge = capacity::Gauge::new(
+            capacity::Capacity::from_config(&cfg.limits, memory_budget),
+            cfg.limits.max_cpu < 1.0,
+        );
         let keys = StreamKeys::new(cfg.ingest.keys.clone());
         if keys.is_open() {
             tracing::warn!("no stream keys configured: publishing is open, and the stream key is the stream name");
@@ -156,13 +164,17 @@ impl App {
             }),
             log_limiter: LogLimiter::new(std::time::Duration::from_secs(10)),
             capacity: {
-                let store = store.clone();
-                let budget = (cfg.hls.memory_budget_mb * 1024.0 * 1024.0) as usize;
+                let (store, gauge) = (store.clone(), gauge.clone());
+                let budget = memory_budget;
                 Box::new(move || {
                     let held = store.bytes();
-                    (held >= budget).then(|| {
-                        format!("the server's memory budget is used ({held} of {budget} bytes)")
-                    })
+                    if held >= budget {
+                        let why = format!(
+                            "the server's memory budget is used ({held} of {budget} bytes)"
+                        );
+                        return Some(("memory_budget", why));
+                    }
+                    gauge.full().map(|why| ("capacity", why))
                 })
             },
             playback_base: playback_base.clone(),
@@ -221,7 +233,15 @@ impl App {
                 life.clone(),
             ),
         );
+        let sampler = tokio::spawn(capacity::run(
+            gauge.clone(),
+            hub.clone(),
+            store.clone(),
+            metrics.clone(),
+            cfg.limits.prewarm_windows()?,
+        ));
         let admin = Arc::new(Admin {
+            gauge,
             metrics,
             store: store.clone(),
             hub: hub.clone(),
@@ -244,6 +264,7 @@ impl App {
                 timeout: Config::duration(cfg.server.drain_timeout),
             },
             life,
+            sampler,
             shutdown,
             tasks,
         })
@@ -294,6 +315,7 @@ impl App {
     ///    and close; every task is waited for.
     pub async fn shutdown(mut self) {
         self.admin.ready.store(false, Ordering::Relaxed);
+        self.admin.metrics.draining.set(1);
         tracing::info!(delay = ?self.drain.delay, "draining: not ready; still serving while endpoints are removed");
         tokio::time::sleep(self.drain.delay).await;
         self.hub.start_draining();
@@ -325,6 +347,7 @@ impl App {
             );
         }
         while self.tasks.join_next().await.is_some() {}
+        self.sampler.abort();
         tracing::info!("drained");
     }
 

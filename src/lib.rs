@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod capacity;
 pub mod config;
 pub mod hub;
 pub mod ingest;

@@ -38,6 +38,16 @@ pub struct StreamLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabel {
+    pub protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabel {
+    pub resource: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BackendLabel {
     pub backend: &'static str,
 }
@@ -97,6 +107,18 @@ pub struct Metrics {
     pub transcode_latency: HistogramFamily<RenditionLabel>,
     pub transcode_errors: Counter,
     pub ladder_fallbacks: Family<ReasonLabel, Counter>,
+    pub publishes: Family<ProtocolLabel, Counter>,
+    pub ingest_bytes: Counter,
+    pub ingest_bits_per_second: Family<StreamLabel, Gauge<f64, AtomicU64>>,
+    pub ingest_frames_per_second: Family<StreamLabel, Gauge<f64, AtomicU64>>,
+    pub blocked_requests: Gauge,
+    pub capacity_utilization: Gauge<f64, AtomicU64>,
+    pub capacity_ratio: Family<ResourceLabel, Gauge<f64, AtomicU64>>,
+    pub desired_capacity: Gauge<f64, AtomicU64>,
+    pub draining: Gauge,
+    /// Body bytes the origin sent, all classes (for the egress rate; not
+    /// exported: `http_response_bytes` has them by class).
+    pub egress_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Metrics {
@@ -140,6 +162,16 @@ impl Metrics {
             transcode_latency: Family::new_with_constructor(transcode_latency_histogram),
             transcode_errors: Counter::default(),
             ladder_fallbacks: Family::default(),
+            publishes: Family::default(),
+            ingest_bytes: Counter::default(),
+            ingest_bits_per_second: Family::default(),
+            ingest_frames_per_second: Family::default(),
+            blocked_requests: Gauge::default(),
+            capacity_utilization: Gauge::default(),
+            capacity_ratio: Family::default(),
+            desired_capacity: Gauge::default(),
+            draining: Gauge::default(),
+            egress_bytes: std::sync::atomic::AtomicU64::new(0),
             registry: Registry::default(),
         };
         registry.register(
@@ -313,6 +345,51 @@ impl Metrics {
             "ladder_fallbacks",
             "Streams served as published because the ladder could not run, by reason",
             m.ladder_fallbacks.clone(),
+        );
+        registry.register(
+            "publishes",
+            "Streams that went live (a reconnect within the grace period is not a new one), by protocol",
+            m.publishes.clone(),
+        );
+        registry.register(
+            "ingest_bytes",
+            "Media bytes received from publishers",
+            m.ingest_bytes.clone(),
+        );
+        registry.register(
+            "ingest_bits_per_second",
+            "Media bitrate each live stream's publisher sends (last second)",
+            m.ingest_bits_per_second.clone(),
+        );
+        registry.register(
+            "ingest_frames_per_second",
+            "Access units (video frames and audio frames) per second each live stream's publisher sends",
+            m.ingest_frames_per_second.clone(),
+        );
+        registry.register(
+            "blocked_requests",
+            "LL-HLS requests held now, waiting for their part, segment or playlist",
+            m.blocked_requests.clone(),
+        );
+        registry.register(
+            "capacity_utilization",
+            "The highest of the capacity ratios: what to scale ingest pods on (1 = full; see README)",
+            m.capacity_utilization.clone(),
+        );
+        registry.register(
+            "capacity_ratio",
+            "Each resource that can run out, used against its limit (cpu, streams, encoder_sessions, ingest_bitrate, egress, memory)",
+            m.capacity_ratio.clone(),
+        );
+        registry.register(
+            "desired_capacity",
+            "Capacity utilization to plan for: the current one, raised ahead of scheduled events (limits.prewarm)",
+            m.desired_capacity.clone(),
+        );
+        registry.register(
+            "draining",
+            "1 while the server drains (after SIGTERM)",
+            m.draining.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -27,6 +27,8 @@ const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 pub struct Admin {
+    /// At capacity: not ready (new publishers go elsewhere).
+    pub gauge: Arc<crate::capacity::Gauge>,
     pub metrics: Arc<Metrics>,
     pub store: Arc<crate::store::Store>,
     pub hub: Arc<Hub>,
@@ -83,16 +85,24 @@ impl Admin {
         if let Some(rest) = path.strip_prefix("/api/v1/cdns") {
             return self.cdns_api(req.method(), rest);
         }
+        if let Some(rest) = path.strip_prefix("/api/v1/streams") {
+            return self.streams_api(rest);
+        }
         let (status, ctype, body) = match path {
             "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
-            "/readyz" if self.ready.load(Ordering::Relaxed) => {
-                (StatusCode::OK, "text/plain", "ready\n".to_string())
-            }
-            "/readyz" => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                "not ready\n".to_string(),
-            ),
+            "/readyz" => match (self.ready.load(Ordering::Relaxed), self.gauge.full()) {
+                (true, None) => (StatusCode::OK, "text/plain", "ready\n".to_string()),
+                (true, Some(why)) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    format!("{why}\n"),
+                ),
+                (false, _) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "not ready (starting or draining)\n".to_string(),
+                ),
+            },
             "/metrics" => {
                 self.metrics
                     .live_streams
@@ -122,6 +132,69 @@ impl Admin {
             ),
         };
         reply(status, ctype, body)
+    }
+
+    /// `GET /api/v1/streams` (every open stream) and `/api/v1/streams/NAME`.
+    fn streams_api(&self, rest: &str) -> Response<Full<Bytes>> {
+        let json = |status, v: serde_json::Value| reply(status, "application/json", v.to_string());
+        let one = rest.strip_prefix('/').filter(|n| !n.is_empty());
+        let states: Vec<serde_json::Value> = self
+            .hub
+            .states()
+            .into_iter()
+            .filter(|s| one.is_none_or(|n| n == s.name))
+            .map(|s| self.stream_json(&s))
+            .collect();
+        match (one, states.len()) {
+            (None, _) => json(StatusCode::OK, serde_json::json!({ "streams": states })),
+            (Some(_), 1) => json(StatusCode::OK, states[0].clone()),
+            (Some(n), _) => json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({ "error": format!("no open stream {n:?}") }),
+            ),
+        }
+    }
+
+    fn stream_json(&self, s: &crate::hub::StreamState) -> serde_json::Value {
+        let label = crate::metrics::StreamLabel {
+            stream: s.name.clone(),
+        };
+        let rate = |f: &prometheus_client::metrics::family::Family<_, _>| -> f64 {
+            let g: &prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64> =
+                &f.get_or_create(&label);
+            g.get()
+        };
+        let renditions: Vec<serde_json::Value> = self
+            .store
+            .stream(&s.name)
+            .map(|e| e.renditions())
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                let meta = r.meta().unwrap_or_default();
+                let p = r.progress();
+                serde_json::json!({
+                    "name": r.name(),
+                    "codecs": meta.codecs,
+                    "resolution": meta.resolution.map(|(w, h)| format!("{w}x{h}")),
+                    "frame_rate": meta.frame_rate,
+                    "bandwidth": meta.bandwidth,
+                    "average_bandwidth": meta.average_bandwidth,
+                    "last_part": p.last_part.map(|(m, i)| format!("{m}.{i}")),
+                    "bytes_held": r.bytes(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "name": s.name,
+            "state": if s.live { "live" } else { "waiting_for_reconnect" },
+            "uptime_seconds": s.uptime.as_secs_f64(),
+            "ingest": {
+                "bits_per_second": rate(&self.metrics.ingest_bits_per_second),
+                "frames_per_second": rate(&self.metrics.ingest_frames_per_second),
+            },
+            "renditions": renditions,
+        })
     }
 
     /// `GET /api/v1/cdns`; `POST /api/v1/cdns/{id}/down` or `/up` marks a

@@ -84,6 +84,19 @@ pub struct HubStream {
     /// Milliseconds after `epoch` of the publisher's last input (one atomic
     /// store per frame, no lock).
     last_input: AtomicU64,
+    /// Media bytes and access units received, for the ingest rates.
+    bytes: AtomicU64,
+    frames: AtomicU64,
+    started: Instant,
+}
+
+/// One open stream as operators see it (`/api/v1/streams`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamState {
+    pub name: String,
+    /// A publisher is connected (else the stream waits for a reconnect).
+    pub live: bool,
+    pub uptime: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -140,6 +153,37 @@ impl Hub {
                 let _ = kick.send(true);
             }
         }
+    }
+
+    /// (name, media bytes, access units) received so far, per open stream.
+    pub fn ingest_counts(&self) -> Vec<(String, u64, u64)> {
+        let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        streams
+            .values()
+            .map(|s| {
+                let (b, f) = (&s.bytes, &s.frames);
+                (
+                    s.name.clone(),
+                    b.load(Ordering::Relaxed),
+                    f.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    /// Every open stream, by name.
+    pub fn states(&self) -> Vec<StreamState> {
+        let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<StreamState> = streams
+            .values()
+            .map(|s| StreamState {
+                name: s.name.clone(),
+                live: s.state.lock().unwrap_or_else(|e| e.into_inner()).live,
+                uptime: s.started.elapsed(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     /// Streams with a publisher or waiting for one to reconnect.
@@ -203,6 +247,9 @@ impl Hub {
             }),
             epoch: self.epoch,
             last_input: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            frames: AtomicU64::new(0),
+            started: Instant::now(),
         });
         stream.touch();
         streams.insert(name.to_string(), stream.clone());
@@ -336,6 +383,9 @@ impl Publisher {
             });
         }
         self.stream.touch();
+        let len = au.data.len() as u64;
+        self.stream.bytes.fetch_add(len, Ordering::Relaxed);
+        self.stream.frames.fetch_add(1, Ordering::Relaxed);
         let _ = self.stream.tx.send(HubEvent::Media(au));
         Ok(())
     }

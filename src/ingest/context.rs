@@ -27,8 +27,9 @@ pub struct IngestContext {
     /// A forward step of the publisher's clock past this starts a new timeline.
     pub max_timestamp_jump: Duration,
     pub admission: Arc<Admission>,
-    /// Why a new stream cannot be taken now (the server's memory budget), if so.
-    pub capacity: Box<dyn Fn() -> Option<String> + Send + Sync>,
+    /// Why a new stream cannot be taken now, if so: (reason label, what the
+    /// publisher is told). The memory budget and the limits (`capacity.rs`).
+    pub capacity: Box<dyn Fn() -> Option<(&'static str, String)> + Send + Sync>,
     /// Keeps lines about refused or misbehaving clients to a few per period.
     pub log_limiter: LogLimiter,
     /// Printed when a stream goes live, e.g. `http://HOST:8080`.
@@ -40,6 +41,12 @@ impl IngestContext {
     /// stdout for people and scripts (written off the async path: a blocked
     /// stdout must not stall ingest).
     pub fn announce_live(&self, peer: std::net::SocketAddr, stream: &str, protocol: &str) {
+        self.metrics
+            .publishes
+            .get_or_create(&crate::metrics::ProtocolLabel {
+                protocol: if protocol == "SRT" { "srt" } else { "rtmp" },
+            })
+            .inc();
         let url = format!("{}/live/{}/index.m3u8", self.playback_base, stream);
         tracing::info!(%peer, stream, protocol, "publishing; playback at {url}");
         let line = format!("live: {url}");
@@ -65,6 +72,7 @@ impl IngestContext {
                 }
                 DemuxEvent::Media(au) => {
                     self.metrics.ingest_frames.inc();
+                    self.metrics.ingest_bytes.inc_by(au.data.len() as u64);
                     publisher.send_media(au)?;
                 }
             }

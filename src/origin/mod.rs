@@ -231,6 +231,10 @@ impl Origin {
             })
             .inc();
         if is_get {
+            let sent = reply.body().len();
+            self.metrics
+                .egress_bytes
+                .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
             self.metrics
                 .http_bytes
                 .get_or_create(&EgressLabel {
@@ -325,7 +329,10 @@ impl Origin {
                 // their part arrived.
                 let late =
                     blocking && blocking::playlist(&r.progress(), &directives) == Readiness::Ready;
-                match wait(&r, |p| blocking::playlist(p, &directives)).await {
+                let held = Held::new(&self.metrics.blocked_requests);
+                let state = wait(&r, |p| blocking::playlist(p, &directives)).await;
+                drop(held);
+                match state {
                     Readiness::Ready => {}
                     Readiness::TooFarAhead => {
                         return (
@@ -412,10 +419,12 @@ impl Origin {
                 let Some(r) = self.rendition(&stream, &rendition, Some(&epoch)) else {
                     return not_found();
                 };
+                let held = Held::new(&self.metrics.blocked_requests);
                 let state = wait(&r, |p| {
                     blocking::part(p, msn, part, r.part(msn, part).is_some())
                 })
                 .await;
+                drop(held);
                 media(state, r.part(msn, part).map(Chunks::from))
             }
             Route::Segment {
@@ -427,7 +436,9 @@ impl Origin {
                 let Some(r) = self.rendition(&stream, &rendition, Some(&epoch)) else {
                     return not_found();
                 };
+                let held = Held::new(&self.metrics.blocked_requests);
                 let state = wait(&r, |p| blocking::segment(p, msn, r.segment(msn).is_some())).await;
+                drop(held);
                 media(state, r.segment(msn).map(Chunks::new))
             }
         }
@@ -446,6 +457,22 @@ impl Origin {
             None => self.store.stream(stream)?,
         };
         entry.find_rendition(rendition)
+    }
+}
+
+/// Counts a request held in an LL-HLS wait for as long as it lives.
+struct Held<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> Held<'a> {
+    fn new(g: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        g.inc();
+        Held(g)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -49,8 +49,8 @@ pub enum RtmpError {
     TakenOver,
     #[error("the server is draining and the drain timeout passed: publish to another instance")]
     Drained,
-    #[error("publish refused: {0}")]
-    MemoryBudget(String),
+    #[error("publish refused: {1}")]
+    AtCapacity(&'static str, String),
 }
 
 impl RtmpError {
@@ -71,7 +71,7 @@ impl RtmpError {
             RtmpError::Admission(r) => r.reason(),
             RtmpError::TakenOver => "taken_over",
             RtmpError::Drained => "drained",
-            RtmpError::MemoryBudget(_) => "memory_budget",
+            RtmpError::AtCapacity(reason, _) => reason,
         }
     }
 }
@@ -312,7 +312,7 @@ impl Connection {
                         // of one the hub already holds does not.
                         if !self.ctx.hub.live_streams().contains(&name) {
                             if let Some(why) = (self.ctx.capacity)() {
-                                return Err(RtmpError::MemoryBudget(why));
+                                return Err(RtmpError::AtCapacity(why.0, why.1));
                             }
                         }
                         Ok(self.ctx.hub.claim(&name)?)

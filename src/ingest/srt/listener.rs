@@ -46,8 +46,8 @@ pub enum SrtError {
     Busy(#[from] HubError),
     #[error("publish refused: {0}")]
     Admission(Refusal),
-    #[error("publish refused: {0}")]
-    MemoryBudget(String),
+    #[error("publish refused: {1}")]
+    AtCapacity(&'static str, String),
     #[error("the caller asks for AES-{0} encryption; this server has no srt.passphrase")]
     UnwantedEncryption(usize),
     #[error("handshake failed (a wrong or missing passphrase?): {0}")]
@@ -72,7 +72,7 @@ impl SrtError {
             SrtError::Busy(HubError::Draining) => "draining",
             SrtError::Busy(_) => "already_live",
             SrtError::Admission(r) => r.reason(),
-            SrtError::MemoryBudget(_) => "memory_budget",
+            SrtError::AtCapacity(reason, _) => reason,
             SrtError::UnwantedEncryption(_) => "encryption",
             SrtError::Handshake(_) => "handshake",
             SrtError::Demux(_) => "media",
@@ -89,7 +89,7 @@ impl SrtError {
             SrtError::Auth(AuthError::UnknownKey) => ServerRejectReason::Forbidden,
             SrtError::Busy(HubError::Draining) => ServerRejectReason::Down,
             SrtError::Busy(_) => ServerRejectReason::Conflict,
-            SrtError::Admission(_) | SrtError::MemoryBudget(_) => ServerRejectReason::Overload,
+            SrtError::Admission(_) | SrtError::AtCapacity(..) => ServerRejectReason::Overload,
             SrtError::UnwantedEncryption(_) => ServerRejectReason::KeyNotSup,
             _ => ServerRejectReason::BadRequest,
         })
@@ -244,7 +244,7 @@ fn decide(
         .map_err(|(_, why)| SrtError::Admission(why))?;
     if !ctx.hub.live_streams().contains(&name) {
         if let Some(why) = (ctx.capacity)() {
-            return Err(SrtError::MemoryBudget(why));
+            return Err(SrtError::AtCapacity(why.0, why.1));
         }
     }
     ctx.hub.check_claim(&name)?;

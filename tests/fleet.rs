@@ -1,0 +1,174 @@
+//! The signals a fleet runs on: metrics that move with the system, limits
+//! that refuse publishers with their reason, readiness at capacity, and the
+//! per-stream API.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn metrics(server: &Server) -> String {
+    get(&format!("http://{}/metrics", server.admin)).text()
+}
+
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Poll /metrics until `series` satisfies `ok`.
+fn wait_metric(server: &Server, series: &str, ok: impl Fn(Option<f64>) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let text = metrics(server);
+        if ok(value(&text, series)) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{series} never got there: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn metrics_move_with_a_publish_and_fall_back_when_it_ends() {
+    let server = Server::start("[ingest]\nreconnect_grace = 1.0\n[transcode]\nenabled = false\n");
+    let before = metrics(&server);
+    assert_eq!(
+        value(&before, "castline_live_streams"),
+        Some(0.0),
+        "{before}"
+    );
+    let publisher = Publisher::start(
+        &server.rtmp_url("match"),
+        Publish {
+            seconds: 6,
+            ..Default::default()
+        },
+    );
+    let live = wait_metric(
+        &server,
+        "castline_ingest_bits_per_second{stream=\"match\"}",
+        |v| v.is_some_and(|b| b > 100_000.0),
+    );
+    assert_eq!(value(&live, "castline_live_streams"), Some(1.0), "{live}");
+    assert_eq!(
+        value(&live, "castline_publishes_total{protocol=\"rtmp\"}"),
+        Some(1.0),
+        "{live}"
+    );
+    let fps = value(&live, "castline_ingest_frames_per_second{stream=\"match\"}").unwrap_or(0.0);
+    // 30 video frames and ~47 AAC frames a second.
+    assert!((50.0..120.0).contains(&fps), "fps {fps}: {live}");
+    let u = value(&live, "castline_capacity_utilization").expect("utilization");
+    assert!(u > 0.0 && u < 1.0, "{live}");
+    assert!(
+        value(&live, "castline_capacity_ratio{resource=\"cpu\"}").is_some(),
+        "{live}"
+    );
+    assert!(
+        value(&live, "castline_capacity_ratio{resource=\"memory\"}").is_some(),
+        "{live}"
+    );
+    assert_eq!(value(&live, "castline_draining"), Some(0.0));
+
+    // The per-stream API says the same.
+    let api: serde_json::Value =
+        serde_json::from_slice(&get(&format!("http://{}/api/v1/streams/match", server.admin)).body)
+            .expect("json");
+    assert_eq!(api["state"], "live", "{api}");
+    assert!(
+        api["ingest"]["bits_per_second"].as_f64().unwrap_or(0.0) > 100_000.0,
+        "{api}"
+    );
+    let renditions = api["renditions"].as_array().expect("renditions");
+    assert!(
+        renditions
+            .iter()
+            .any(|r| r["name"] == "source" && r["resolution"] == "320x240"),
+        "{api}"
+    );
+    let all: serde_json::Value =
+        serde_json::from_slice(&get(&format!("http://{}/api/v1/streams", server.admin)).body)
+            .expect("json");
+    assert_eq!(all["streams"].as_array().map(|a| a.len()), Some(1), "{all}");
+    assert_eq!(
+        get(&format!("http://{}/api/v1/streams/nope", server.admin)).status,
+        404
+    );
+
+    // Ended: the gauges fall back and the stream's series go away.
+    let (_, _) = publisher.wait(Duration::from_secs(20));
+    let after = wait_metric(&server, "castline_live_streams", |v| v == Some(0.0));
+    let gone = wait_metric(
+        &server,
+        "castline_ingest_bits_per_second{stream=\"match\"}",
+        |v| v.is_none(),
+    );
+    assert!(!gone.contains("stream=\"match\""), "{after}");
+}
+
+#[test]
+fn past_max_streams_a_publisher_is_refused_with_its_reason_and_the_pod_is_not_ready() {
+    let server = Server::start_logged(
+        "[ingest]\nreconnect_grace = 3.0\n[transcode]\nenabled = false\n[limits]\nmax_streams = 1\n",
+    );
+    let _first = Publisher::start(&server.rtmp_url("one"), Publish::default());
+    wait_segments(&server, "one", 1, Duration::from_secs(30));
+    let readyz = format!("http://{}/readyz", server.admin);
+    // The sampler sees the stream within a second: at capacity.
+    let start = Instant::now();
+    let r = loop {
+        let r = get(&readyz);
+        if r.status == 503 || start.elapsed() > Duration::from_secs(10) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.text().contains("at capacity (streams at 100 %"),
+        "{}",
+        r.text()
+    );
+    let second = Publisher::start(
+        &server.rtmp_url("two"),
+        Publish {
+            seconds: 5,
+            ..Default::default()
+        },
+    );
+    let (ok, log) = second.wait(Duration::from_secs(20));
+    assert!(!ok, "a stream past max_streams must be refused: {log}");
+    assert!(
+        log.contains("at capacity"),
+        "the publisher is told why: {log}"
+    );
+    let text = metrics(&server);
+    assert_eq!(
+        value(&text, "castline_rtmp_errors_total{reason=\"capacity\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(get(&server.url("/live/two/index.m3u8")).status, 404);
+}
+
+#[test]
+fn a_scheduled_event_raises_the_desired_capacity_before_it_starts() {
+    let server = Server::start(
+        "[ingest]\nreconnect_grace = 3.0\n[limits]\n\
+         [[limits.prewarm]]\nstart = \"2999-01-01T19:00:00Z\"\nend = \"2999-01-01T22:00:00Z\"\ncapacity = 0.9\n\
+         [[limits.prewarm]]\nstart = \"2000-01-01T00:00:00Z\"\nend = \"2999-01-01T00:00:00Z\"\nlead = 0\ncapacity = 0.8\n",
+    );
+    let text = wait_metric(&server, "castline_desired_capacity", |v| {
+        v.is_some_and(|c| c > 0.0)
+    });
+    assert_eq!(
+        value(&text, "castline_desired_capacity"),
+        Some(0.8),
+        "{text}"
+    );
+}
