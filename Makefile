@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # command:debian-package. A package is installed only when its command is missing
 # (so a Node.js from NodeSource, which bundles npm, is left alone).
-TEST_TOOLS := ffmpeg:ffmpeg ffprobe:ffmpeg chromium:chromium node:nodejs npm:npm cvlc:vlc curl:curl openssl:openssl varnishd:varnish nginx:nginx
+TEST_TOOLS := ffmpeg:ffmpeg ffprobe:ffmpeg chromium:chromium node:nodejs npm:npm cvlc:vlc curl:curl openssl:openssl varnishd:varnish nginx:nginx promtool:prometheus python3:python3
 BENCH_TOOLS := wrk:wrk
 # Libraries the build links (FFmpeg 5.1 through ffmpeg-next) and bindgen's
 # libclang: Debian packages without a command, checked with dpkg.

@@ -56,6 +56,9 @@ struct Drain {
     timeout: std::time::Duration,
 }
 
+/// Viewers are the distinct clients of the last one to two of these.
+const VIEWER_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How long ended streams' packagers get to write ENDLIST, and open
 /// connections to finish their answers, before castline exits anyway.
 const FINISH: std::time::Duration = std::time::Duration::from_secs(5);
@@ -226,12 +229,16 @@ impl App {
             tasks.spawn(srt.run(rx.clone()));
         }
         let life = Lifecycle::new();
+        let viewers = Arc::new(crate::origin::viewers::Viewers::new(VIEWER_WINDOW));
         tasks.spawn(
-            crate::origin::Origin::new(store.clone(), metrics.clone(), access, cdns.clone()).serve(
-                http,
-                tls,
-                life.clone(),
-            ),
+            crate::origin::Origin::new(
+                store.clone(),
+                metrics.clone(),
+                access,
+                cdns.clone(),
+                viewers.clone(),
+            )
+            .serve(http, tls, life.clone()),
         );
         let sampler = tokio::spawn(capacity::run(
             gauge.clone(),
@@ -239,6 +246,7 @@ impl App {
             store.clone(),
             metrics.clone(),
             cfg.limits.prewarm_windows()?,
+            viewers,
         ));
         let admin = Arc::new(Admin {
             gauge,

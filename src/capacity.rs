@@ -178,11 +178,13 @@ pub async fn run(
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     prewarm: Vec<(u64, u64, f64)>,
+    viewers: Arc<crate::origin::viewers::Viewers>,
 ) {
     let mut last = Instant::now();
     let mut last_cpu = cpu_seconds();
     let mut last_egress = metrics.egress_bytes.load(Ordering::Relaxed);
     let mut last_ingest: std::collections::HashMap<String, (u64, u64)> = Default::default();
+    let mut viewer_streams: Vec<String> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -203,9 +205,9 @@ pub async fn run(
                 stream: name.clone(),
             };
             metrics
-                .ingest_bits_per_second
+                .ingest_bytes_per_second
                 .get_or_create(&label)
-                .set(bps);
+                .set(bps / 8.0);
             metrics
                 .ingest_frames_per_second
                 .get_or_create(&label)
@@ -216,7 +218,7 @@ pub async fn run(
             let label = StreamLabel {
                 stream: gone.clone(),
             };
-            metrics.ingest_bits_per_second.remove(&label);
+            metrics.ingest_bytes_per_second.remove(&label);
             metrics.ingest_frames_per_second.remove(&label);
         }
         last_ingest = seen;
@@ -253,6 +255,23 @@ pub async fn run(
             .map_or(0, |d| d.as_secs());
         metrics.desired_capacity.set(desired(u, unix, &prewarm));
         metrics.live_streams.set(hub.live_streams().len() as i64);
+        let known = |name: &str| store.stream(name).is_some();
+        let counts = viewers.estimate(now, known);
+        for (name, n) in &counts {
+            let label = StreamLabel {
+                stream: name.clone(),
+            };
+            metrics.viewers.get_or_create(&label).set(*n as i64);
+        }
+        for gone in viewer_streams
+            .iter()
+            .filter(|n| !counts.iter().any(|(c, _)| c == *n))
+        {
+            metrics.viewers.remove(&StreamLabel {
+                stream: gone.clone(),
+            });
+        }
+        viewer_streams = counts.into_iter().map(|(n, _)| n).collect();
         metrics.store_bytes.set(store.bytes() as i64);
         *gauge.latest.write().unwrap_or_else(|e| e.into_inner()) = r;
     }

@@ -109,13 +109,14 @@ pub struct Metrics {
     pub ladder_fallbacks: Family<ReasonLabel, Counter>,
     pub publishes: Family<ProtocolLabel, Counter>,
     pub ingest_bytes: Counter,
-    pub ingest_bits_per_second: Family<StreamLabel, Gauge<f64, AtomicU64>>,
+    pub ingest_bytes_per_second: Family<StreamLabel, Gauge<f64, AtomicU64>>,
     pub ingest_frames_per_second: Family<StreamLabel, Gauge<f64, AtomicU64>>,
     pub blocked_requests: Gauge,
     pub capacity_utilization: Gauge<f64, AtomicU64>,
     pub capacity_ratio: Family<ResourceLabel, Gauge<f64, AtomicU64>>,
     pub desired_capacity: Gauge<f64, AtomicU64>,
     pub draining: Gauge,
+    pub viewers: Family<StreamLabel, Gauge>,
     /// Body bytes the origin sent, all classes (for the egress rate; not
     /// exported: `http_response_bytes` has them by class).
     pub egress_bytes: std::sync::atomic::AtomicU64,
@@ -164,13 +165,14 @@ impl Metrics {
             ladder_fallbacks: Family::default(),
             publishes: Family::default(),
             ingest_bytes: Counter::default(),
-            ingest_bits_per_second: Family::default(),
+            ingest_bytes_per_second: Family::default(),
             ingest_frames_per_second: Family::default(),
             blocked_requests: Gauge::default(),
             capacity_utilization: Gauge::default(),
             capacity_ratio: Family::default(),
             desired_capacity: Gauge::default(),
             draining: Gauge::default(),
+            viewers: Family::default(),
             egress_bytes: std::sync::atomic::AtomicU64::new(0),
             registry: Registry::default(),
         };
@@ -357,9 +359,9 @@ impl Metrics {
             m.ingest_bytes.clone(),
         );
         registry.register(
-            "ingest_bits_per_second",
-            "Media bitrate each live stream's publisher sends (last second)",
-            m.ingest_bits_per_second.clone(),
+            "ingest_bytes_per_second",
+            "Media bytes per second each live stream's publisher sends (last second; ×8 for its bit rate)",
+            m.ingest_bytes_per_second.clone(),
         );
         registry.register(
             "ingest_frames_per_second",
@@ -391,18 +393,78 @@ impl Metrics {
             "1 while the server drains (after SIGTERM)",
             m.draining.clone(),
         );
+        registry.register(
+            "viewers",
+            "Distinct client addresses the origin answered for each stream over the last 1-2 minutes (behind a CDN: its edge servers, not people)",
+            m.viewers.clone(),
+        );
         Metrics { registry, ..m }
     }
 
+    /// OpenMetrics text (what `prometheus-client` writes).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+
+    /// The Prometheus text format (0.0.4), for scrapers and tools that do
+    /// not ask for OpenMetrics (`promtool check metrics`, older agents).
+    pub fn encode_prometheus(&self) -> String {
+        openmetrics_to_prometheus(&self.encode())
+    }
+}
+
+/// The same samples in the Prometheus text format: a counter's HELP and TYPE
+/// name its `_total` series (OpenMetrics names the family without it), and
+/// there is no `# EOF` or `# UNIT`. prometheus-client writes OpenMetrics
+/// only; this is the one difference we need, not a second encoder.
+pub fn openmetrics_to_prometheus(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((p, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let name = if counters.contains(name) {
+                    format!("{name}_total")
+                } else {
+                    name.to_string()
+                };
+                out.push_str(&format!("{p}{name} {tail}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn openmetrics_counters_get_their_total_name_and_eof_goes() {
+        let om = "# HELP castline_parts Parts.\n# TYPE castline_parts counter\ncastline_parts_total 3\n\
+# HELP castline_live_streams Live.\n# TYPE castline_live_streams gauge\ncastline_live_streams 1\n# EOF\n";
+        assert_eq!(
+            super::openmetrics_to_prometheus(om),
+            "# HELP castline_parts_total Parts.\n# TYPE castline_parts_total counter\ncastline_parts_total 3\n\
+# HELP castline_live_streams Live.\n# TYPE castline_live_streams gauge\ncastline_live_streams 1\n"
+        );
     }
 }

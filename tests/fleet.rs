@@ -51,8 +51,8 @@ fn metrics_move_with_a_publish_and_fall_back_when_it_ends() {
     );
     let live = wait_metric(
         &server,
-        "castline_ingest_bits_per_second{stream=\"match\"}",
-        |v| v.is_some_and(|b| b > 100_000.0),
+        "castline_ingest_bytes_per_second{stream=\"match\"}",
+        |v| v.is_some_and(|b| b > 12_500.0),
     );
     assert_eq!(value(&live, "castline_live_streams"), Some(1.0), "{live}");
     assert_eq!(
@@ -75,11 +75,21 @@ fn metrics_move_with_a_publish_and_fall_back_when_it_ends() {
     );
     assert_eq!(value(&live, "castline_draining"), Some(0.0));
 
+    // Every request here comes from 127.0.0.1: one viewer.
+    assert_eq!(
+        get(&server.url("/live/match/source/index.m3u8")).status,
+        200
+    );
+    wait_metric(&server, "castline_viewers{stream=\"match\"}", |v| {
+        v == Some(1.0)
+    });
+
     // The per-stream API says the same.
     let api: serde_json::Value =
         serde_json::from_slice(&get(&format!("http://{}/api/v1/streams/match", server.admin)).body)
             .expect("json");
     assert_eq!(api["state"], "live", "{api}");
+    assert_eq!(api["viewers"], 1, "{api}");
     assert!(
         api["ingest"]["bits_per_second"].as_f64().unwrap_or(0.0) > 100_000.0,
         "{api}"
@@ -105,10 +115,14 @@ fn metrics_move_with_a_publish_and_fall_back_when_it_ends() {
     let after = wait_metric(&server, "castline_live_streams", |v| v == Some(0.0));
     let gone = wait_metric(
         &server,
-        "castline_ingest_bits_per_second{stream=\"match\"}",
+        "castline_ingest_bytes_per_second{stream=\"match\"}",
         |v| v.is_none(),
     );
-    assert!(!gone.contains("stream=\"match\""), "{after}");
+    // (Its VOD still has viewers: castline_viewers stays while it is served.)
+    assert!(
+        !gone.contains("castline_ingest_frames_per_second{stream=\"match\"}"),
+        "{after}"
+    );
 }
 
 #[test]
@@ -170,5 +184,118 @@ fn a_scheduled_event_raises_the_desired_capacity_before_it_starts() {
         value(&text, "castline_desired_capacity"),
         Some(0.8),
         "{text}"
+    );
+}
+
+/// Every sample name a /metrics text carries (counters with `_total`,
+/// histograms with `_bucket`/`_sum`/`_count`).
+fn sample_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every `castline_*` name a file mentions.
+fn names_in(path: &str) -> std::collections::BTreeSet<String> {
+    let text =
+        std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).expect(path);
+    let mut out = std::collections::BTreeSet::new();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find("castline_") {
+        let name: String = rest[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[i + name.len()..];
+        out.insert(name);
+    }
+    out
+}
+
+#[test]
+fn metrics_pass_promtool_and_the_dashboard_and_alerts_use_only_what_castline_exports() {
+    let server = Server::start("[ingest]\nreconnect_grace = 1.0\n[transcode]\nenabled = false\n");
+    let _p = Publisher::start(&server.rtmp_url("dash"), Publish::default());
+    wait_segments(&server, "dash", 2, Duration::from_secs(30));
+    assert_eq!(get(&server.url("/live/dash/source/index.m3u8")).status, 200);
+    let text = wait_metric(&server, "castline_viewers{stream=\"dash\"}", |v| {
+        v == Some(1.0)
+    });
+
+    // promtool lints the exposition as Prometheus scrapes it.
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; make test installs it)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = promtool.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The dashboard and the alerts ask only for series castline exports
+    // (or would, with the traffic they watch: SRT, transcode, errors).
+    let exported = sample_names(&text);
+    let family = |n: &str| {
+        ["_total", "_bucket", "_sum", "_count"]
+            .iter()
+            .fold(n.to_string(), |n, s| {
+                n.strip_suffix(s).map_or(n.clone(), str::to_string)
+            })
+    };
+    let families: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("# TYPE ")?
+                .split(' ')
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
+    for file in [
+        "docker/observability/grafana-dashboard.json",
+        "docker/observability/alerts.yaml",
+    ] {
+        let used = names_in(file);
+        assert!(used.len() > 10, "{file} uses {used:?}");
+        for name in used {
+            assert!(
+                exported.contains(&name)
+                    || families.contains(&name)
+                    || families.contains(&family(&name)),
+                "{file} uses {name}, which castline does not export"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_kubernetes_manifests_rules_and_dashboard_pass_their_checks() {
+    // kubernetes-validate --strict (PyPI, in a venv), promtool check/test
+    // rules, the dashboard's JSON and PromQL, hadolint: docker/k8s/check.sh.
+    let out = std::process::Command::new("bash")
+        .arg("docker/k8s/check.sh")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "docker/k8s/check.sh failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -82,6 +82,12 @@ impl Admin {
 
     fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>> {
         let path = req.uri().path();
+        // Prometheus asks for OpenMetrics; promtool and older agents do not.
+        let openmetrics = req
+            .headers()
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/openmetrics-text"));
         if let Some(rest) = path.strip_prefix("/api/v1/cdns") {
             return self.cdns_api(req.method(), rest);
         }
@@ -111,11 +117,19 @@ impl Admin {
                 self.metrics
                     .vod_sessions
                     .set(self.store.vod_sessions() as i64);
-                (
-                    StatusCode::OK,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    self.metrics.encode(),
-                )
+                if openmetrics {
+                    (
+                        StatusCode::OK,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        self.metrics.encode(),
+                    )
+                } else {
+                    (
+                        StatusCode::OK,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        self.metrics.encode_prometheus(),
+                    )
+                }
             }
             "/api/streams" => {
                 let names = self.hub.live_streams();
@@ -159,11 +173,12 @@ impl Admin {
         let label = crate::metrics::StreamLabel {
             stream: s.name.clone(),
         };
-        let rate = |f: &prometheus_client::metrics::family::Family<_, _>| -> f64 {
-            let g: &prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64> =
-                &f.get_or_create(&label);
-            g.get()
-        };
+        type Rate = prometheus_client::metrics::family::Family<
+            crate::metrics::StreamLabel,
+            prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+        >;
+        // Read only: a stream the sampler has not seen yet reads 0.
+        let rate = |f: &Rate| -> f64 { f.get(&label).map_or(0.0, |g| g.get()) };
         let renditions: Vec<serde_json::Value> = self
             .store
             .stream(&s.name)
@@ -190,9 +205,12 @@ impl Admin {
             "state": if s.live { "live" } else { "waiting_for_reconnect" },
             "uptime_seconds": s.uptime.as_secs_f64(),
             "ingest": {
-                "bits_per_second": rate(&self.metrics.ingest_bits_per_second),
+                "bits_per_second": 8.0 * rate(&self.metrics.ingest_bytes_per_second),
                 "frames_per_second": rate(&self.metrics.ingest_frames_per_second),
             },
+            // Distinct client addresses over the last 1-2 minutes (behind a
+            // CDN: its edge servers).
+            "viewers": self.metrics.viewers.get(&label).map_or(0, |g| g.get()),
             "renditions": renditions,
         })
     }

@@ -11,6 +11,7 @@ pub mod route;
 pub mod signed;
 pub mod steering;
 pub mod tls;
+pub mod viewers;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub struct Origin {
     metrics: Arc<Metrics>,
     access: Access,
     cdns: Arc<Cdns>,
+    viewers: Arc<viewers::Viewers>,
 }
 
 /// Who may reach the origin.
@@ -99,12 +101,14 @@ impl Origin {
         metrics: Arc<Metrics>,
         access: Access,
         cdns: Arc<Cdns>,
+        viewers: Arc<viewers::Viewers>,
     ) -> Arc<Origin> {
         Arc::new(Origin {
             store,
             metrics,
             access,
             cdns,
+            viewers,
         })
     }
 
@@ -137,11 +141,13 @@ impl Origin {
             let close = life.close.clone();
             life.tasks.spawn(async move {
                 let result = match tls {
-                    None => origin.connection(TokioIo::new(tcp), close).await,
+                    None => origin.connection(TokioIo::new(tcp), peer, close).await,
                     Some(acceptor) => {
                         let handshake = tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(tcp));
                         match handshake.await {
-                            Ok(Ok(stream)) => origin.connection(TokioIo::new(stream), close).await,
+                            Ok(Ok(stream)) => {
+                                origin.connection(TokioIo::new(stream), peer, close).await
+                            }
                             Ok(Err(e)) => Err(e.into()),
                             Err(_) => Err("TLS handshake timed out".into()),
                         }
@@ -159,6 +165,7 @@ impl Origin {
     async fn connection<I>(
         self: Arc<Self>,
         io: I,
+        peer: std::net::SocketAddr,
         close: tokio_util::sync::CancellationToken,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     where
@@ -166,7 +173,7 @@ impl Origin {
     {
         let service = service_fn(move |req| {
             let origin = self.clone();
-            async move { Ok::<_, Infallible>(origin.handle(req).await) }
+            async move { Ok::<_, Infallible>(origin.handle(req, peer.ip()).await) }
         });
         let mut builder = AutoBuilder::new(TokioExecutor::new());
         builder
@@ -191,7 +198,7 @@ impl Origin {
         }
     }
 
-    pub async fn handle(&self, req: Request<Incoming>) -> Reply {
+    pub async fn handle(&self, req: Request<Incoming>, client: std::net::IpAddr) -> Reply {
         let path = req.uri().path();
         let is_get = req.method() == Method::GET;
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
@@ -220,6 +227,13 @@ impl Origin {
         }
         if matches!(reply.status().as_u16(), 200 | 206 | 304) {
             surrogate_keys(&mut reply, path);
+            if let Some(stream) = path
+                .strip_prefix("/live/")
+                .and_then(|p| p.split('/').next())
+            {
+                let id = viewers::client_id(client);
+                self.viewers.seen(stream, id, std::time::Instant::now());
+            }
         }
         let cdn = self.cdns.label(req.headers());
         self.metrics
