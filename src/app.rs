@@ -92,6 +92,7 @@ impl App {
         let pipeline_cfg = Arc::new(PipelineConfig {
             packager: pcfg,
             segment_duration: Config::duration(cfg.hls.segment_duration),
+            max_segment_duration: Config::duration(cfg.hls.max_segment()),
             ladder,
         });
 

@@ -86,6 +86,17 @@ fn full() -> f64 {
     1.0
 }
 
+impl HlsConfig {
+    /// `max_segment_duration`, or twice the segment target when it is 0.
+    pub fn max_segment(&self) -> f64 {
+        if self.max_segment_duration > 0.0 {
+            self.max_segment_duration
+        } else {
+            2.0 * self.segment_duration
+        }
+    }
+}
+
 impl LimitsConfig {
     /// The prewarm windows as (from, until, capacity) in Unix seconds.
     pub fn prewarm_windows(&self) -> Result<Vec<(u64, u64, f64)>, ConfigError> {
@@ -302,6 +313,9 @@ pub struct HlsConfig {
     pub segment_duration: f64,
     /// Part target duration in seconds (PART-TARGET).
     pub part_duration: f64,
+    /// The longest a passthrough segment may get, in seconds; past it a
+    /// segment is cut between keyframes. 0: twice `segment_duration`.
+    pub max_segment_duration: f64,
     /// Seconds of DVR window in the playlist.
     pub dvr_window: f64,
     /// Seconds an ended stream stays available as VOD.
@@ -418,6 +432,7 @@ impl Default for HlsConfig {
         HlsConfig {
             segment_duration: 1.0,
             part_duration: 0.2,
+            max_segment_duration: 0.0,
             dvr_window: 300.0,
             vod_keep: 3600.0,
             max_vod_sessions: 64,
@@ -468,6 +483,20 @@ impl Config {
                 key: "hls.part_duration",
                 reason: "must not be longer than hls.segment_duration".into(),
             });
+        }
+        if self.hls.max_segment_duration != 0.0 {
+            let max = secs(
+                "hls.max_segment_duration",
+                self.hls.max_segment_duration,
+                0.5,
+                30.0,
+            )?;
+            if max < seg {
+                return Err(ConfigError::Invalid {
+                    key: "hls.max_segment_duration",
+                    reason: "must not be shorter than hls.segment_duration".into(),
+                });
+            }
         }
         let dvr = secs("hls.dvr_window", self.hls.dvr_window, 0.0, 24.0 * 3600.0)?;
         if dvr < seg * 3 {

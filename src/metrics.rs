@@ -97,6 +97,7 @@ pub struct Metrics {
     pub parts: Counter,
     pub segments: Counter,
     pub segments_over_target: Counter,
+    pub segments_without_keyframe: Counter,
     pub packaging_errors: Counter,
     pub packager_panics: Counter,
     pub part_ready_seconds: HistogramFamily<RenditionLabel>,
@@ -152,6 +153,7 @@ impl Metrics {
             parts: Counter::default(),
             segments: Counter::default(),
             segments_over_target: Counter::default(),
+            segments_without_keyframe: Counter::default(),
             packaging_errors: Counter::default(),
             packager_panics: Counter::default(),
             // 0.1 ms .. ~1.6 s
@@ -347,6 +349,11 @@ impl Metrics {
             "ladder_fallbacks",
             "Streams served as published because the ladder could not run, by reason",
             m.ladder_fallbacks.clone(),
+        );
+        registry.register(
+            "segments_without_keyframe",
+            "Passthrough segments cut between keyframes (the source's keyframe interval is longer than hls.max_segment_duration)",
+            m.segments_without_keyframe.clone(),
         );
         registry.register(
             "publishes",

@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn check_ll_hls_rules(m: &Media) {
+    check_rules(m, true);
+}
+
+/// `all_independent`: every segment must start with an IDR (false for a source
+/// whose keyframes are further apart than hls.max_segment_duration).
+fn check_rules(m: &Media, all_independent: bool) {
     assert!(m.version >= 6, "EXT-X-VERSION {}", m.version);
     assert!(m.target_duration >= 1.0);
     assert!(
@@ -55,7 +61,7 @@ fn check_ll_hls_rules(m: &Media) {
     let mut last_msn = None;
     for (uri, _, independent) in &m.parts {
         let msn = msn_of(uri);
-        if last_msn != Some(msn) {
+        if last_msn != Some(msn) && all_independent {
             assert!(
                 *independent,
                 "first part {uri} of a segment is not INDEPENDENT"
@@ -111,7 +117,10 @@ fn rtmp_with_b_frames_becomes_ll_hls_that_decodes() {
 
     let m = wait_segments(&server, "match", 6, Duration::from_secs(30));
     check_ll_hls_rules(&m);
-    assert_eq!(m.target_duration, 1.0);
+    // Served as published: TARGETDURATION is hls.max_segment_duration (2 ×
+    // the 1 s target), known before the first frame; segments still follow
+    // the source's 1 s keyframes.
+    assert_eq!(m.target_duration, 2.0);
     for (uri, d) in &m.segments[1..] {
         assert!((d - 1.0).abs() < 0.05, "{uri} lasts {d}");
     }
@@ -280,9 +289,10 @@ fn blocking_reload_preload_hint_and_error_codes() {
     // Delta update: _HLS_skip=YES is accepted and still a valid playlist.
     let delta = parse_media(&get(&format!("{playlist}?_HLS_skip=YES")).text());
     assert!(!delta.parts.is_empty());
-    // Once the playlist is longer than CAN-SKIP-UNTIL (6 s), segments are
-    // skipped; a v2 answer also says no EXT-X-DATERANGE was removed.
-    wait_segments(&server, "block", 8, Duration::from_secs(30));
+    // Once the playlist is longer than CAN-SKIP-UNTIL (6 × TARGETDURATION =
+    // 12 s here), segments are skipped; a v2 answer also says no
+    // EXT-X-DATERANGE was removed.
+    wait_segments(&server, "block", 14, Duration::from_secs(40));
     let v2 = get(&format!("{playlist}?_HLS_skip=v2")).text();
     let skip = v2
         .lines()
@@ -996,4 +1006,68 @@ fn a_segment_that_leaves_the_playlist_stays_servable_for_its_duration_plus_the_p
         std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(get(&url).status, 404);
+}
+
+#[test]
+fn a_ten_second_gop_in_passthrough_is_cut_at_the_maximum_and_still_decodes() {
+    let server = Server::start("[ingest]\nreconnect_grace = 3.0\n[transcode]\nenabled = false\n");
+    let _p = Publisher::start(
+        &server.rtmp_url("longgop"),
+        Publish {
+            gop_frames: 300,
+            ..Default::default()
+        },
+    );
+    // The playlist appears with the first part, before any segment is
+    // complete: TARGETDURATION is known from the config.
+    let playlist = server.url("/live/longgop/source/index.m3u8");
+    let first = wait_for(&playlist, Duration::from_secs(20));
+    let first = parse_media(&first.text());
+    assert!(
+        first.segments.is_empty() && !first.parts.is_empty(),
+        "{}",
+        first.text
+    );
+    assert_eq!(first.target_duration, 2.0);
+
+    let m = wait_segments(&server, "longgop", 7, Duration::from_secs(40));
+    check_rules(&m, false);
+    assert_eq!(m.target_duration, 2.0, "TARGETDURATION never changes");
+    for (uri, d) in &m.segments {
+        // Cut at the first frame presented 2 s after the last cut: a frame or
+        // two over in decode order, never over TARGETDURATION once rounded.
+        assert!(
+            *d < 2.1 && d.round() <= 2.0,
+            "{uri} lasts {d}: past hls.max_segment_duration"
+        );
+    }
+    // Segments cut between keyframes start with a part that is not
+    // INDEPENDENT; the keyframe ones (every 10 s) with one that is.
+    let firsts: Vec<bool> = m
+        .parts
+        .iter()
+        .filter(|(u, _, _)| u.ends_with(".0.m4s"))
+        .map(|(_, _, independent)| *independent)
+        .collect();
+    assert!(
+        firsts.contains(&false),
+        "no segment was cut between keyframes: {}",
+        m.text
+    );
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    let forced: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("castline_segments_without_keyframe_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(forced >= 3.0, "{metrics}");
+    // The multivariant no longer promises independent segments.
+    let mv = get(&server.url("/live/longgop/index.m3u8")).text();
+    assert!(!mv.contains("EXT-X-INDEPENDENT-SEGMENTS"), "{mv}");
+    // Played from its start, the whole window decodes without error.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("longgop.mp4");
+    download(&server, "longgop", "source", &m, &path);
+    let errors = decode_errors(&path);
+    assert!(errors.trim().is_empty(), "{errors}");
 }

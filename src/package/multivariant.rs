@@ -40,6 +40,8 @@ pub struct AudioRendition {
 pub struct Multivariant {
     pub audio: Vec<AudioRendition>,
     pub variants: Vec<Variant>,
+    /// Every segment starts with an IDR (EXT-X-INDEPENDENT-SEGMENTS).
+    pub independent: bool,
 }
 
 /// One CDN's copy of the stream (HLS Content Steering): its pathway id and
@@ -52,7 +54,7 @@ pub struct Pathway {
 
 /// The multivariant playlist with relative URIs (no steering).
 pub fn render(m: &Multivariant) -> String {
-    let mut o = header();
+    let mut o = header(m);
     write_pathway(&mut o, m, None);
     o
 }
@@ -64,7 +66,7 @@ pub fn render(m: &Multivariant) -> String {
 /// pathway's variants may only name that pathway's groups). `initial` is
 /// the pathway to use until the steering manifest arrives.
 pub fn render_steered(m: &Multivariant, pathways: &[Pathway], path: &str, initial: &str) -> String {
-    let mut o = header();
+    let mut o = header(m);
     let _ = writeln!(
         o,
         "#EXT-X-CONTENT-STEERING:SERVER-URI=\"steering.json\",PATHWAY-ID=\"{initial}\""
@@ -75,8 +77,12 @@ pub fn render_steered(m: &Multivariant, pathways: &[Pathway], path: &str, initia
     o
 }
 
-fn header() -> String {
-    String::from("#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+fn header(m: &Multivariant) -> String {
+    let mut o = String::from("#EXTM3U\n#EXT-X-VERSION:6\n");
+    if m.independent {
+        o.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    }
+    o
 }
 
 fn write_pathway(o: &mut String, m: &Multivariant, pathway: Option<(&Pathway, &str)>) {
@@ -172,7 +178,10 @@ impl MultivariantWriter {
             },
             None => None,
         };
-        let mut m = Multivariant::default();
+        let mut m = Multivariant {
+            independent: self.stream.independent(),
+            ..Multivariant::default()
+        };
         if let Some((name, a)) = &audio {
             if self.video.is_empty() {
                 // Audio only: the audio playlist is the one variant.
@@ -254,6 +263,7 @@ mod tests {
     #[test]
     fn renders_the_audio_group_and_variants_highest_bandwidth_first() {
         let m = Multivariant {
+            independent: true,
             audio: vec![AudioRendition {
                 group: AUDIO_GROUP.into(),
                 name: "audio".into(),
@@ -279,6 +289,7 @@ mod tests {
     #[test]
     fn video_only_has_no_audio_attribute() {
         let m = Multivariant {
+            independent: true,
             audio: vec![],
             variants: vec![variant("source/index.m3u8", 1_000_000, (320, 240), false)],
         };
@@ -293,6 +304,7 @@ source/index.m3u8\n"
     #[test]
     fn steered_renders_every_variant_and_the_audio_group_once_per_pathway() {
         let m = Multivariant {
+            independent: true,
             audio: vec![AudioRendition {
                 group: AUDIO_GROUP.into(),
                 name: "audio".into(),

@@ -93,7 +93,11 @@ impl RenditionPackager {
         RenditionPackager {
             part_ready,
             segmenter: Segmenter::new(cfg.segmenter),
-            playlist: MediaPlaylist::new(stream.epoch().to_string(), 1, part_target),
+            playlist: MediaPlaylist::new(
+                stream.epoch().to_string(),
+                cfg.target_duration.unwrap_or(1),
+                part_target,
+            ),
             rendition: stream.rendition(rendition),
             stream,
             cfg,

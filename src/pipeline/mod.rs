@@ -51,6 +51,8 @@ pub struct LadderConfig {
 pub struct PipelineConfig {
     pub packager: PackagerConfig,
     pub segment_duration: Duration,
+    /// The longest a passthrough segment may get (`hls.max_segment_duration`).
+    pub max_segment_duration: Duration,
     /// `None`: every stream is served as published.
     pub ladder: Option<LadderConfig>,
 }
@@ -106,6 +108,10 @@ struct Stream {
     transcoder: Option<Transcoder>,
     audio_rate: u32,
     packagers: JoinSet<()>,
+    entry: Arc<StreamEntry>,
+    metrics: Arc<Metrics>,
+    /// Said once per stream: its keyframes are too far apart.
+    told_long_gop: bool,
 }
 
 impl Stream {
@@ -180,17 +186,24 @@ impl Stream {
         let segment = (cfg.segment_duration.as_secs_f64() * VIDEO_TIMESCALE as f64) as i64;
         // Transcoded rungs alone cut on the clock; a passthrough rung can only
         // cut at the source's keyframes; an audio-only stream cuts on the clock.
+        let max_secs = cfg.max_segment_duration.as_secs_f64();
         let mode = if passthrough {
             CutMode::Keyframes {
                 min: segment - segment / 10,
+                max: (max_secs * VIDEO_TIMESCALE as f64) as i64,
             }
         } else {
             CutMode::Interval { every: segment }
         };
+        // TARGETDURATION is known before the first frame either way, so the
+        // playlists appear with the first part: the interval, or (keyframe
+        // cuts) the longest a segment may get: a cut past it comes at most a
+        // frame late, and EXTINF rounds to at most this.
         let mut pcfg = cfg.packager;
-        if let CutMode::Interval { .. } = mode {
-            pcfg.target_duration = Some(cfg.segment_duration.as_secs_f64().ceil().max(1.0) as u32);
-        }
+        pcfg.target_duration = Some(match mode {
+            CutMode::Interval { .. } => cfg.segment_duration.as_secs_f64().ceil().max(1.0) as u32,
+            CutMode::Keyframes { .. } => max_secs.round().max(1.0) as u32,
+        });
 
         let mut video_names: Vec<String> = rungs.iter().map(|(n, _)| n.clone()).collect();
         if passthrough {
@@ -233,6 +246,22 @@ impl Stream {
             transcoder,
             audio_rate: info.timescale(TrackKind::Audio),
             packagers,
+            entry,
+            metrics,
+            told_long_gop: false,
+        }
+    }
+
+    /// The schedule cut a passthrough segment between keyframes: count it,
+    /// say it once, and stop promising independent segments.
+    fn cut_without_keyframe(&mut self) {
+        self.metrics.segments_without_keyframe.inc();
+        self.entry.mark_dependent();
+        if !std::mem::replace(&mut self.told_long_gop, true) {
+            tracing::warn!(
+                stream = %self.name,
+                "the source's keyframes are further apart than hls.max_segment_duration: segments are cut between keyframes (set the encoder's keyframe interval to 1-2 s)"
+            );
         }
     }
 
@@ -261,6 +290,9 @@ impl Stream {
         match au.track {
             TrackKind::Video => {
                 let cut = self.schedule.video(au.pts, au.keyframe);
+                if cut.is_some() && !au.keyframe {
+                    self.cut_without_keyframe();
+                }
                 let mut ok = true;
                 if let Some(tx) = &self.source {
                     let msn = cut.map(|c| c.msn);

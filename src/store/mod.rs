@@ -272,6 +272,9 @@ pub struct StreamEntry {
     renditions: RwLock<Vec<Arc<Rendition>>>,
     /// The multivariant playlist as rendered, and what it was rendered from.
     multivariant: RwLock<Option<(Arc<Multivariant>, Bytes)>>,
+    /// Every segment of every rendition starts with an IDR (until a
+    /// passthrough segment had to be cut between keyframes).
+    independent: std::sync::atomic::AtomicBool,
 }
 
 impl StreamEntry {
@@ -307,6 +310,15 @@ impl StreamEntry {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    pub fn independent(&self) -> bool {
+        self.independent.load(Ordering::Relaxed)
+    }
+
+    /// A segment of this stream does not start with an IDR.
+    pub fn mark_dependent(&self) {
+        self.independent.store(false, Ordering::Relaxed);
     }
 
     pub fn set_multivariant(&self, model: Arc<Multivariant>, bytes: Bytes) {
@@ -385,6 +397,7 @@ impl Store {
             epoch,
             renditions: RwLock::default(),
             multivariant: RwLock::default(),
+            independent: std::sync::atomic::AtomicBool::new(true),
         });
         streams.insert(name.to_string(), entry.clone());
         entry

@@ -10,7 +10,11 @@
 //!   time (the transcoder forces an IDR there), so the segment duration is
 //!   known before the first frame.
 //! - [`CutMode::Keyframes`]: a cut at a source keyframe once the open segment
-//!   has lasted `min` ticks (the passthrough rung cannot cut elsewhere).
+//!   has lasted `min` ticks (the passthrough rung cannot cut elsewhere
+//!   without losing independence); past `max` ticks without one (a source
+//!   whose keyframe interval is too long, or none at all), a cut at whatever
+//!   frame comes: that segment does not start with an IDR, but no segment
+//!   outgrows TARGETDURATION.
 //!
 //! A track that follows (audio, or the decoded video of the rungs) opens
 //! segment N with its first frame presented at or after the cut's instant.
@@ -31,7 +35,7 @@ pub struct Cut {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CutMode {
     Interval { every: i64 },
-    Keyframes { min: i64 },
+    Keyframes { min: i64, max: i64 },
 }
 
 /// Cuts kept for tracks that follow; far more than any real A/V skew needs.
@@ -110,11 +114,14 @@ impl CutSchedule {
     /// IDR is the first one *presented* at or after it.
     pub fn video(&mut self, pts: i64, keyframe: bool) -> Option<Cut> {
         match self.mode {
-            CutMode::Keyframes { min } => {
-                if !keyframe {
-                    return None;
-                }
-                let due = self.restart || self.last_at.is_none_or(|last| pts - last >= min);
+            CutMode::Keyframes { min, max } => {
+                let since = self.last_at.map(|last| pts - last);
+                let due = if keyframe {
+                    self.restart || since.is_none_or(|s| s >= min)
+                } else {
+                    // After a (re)start only a keyframe can begin the stream.
+                    !self.restart && since.is_some_and(|s| s >= max)
+                };
                 due.then(|| self.open(pts))
             }
             CutMode::Interval { every } => {
@@ -209,6 +216,7 @@ mod tests {
         let mut s = CutSchedule::new(
             CutMode::Keyframes {
                 min: 9 * SECOND / 10,
+                max: 2 * SECOND,
             },
             true,
         );
@@ -223,8 +231,50 @@ mod tests {
     }
 
     #[test]
+    fn keyframe_mode_cuts_between_keyframes_past_the_maximum() {
+        let mut s = CutSchedule::new(
+            CutMode::Keyframes {
+                min: 9 * SECOND / 10,
+                max: 2 * SECOND,
+            },
+            true,
+        );
+        let mut cuts = Vec::new();
+        // No keyframe until frame 30 (a restart waits for one), then a 10 s GOP.
+        for i in 0..331 {
+            let key = i == 30 || (i > 30 && (i - 30) % 300 == 0);
+            if let Some(c) = s.video(i * 3000, key) {
+                cuts.push((c.msn, i, key));
+            }
+        }
+        // Every 2 s whatever the frame; the keyframe at 10 s comes 2 s after
+        // the cut at 8 s, so it cuts too.
+        assert_eq!(
+            cuts,
+            vec![
+                (0, 30, true),
+                (1, 90, false),
+                (2, 150, false),
+                (3, 210, false),
+                (4, 270, false),
+                (5, 330, true)
+            ]
+        );
+        // After a restart, a keyframe again.
+        s.restart();
+        assert_eq!(s.video(400 * 3000, false), None);
+        assert!(s.video(401 * 3000, true).is_some());
+    }
+
+    #[test]
     fn audio_follows_the_video_cuts_with_the_same_msns() {
-        let mut s = CutSchedule::new(CutMode::Keyframes { min: SECOND }, true);
+        let mut s = CutSchedule::new(
+            CutMode::Keyframes {
+                min: SECOND,
+                max: 2 * SECOND,
+            },
+            true,
+        );
         let mut audio_msns = Vec::new();
         let mut video_msns = Vec::new();
         // Audio frames of 1920 ticks (1024 samples at 48 kHz), video at 30 fps.
@@ -283,7 +333,13 @@ mod tests {
                 at: 500 + SECOND
             })
         );
-        let mut k = CutSchedule::new(CutMode::Keyframes { min: SECOND }, true);
+        let mut k = CutSchedule::new(
+            CutMode::Keyframes {
+                min: SECOND,
+                max: 2 * SECOND,
+            },
+            true,
+        );
         k.video(0, true);
         k.restart();
         assert_eq!(
@@ -310,7 +366,13 @@ mod tests {
     #[test]
     fn the_audio_frame_before_a_known_cut_is_told_so() {
         // Keyframe mode: the video made cut 1 at 1 s; audio frames of 1920 ticks.
-        let mut s = CutSchedule::new(CutMode::Keyframes { min: SECOND / 2 }, true);
+        let mut s = CutSchedule::new(
+            CutMode::Keyframes {
+                min: SECOND / 2,
+                max: 2 * SECOND,
+            },
+            true,
+        );
         s.video(0, true);
         assert_eq!(s.audio(0), Some(0));
         s.video(SECOND, true);
