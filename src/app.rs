@@ -147,6 +147,7 @@ impl App {
         let gauge = capacity::Gauge::new(
             capacity::Capacity::from_config(&cfg.limits, memory_budget),
             cfg.limits.max_cpu < 1.0,
+            cfg.limits.prewarm_windows()?,
         );
         let keys = StreamKeys::new(cfg.ingest.keys.clone());
         if keys.is_open() {
@@ -246,7 +247,6 @@ impl App {
             hub.clone(),
             store.clone(),
             metrics.clone(),
-            cfg.limits.prewarm_windows()?,
             viewers,
         ));
         let admin = Arc::new(Admin {
@@ -257,7 +257,7 @@ impl App {
             cdns,
             ready: false.into(),
         });
-        tasks.spawn(admin.clone().serve(admin_l, rx));
+        tasks.spawn(admin.clone().serve(admin_l, life.clone()));
         admin.ready.store(true, Ordering::Relaxed);
         Ok(App {
             rtmp_addr,

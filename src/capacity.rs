@@ -146,15 +146,39 @@ pub struct Gauge {
     pub cpu_limited: bool,
     /// The newest ratios (updated every second by [`run`]).
     latest: std::sync::RwLock<Vec<(&'static str, f64)>>,
+    /// Scheduled events: (from, until, capacity) in Unix seconds, from the
+    /// config and the admin API.
+    prewarm: std::sync::RwLock<Vec<(u64, u64, f64)>>,
 }
 
+/// Scheduled events kept at most (config and admin calls together).
+pub const MAX_PREWARM: usize = 64;
+
 impl Gauge {
-    pub fn new(capacity: Capacity, cpu_limited: bool) -> Arc<Gauge> {
+    pub fn new(capacity: Capacity, cpu_limited: bool, prewarm: Vec<(u64, u64, f64)>) -> Arc<Gauge> {
         Arc::new(Gauge {
             capacity,
             cpu_limited,
             latest: std::sync::RwLock::new(Vec::new()),
+            prewarm: std::sync::RwLock::new(prewarm),
         })
+    }
+
+    /// The scheduled events not yet over at `now_unix`.
+    pub fn prewarm(&self, now_unix: u64) -> Vec<(u64, u64, f64)> {
+        let mut p = self.prewarm.write().unwrap_or_else(|e| e.into_inner());
+        p.retain(|(_, until, _)| *until > now_unix);
+        p.clone()
+    }
+
+    /// Schedule an event; refused past [`MAX_PREWARM`].
+    pub fn add_prewarm(&self, window: (u64, u64, f64)) -> bool {
+        let mut p = self.prewarm.write().unwrap_or_else(|e| e.into_inner());
+        if p.len() >= MAX_PREWARM {
+            return false;
+        }
+        p.push(window);
+        true
     }
 
     pub fn ratios(&self) -> Vec<(&'static str, f64)> {
@@ -177,7 +201,6 @@ pub async fn run(
     hub: Arc<Hub>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
-    prewarm: Vec<(u64, u64, f64)>,
     viewers: Arc<crate::origin::viewers::Viewers>,
 ) {
     let mut last = Instant::now();
@@ -253,7 +276,9 @@ pub async fn run(
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        metrics.desired_capacity.set(desired(u, unix, &prewarm));
+        metrics
+            .desired_capacity
+            .set(desired(u, unix, &gauge.prewarm(unix)));
         metrics.live_streams.set(hub.live_streams().len() as i64);
         let known = |name: &str| store.stream(name).is_some();
         let counts = viewers.estimate(now, known);

@@ -78,11 +78,11 @@ pub struct PrewarmConfig {
     pub capacity: f64,
 }
 
-fn half_an_hour() -> f64 {
+pub fn half_an_hour() -> f64 {
     1800.0
 }
 
-fn full() -> f64 {
+pub fn full() -> f64 {
     1.0
 }
 
@@ -97,9 +97,10 @@ impl HlsConfig {
     }
 }
 
-impl LimitsConfig {
-    /// The prewarm windows as (from, until, capacity) in Unix seconds.
-    pub fn prewarm_windows(&self) -> Result<Vec<(u64, u64, f64)>, ConfigError> {
+impl PrewarmConfig {
+    /// (from, until, capacity) in Unix seconds, `from` being `lead` before
+    /// the start.
+    pub fn window(&self) -> Result<(u64, u64, f64), ConfigError> {
         let unix = |key: &'static str, v: &str| -> Result<u64, ConfigError> {
             humantime::parse_rfc3339(v)
                 .ok()
@@ -110,25 +111,27 @@ impl LimitsConfig {
                     reason: format!("{v:?} is not an RFC 3339 time (e.g. 2026-12-20T19:00:00Z)"),
                 })
         };
-        self.prewarm
-            .iter()
-            .map(|p| {
-                let (start, end) = (
-                    unix("limits.prewarm.start", &p.start)?,
-                    unix("limits.prewarm.end", &p.end)?,
-                );
-                if end <= start
-                    || !(0.0..=86_400.0).contains(&p.lead)
-                    || !(0.0..=10.0).contains(&p.capacity)
-                {
-                    return Err(ConfigError::Invalid {
-                        key: "limits.prewarm",
-                        reason: "end after start, lead 0-86400 s, capacity 0-10".into(),
-                    });
-                }
-                Ok((start.saturating_sub(p.lead as u64), end, p.capacity))
-            })
-            .collect()
+        let (start, end) = (
+            unix("limits.prewarm.start", &self.start)?,
+            unix("limits.prewarm.end", &self.end)?,
+        );
+        if end <= start
+            || !(0.0..=86_400.0).contains(&self.lead)
+            || !(0.0..=10.0).contains(&self.capacity)
+        {
+            return Err(ConfigError::Invalid {
+                key: "limits.prewarm",
+                reason: "end after start, lead 0-86400 s, capacity 0-10".into(),
+            });
+        }
+        Ok((start.saturating_sub(self.lead as u64), end, self.capacity))
+    }
+}
+
+impl LimitsConfig {
+    /// The prewarm windows as (from, until, capacity) in Unix seconds.
+    pub fn prewarm_windows(&self) -> Result<Vec<(u64, u64, f64)>, ConfigError> {
+        self.prewarm.iter().map(PrewarmConfig::window).collect()
     }
 }
 

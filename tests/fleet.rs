@@ -185,6 +185,26 @@ fn a_scheduled_event_raises_the_desired_capacity_before_it_starts() {
         Some(0.8),
         "{text}"
     );
+
+    // An operator announces another event through the admin API.
+    let api = format!("http://{}/api/v1/prewarm", server.admin);
+    let added = request(
+        "POST",
+        &format!("{api}?start=2000-01-01T00:00:00Z&end=2999-06-01T00:00:00Z&lead=0&capacity=0.95"),
+    );
+    assert_eq!(added.status, 200, "{}", added.text());
+    let list: serde_json::Value = serde_json::from_slice(&get(&api).body).expect("json");
+    assert_eq!(
+        list["events"].as_array().map(|e| e.len()),
+        Some(3),
+        "{list}"
+    );
+    wait_metric(&server, "castline_desired_capacity", |v| v == Some(0.95));
+    assert_eq!(
+        request("POST", &format!("{api}?start=soon&end=later")).status,
+        400
+    );
+    assert_eq!(request("POST", &api).status, 400);
 }
 
 /// Every sample name a /metrics text carries (counters with `_total`,

@@ -13,7 +13,8 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+
+use crate::lifecycle::Lifecycle;
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -38,17 +39,16 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: TcpListener,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    /// Accept until `life.accept` is cancelled; every connection is a task
+    /// of `life.tasks` and closes gracefully when `life.close` is cancelled
+    /// (the same lifecycle as the origin's).
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, life: Lifecycle) {
         // Scrapers and probes need few connections; a flood of them gets no more.
         let slots = Arc::new(tokio::sync::Semaphore::new(ADMIN_CONNECTIONS));
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
-                _ = shutdown.changed() => break,
+                _ = life.accept.cancelled() => break,
             };
             let tcp = match accepted {
                 Ok((tcp, _)) => tcp,
@@ -63,7 +63,8 @@ impl Admin {
                 continue; // dropped: closed at once
             };
             let admin = self.clone();
-            tokio::spawn(async move {
+            let close = life.close.clone();
+            life.tasks.spawn(async move {
                 let _slot = slot;
                 let svc = service_fn(move |req| {
                     let admin = admin.clone();
@@ -74,8 +75,18 @@ impl Admin {
                     .header_read_timeout(ADMIN_HEADER_TIMEOUT)
                     .max_buf_size(16 * 1024)
                     .serve_connection(TokioIo::new(tcp), svc);
+                tokio::pin!(conn);
+                let served = async {
+                    tokio::select! {
+                        r = conn.as_mut() => r,
+                        _ = close.cancelled() => {
+                            conn.as_mut().graceful_shutdown();
+                            conn.as_mut().await
+                        }
+                    }
+                };
                 // A slow reader of /metrics cannot hold its slot for ever either.
-                let _ = tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, conn).await;
+                let _ = tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, served).await;
             });
         }
     }
@@ -93,6 +104,9 @@ impl Admin {
         }
         if let Some(rest) = path.strip_prefix("/api/v1/streams") {
             return self.streams_api(rest);
+        }
+        if path == "/api/v1/prewarm" {
+            return self.prewarm_api(req.method(), req.uri().query());
         }
         let (status, ctype, body) = match path {
             "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
@@ -213,6 +227,75 @@ impl Admin {
             "viewers": self.metrics.viewers.get(&label).map_or(0, |g| g.get()),
             "renditions": renditions,
         })
+    }
+
+    /// `GET /api/v1/prewarm` lists the scheduled events; `POST
+    /// /api/v1/prewarm?start=RFC3339&end=RFC3339[&lead=S][&capacity=C]`
+    /// schedules one: `castline_desired_capacity` is at least `capacity`
+    /// from `lead` seconds before `start` until `end`.
+    fn prewarm_api(&self, method: &http::Method, query: Option<&str>) -> Response<Full<Bytes>> {
+        let json = |status, v: serde_json::Value| reply(status, "application/json", v.to_string());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let list = |g: &crate::capacity::Gauge| {
+            let events: Vec<serde_json::Value> = g
+                .prewarm(now)
+                .into_iter()
+                .map(|(from, until, c)| serde_json::json!({ "from": from, "until": until, "capacity": c }))
+                .collect();
+            serde_json::json!({ "events": events })
+        };
+        match *method {
+            http::Method::GET => json(StatusCode::OK, list(&self.gauge)),
+            http::Method::POST => {
+                let get = |k: &str| {
+                    query?
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+                        .map(str::to_string)
+                };
+                let number =
+                    |k: &str, default: f64| get(k).map_or(Some(default), |v| v.parse().ok());
+                let event = match (
+                    get("start"),
+                    get("end"),
+                    number("lead", crate::config::half_an_hour()),
+                    number("capacity", crate::config::full()),
+                ) {
+                    (Some(start), Some(end), Some(lead), Some(capacity)) => {
+                        crate::config::PrewarmConfig {
+                            start,
+                            end,
+                            lead,
+                            capacity,
+                        }
+                    }
+                    _ => {
+                        let why = "POST /api/v1/prewarm?start=RFC3339&end=RFC3339[&lead=SECONDS][&capacity=0-10]";
+                        return json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": why }));
+                    }
+                };
+                match event.window() {
+                    Ok(w) if self.gauge.add_prewarm(w) => {
+                        tracing::info!(start = %event.start, end = %event.end, capacity = event.capacity, "prewarm scheduled");
+                        json(StatusCode::OK, list(&self.gauge))
+                    }
+                    Ok(_) => json(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        serde_json::json!({ "error": "too many scheduled events" }),
+                    ),
+                    Err(e) => json(
+                        StatusCode::BAD_REQUEST,
+                        serde_json::json!({ "error": e.to_string() }),
+                    ),
+                }
+            }
+            _ => json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                serde_json::json!({ "error": "GET the list, POST an event" }),
+            ),
+        }
     }
 
     /// `GET /api/v1/cdns`; `POST /api/v1/cdns/{id}/down` or `/up` marks a
