@@ -118,6 +118,8 @@ pub struct Metrics {
     pub desired_capacity: Gauge<f64, AtomicU64>,
     pub draining: Gauge,
     pub viewers: Family<StreamLabel, Gauge>,
+    pub pipeline_queue_events: Family<StreamLabel, Gauge>,
+    pub pipeline_speed: Family<StreamLabel, Gauge<f64, AtomicU64>>,
     /// Body bytes the origin sent, all classes (for the egress rate; not
     /// exported: `http_response_bytes` has them by class).
     pub egress_bytes: std::sync::atomic::AtomicU64,
@@ -175,6 +177,8 @@ impl Metrics {
             desired_capacity: Gauge::default(),
             draining: Gauge::default(),
             viewers: Family::default(),
+            pipeline_queue_events: Family::default(),
+            pipeline_speed: Family::default(),
             egress_bytes: std::sync::atomic::AtomicU64::new(0),
             registry: Registry::default(),
         };
@@ -399,6 +403,16 @@ impl Metrics {
             "draining",
             "1 while the server drains (after SIGTERM)",
             m.draining.clone(),
+        );
+        registry.register(
+            "pipeline_queue_events",
+            "Events waiting in each live stream's hub queue for its pipeline (1,024 at most; past it the oldest are dropped)",
+            m.pipeline_queue_events.clone(),
+        );
+        registry.register(
+            "pipeline_speed",
+            "Seconds of source video each live stream's pipeline (transcode included) takes in per second, over 5 s: below 1 it falls behind real time",
+            m.pipeline_speed.clone(),
         );
         registry.register(
             "viewers",

@@ -45,7 +45,7 @@ fn metrics_move_with_a_publish_and_fall_back_when_it_ends() {
     let publisher = Publisher::start(
         &server.rtmp_url("match"),
         Publish {
-            seconds: 6,
+            seconds: 10,
             ..Default::default()
         },
     );
@@ -74,6 +74,16 @@ fn metrics_move_with_a_publish_and_fall_back_when_it_ends() {
         "{live}"
     );
     assert_eq!(value(&live, "castline_draining"), Some(0.0));
+
+    // The pipeline keeps up with real time (a 5 s window).
+    wait_metric(&server, "castline_pipeline_speed{stream=\"match\"}", |v| {
+        v.is_some_and(|x| (0.8..1.25).contains(&x))
+    });
+    assert!(value(
+        &metrics(&server),
+        "castline_pipeline_queue_events{stream=\"match\"}"
+    )
+    .is_some());
 
     // Every request here comes from 127.0.0.1: one viewer.
     assert_eq!(

@@ -20,7 +20,7 @@ use crate::config::RungConfig;
 use crate::hub::HubEvent;
 use crate::media::aac::SAMPLES_PER_FRAME;
 use crate::media::{rescale, AccessUnit, MediaInfo, TrackKind, VIDEO_TIMESCALE};
-use crate::metrics::{Metrics, ReasonLabel};
+use crate::metrics::{Metrics, ReasonLabel, StreamLabel};
 use crate::package::multivariant::MultivariantWriter;
 use crate::package::packager::{self, Input, PackagerConfig, RenditionPackager};
 use crate::store::{Store, StreamEntry};
@@ -75,8 +75,24 @@ pub async fn run(
     };
     let entry = store.open_stream(&name);
     let mut stream = Stream::build(&cfg, entry.clone(), metrics.clone(), &info);
+    let label = StreamLabel {
+        stream: name.clone(),
+    };
+    let mut pace = Pace::default();
     loop {
-        let ok = match rx.recv().await {
+        let event = rx.recv().await;
+        metrics
+            .pipeline_queue_events
+            .get_or_create(&label)
+            .set(rx.len() as i64);
+        if let Ok(HubEvent::Media(au)) = &event {
+            if au.track == TrackKind::Video {
+                if let Some(speed) = pace.video(au.pts, std::time::Instant::now()) {
+                    metrics.pipeline_speed.get_or_create(&label).set(speed);
+                }
+            }
+        }
+        let ok = match event {
             Ok(HubEvent::Tracks(info)) => stream.tracks(info).await,
             Ok(HubEvent::Media(au)) => stream.media(au).await,
             Ok(HubEvent::End) | Err(RecvError::Closed) => break,
@@ -92,12 +108,44 @@ pub async fn run(
         }
     }
     stream.end().await;
+    metrics.pipeline_queue_events.remove(&label);
+    metrics.pipeline_speed.remove(&label);
     tracing::info!(stream = %name, keep = ?cfg.packager.vod_keep, "stream ended; kept as VOD");
     for (old, epoch) in store.ended(&entry) {
         tracing::info!(stream = %old, %epoch, vod = store.vod_sessions(), "VOD limit reached: the oldest ended session is removed");
     }
     tokio::time::sleep(cfg.packager.vod_keep).await;
     store.remove(&name, entry.epoch());
+}
+
+/// How fast the pipeline takes in the source: seconds of video (by PTS)
+/// per second of wall time, over windows of [`Pace::WINDOW`]. 1 is real
+/// time; below 1 the transcode cannot keep up (its bounded queues hold the
+/// pipeline back until the hub drops events).
+#[derive(Default)]
+struct Pace {
+    start: Option<(i64, std::time::Instant)>,
+}
+
+impl Pace {
+    const WINDOW: Duration = Duration::from_secs(5);
+
+    /// A video frame presented at `pts` (90 kHz) taken in at `now`: the
+    /// speed of the window it closes, if it closes one.
+    fn video(&mut self, pts: i64, now: std::time::Instant) -> Option<f64> {
+        let Some((pts0, t0)) = self.start else {
+            self.start = Some((pts, now));
+            return None;
+        };
+        let wall = now.saturating_duration_since(t0);
+        if wall < Self::WINDOW {
+            return None;
+        }
+        self.start = Some((pts, now));
+        let media = (pts - pts0) as f64 / VIDEO_TIMESCALE as f64;
+        // A clock reset (negative media time) says nothing about speed.
+        (media >= 0.0).then(|| media / wall.as_secs_f64())
+    }
 }
 
 struct Stream {
@@ -349,5 +397,23 @@ impl Stream {
                 tracing::error!(stream = %self.name, error = %e, "a packager task failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod pace_tests {
+    use std::time::Duration;
+
+    #[test]
+    fn pace_is_media_time_per_wall_time_over_five_seconds() {
+        let mut p = super::Pace::default();
+        let t = std::time::Instant::now();
+        let s = |secs: f64| t + Duration::from_secs_f64(secs);
+        assert_eq!(p.video(0, t), None);
+        assert_eq!(p.video(90_000 * 4, s(4.0)), None);
+        // 5 s of video in 5 s: real time.
+        assert_eq!(p.video(90_000 * 5, s(5.0)), Some(1.0));
+        // The next 5 s of wall time carried only 2.5 s of video.
+        assert_eq!(p.video(90_000 * 15 / 2, s(10.0)), Some(0.5));
     }
 }
