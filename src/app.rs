@@ -42,6 +42,8 @@ pub struct App {
     drain: Drain,
     /// Origin connections (tracked, closed gracefully at the end).
     life: Lifecycle,
+    /// Every RTMP and SRT connection's task.
+    ingest_tasks: tokio_util::task::TaskTracker,
     /// The capacity sampler (stopped last).
     sampler: tokio::task::JoinHandle<()>,
     /// The ingest and admin listeners stop accepting when this turns true.
@@ -183,7 +185,9 @@ impl App {
                 })
             },
             playback_base: playback_base.clone(),
+            tasks: tokio_util::task::TaskTracker::new(),
         });
+        let ingest_tasks = ctx.tasks.clone();
         let access = crate::origin::Access {
             cdn_secret: (!cfg.origin.cdn_secret.is_empty())
                 .then(|| {
@@ -273,6 +277,7 @@ impl App {
                 timeout: Config::duration(cfg.server.drain_timeout),
             },
             life,
+            ingest_tasks,
             sampler,
             shutdown,
             tasks,
@@ -346,12 +351,15 @@ impl App {
         self.life.accept.cancel();
         self.life.close.cancel();
         self.life.tasks.close();
-        if tokio::time::timeout(FINISH, self.life.tasks.wait())
-            .await
-            .is_err()
-        {
+        self.ingest_tasks.close();
+        let both = async {
+            self.life.tasks.wait().await;
+            self.ingest_tasks.wait().await;
+        };
+        if tokio::time::timeout(FINISH, both).await.is_err() {
             tracing::warn!(
-                open = self.life.tasks.len(),
+                http = self.life.tasks.len(),
+                ingest = self.ingest_tasks.len(),
                 "connections still open after the drain; closing them"
             );
         }

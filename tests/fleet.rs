@@ -111,6 +111,13 @@ fn metrics_move_with_a_publish_and_fall_back_when_it_ends() {
             .any(|r| r["name"] == "source" && r["resolution"] == "320x240"),
         "{api}"
     );
+    // Each rendition's newest part: its last frame's arrival to servable.
+    assert!(
+        renditions.iter().all(|r| r["part_ready_ms"]
+            .as_f64()
+            .is_some_and(|ms| (0.0..1000.0).contains(&ms))),
+        "{api}"
+    );
     let all: serde_json::Value =
         serde_json::from_slice(&get(&format!("http://{}/api/v1/streams", server.admin)).body)
             .expect("json");

@@ -210,6 +210,8 @@ impl Admin {
                     "bandwidth": meta.bandwidth,
                     "average_bandwidth": meta.average_bandwidth,
                     "last_part": p.last_part.map(|(m, i)| format!("{m}.{i}")),
+                    // Its last frame's arrival to the part being servable.
+                    "part_ready_ms": r.part_ready().map(|d| d.as_secs_f64() * 1000.0),
                     "bytes_held": r.bytes(),
                 })
             })

@@ -34,6 +34,9 @@ pub struct IngestContext {
     pub log_limiter: LogLimiter,
     /// Printed when a stream goes live, e.g. `http://HOST:8080`.
     pub playback_base: String,
+    /// Every ingest connection's task (RTMP and SRT), so shutdown can wait
+    /// for them.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 impl IngestContext {

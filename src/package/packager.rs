@@ -191,14 +191,15 @@ impl RenditionPackager {
                 self.stats.segment_bytes += part.data.len() as u64;
                 self.playlist.preload_hint = Some(self.segmenter.next_part());
                 let playlists = self.render(SnapshotKey::Part(msn, part.index));
+                let ready = part.received.elapsed();
                 self.rendition.apply(Update {
                     part: Some((msn, part.index, part.data)),
                     playlists,
+                    part_ready: Some(ready),
                     ..self.base_update()
                 });
                 self.metrics.parts.inc();
-                self.part_ready
-                    .observe(part.received.elapsed().as_secs_f64());
+                self.part_ready.observe(ready.as_secs_f64());
             }
             Output::SegmentEnd {
                 msn,

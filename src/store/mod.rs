@@ -85,6 +85,8 @@ struct RenditionState {
     latest: Option<Playlists>,
     snapshots: VecDeque<(SnapshotKey, Playlists)>,
     meta: Option<RenditionMeta>,
+    /// The newest part's latency (see [`Update::part_ready`]).
+    part_ready: Option<Duration>,
     /// Media bytes held (inits, parts, segments), for the store's budget.
     bytes: usize,
 }
@@ -117,6 +119,9 @@ pub struct Update {
     pub ended: bool,
     pub target_duration: Duration,
     pub meta: Option<RenditionMeta>,
+    /// For a new part: from its newest frame leaving the ingest socket to
+    /// it being servable.
+    pub part_ready: Option<Duration>,
 }
 
 impl Rendition {
@@ -203,6 +208,9 @@ impl Rendition {
             if u.meta.is_some() {
                 st.meta = u.meta;
             }
+            if u.part_ready.is_some() {
+                st.part_ready = u.part_ready;
+            }
             st.bytes = st.bytes + added - freed;
             self.total.fetch_add(added, Ordering::Relaxed);
             self.total.fetch_sub(freed, Ordering::Relaxed);
@@ -218,6 +226,11 @@ impl Rendition {
 
     pub fn progress(&self) -> Progress {
         self.read().progress
+    }
+
+    /// The newest part's latency, from its last frame's arrival to servable.
+    pub fn part_ready(&self) -> Option<Duration> {
+        self.read().part_ready
     }
 
     pub fn meta(&self) -> Option<RenditionMeta> {

@@ -46,7 +46,7 @@ impl RtmpListener {
             };
             self.ctx.metrics.rtmp_connections.inc();
             let ctx = self.ctx.clone();
-            tokio::spawn(async move {
+            self.ctx.tasks.spawn(async move {
                 let result = connection::serve(tcp, peer, ctx.clone(), slot).await;
                 connection::report(&ctx, peer, result);
             });

@@ -155,7 +155,7 @@ impl SrtIngest {
                 break;
             };
             let (ctx, settings) = (self.ctx.clone(), self.settings.clone());
-            tokio::spawn(async move {
+            self.ctx.tasks.spawn(async move {
                 let peer = request.remote();
                 let result = serve(request, ctx.clone(), settings).await;
                 report(&ctx, peer, result);
