@@ -6,7 +6,7 @@ CARGO ?= cargo
 # command:debian-package. A package is installed only when its command is missing
 # (so a Node.js from NodeSource, which bundles npm, is left alone).
 TEST_TOOLS := ffmpeg:ffmpeg ffprobe:ffmpeg chromium:chromium node:nodejs npm:npm cvlc:vlc curl:curl openssl:openssl varnishd:varnish nginx:nginx promtool:prometheus python3:python3
-BENCH_TOOLS := wrk:wrk
+BENCH_TOOLS := wrk:wrk h2load:nghttp2-client
 # Libraries the build links (FFmpeg 5.1 through ffmpeg-next) and bindgen's
 # libclang: Debian packages without a command, checked with dpkg.
 BUILD_PACKAGES := pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev \

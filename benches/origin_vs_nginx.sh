@@ -120,7 +120,7 @@ PL_BYTES="$(wc -c <"$SRC_DIR/index.m3u8" | tr -d ' ')"
 # start_nginx NAME WORKERS PORT -> appends master pid to NGINX_PIDS
 NGINX_CMDS=()
 start_nginx() {
-  local name=$1 workers=$2 port=$3
+  local name=$1 workers=$2 port=$3 proto=${4:-}
   local prefix="$TMP/nginx-$name"
   mkdir -p "$prefix/logs"
   chmod 755 "$prefix"
@@ -142,7 +142,7 @@ http {
     uwsgi_temp_path $prefix/uwsgi;
     scgi_temp_path $prefix/scgi;
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port $proto;
         root $DOCROOT;
     }
 }
@@ -151,8 +151,9 @@ EOF
   NGINX_CMDS+=("$(shq "${cmd[@]}")")
   "${cmd[@]}" &
   NGINX_PIDS+=($!)
+  local h2=(); [[ -n "$proto" ]] && h2=(--http2-prior-knowledge)
   for _ in $(seq 1 50); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/live/bench/720p/index.m3u8" 2>/dev/null && return 0
+    curl -fsS "${h2[@]}" -o /dev/null "http://127.0.0.1:$port/live/bench/720p/index.m3u8" 2>/dev/null && return 0
     kill -0 "${NGINX_PIDS[-1]}" 2>/dev/null || die "nginx ($name) exited during startup (see $prefix/error.log)"
     sleep 0.1
   done
@@ -163,6 +164,13 @@ NGINX_W1_PORT="$(free_port)"
 start_nginx w1 1 "$NGINX_W1_PORT"
 NGINX_W2_PORT="$(free_port)"
 start_nginx w2 2 "$NGINX_W2_PORT"
+if command -v h2load >/dev/null 2>&1; then
+  # HTTP/2 with prior knowledge (h2c), as castline takes it on its one port.
+  NGINX_H2W1_PORT="$(free_port)"
+  start_nginx h2w1 1 "$NGINX_H2W1_PORT" http2
+  NGINX_H2W2_PORT="$(free_port)"
+  start_nginx h2w2 2 "$NGINX_H2W2_PORT" http2
+fi
 
 # ---------------------------------------------------------------- byte identity
 for srv in "castline http://$HTTP_ADDR" "nginx-w1 http://127.0.0.1:$NGINX_W1_PORT" "nginx-w2 http://127.0.0.1:$NGINX_W2_PORT"; do
@@ -244,6 +252,33 @@ for target in segment playlist; do
       'BEGIN { printf "  %-9s vs %-9s %6.2fx\n", t, n, (x > 0 ? c / x : 0) }'
   done
 done
+# ---------------------------------------------------------------- HTTP/2 (h2load)
+if command -v h2load >/dev/null 2>&1; then
+  declare -A H2
+  echo
+  echo "HTTP/2 (h2c prior knowledge): h2load -D ${DURATION} -c 64 -m 10 -t 2 URL (Debian nghttp2-client)"
+  printf '%-9s %-9s %12s %10s\n' target server "requests/s" "failed"
+  for target in segment playlist; do
+    if [[ $target == segment ]]; then path="/live/bench/720p/$SEG_REL"; else path="/live/bench/720p/index.m3u8"; fi
+    for srv in "castline $HTTP_ADDR" "nginx-w1 127.0.0.1:$NGINX_H2W1_PORT" "nginx-w2 127.0.0.1:$NGINX_H2W2_PORT"; do
+      name=${srv%% *}; addr=${srv#* }
+      out="$TMP/h2load-$target-$name.txt"
+      h2load -D "$DURATION" -c 64 -m 10 -t 2 "http://$addr$path" >"$out" 2>&1 || die "h2load failed for $name $target: $(cat "$out")"
+      rps="$(awk '/^finished in/ {for (i = 1; i <= NF; i++) if ($(i+1) ~ /^req\/s/) {print $i; exit}}' "$out" | tr -d ',')"
+      failed="$(awk '/^requests:/ {for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed/) {print $i; exit}}' "$out")"
+      H2[$target/$name]=$rps
+      printf '%-9s %-9s %12s %10s\n' "$target" "$name" "$rps" "$failed"
+    done
+  done
+  echo "ratio castline req/s / nginx req/s (HTTP/2):"
+  for target in segment playlist; do
+    for n in nginx-w1 nginx-w2; do
+      awk -v t="$target" -v n="$n" -v c="${H2[$target/castline]}" -v x="${H2[$target/$n]}" \
+        'BEGIN { printf "  %-9s vs %-9s %6.2fx\n", t, n, (x > 0 ? c / x : 0) }'
+    done
+  done
+fi
+
 if ((${#NOTES[@]})); then
   echo
   echo "wrk warnings:"
