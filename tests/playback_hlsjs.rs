@@ -193,12 +193,7 @@ fn hlsjs_follows_content_steering_to_another_cdn_when_one_is_marked_down() {
 fn hlsjs_plays_over_tls_with_http2() {
     let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = test_certificate(dir.path());
-    let server = Server::start(&format!(
-        "[ingest]\nreconnect_grace = 3.0\n[origin]\ntls_cert = {:?}\ntls_key = {:?}\n",
-        cert.display().to_string(),
-        key.display().to_string()
-    ));
+    let (server, cert) = tls_server(dir.path());
     let _p = Publisher::start(&server.rtmp_url("secure"), Publish::default());
     let url = format!("https://{}/live/secure/index.m3u8", server.http);
     let start = std::time::Instant::now();

@@ -930,12 +930,7 @@ fn signed_urls_play_and_unsigned_expired_or_tampered_ones_get_403() {
 #[test]
 fn with_a_certificate_the_origin_serves_tls_with_alpn_h2_and_http_1_1() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = test_certificate(dir.path());
-    let server = Server::start(&format!(
-        "[ingest]\nreconnect_grace = 3.0\n[origin]\ntls_cert = {:?}\ntls_key = {:?}\n",
-        cert.display().to_string(),
-        key.display().to_string()
-    ));
+    let (server, cert) = tls_server(dir.path());
     let _p = Publisher::start(&server.rtmp_url("tls"), Publish::default());
     let url = format!("https://{}/live/tls/source/index.m3u8", server.http);
     let curl = |http: &str| {

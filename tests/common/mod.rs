@@ -676,6 +676,18 @@ pub fn packets(path: &std::path::Path, stream: &str) -> Vec<(i64, Option<i64>)> 
         .collect()
 }
 
+/// castline serving TLS with a fresh self-signed certificate (under `dir`):
+/// the server and the certificate to trust.
+pub fn tls_server(dir: &std::path::Path) -> (Server, PathBuf) {
+    let (cert, key) = test_certificate(dir);
+    let server = Server::start(&format!(
+        "[ingest]\nreconnect_grace = 3.0\n[origin]\ntls_cert = {:?}\ntls_key = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    ));
+    (server, cert)
+}
+
 /// A self-signed certificate for 127.0.0.1 (openssl), valid for a day:
 /// (certificate, key) under `dir`.
 pub fn test_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
