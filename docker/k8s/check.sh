@@ -454,7 +454,7 @@ if [ -z "$BIN" ]; then
 	note "no castline binary built here: skipped (the TOML itself was parsed above)"
 else
 	stale=0
-	[ src/config.rs -nt "$BIN" ] && stale=1
+	[ -n "$(find src/config -name "*.rs" -newer "$BIN")" ] && stale=1
 	for o in base overlays-gpu; do
 		# The rendered ConfigMap, or (without kubectl) the file that defines it.
 		src="$WORK/rendered-$o.yaml"
@@ -475,7 +475,7 @@ EOF
 		if echo "$out" | grep -q "origin.signing_key is empty"; then
 			echo "   $o: accepted by $BIN"
 		elif [ $stale -eq 1 ]; then
-			note "$o: $BIN (older than src/config.rs) says: $out"
+			note "$o: $BIN (older than src/config/) says: $out"
 			note "not counted as a failure: rebuild castline and run again"
 		else
 			echo "   $o: refused by $BIN: $out"

@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod limits;
+mod origin;
+
+pub use limits::{full, half_an_hour, LimitsConfig, PrewarmConfig};
+pub use origin::{CdnConfig, OriginConfig};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -33,59 +39,6 @@ pub struct Config {
     pub limits: LimitsConfig,
 }
 
-/// What one instance takes before it refuses new publishers, and the
-/// capacity ratios it reports (`castline_capacity_ratio`). 0: no limit.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    pub max_streams: usize,
-    pub max_encoder_sessions: usize,
-    /// Total media bitrate publishers may send, in Mbit/s.
-    pub max_ingest_mbps: f64,
-    /// What the origin may send, in Mbit/s (its share of the node's link).
-    pub egress_budget_mbps: f64,
-    /// Share of the machine's cores castline may keep busy; below 1 it also
-    /// refuses publishers past it.
-    pub max_cpu: f64,
-    /// Announced events: `desired_capacity` is raised ahead of them.
-    pub prewarm: Vec<PrewarmConfig>,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            max_streams: 0,
-            max_encoder_sessions: 0,
-            max_ingest_mbps: 0.0,
-            egress_budget_mbps: 0.0,
-            max_cpu: 1.0,
-            prewarm: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PrewarmConfig {
-    /// RFC 3339, e.g. "2026-12-20T19:00:00Z".
-    pub start: String,
-    pub end: String,
-    /// Seconds before the start from which the capacity is raised.
-    #[serde(default = "half_an_hour")]
-    pub lead: f64,
-    /// The capacity utilization to plan for meanwhile.
-    #[serde(default = "full")]
-    pub capacity: f64,
-}
-
-pub fn half_an_hour() -> f64 {
-    1800.0
-}
-
-pub fn full() -> f64 {
-    1.0
-}
-
 impl HlsConfig {
     /// `max_segment_duration`, or twice the segment target when it is 0.
     pub fn max_segment(&self) -> f64 {
@@ -94,143 +47,6 @@ impl HlsConfig {
         } else {
             2.0 * self.segment_duration
         }
-    }
-}
-
-impl PrewarmConfig {
-    /// (from, until, capacity) in Unix seconds, `from` being `lead` before
-    /// the start.
-    pub fn window(&self) -> Result<(u64, u64, f64), ConfigError> {
-        let unix = |key: &'static str, v: &str| -> Result<u64, ConfigError> {
-            humantime::parse_rfc3339(v)
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs())
-                .ok_or_else(|| ConfigError::Invalid {
-                    key,
-                    reason: format!("{v:?} is not an RFC 3339 time (e.g. 2026-12-20T19:00:00Z)"),
-                })
-        };
-        let (start, end) = (
-            unix("limits.prewarm.start", &self.start)?,
-            unix("limits.prewarm.end", &self.end)?,
-        );
-        if end <= start
-            || !(0.0..=86_400.0).contains(&self.lead)
-            || !(0.0..=10.0).contains(&self.capacity)
-        {
-            return Err(ConfigError::Invalid {
-                key: "limits.prewarm",
-                reason: "end after start, lead 0-86400 s, capacity 0-10".into(),
-            });
-        }
-        Ok((start.saturating_sub(self.lead as u64), end, self.capacity))
-    }
-}
-
-impl LimitsConfig {
-    /// The prewarm windows as (from, until, capacity) in Unix seconds.
-    pub fn prewarm_windows(&self) -> Result<Vec<(u64, u64, f64)>, ConfigError> {
-        self.prewarm.iter().map(PrewarmConfig::window).collect()
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct OriginConfig {
-    /// A secret the CDN adds to every request it sends to the origin, in
-    /// `cdn_secret_header`; requests without it get 403, so nobody reaches
-    /// the origin around the CDN. Empty: off.
-    pub cdn_secret: String,
-    pub cdn_secret_header: String,
-    /// PEM certificate chain and private key: with both, the HTTP origin
-    /// serves TLS (ALPN h2 and http/1.1) on `server.http_listen`.
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    /// Non-empty: playback URLs must be signed with this key
-    /// (`castline sign --stream NAME --ttl 1h`); others get 403.
-    pub signing_key: String,
-    /// The header by which a CDN names itself to the origin (each CDN is set
-    /// up to add it with its `id`): requests and egress are counted per CDN.
-    pub cdn_header: String,
-    /// Seconds a player keeps a content steering manifest (its TTL).
-    pub steering_ttl: u64,
-    /// The CDNs in front of this origin. With two or more that have a
-    /// `base_url`, the multivariant playlist offers one pathway per CDN (HLS
-    /// Content Steering) and `/live/NAME/steering.json` says which to use.
-    pub cdn: Vec<CdnConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CdnConfig {
-    /// The pathway id and the value of `origin.cdn_header` this CDN sends.
-    pub id: String,
-    /// Where players reach this CDN, e.g. `https://d111111abcdef8.cloudfront.net`.
-    #[serde(default)]
-    pub base_url: String,
-    /// Share of new players steered to this CDN; 0 keeps it as a standby.
-    #[serde(default = "one")]
-    pub weight: u32,
-}
-
-fn one() -> u32 {
-    1
-}
-
-impl Default for OriginConfig {
-    fn default() -> Self {
-        OriginConfig {
-            cdn_secret: String::new(),
-            cdn_secret_header: "x-castline-cdn-secret".into(),
-            signing_key: String::new(),
-            tls_cert: None,
-            tls_key: None,
-            cdn_header: "x-castline-cdn".into(),
-            steering_ttl: 300,
-            cdn: Vec::new(),
-        }
-    }
-}
-
-impl OriginConfig {
-    fn validate_cdns(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: String| Err(ConfigError::Invalid { key, reason });
-        if http::HeaderName::from_bytes(self.cdn_header.as_bytes()).is_err() {
-            return invalid(
-                "origin.cdn_header",
-                format!("{:?} is not an HTTP header name", self.cdn_header),
-            );
-        }
-        if !(1..=86_400).contains(&self.steering_ttl) {
-            return invalid("origin.steering_ttl", "use 1 to 86400 seconds".into());
-        }
-        let mut seen = std::collections::HashSet::new();
-        for c in &self.cdn {
-            if !crate::origin::steering::is_pathway_id(&c.id) {
-                return invalid(
-                    "origin.cdn.id",
-                    format!("{:?}: use 1-32 of A-Z a-z 0-9 . - _", c.id),
-                );
-            }
-            if !seen.insert(c.id.as_str()) {
-                return invalid("origin.cdn.id", format!("{:?} is listed twice", c.id));
-            }
-            let url = c.base_url.trim_end_matches('/');
-            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-            if !c.base_url.is_empty()
-                && (!scheme_ok || url.contains(['?', '#', '"', ' ']) || url.ends_with(':'))
-            {
-                return invalid(
-                    "origin.cdn.base_url",
-                    format!("{:?}: an http(s) URL without query or fragment", c.base_url),
-                );
-            }
-        }
-        if self.cdn.len() > 16 {
-            return invalid("origin.cdn", "at most 16 CDNs".into());
-        }
-        Ok(())
     }
 }
 
@@ -537,42 +353,8 @@ impl Config {
             0.0,
             3600.0,
         )?;
-        if self.origin.tls_cert.is_some() != self.origin.tls_key.is_some() {
-            return Err(ConfigError::Invalid {
-                key: "origin.tls_cert",
-                reason: "origin.tls_cert and origin.tls_key go together".into(),
-            });
-        }
-        if http::HeaderName::from_bytes(self.origin.cdn_secret_header.as_bytes()).is_err() {
-            return Err(ConfigError::Invalid {
-                key: "origin.cdn_secret_header",
-                reason: format!(
-                    "{:?} is not an HTTP header name",
-                    self.origin.cdn_secret_header
-                ),
-            });
-        }
-        if !self.origin.cdn_secret.is_empty()
-            && http::HeaderValue::from_str(&self.origin.cdn_secret).is_err()
-        {
-            return Err(ConfigError::Invalid {
-                key: "origin.cdn_secret",
-                reason: "must be printable ASCII (it travels in a header)".into(),
-            });
-        }
-        self.origin.validate_cdns()?;
-        self.limits.prewarm_windows()?;
-        let l = &self.limits;
-        let rate_ok = |v: f64| v.is_finite() && v >= 0.0;
-        let ok = (0.05..=1.0).contains(&l.max_cpu)
-            && rate_ok(l.max_ingest_mbps)
-            && rate_ok(l.egress_budget_mbps);
-        if !ok {
-            return Err(ConfigError::Invalid {
-                key: "limits",
-                reason: "max_cpu is a share of the cores (0.05-1); bitrates are Mbit/s >= 0".into(),
-            });
-        }
+        self.origin.validate()?;
+        self.limits.validate()?;
         secs(
             "srt.peer_idle_timeout",
             self.srt.peer_idle_timeout,
@@ -731,7 +513,7 @@ mod tests {
 
     #[test]
     fn shipped_default_file_equals_built_in_defaults() {
-        let text = include_str!("../config/castline.toml");
+        let text = include_str!("../../config/castline.toml");
         assert_eq!(Config::from_toml(text).unwrap(), Config::default());
     }
 
