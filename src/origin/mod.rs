@@ -3,10 +3,12 @@
 //! and sets headers per object class. It renders nothing per request but the
 //! small answers of content steering (`steering.rs`).
 
+pub mod access;
 pub mod blocking;
 pub mod body;
 pub mod cache;
 pub mod conditional;
+mod reply;
 pub mod route;
 pub mod signed;
 pub mod steering;
@@ -36,6 +38,10 @@ use crate::package::{multivariant, playlist};
 use crate::store::{Rendition, SnapshotKey, Store, StreamEntry};
 use steering::Cdns;
 
+pub use access::Access;
+use access::{signed_inner, unix_now};
+use reply::{accepts_gzip, conditional_media, error, media, not_found, ok, surrogate_keys};
+
 pub struct Origin {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
@@ -44,49 +50,7 @@ pub struct Origin {
     viewers: Arc<viewers::Viewers>,
 }
 
-/// Who may reach the origin.
-#[derive(Debug, Clone, Default)]
-pub struct Access {
-    /// (header, value) the CDN must send; None: anyone.
-    pub cdn_secret: Option<(http::HeaderName, String)>,
-    /// With a key, playback URLs must be signed (`signed.rs`).
-    pub signing_key: Option<Vec<u8>>,
-}
-
-impl Access {
-    fn allows(&self, headers: &http::HeaderMap) -> bool {
-        let Some((name, secret)) = &self.cdn_secret else {
-            return true;
-        };
-        headers
-            .get(name)
-            .is_some_and(|v| same_bytes(v.as_bytes(), secret.as_bytes()))
-    }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// The path without its signing prefix (for headers that name the object).
-fn signed_inner<'a>(access: &Access, path: &'a str) -> &'a str {
-    if access.signing_key.is_none() {
-        return path;
-    }
-    path.strip_prefix("/s/")
-        .and_then(|r| r.splitn(3, '/').nth(2))
-        .map_or(path, |inner| &path[path.len() - inner.len() - 1..])
-}
-
-/// Equality that takes the same time wherever the first difference is (a
-/// secret compared byte by byte would leak its prefix through timing).
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-type Reply = Response<Chunks>;
+pub(crate) type Reply = Response<Chunks>;
 
 /// A TLS handshake not done by then closes the connection.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
@@ -506,197 +470,5 @@ async fn wait(r: &Rendition, check: impl Fn(&crate::store::Progress) -> Readines
             Ok(Ok(())) => continue,
             _ => return Readiness::Wait,
         }
-    }
-}
-
-/// Whether `Accept-Encoding` takes gzip (RFC 9110 12.5.3: `gzip` or `*`,
-/// not with `q=0`).
-fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
-    accept_encoding.is_some_and(|v| {
-        v.split(',').any(|item| {
-            let mut f = item.split(';');
-            let coding = f.next().unwrap_or("").trim();
-            let q_zero = f.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    == Some(0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
-        })
-    })
-}
-
-/// ETag, 304 and byte ranges for immutable media.
-fn conditional_media(
-    mut reply: Reply,
-    path: &str,
-    if_none_match: Option<&str>,
-    range: Option<&str>,
-) -> Reply {
-    use conditional::Answer;
-    let etag = conditional::etag(path);
-    let len = reply.body().len();
-    let answer = conditional::answer(&etag, len, if_none_match, range);
-    let h = reply.headers_mut();
-    if let Ok(v) = http::HeaderValue::from_str(&etag) {
-        h.insert("etag", v);
-    }
-    h.insert("accept-ranges", http::HeaderValue::from_static("bytes"));
-    let content_range = |v: String| http::HeaderValue::from_str(&v).ok();
-    match answer {
-        Answer::Full => {}
-        Answer::NotModified => {
-            *reply.status_mut() = StatusCode::NOT_MODIFIED;
-            *reply.body_mut() = Chunks::default();
-        }
-        Answer::Partial { start, end } => {
-            let part = reply.body().slice(start, end);
-            *reply.body_mut() = part;
-            *reply.status_mut() = StatusCode::PARTIAL_CONTENT;
-            if let Some(v) = content_range(format!("bytes {start}-{}/{len}", end - 1)) {
-                reply.headers_mut().insert("content-range", v);
-            }
-        }
-        Answer::Unsatisfiable => {
-            *reply.body_mut() = Chunks::default();
-            *reply.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-            if let Some(v) = content_range(format!("bytes */{len}")) {
-                reply.headers_mut().insert("content-range", v);
-            }
-        }
-    }
-    reply
-}
-
-/// `Surrogate-Key` for purging a stream, or one rendition of it, at the CDN:
-/// `castline-STREAM` and `castline-STREAM-RENDITION`.
-fn surrogate_keys(reply: &mut Reply, path: &str) {
-    let mut parts = path.trim_start_matches("/live/").split('/');
-    let (Some(stream), rest) = (parts.next(), parts.next()) else {
-        return;
-    };
-    let mut keys = format!("castline-{stream}");
-    if let Some(rendition) = rest.filter(|r| !r.ends_with(".m3u8")) {
-        keys.push_str(&format!(" castline-{stream}-{rendition}"));
-    }
-    if let Ok(v) = http::HeaderValue::from_str(&keys) {
-        reply.headers_mut().insert("surrogate-key", v);
-    }
-}
-
-fn media(state: Readiness, bytes: Option<Chunks>) -> (ObjectClass, Reply) {
-    match (state, bytes) {
-        (Readiness::Ready, Some(b)) => (
-            ObjectClass::Media,
-            ok(ObjectClass::Media, b, Duration::ZERO),
-        ),
-        (Readiness::Wait, _) => (
-            ObjectClass::Error,
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not available within 3 target durations",
-            ),
-        ),
-        _ => not_found(),
-    }
-}
-
-fn ok(class: ObjectClass, body: impl Into<Chunks>, target_duration: Duration) -> Reply {
-    let mut r = Response::new(body.into());
-    let h = r.headers_mut();
-    h.insert(
-        "content-type",
-        http::HeaderValue::from_static(class.content_type()),
-    );
-    if let Ok(v) = http::HeaderValue::from_str(&class.cache_control(target_duration)) {
-        h.insert("cache-control", v);
-    }
-    h.insert(
-        "access-control-allow-origin",
-        http::HeaderValue::from_static("*"),
-    );
-    // What players read of a cross-origin answer (hls.js reads Age and Date
-    // for live timing; ranges need Content-Range).
-    h.insert(
-        "access-control-expose-headers",
-        http::HeaderValue::from_static("Content-Length, Content-Range, ETag, Age, Date"),
-    );
-    // Resource Timing for cross-origin players (QoE beacons, ABR tooling):
-    // without it a browser hides protocol, sizes and phases of each fetch.
-    h.insert("timing-allow-origin", http::HeaderValue::from_static("*"));
-    r
-}
-
-fn error(status: StatusCode, why: &str) -> Reply {
-    let mut r = ok(
-        ObjectClass::Error,
-        Bytes::from(format!("{why}\n")),
-        Duration::ZERO,
-    );
-    if status == StatusCode::NO_CONTENT {
-        *r.body_mut() = Chunks::default();
-        let h = r.headers_mut();
-        h.insert(
-            "access-control-allow-methods",
-            http::HeaderValue::from_static("GET, HEAD, OPTIONS"),
-        );
-        h.insert(
-            "access-control-max-age",
-            http::HeaderValue::from_static("86400"),
-        );
-        h.insert(
-            "access-control-allow-headers",
-            http::HeaderValue::from_static("Range, If-None-Match"),
-        );
-    }
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        r.headers_mut().insert(
-            "allow",
-            http::HeaderValue::from_static("GET, HEAD, OPTIONS"),
-        );
-    }
-    if status != StatusCode::NOT_FOUND {
-        r.headers_mut()
-            .insert("cache-control", http::HeaderValue::from_static("no-store"));
-    }
-    *r.status_mut() = status;
-    r
-}
-
-fn not_found() -> (ObjectClass, Reply) {
-    (
-        ObjectClass::Error,
-        error(StatusCode::NOT_FOUND, "not found"),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::accepts_gzip;
-
-    #[test]
-    fn the_cdn_secret_is_compared_whole() {
-        let access = super::Access {
-            cdn_secret: Some((http::HeaderName::from_static("x-s"), "s3cret".into())),
-            signing_key: None,
-        };
-        let mut h = http::HeaderMap::new();
-        assert!(!access.allows(&h));
-        h.insert("x-s", http::HeaderValue::from_static("s3cre"));
-        assert!(!access.allows(&h));
-        h.insert("x-s", http::HeaderValue::from_static("s3cret"));
-        assert!(access.allows(&h));
-        assert!(super::Access::default().allows(&http::HeaderMap::new()));
-    }
-
-    #[test]
-    fn accept_encoding_is_read_as_rfc_9110_says() {
-        assert!(accepts_gzip(Some("gzip, deflate, br")));
-        assert!(accepts_gzip(Some("br;q=1.0, GZIP;q=0.5")));
-        assert!(accepts_gzip(Some("*")));
-        assert!(!accepts_gzip(Some("gzip;q=0")));
-        assert!(!accepts_gzip(Some("br, identity")));
-        assert!(!accepts_gzip(None));
     }
 }

@@ -1,0 +1,190 @@
+//! Building answers: headers per object class, ETag/304/Range on media,
+//! Surrogate-Key, and the error answers.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+
+use super::blocking::Readiness;
+use super::body::Chunks;
+use super::cache::ObjectClass;
+use super::conditional;
+use super::Reply;
+
+/// Whether `Accept-Encoding` takes gzip (RFC 9110 12.5.3: `gzip` or `*`,
+/// not with `q=0`).
+pub(super) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|v| {
+        v.split(',').any(|item| {
+            let mut f = item.split(';');
+            let coding = f.next().unwrap_or("").trim();
+            let q_zero = f.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    == Some(0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
+    })
+}
+
+/// ETag, 304 and byte ranges for immutable media.
+pub(super) fn conditional_media(
+    mut reply: Reply,
+    path: &str,
+    if_none_match: Option<&str>,
+    range: Option<&str>,
+) -> Reply {
+    use conditional::Answer;
+    let etag = conditional::etag(path);
+    let len = reply.body().len();
+    let answer = conditional::answer(&etag, len, if_none_match, range);
+    let h = reply.headers_mut();
+    if let Ok(v) = http::HeaderValue::from_str(&etag) {
+        h.insert("etag", v);
+    }
+    h.insert("accept-ranges", http::HeaderValue::from_static("bytes"));
+    let content_range = |v: String| http::HeaderValue::from_str(&v).ok();
+    match answer {
+        Answer::Full => {}
+        Answer::NotModified => {
+            *reply.status_mut() = StatusCode::NOT_MODIFIED;
+            *reply.body_mut() = Chunks::default();
+        }
+        Answer::Partial { start, end } => {
+            let part = reply.body().slice(start, end);
+            *reply.body_mut() = part;
+            *reply.status_mut() = StatusCode::PARTIAL_CONTENT;
+            if let Some(v) = content_range(format!("bytes {start}-{}/{len}", end - 1)) {
+                reply.headers_mut().insert("content-range", v);
+            }
+        }
+        Answer::Unsatisfiable => {
+            *reply.body_mut() = Chunks::default();
+            *reply.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            if let Some(v) = content_range(format!("bytes */{len}")) {
+                reply.headers_mut().insert("content-range", v);
+            }
+        }
+    }
+    reply
+}
+
+/// `Surrogate-Key` for purging a stream, or one rendition of it, at the CDN:
+/// `castline-STREAM` and `castline-STREAM-RENDITION`.
+pub(super) fn surrogate_keys(reply: &mut Reply, path: &str) {
+    let mut parts = path.trim_start_matches("/live/").split('/');
+    let (Some(stream), rest) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let mut keys = format!("castline-{stream}");
+    if let Some(rendition) = rest.filter(|r| !r.ends_with(".m3u8")) {
+        keys.push_str(&format!(" castline-{stream}-{rendition}"));
+    }
+    if let Ok(v) = http::HeaderValue::from_str(&keys) {
+        reply.headers_mut().insert("surrogate-key", v);
+    }
+}
+
+pub(super) fn media(state: Readiness, bytes: Option<Chunks>) -> (ObjectClass, Reply) {
+    match (state, bytes) {
+        (Readiness::Ready, Some(b)) => (
+            ObjectClass::Media,
+            ok(ObjectClass::Media, b, Duration::ZERO),
+        ),
+        (Readiness::Wait, _) => (
+            ObjectClass::Error,
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not available within 3 target durations",
+            ),
+        ),
+        _ => not_found(),
+    }
+}
+
+pub(super) fn ok(class: ObjectClass, body: impl Into<Chunks>, target_duration: Duration) -> Reply {
+    let mut r = Response::new(body.into());
+    let h = r.headers_mut();
+    h.insert(
+        "content-type",
+        http::HeaderValue::from_static(class.content_type()),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&class.cache_control(target_duration)) {
+        h.insert("cache-control", v);
+    }
+    h.insert(
+        "access-control-allow-origin",
+        http::HeaderValue::from_static("*"),
+    );
+    // What players read of a cross-origin answer (hls.js reads Age and Date
+    // for live timing; ranges need Content-Range).
+    h.insert(
+        "access-control-expose-headers",
+        http::HeaderValue::from_static("Content-Length, Content-Range, ETag, Age, Date"),
+    );
+    // Resource Timing for cross-origin players (QoE beacons, ABR tooling):
+    // without it a browser hides protocol, sizes and phases of each fetch.
+    h.insert("timing-allow-origin", http::HeaderValue::from_static("*"));
+    r
+}
+
+pub(super) fn error(status: StatusCode, why: &str) -> Reply {
+    let mut r = ok(
+        ObjectClass::Error,
+        Bytes::from(format!("{why}\n")),
+        Duration::ZERO,
+    );
+    if status == StatusCode::NO_CONTENT {
+        *r.body_mut() = Chunks::default();
+        let h = r.headers_mut();
+        h.insert(
+            "access-control-allow-methods",
+            http::HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+        h.insert(
+            "access-control-max-age",
+            http::HeaderValue::from_static("86400"),
+        );
+        h.insert(
+            "access-control-allow-headers",
+            http::HeaderValue::from_static("Range, If-None-Match"),
+        );
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        r.headers_mut().insert(
+            "allow",
+            http::HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+    }
+    if status != StatusCode::NOT_FOUND {
+        r.headers_mut()
+            .insert("cache-control", http::HeaderValue::from_static("no-store"));
+    }
+    *r.status_mut() = status;
+    r
+}
+
+pub(super) fn not_found() -> (ObjectClass, Reply) {
+    (
+        ObjectClass::Error,
+        error(StatusCode::NOT_FOUND, "not found"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+
+    #[test]
+    fn accept_encoding_is_read_as_rfc_9110_says() {
+        assert!(accepts_gzip(Some("gzip, deflate, br")));
+        assert!(accepts_gzip(Some("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(Some("*")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("br, identity")));
+        assert!(!accepts_gzip(None));
+    }
+}
