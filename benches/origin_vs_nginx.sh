@@ -245,13 +245,18 @@ done
 printf '%-9s %-9s %12s %11s %10s %10s\n' target server "requests/s" "transfer/s" "p50(ms)" "p99(ms)"
 for row in "${ROWS[@]}"; do echo "$row"; done
 echo
-echo "ratio castline req/s / nginx req/s:"
-for target in segment playlist; do
-  for n in nginx-w1 nginx-w2; do
-    awk -v t="$target" -v n="$n" -v c="${RPS[$target/castline]}" -v x="${RPS[$target/$n]}" \
-      'BEGIN { printf "  %-9s vs %-9s %6.2fx\n", t, n, (x > 0 ? c / x : 0) }'
+# print_ratios ARRAY: castline req/s over each nginx's, per target.
+print_ratios() {
+  local -n rates=$1
+  for target in segment playlist; do
+    for n in nginx-w1 nginx-w2; do
+      awk -v t="$target" -v n="$n" -v c="${rates[$target/castline]}" -v x="${rates[$target/$n]}" \
+        'BEGIN { printf "  %-9s vs %-9s %6.2fx\n", t, n, (x > 0 ? c / x : 0) }'
+    done
   done
-done
+}
+echo "ratio castline req/s / nginx req/s:"
+print_ratios RPS
 # ---------------------------------------------------------------- HTTP/2 (h2load)
 if command -v h2load >/dev/null 2>&1; then
   declare -A H2
@@ -271,12 +276,7 @@ if command -v h2load >/dev/null 2>&1; then
     done
   done
   echo "ratio castline req/s / nginx req/s (HTTP/2):"
-  for target in segment playlist; do
-    for n in nginx-w1 nginx-w2; do
-      awk -v t="$target" -v n="$n" -v c="${H2[$target/castline]}" -v x="${H2[$target/$n]}" \
-        'BEGIN { printf "  %-9s vs %-9s %6.2fx\n", t, n, (x > 0 ? c / x : 0) }'
-    done
-  done
+  print_ratios H2
 fi
 
 if ((${#NOTES[@]})); then
