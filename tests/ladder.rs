@@ -210,6 +210,15 @@ fn ladder_from_720p_is_keyframe_aligned_decodes_and_keeps_its_bandwidth() {
         );
     }
     let ms = assert_aligned(&server, "ladder", &renditions, 5);
+    // The source's keyframes are 2 s apart, but every rung forces an IDR at
+    // each 1 s cut: segments stay independent, and nothing says otherwise.
+    let mv = get(&server.url("/live/ladder/index.m3u8")).text();
+    assert!(mv.contains("#EXT-X-INDEPENDENT-SEGMENTS"), "{mv}");
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_segments_without_keyframe_total 0"),
+        "transcoded segments counted as cut between keyframes"
+    );
 
     // Parts line up too: the same (msn, index) has the same duration everywhere.
     let parts: Vec<HashMap<(u64, u32), f64>> = ms.iter().map(part_durations).collect();

@@ -338,7 +338,9 @@ impl Stream {
         match au.track {
             TrackKind::Video => {
                 let cut = self.schedule.video(au.pts, au.keyframe);
-                if cut.is_some() && !au.keyframe {
+                // Only the passthrough rung serves source frames as they
+                // are; transcoded rungs force an IDR at every cut.
+                if cut.is_some() && !au.keyframe && self.source.is_some() {
                     self.cut_without_keyframe();
                 }
                 let mut ok = true;
