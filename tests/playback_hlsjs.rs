@@ -13,7 +13,9 @@ use common::*;
 /// are not castline's.
 static ONE_PLAYER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Play `url` for `seconds` in hls.js; returns play.mjs's JSON and whether it exited 0.
+/// Play `url` for `seconds` in hls.js; returns play.mjs's JSON and whether it
+/// exited 0. The JSON carries the last lines of the player's stderr as
+/// `stderrTail`, so every assertion that prints it shows the player's trace.
 fn play(url: &str, seconds: u32, start_level: Option<u32>) -> (serde_json::Value, bool) {
     play_with(url, seconds, start_level, &[])
 }
@@ -40,13 +42,19 @@ fn play_with(
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
         .unwrap_or_else(|e| {
             panic!(
-                "player printed no JSON ({e}); stdout: {stdout}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
+                "player printed no JSON ({e}; {}); stdout: {stdout}\nstderr: {stderr}",
+                out.status
             )
         });
+    let lines: Vec<&str> = stderr.lines().collect();
+    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    if let Some(map) = result.as_object_mut() {
+        map.insert("stderrTail".into(), tail.into());
+    }
     (result, out.status.success())
 }
 

@@ -10,7 +10,8 @@
 //   {"started":bool,"currentTime":n,"fatalErrors":[...],"nonFatalErrors":[...],
 //    "partsLoaded":n,"latency":n, ...extra diagnostics}
 // Exit codes: 0 ok (started && playedSeconds >= seconds*0.5 && no fatal errors),
-//             1 check failed, 2 hard timeout (seconds + 30) / usage / setup error.
+//             1 check failed, 2 hard timeout / usage / setup error (then the
+//             JSON line is {"started":false,"setupError":"..."}).
 // Diagnostics go to stderr only; stdout carries just the JSON line.
 // PLAYER_IGNORE_TLS_ERRORS=1 accepts a self-signed origin certificate.
 
@@ -38,10 +39,26 @@ if (!srcUrl || !Number.isFinite(seconds) || seconds <= 0) {
 }
 if (!fs.existsSync(HLS_JS)) die(2, `missing ${HLS_JS}; run npm install in ${HERE}`);
 
+// Chromium's first start on a fresh machine pages in its whole binary and
+// builds its caches: give it a minute, apart from the playback time.
+const LAUNCH_TIMEOUT_S = 60;
 // Hard overall timeout: whatever hangs (browser launch, page, close), we leave.
+const HARD_TIMEOUT_S = seconds + LAUNCH_TIMEOUT_S + 30;
 const hardTimer = setTimeout(() => {
-  die(2, `hard timeout after ${seconds + 30}s (playback check did not complete)`);
-}, (seconds + 30) * 1000);
+  setupFailure(`hard timeout after ${HARD_TIMEOUT_S}s (playback check did not complete)`);
+  process.exit(2);
+}, HARD_TIMEOUT_S * 1000);
+
+// A failure of the harness itself (browser launch, page load, hang) still
+// prints one JSON line, so the caller reports it instead of guessing.
+let printed = false;
+function setupFailure(msg) {
+  process.stderr.write(`play.mjs: ${msg}\n`);
+  if (!printed) {
+    printed = true;
+    process.stdout.write(JSON.stringify({ started: false, setupError: msg }) + "\n");
+  }
+}
 
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>castline player check</title></head>
@@ -206,6 +223,7 @@ async function main() {
   });
   const port = server.address().port;
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "castline-player-"));
+  const launchStart = Date.now();
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
@@ -215,7 +233,7 @@ async function main() {
       "--disable-component-update", "--disable-sync",
       "--autoplay-policy=no-user-gesture-required",
     ],
-    timeout: 20000,
+    timeout: LAUNCH_TIMEOUT_S * 1000,
     ignoreHTTPSErrors: process.env.PLAYER_IGNORE_TLS_ERRORS === "1",
   });
   const page = context.pages()[0] || (await context.newPage());
@@ -235,6 +253,7 @@ async function main() {
 
   let pageUrl = `http://127.0.0.1:${port}/?src=${encodeURIComponent(srcUrl)}`;
   if (startLevelArg !== undefined) pageUrl += `&startLevel=${encodeURIComponent(startLevelArg)}`;
+  process.stderr.write(`chromium started in ${Date.now() - launchStart} ms\n`);
   const t0 = Date.now();
   await page.goto(pageUrl, { waitUntil: "load", timeout: 15000 });
 
@@ -285,6 +304,7 @@ async function main() {
     playRejected: S.playRejected,
     hlsVersion: S.hlsVersion,
   };
+  printed = true;
   process.stdout.write(JSON.stringify(result) + "\n");
   exitCode = started && result.playedSeconds >= seconds * 0.5 && S.fatalErrors.length === 0 ? 0 : 1;
 }
@@ -300,7 +320,7 @@ async function cleanup() {
 
 main()
   .catch((e) => {
-    process.stderr.write(`play.mjs: error: ${e && e.stack || e}\n`);
+    setupFailure(`error: ${e && e.stack || e}`);
     exitCode = 2;
   })
   .finally(async () => {
