@@ -61,6 +61,10 @@ struct Drain {
 /// Viewers are the distinct clients of the last one to two of these.
 const VIEWER_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// A new stream is refused once the store holds this share of its memory
+/// budget.
+const ADMIT_BELOW: f64 = 0.9;
+
 /// How long ended streams' packagers get to write ENDLIST, and open
 /// connections to finish their answers, before castline exits anyway.
 const FINISH: std::time::Duration = std::time::Duration::from_secs(5);
@@ -74,7 +78,14 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 impl App {
     pub async fn start(cfg: Config) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
-        let store = Store::with_vod_limit(cfg.hls.max_vod_sessions);
+        let memory_budget = (cfg.hls.memory_budget_mb * 1024.0 * 1024.0) as usize;
+        let store = Store::with_limits(
+            cfg.hls.max_vod_sessions,
+            crate::store::Budget {
+                total: memory_budget,
+                per_stream: (cfg.hls.stream_budget_mb * 1024.0 * 1024.0) as usize,
+            },
+        );
         let pcfg = PackagerConfig {
             segmenter: SegmenterConfig {
                 segment_target: Config::duration(cfg.hls.segment_duration),
@@ -145,7 +156,6 @@ impl App {
             cfg.server.public_url.trim_end_matches('/').to_string()
         };
 
-        let memory_budget = (cfg.hls.memory_budget_mb * 1024.0 * 1024.0) as usize;
         let gauge = capacity::Gauge::new(
             capacity::Capacity::from_config(&cfg.limits, memory_budget),
             cfg.limits.max_cpu < 1.0,
@@ -175,7 +185,9 @@ impl App {
                 let budget = memory_budget;
                 Box::new(move || {
                     let held = store.bytes();
-                    if held >= budget {
+                    // Live streams shrink their DVR to stay within the
+                    // budget, so the store hovers just under it when full.
+                    if held as f64 >= ADMIT_BELOW * budget as f64 {
                         let why = format!(
                             "the server's memory budget is used ({held} of {budget} bytes)"
                         );

@@ -94,6 +94,8 @@ pub struct Metrics {
     pub live_streams: Gauge,
     pub store_bytes: Gauge,
     pub vod_sessions: Gauge,
+    pub vod_evictions: Family<ReasonLabel, Counter>,
+    pub budget_trims: Family<ReasonLabel, Counter>,
     pub parts: Counter,
     pub segments: Counter,
     pub segments_over_target: Counter,
@@ -152,6 +154,8 @@ impl Metrics {
             live_streams: Gauge::default(),
             store_bytes: Gauge::default(),
             vod_sessions: Gauge::default(),
+            vod_evictions: Family::default(),
+            budget_trims: Family::default(),
             parts: Counter::default(),
             segments: Counter::default(),
             segments_over_target: Counter::default(),
@@ -296,6 +300,16 @@ impl Metrics {
             "vod_sessions",
             "Ended sessions kept as VOD, against hls.max_vod_sessions",
             m.vod_sessions.clone(),
+        );
+        registry.register(
+            "vod_evictions",
+            "Ended sessions removed before their hls.vod_keep, by reason (max_vod_sessions, memory_budget)",
+            m.vod_evictions.clone(),
+        );
+        registry.register(
+            "budget_trims",
+            "Segments a live stream unlisted ahead of its DVR window, by the budget reached (stream_budget, memory_budget)",
+            m.budget_trims.clone(),
         );
         registry.register("parts", "LL-HLS parts made", m.parts.clone());
         registry.register("segments", "Segments completed", m.segments.clone());

@@ -141,8 +141,12 @@ pub struct HlsConfig {
     pub vod_keep: f64,
     /// Ended sessions kept as VOD at most; past it the oldest goes first.
     pub max_vod_sessions: usize,
-    /// MiB of media the store may hold in all; past it new streams are refused.
+    /// MiB of media the store may hold in all; near it new streams are
+    /// refused, past it the oldest VOD goes, then live DVR windows shorten.
     pub memory_budget_mb: f64,
+    /// MiB of media one stream (all its renditions) may hold; past it its
+    /// DVR window shortens.
+    pub stream_budget_mb: f64,
 }
 
 /// Which video encoder the ladder uses.
@@ -256,6 +260,7 @@ impl Default for HlsConfig {
             vod_keep: 3600.0,
             max_vod_sessions: 64,
             memory_budget_mb: 8192.0,
+            stream_budget_mb: 1024.0,
         }
     }
 }
@@ -325,12 +330,16 @@ impl Config {
             });
         }
         secs("hls.vod_keep", self.hls.vod_keep, 0.0, 7.0 * 24.0 * 3600.0)?;
-        let mb = self.hls.memory_budget_mb;
-        if !(mb.is_finite() && mb > 0.0) {
-            return Err(ConfigError::Invalid {
-                key: "hls.memory_budget_mb",
-                reason: format!("{mb} must be a positive number of MiB"),
-            });
+        for (key, mb) in [
+            ("hls.memory_budget_mb", self.hls.memory_budget_mb),
+            ("hls.stream_budget_mb", self.hls.stream_budget_mb),
+        ] {
+            if !(mb.is_finite() && mb > 0.0) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("{mb} must be a positive number of MiB"),
+                });
+            }
         }
         secs(
             "ingest.reconnect_grace",

@@ -15,7 +15,7 @@ use super::multivariant::MultivariantWriter;
 use super::playlist::{self, Form, MediaPlaylist, PartEntry, RenditionReport, SegmentEntry};
 use super::segmenter::{Output, Segmenter, SegmenterConfig};
 use crate::media::{AccessUnit, MediaInfo};
-use crate::metrics::{Metrics, RenditionLabel};
+use crate::metrics::{Metrics, ReasonLabel, RenditionLabel};
 use crate::store::{Playlists, Rendition, RenditionMeta, SnapshotKey, StreamEntry, Update};
 
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +62,8 @@ pub struct RenditionPackager {
     metrics: Arc<Metrics>,
     multivariant: Option<Arc<MultivariantWriter>>,
     segments_done: u64,
+    /// Said once per rendition: a budget shortened the DVR window.
+    told_budget: bool,
     /// Test hook: panic while handling input number N (to test [`run`]'s guard).
     #[cfg(test)]
     panic_after: Option<u32>,
@@ -107,6 +109,7 @@ impl RenditionPackager {
             metrics,
             multivariant: None,
             segments_done: 0,
+            told_budget: false,
             #[cfg(test)]
             panic_after: None,
         }
@@ -238,12 +241,14 @@ impl RenditionPackager {
                     );
                 }
                 self.playlist.trim(self.cfg.dvr_window.as_secs_f64());
+                let pressure = self.within_budget();
                 self.playlist.preload_hint = Some(self.segmenter.next_part());
                 let playlists = self.render(SnapshotKey::Segment(msn));
                 self.rendition.apply(Update {
                     segment_complete: Some((msn, Duration::from_secs_f64(duration.max(0.0)))),
                     playlists,
                     meta: self.meta(),
+                    free_unlisted: pressure,
                     ..self.base_update()
                 });
                 self.metrics.segments.inc();
@@ -254,6 +259,43 @@ impl RenditionPackager {
                 }
             }
         }
+    }
+
+    /// Past a memory budget the DVR window gives way: one segment more
+    /// leaves the playlist at each segment end (so the window shrinks while
+    /// the budget is exceeded and grows back below it), and what is unlisted
+    /// is freed at once. Returns whether a budget is exceeded.
+    fn within_budget(&mut self) -> bool {
+        let (pressure, evicted) = self.stream.pressure();
+        if let Some((name, epoch)) = evicted {
+            self.metrics
+                .vod_evictions
+                .get_or_create(&ReasonLabel {
+                    reason: "memory_budget".into(),
+                })
+                .inc();
+            tracing::info!(stream = %name, %epoch, "memory budget reached: the oldest ended session is removed");
+        }
+        let Some(pressure) = pressure else {
+            return false;
+        };
+        if self.playlist.trim_oldest() {
+            self.metrics
+                .budget_trims
+                .get_or_create(&ReasonLabel {
+                    reason: pressure.reason().into(),
+                })
+                .inc();
+            if !std::mem::replace(&mut self.told_budget, true) {
+                tracing::warn!(
+                    stream = self.stream.name(),
+                    rendition = self.rendition.name(),
+                    budget = pressure.reason(),
+                    "memory budget reached: the DVR window is shortened"
+                );
+            }
+        }
+        true
     }
 
     fn end(&mut self) {
@@ -406,6 +448,72 @@ mod tests {
             },
             (i == 0).then_some(0),
         )
+    }
+
+    fn video_info() -> Input {
+        Input::Tracks(Arc::new(MediaInfo {
+            video: Some(AvcConfig::parse(bytes::Bytes::from_static(AVCC_320X240)).unwrap()),
+            audio: None,
+            declared_bitrate: None,
+        }))
+    }
+
+    /// Frame `i` of a 30 fps source with a keyframe and a cut every second,
+    /// 1,000 bytes each.
+    fn second_gop_frame(i: i64) -> Input {
+        let key = i % 30 == 0;
+        let mut data = vec![0u8; 1000];
+        data[..5].copy_from_slice(&[0, 0, 3, 0xe4, if key { 0x65 } else { 0x41 }]);
+        Input::Media(
+            AccessUnit {
+                track: TrackKind::Video,
+                dts: i * 3000,
+                pts: i * 3000,
+                keyframe: key,
+                data: bytes::Bytes::from(data),
+                received: std::time::Instant::now(),
+            },
+            key.then_some((i / 30) as u64),
+        )
+    }
+
+    #[test]
+    fn past_its_budget_a_stream_lists_three_target_durations_and_frees_the_rest() {
+        let budget = crate::store::Budget {
+            total: usize::MAX,
+            per_stream: 50_000,
+        };
+        let store = Store::with_limits(8, budget);
+        let entry = store.open_stream("s");
+        let metrics = Arc::new(Metrics::new());
+        let mut p = RenditionPackager::new(cfg(), entry.clone(), "v", metrics.clone());
+        p.handle(video_info());
+        for i in 0..(20 * 30 + 1) {
+            p.handle(second_gop_frame(i));
+        }
+        // 20 one-second segments of 30 kB each against a 60 s window: only
+        // the 3 s RFC 8216 asks for stay listed, and only they are held;
+        // every segment that left the playlist left it for the budget.
+        assert_eq!(p.playlist.media_sequence(), 17);
+        let held = entry.bytes();
+        assert!(held < 4 * 30_000, "{held} bytes held");
+        let text = metrics.encode();
+        assert!(
+            text.contains("castline_budget_trims_total{reason=\"stream_budget\"} 17"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn within_its_budget_a_stream_keeps_its_whole_window() {
+        let store = Store::new();
+        let entry = store.open_stream("s");
+        let mut p = RenditionPackager::new(cfg(), entry, "v", Arc::new(Metrics::new()));
+        p.handle(video_info());
+        for i in 0..(20 * 30 + 1) {
+            p.handle(second_gop_frame(i));
+        }
+        assert_eq!(p.playlist.media_sequence(), 0);
     }
 
     #[tokio::test]

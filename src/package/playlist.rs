@@ -87,16 +87,36 @@ impl MediaPlaylist {
     pub fn trim(&mut self, window: f64) -> u64 {
         let mut total: f64 = self.segments.iter().filter_map(|s| s.duration).sum();
         while total > window && self.segments.len() > 1 {
-            let Some(d) = self.segments.front().and_then(|s| s.duration) else {
+            let Some(d) = self.pop_oldest() else {
                 break;
             };
-            self.segments.pop_front();
             total -= d;
-            if self.segments.front().is_some_and(|s| s.discontinuity) {
-                self.discontinuity_sequence += 1;
-            }
         }
         self.media_sequence()
+    }
+
+    /// Drop the oldest complete segment ahead of the window (a memory budget
+    /// is reached), unless what stays would last less than three target
+    /// durations (RFC 8216 6.2.2). Returns whether one was dropped.
+    pub fn trim_oldest(&mut self) -> bool {
+        let total: f64 = self.segments.iter().filter_map(|s| s.duration).sum();
+        let first = self.segments.front().and_then(|s| s.duration);
+        match first {
+            Some(d) if total - d >= 3.0 * self.target_duration as f64 - 1e-6 => {
+                self.pop_oldest().is_some()
+            }
+            _ => false,
+        }
+    }
+
+    /// Remove the oldest segment if it is complete; returns its duration.
+    fn pop_oldest(&mut self) -> Option<f64> {
+        let d = self.segments.front().and_then(|s| s.duration)?;
+        self.segments.pop_front();
+        if self.segments.front().is_some_and(|s| s.discontinuity) {
+            self.discontinuity_sequence += 1;
+        }
+        Some(d)
     }
 
     /// Parts are listed only for segments that end within the last three
@@ -376,6 +396,19 @@ e1/3.m4s
         assert!(!text.contains("PRELOAD-HINT"));
         assert!(!text.contains("SERVER-CONTROL"));
         assert!(!text.contains("PART-INF"));
+    }
+
+    #[test]
+    fn a_budget_trim_keeps_three_target_durations_and_counts_discontinuities() {
+        // Five complete 1 s segments, the third after a discontinuity.
+        let mut pl = playlist(5, 2);
+        pl.segments[2].discontinuity = true;
+        assert!(pl.trim_oldest());
+        assert!(pl.trim_oldest());
+        assert_eq!((pl.media_sequence(), pl.discontinuity_sequence), (2, 1));
+        // 3 s stay listed: no further trim below three target durations.
+        assert!(!pl.trim_oldest());
+        assert_eq!(pl.media_sequence(), 2);
     }
 
     #[test]

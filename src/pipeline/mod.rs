@@ -112,10 +112,19 @@ pub async fn run(
     metrics.pipeline_speed.remove(&label);
     tracing::info!(stream = %name, keep = ?cfg.packager.vod_keep, "stream ended; kept as VOD");
     for (old, epoch) in store.ended(&entry) {
+        metrics
+            .vod_evictions
+            .get_or_create(&crate::metrics::ReasonLabel {
+                reason: "max_vod_sessions".into(),
+            })
+            .inc();
         tracing::info!(stream = %old, %epoch, vod = store.vod_sessions(), "VOD limit reached: the oldest ended session is removed");
     }
+    // Only the store holds the session now, so evicting it frees its media.
+    let epoch = entry.epoch().to_string();
+    drop(entry);
     tokio::time::sleep(cfg.packager.vod_keep).await;
-    store.remove(&name, entry.epoch());
+    store.remove(&name, &epoch);
 }
 
 /// How fast the pipeline takes in the source: seconds of video (by PTS)

@@ -122,6 +122,9 @@ pub struct Update {
     /// For a new part: from its newest frame leaving the ingest socket to
     /// it being servable.
     pub part_ready: Option<Duration>,
+    /// A memory budget is reached: segments the playlist no longer lists
+    /// are freed now instead of after their retention time.
+    pub free_unlisted: bool,
 }
 
 impl Rendition {
@@ -185,7 +188,8 @@ impl Rendition {
                 .range(..u.first_msn)
                 .filter(|(_, s)| {
                     s.unlisted_at.is_some_and(|at| {
-                        retention::expired(at, s.duration, u.playlist_duration, now)
+                        u.free_unlisted
+                            || retention::expired(at, s.duration, u.playlist_duration, now)
                     })
                 })
                 .map(|(m, _)| *m)
@@ -275,9 +279,48 @@ impl Drop for Rendition {
     }
 }
 
+/// The media bytes the store may hold (`hls.memory_budget_mb`) and one
+/// stream may hold (`hls.stream_budget_mb`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub total: usize,
+    pub per_stream: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            total: usize::MAX,
+            per_stream: usize::MAX,
+        }
+    }
+}
+
+/// Which budget makes a live stream give up DVR before its window says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pressure {
+    /// The stream holds more than `hls.stream_budget_mb`.
+    Stream,
+    /// The store holds more than `hls.memory_budget_mb`, with no VOD left
+    /// to give up first.
+    Memory,
+}
+
+impl Pressure {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Pressure::Stream => "stream_budget",
+            Pressure::Memory => "memory_budget",
+        }
+    }
+}
+
 /// All renditions of one stream, and its multivariant playlist.
 pub struct StreamEntry {
     total: Arc<AtomicUsize>,
+    budget: Budget,
+    /// The store, to give up its oldest VOD before a live stream shrinks.
+    store: std::sync::Weak<Store>,
     name: String,
     /// Part of every media URL: a stream published again after it ended gets
     /// a new epoch, so its URLs never collide with cached ones.
@@ -296,6 +339,28 @@ impl StreamEntry {
     }
     pub fn epoch(&self) -> &str {
         &self.epoch
+    }
+
+    /// Media bytes held by this stream's renditions.
+    pub fn bytes(&self) -> usize {
+        self.renditions().iter().map(|r| r.bytes()).sum()
+    }
+
+    /// Whether this live stream must list less than its DVR window now:
+    /// past its own budget, or past the store's once no VOD is left to go
+    /// first (the store then evicts its oldest VOD and the stream keeps its
+    /// window). The second value is the VOD evicted, if one was.
+    pub fn pressure(&self) -> (Option<Pressure>, Option<(String, String)>) {
+        if self.bytes() > self.budget.per_stream {
+            return (Some(Pressure::Stream), None);
+        }
+        if self.total.load(Ordering::Relaxed) <= self.budget.total {
+            return (None, None);
+        }
+        match self.store.upgrade().and_then(|s| s.evict_oldest_vod()) {
+            Some(evicted) => (None, Some(evicted)),
+            None => (Some(Pressure::Memory), None),
+        }
     }
 
     /// The rendition `name`, created on first use.
@@ -362,31 +427,47 @@ pub struct Store {
     /// Ended sessions, oldest first.
     ended: Mutex<VecDeque<Arc<StreamEntry>>>,
     max_vod: usize,
-}
-
-impl Default for Store {
-    fn default() -> Self {
-        Store {
-            total: Arc::default(),
-            streams: RwLock::default(),
-            archive: RwLock::default(),
-            ended: Mutex::default(),
-            max_vod: usize::MAX,
-        }
-    }
+    budget: Budget,
+    /// Itself, handed to each stream (see [`StreamEntry::pressure`]).
+    this: std::sync::Weak<Store>,
 }
 
 impl Store {
     pub fn new() -> Arc<Store> {
-        Arc::new(Store::default())
+        Store::with_limits(usize::MAX, Budget::default())
     }
 
     /// A store that keeps at most `max_vod` ended sessions.
     pub fn with_vod_limit(max_vod: usize) -> Arc<Store> {
-        Arc::new(Store {
+        Store::with_limits(max_vod, Budget::default())
+    }
+
+    /// At most `max_vod` ended sessions, and media within `budget`.
+    pub fn with_limits(max_vod: usize, budget: Budget) -> Arc<Store> {
+        Arc::new_cyclic(|this| Store {
+            total: Arc::default(),
+            streams: RwLock::default(),
+            archive: RwLock::default(),
+            ended: Mutex::default(),
             max_vod,
-            ..Store::default()
+            budget,
+            this: this.clone(),
         })
+    }
+
+    /// The store is over its memory budget: remove the oldest ended
+    /// session, if there is one; returns its (name, epoch).
+    pub fn evict_oldest_vod(&self) -> Option<(String, String)> {
+        if self.bytes() <= self.budget.total {
+            return None;
+        }
+        let oldest = self
+            .ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()?;
+        self.forget(&oldest.name, &oldest.epoch);
+        Some((oldest.name.clone(), oldest.epoch.clone()))
     }
 
     /// A fresh entry for a stream that starts now. The name's previous
@@ -406,6 +487,8 @@ impl Store {
         }
         let entry = Arc::new(StreamEntry {
             total: self.total.clone(),
+            budget: self.budget,
+            store: self.this.clone(),
             name: name.to_string(),
             epoch,
             renditions: RwLock::default(),
@@ -650,5 +733,56 @@ mod tests {
         store.remove("a", e.epoch());
         drop(e);
         assert_eq!(store.bytes(), 0, "a removed stream frees everything");
+    }
+
+    fn hold(e: &StreamEntry, bytes: usize) -> Arc<Rendition> {
+        let r = e.rendition("v");
+        r.apply(Update {
+            part: Some((0, 0, Bytes::from(vec![0; bytes]))),
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn a_stream_over_its_budget_is_pressed_to_shorten_its_window() {
+        let budget = Budget {
+            total: 10_000,
+            per_stream: 1_000,
+        };
+        let store = Store::with_limits(8, budget);
+        let (small, big) = (store.open_stream("small"), store.open_stream("big"));
+        let _r = (hold(&small, 900), hold(&big, 1_001));
+        assert_eq!(small.pressure(), (None, None));
+        assert_eq!(big.pressure(), (Some(Pressure::Stream), None));
+    }
+
+    #[test]
+    fn past_the_memory_budget_the_oldest_vod_goes_before_any_live_window_shrinks() {
+        let budget = Budget {
+            total: 2_500,
+            per_stream: 10_000,
+        };
+        let store = Store::with_limits(8, budget);
+        let (old, newer) = (store.open_stream("old"), store.open_stream("newer"));
+        let live = store.open_stream("live");
+        drop((hold(&old, 1_000), hold(&newer, 1_000)));
+        let _live_media = hold(&live, 1_000);
+        assert!(store.ended(&old).is_empty() && store.ended(&newer).is_empty());
+        let old_epoch = old.epoch().to_string();
+        drop((old, newer));
+        // 3,000 bytes held: the oldest VOD is evicted, the live window stays.
+        assert_eq!(
+            live.pressure(),
+            (None, Some(("old".to_string(), old_epoch)))
+        );
+        assert_eq!(store.bytes(), 2_000);
+        assert_eq!(live.pressure(), (None, None), "within the budget again");
+        // Over it with no VOD left to go: the live stream gives way.
+        let _more = store.open_stream("more");
+        let _more_media = hold(&_more, 1_000);
+        assert!(live.pressure().1.is_some(), "the last VOD goes first");
+        let _extra = hold(&store.open_stream("extra"), 1_000);
+        assert_eq!(live.pressure(), (Some(Pressure::Memory), None));
     }
 }
