@@ -109,6 +109,28 @@ impl Server {
         }
     }
 
+    /// castline's resident set size now, in bytes (Linux /proc).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("castline's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
+    /// The value of the Prometheus sample `name` (with its labels, if any).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let prefix = format!("{name} ");
+        get(&format!("http://{}/metrics", self.admin))
+            .text()
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_string))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     pub fn rtmp_url(&self, key: &str) -> String {
         format!("rtmp://{}/live/{key}", self.rtmp)
     }
