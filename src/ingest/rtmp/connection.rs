@@ -105,6 +105,7 @@ pub async fn serve(
         peer,
         publisher: None,
         published: false,
+        publish_key: None,
         demuxer: Demuxer::with_max_jump(ctx_jump(&ctx)),
         slot: Slot::Pending(Some(slot)),
     };
@@ -195,6 +196,8 @@ struct Connection {
     publisher: Option<Publisher>,
     /// Whether this connection ever got to publish (for the close reason).
     published: bool,
+    /// The stream key of the current publish (an `FCUnpublish` names it).
+    publish_key: Option<String>,
     demuxer: Demuxer,
 }
 
@@ -324,6 +327,7 @@ impl Connection {
                         // fresh demux session: its tracks are announced anew.
                         self.demuxer = Demuxer::with_max_jump(ctx_jump(&self.ctx));
                         self.publisher = Some(publisher);
+                        self.publish_key = Some(stream_key);
                         self.published = true;
                         session.accept_request(request_id).map_err(session_err)
                     }
@@ -369,11 +373,24 @@ impl Connection {
                 Ok(Vec::new())
             }
             ServerSessionEvent::PublishStreamFinished { .. } => {
-                let events = self.demuxer.finish();
-                self.forward(events).map_err(|e| (Vec::new(), e))?;
-                if let Some(p) = self.publisher.take() {
-                    tracing::info!(peer = %self.peer, stream = p.name(), "publisher unpublished");
-                    p.finish();
+                self.unpublish("deleteStream")
+                    .map_err(|e| (Vec::new(), e))?;
+                Ok(Vec::new())
+            }
+            // rml_rtmp leaves FCUnpublish to us. GStreamer's rtmp2sink sends
+            // it and closes the socket before its deleteStream is seen, so it
+            // is an unpublish of its own (if it names this publish's key).
+            ServerSessionEvent::UnhandleableAmf0Command {
+                command_name,
+                additional_values,
+                ..
+            } if command_name == "FCUnpublish" => {
+                let named = additional_values.iter().find_map(|v| match v {
+                    rml_rtmp::rml_amf0::Amf0Value::Utf8String(k) => Some(k.as_str()),
+                    _ => None,
+                });
+                if named.is_none_or(|k| Some(k) == self.publish_key.as_deref()) {
+                    self.unpublish("FCUnpublish").map_err(|e| (Vec::new(), e))?;
                 }
                 Ok(Vec::new())
             }
@@ -390,8 +407,29 @@ impl Connection {
                     RtmpError::Session("RTMP playback is not offered".into()),
                 ))
             }
+            ServerSessionEvent::UnhandleableAmf0Command {
+                command_name,
+                additional_values,
+                ..
+            } => {
+                tracing::debug!(peer = %self.peer, command = %command_name, args = ?additional_values, "RTMP command");
+                Ok(Vec::new())
+            }
             _ => Ok(Vec::new()),
         }
+    }
+
+    /// The publisher said it is done: what the demuxer holds goes out, then
+    /// the stream ends at once (no reconnect grace).
+    fn unpublish(&mut self, how: &'static str) -> Result<(), RtmpError> {
+        let events = self.demuxer.finish();
+        self.forward(events)?;
+        self.publish_key = None;
+        if let Some(p) = self.publisher.take() {
+            tracing::info!(peer = %self.peer, stream = p.name(), command = how, "publisher unpublished");
+            p.finish();
+        }
+        Ok(())
     }
 
     fn forward(&mut self, events: Vec<DemuxEvent>) -> Result<(), RtmpError> {
