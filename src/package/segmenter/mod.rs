@@ -424,7 +424,7 @@ impl Segmenter {
                 + (self.cfg.part_target.as_nanos() as i128 * self.lead_scale as i128
                     / 1_000_000_000) as i64,
         );
-        let lead = to_samples(&part.lead, part.start, end);
+        let (lead, end) = to_samples(&part.lead, part.start, end);
         let received = part
             .lead
             .iter()
