@@ -5,12 +5,16 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # command:debian-package. A package is installed only when its command is missing
 # (so a Node.js from NodeSource, which bundles npm, is left alone).
-TEST_TOOLS := ffmpeg:ffmpeg ffprobe:ffmpeg chromium:chromium node:nodejs npm:npm cvlc:vlc curl:curl openssl:openssl varnishd:varnish nginx:nginx promtool:prometheus python3:python3
+TEST_TOOLS := ffmpeg:ffmpeg ffprobe:ffmpeg chromium:chromium node:nodejs npm:npm cvlc:vlc curl:curl openssl:openssl varnishd:varnish nginx:nginx promtool:prometheus python3:python3 gst-launch-1.0:gstreamer1.0-tools
 BENCH_TOOLS := wrk:wrk h2load:nghttp2-client
 # Libraries the build links (FFmpeg 5.1 through ffmpeg-next) and bindgen's
 # libclang: Debian packages without a command, checked with dpkg.
 BUILD_PACKAGES := pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev \
 	libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev
+# Test-only Debian packages without a command of their own: GStreamer's
+# plugins for the second real publisher (tests/gstreamer.rs: rtmp2sink,
+# flvmux, x264enc, voaacenc).
+TEST_PACKAGES := gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 CONFIG ?= config/castline.toml
 
 .PHONY: run test deps deps-system deps-bench deps-node build bench lint fmt clean
@@ -23,7 +27,7 @@ define install_missing
 	for pair in $(1); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; \
 	done; \
-	for pkg in $(BUILD_PACKAGES); do \
+	for pkg in $(BUILD_PACKAGES) $(TEST_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \

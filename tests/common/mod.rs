@@ -680,6 +680,44 @@ pub fn first_video_frame(init: &[u8], segment: &[u8]) -> (f64, bool, bool) {
     (pts, sync, frame == "1,I")
 }
 
+/// The decode timeline of fragmented MP4 media as castline wrote it: for
+/// every moof in `media` (an init followed by segments or parts), its first
+/// track's tfdt and the sum of its trun sample durations. (ffprobe's packet
+/// dts and duration are its own reconstruction, not the boxes.)
+pub fn fragment_timeline(media: &[u8]) -> Vec<(u64, u64)> {
+    use mp4_atom::Decode;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= media.len() {
+        let size = u32::from_be_bytes(media[at..at + 4].try_into().unwrap()) as usize;
+        assert!(size >= 8 && at + size <= media.len(), "bad box at {at}");
+        if &media[at + 4..at + 8] == b"moof" {
+            let moof = mp4_atom::Moof::decode(&mut &media[at..at + size]).expect("moof");
+            let traf = &moof.traf[0];
+            let tfdt = traf.tfdt.as_ref().expect("tfdt").base_media_decode_time;
+            let duration: u64 = traf
+                .trun
+                .iter()
+                .flat_map(|t| t.samples.iter())
+                .map(|e| e.duration.expect("explicit sample duration") as u64)
+                .sum();
+            out.push((tfdt, duration));
+        }
+        at += size;
+    }
+    out
+}
+
+/// Where a fragment does not start at the end of the one before:
+/// (its tfdt, the previous one's end).
+pub fn fragment_holes(timeline: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    timeline
+        .windows(2)
+        .filter(|w| w[1].0 != w[0].0 + w[0].1)
+        .map(|w| (w[1].0, w[0].0 + w[0].1))
+        .collect()
+}
+
 /// ffprobe's packets of one stream type ("a" or "v"): (pts, duration) in ticks.
 pub fn packets(path: &std::path::Path, stream: &str) -> Vec<(i64, Option<i64>)> {
     let out = Command::new("ffprobe")

@@ -1,0 +1,139 @@
+//! A second real publisher beside ffmpeg: GStreamer 1.22's `rtmp2sink`
+//! (x264 with B-frames, AAC), as a hardware encoder or a GStreamer-based
+//! production tool would send it. Needs `gst-launch-1.0` with the good, bad
+//! and ugly plugins (installed by `make test`).
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// gst-launch-1.0 publishing `seconds` of 320x240 30 fps x264 (2 B-frames,
+/// a keyframe a second) and 48 kHz AAC to `url`, stopping with EOS (`-e`):
+/// rtmp2sink then sends FCUnpublish and deleteStream.
+fn gst_publish(url: &str, seconds: u32) -> Command {
+    let video_buffers = format!("num-buffers={}", seconds * 30);
+    // 1,024 samples per buffer at 48 kHz.
+    let audio_buffers = format!("num-buffers={}", seconds * 48_000 / 1024);
+    let location = format!("location={url}");
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.args([
+        "-q",
+        "-e",
+        "videotestsrc",
+        "is-live=true",
+        &video_buffers,
+        "!",
+    ])
+    .args(["video/x-raw,width=320,height=240,framerate=30/1", "!"])
+    .args([
+        "x264enc",
+        "speed-preset=veryfast",
+        "bframes=2",
+        "key-int-max=30",
+    ])
+    .args([
+        "bitrate=400",
+        "!",
+        "video/x-h264,profile=high",
+        "!",
+        "h264parse",
+        "!",
+    ])
+    .args(["queue", "!", "flvmux", "name=mux", "streamable=true", "!"])
+    .args(["rtmp2sink", &location])
+    .args([
+        "audiotestsrc",
+        "is-live=true",
+        "wave=sine",
+        "freq=440",
+        &audio_buffers,
+    ])
+    .args([
+        "!",
+        "audio/x-raw,rate=48000,channels=1",
+        "!",
+        "audioconvert",
+        "!",
+    ])
+    .args([
+        "voaacenc",
+        "bitrate=64000",
+        "!",
+        "aacparse",
+        "!",
+        "queue",
+        "!",
+        "mux.",
+    ]);
+    cmd
+}
+
+#[test]
+fn gstreamer_publishes_without_timeline_holes_and_its_eos_ends_the_stream_at_once() {
+    // A long reconnect grace: an ENDLIST within a second can only come from
+    // the unpublish, not from the grace running out.
+    let server = Server::start("[ingest]\nreconnect_grace = 10.0\n[transcode]\nenabled = false\n");
+    let status = gst_publish(&server.rtmp_url("gst"), 20)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run gst-launch-1.0");
+    let stopped = Instant::now();
+    assert!(status.success(), "gst-launch-1.0 failed: {status}");
+    let url = server.url("/live/gst/source/index.m3u8");
+    let video = loop {
+        let m = wait_media_at(&url, 1, Duration::from_secs(5));
+        if m.endlist {
+            break m;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(1),
+            "no ENDLIST within 1 s of GStreamer's EOS: {}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let audio = wait_media_at(
+        &server.url("/live/gst/audio/index.m3u8"),
+        1,
+        Duration::from_secs(2),
+    );
+    assert!(audio.endlist, "{}", audio.text);
+    assert_eq!(video.discontinuities, 0, "{}", video.text);
+    assert!(video.segments.len() >= 15, "{}", video.text);
+
+    for (rendition, m, timescale) in [("source", &video, 90_000.0), ("audio", &audio, 48_000.0)] {
+        let file = tempfile::NamedTempFile::new()
+            .expect("temp file")
+            .into_temp_path();
+        download(&server, "gst", rendition, m, &file.to_path_buf());
+        // GStreamer's live timestamps are irregular (frames 16 to 48 ms
+        // apart, as in the FLV it sends), which ffmpeg's null muxer reports
+        // for the publisher's own FLV as well; anything else is an error.
+        let errors: Vec<String> = decode_errors(&file.to_path_buf())
+            .lines()
+            .filter(|l| !l.contains("non monotonically increasing dts to muxer"))
+            .map(str::to_string)
+            .collect();
+        assert!(errors.is_empty(), "{rendition} does not decode: {errors:?}");
+        let timeline = fragment_timeline(&std::fs::read(&file).expect("read media"));
+        assert!(
+            timeline.len() >= 15,
+            "{rendition}: {} fragments",
+            timeline.len()
+        );
+        // Each sample lasts until the next one starts, so each segment's
+        // tfdt is where the one before it ended: no hole, no overlap.
+        let gaps = fragment_holes(&timeline);
+        assert!(gaps.is_empty(), "{rendition}: timeline holes at {gaps:?}");
+        // EXTINF adds up to the media's duration.
+        let listed: f64 = m.segments.iter().map(|(_, d)| d).sum();
+        let media = timeline.iter().map(|(_, d)| *d).sum::<u64>() as f64 / timescale;
+        assert!(
+            (listed - media).abs() < 0.002,
+            "{rendition}: EXTINF sum {listed} s, media {media} s"
+        );
+    }
+}
