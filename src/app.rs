@@ -113,6 +113,8 @@ impl App {
         // publisher sends, loses nothing. The pipeline does the slow work
         // (opening encoders) in its own task, outside the hub's lock.
         let (store2, metrics2) = (store.clone(), metrics.clone());
+        let life = Lifecycle::new();
+        let (pipelines, stop_vod) = (life.pipelines.clone(), life.stop_vod.clone());
         let hub = Hub::new(
             HubLimits {
                 grace: Config::duration(cfg.ingest.reconnect_grace),
@@ -120,12 +122,13 @@ impl App {
                 max_queue_bytes: (cfg.ingest.max_queue_mb * 1024.0 * 1024.0) as usize,
             },
             Box::new(move |stream| {
-                tokio::spawn(pipeline::run(
+                pipelines.spawn(pipeline::run(
                     pipeline_cfg.clone(),
                     store2.clone(),
                     metrics2.clone(),
                     stream.name().to_string(),
                     stream.subscribe(),
+                    stop_vod.clone(),
                 ));
             }),
         );
@@ -246,7 +249,6 @@ impl App {
         if let Some(srt) = srt {
             tasks.spawn(srt.run(rx.clone()));
         }
-        let life = Lifecycle::new();
         let viewers = Arc::new(crate::origin::viewers::Viewers::new(VIEWER_WINDOW));
         tasks.spawn(
             crate::origin::Origin::new(
@@ -353,12 +355,23 @@ impl App {
         if self.hub.open_streams() > 0 {
             self.hub.close_publishers();
         }
-        // Each stream's packagers write their ENDLIST playlists.
-        let ended = tokio::time::Instant::now() + FINISH;
-        while !self.all_playlists_ended() && tokio::time::Instant::now() < ended {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Each stream's pipeline writes its ENDLIST playlists and returns
+        // (no VOD is kept by a process that leaves).
+        self.life.stop_vod.cancel();
+        self.life.pipelines.close();
+        if tokio::time::timeout(FINISH, self.life.pipelines.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pipelines = self.life.pipelines.len(),
+                "stream pipelines still running after the drain; leaving them"
+            );
         }
-        tracing::info!("draining: every playlist has ended; closing connections");
+        tracing::info!(
+            ended = self.all_playlists_ended(),
+            "draining: every stream's pipeline has finished; closing connections"
+        );
         let _ = self.shutdown.send(true);
         self.life.accept.cancel();
         self.life.close.cancel();

@@ -45,26 +45,11 @@ impl Admin {
     pub async fn serve(self: Arc<Self>, listener: TcpListener, life: Lifecycle) {
         // Scrapers and probes need few connections; a flood of them gets no more.
         let slots = Arc::new(tokio::sync::Semaphore::new(ADMIN_CONNECTIONS));
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = life.accept.cancelled() => break,
-            };
-            let tcp = match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                continue; // dropped: closed at once
-            };
+        life.accept_loop(listener, "admin", |tcp, _peer, close| {
+            // None: the connection is dropped, so closed at once.
+            let slot = slots.clone().try_acquire_owned().ok()?;
             let admin = self.clone();
-            let close = life.close.clone();
-            life.tasks.spawn(async move {
+            Some(async move {
                 let _slot = slot;
                 let svc = service_fn(move |req| {
                     let admin = admin.clone();
@@ -87,8 +72,9 @@ impl Admin {
                 };
                 // A slow reader of /metrics cannot hold its slot for ever either.
                 let _ = tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, served).await;
-            });
-        }
+            })
+        })
+        .await;
     }
 
     fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>> {

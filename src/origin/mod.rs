@@ -86,24 +86,11 @@ impl Origin {
         tls: Option<tokio_rustls::TlsAcceptor>,
         life: Lifecycle,
     ) {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = life.accept.cancelled() => break,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "origin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+        life.accept_loop(listener, "origin", |tcp, peer, close| {
             let _ = tcp.set_nodelay(true);
             let origin = self.clone();
             let tls = tls.clone();
-            let close = life.close.clone();
-            life.tasks.spawn(async move {
+            Some(async move {
                 let result = match tls {
                     None => origin.connection(TokioIo::new(tcp), peer, close).await,
                     Some(acceptor) => {
@@ -120,8 +107,9 @@ impl Origin {
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "origin connection closed with an error");
                 }
-            });
-        }
+            })
+        })
+        .await;
     }
 
     /// One connection: HTTP/1.1, and HTTP/2 with prior knowledge (h2c) or by

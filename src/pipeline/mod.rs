@@ -58,13 +58,15 @@ pub struct PipelineConfig {
 }
 
 /// Run the pipeline of the stream `name` until it ends, then keep its VOD
-/// for `vod_keep` and remove it from the store.
+/// for `vod_keep` (or until `stop_vod` is cancelled: the process leaves)
+/// and remove it from the store.
 pub async fn run(
     cfg: Arc<PipelineConfig>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     name: String,
     mut rx: broadcast::Receiver<HubEvent>,
+    stop_vod: tokio_util::sync::CancellationToken,
 ) {
     let info = loop {
         match rx.recv().await {
@@ -123,7 +125,10 @@ pub async fn run(
     // Only the store holds the session now, so evicting it frees its media.
     let epoch = entry.epoch().to_string();
     drop(entry);
-    tokio::time::sleep(cfg.packager.vod_keep).await;
+    tokio::select! {
+        _ = tokio::time::sleep(cfg.packager.vod_keep) => {}
+        _ = stop_vod.cancelled() => return,
+    }
     store.remove(&name, &epoch);
 }
 
