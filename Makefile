@@ -63,6 +63,7 @@ bench: deps-bench
 	$(CARGO) run --release --example part_latency 30 rtmp passthrough
 	$(CARGO) run --release --example part_latency 30 srt passthrough
 	bash benches/ingest_cost.sh
+	bash benches/memory_budget.sh
 	bash benches/origin_vs_nginx.sh
 	bash benches/llhls_players.sh 1000 10000
 	BITRATE=2500k bash benches/llhls_players.sh 1000
