@@ -329,6 +329,8 @@ impl App {
             },
             rungs: cfg.transcode.rungs.clone(),
             passthrough: cfg.transcode.passthrough,
+            keyframe_interval: (cfg.transcode.keyframe_interval > 0.0)
+                .then(|| Config::duration(cfg.transcode.keyframe_interval)),
         })
     }
 

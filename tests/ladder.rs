@@ -723,3 +723,74 @@ fn a_rung_with_a_frame_rate_cap_halves_a_sixty_fps_source_and_stays_aligned() {
         );
     }
 }
+
+#[test]
+fn a_keyframe_interval_makes_every_second_part_independent_on_every_rung() {
+    // 1 s segments of five 0.2 s parts; an IDR every 0.4 s: parts 0, 2, 4.
+    let server = Server::start(
+        "[transcode]\nkeyframe_interval = 0.4\n\
+         [[transcode.rungs]]\nname = \"180p\"\nheight = 180\nbitrate_kbps = 250\n\
+         [[transcode.rungs]]\nname = \"120p\"\nheight = 120\nbitrate_kbps = 150\n",
+    );
+    let _p = Publisher::start(
+        &server.rtmp_url("idr"),
+        Publish {
+            gop_frames: 60,
+            seconds: 30,
+            ..Default::default()
+        },
+    );
+    let renditions = ["180p", "120p"];
+    let mut flags: Vec<BTreeMap<(u64, u32), bool>> = Vec::new();
+    for r in renditions {
+        let m = wait_rendition(&server, "idr", r, 6, Duration::from_secs(30));
+        let parts: BTreeMap<(u64, u32), bool> = m
+            .parts
+            .iter()
+            .filter_map(|(uri, _, independent)| {
+                let name = uri.rsplit('/').next()?.strip_suffix(".m4s")?;
+                let (msn, idx) = name.split_once('.')?;
+                Some(((msn.parse().ok()?, idx.parse().ok()?), *independent))
+            })
+            .collect();
+        // Every segment whose five parts are listed: IDRs at 0, 0.4 and 0.8 s.
+        let complete: Vec<u64> = m
+            .segments
+            .iter()
+            .filter_map(|(uri, _)| uri.rsplit('/').next()?.strip_suffix(".m4s")?.parse().ok())
+            .filter(|msn| (0..5).all(|i| parts.contains_key(&(*msn, i))))
+            .collect();
+        assert!(
+            !complete.is_empty(),
+            "{r}: no segment with its parts listed: {}",
+            m.text
+        );
+        for msn in complete {
+            let got: Vec<bool> = (0..5).map(|i| parts[&(msn, i)]).collect();
+            assert_eq!(
+                got,
+                [true, false, true, false, true],
+                "{r} segment {msn}: {}",
+                m.text
+            );
+        }
+        // What INDEPENDENT promises is true: that part starts with an IDR.
+        let init = init_bytes(&server, "idr", r, &m);
+        let (&(msn, idx), _) = parts.iter().find(|(k, v)| **v && k.1 == 2).expect("part 2");
+        let part = get(&server.url(&format!(
+            "/live/idr/{r}/{}/{msn}.{idx}.m4s",
+            m.maps[0].split('/').next().unwrap_or_default()
+        )));
+        assert_eq!(part.status, 200);
+        let (_, sync, idr) = first_video_frame(&init, &part.body);
+        assert!(sync && idr, "{r} part {msn}.{idx} is not an IDR");
+        assert_decodes(&server, "idr", r, &m);
+        flags.push(parts);
+    }
+    // The same parts are independent in both renditions.
+    for (k, v) in &flags[0] {
+        if let Some(w) = flags[1].get(k) {
+            assert_eq!(v, w, "part {k:?}");
+        }
+    }
+}

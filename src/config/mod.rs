@@ -176,6 +176,10 @@ pub struct TranscodeConfig {
     pub nvenc_preset: String,
     /// The ladder, any order. A rung taller than the source is skipped.
     pub rungs: Vec<RungConfig>,
+    /// Seconds between the rungs' IDRs within a segment (0: one per segment,
+    /// at its start). A whole multiple of `hls.part_duration`: each part an
+    /// IDR starts is INDEPENDENT, so players start closer to the live edge.
+    pub keyframe_interval: f64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -206,6 +210,7 @@ impl Default for TranscodeConfig {
             passthrough: false,
             x264_preset: "veryfast".into(),
             nvenc_preset: "p4".into(),
+            keyframe_interval: 0.0,
             rungs: vec![
                 rung("1080p", 1080, 6000),
                 rung("720p", 720, 3000),
@@ -426,6 +431,23 @@ impl Config {
             }
         }
         self.transcode.validate()?;
+        let ki = self.transcode.keyframe_interval;
+        if ki != 0.0 {
+            let parts = ki / self.hls.part_duration;
+            if !ki.is_finite()
+                || ki > self.hls.segment_duration
+                || parts < 1.0 - 1e-6
+                || (parts - parts.round()).abs() > 1e-6
+            {
+                return Err(ConfigError::Invalid {
+                    key: "transcode.keyframe_interval",
+                    reason: format!(
+                        "{ki} must be 0 or a whole number of hls.part_duration ({}) up to hls.segment_duration ({})",
+                        self.hls.part_duration, self.hls.segment_duration
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -524,6 +546,16 @@ mod tests {
     fn shipped_default_file_equals_built_in_defaults() {
         let text = include_str!("../../config/castline.toml");
         assert_eq!(Config::from_toml(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn a_keyframe_interval_is_a_whole_number_of_parts_within_a_segment() {
+        let with = |v: &str| Config::from_toml(&format!("[transcode]\nkeyframe_interval = {v}\n"));
+        assert!(with("0.4").is_ok() && with("0.2").is_ok() && with("1.0").is_ok());
+        for bad in ["0.5", "0.1", "1.2", "-0.4"] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("transcode.keyframe_interval"), "{bad}: {e}");
+        }
     }
 
     #[test]

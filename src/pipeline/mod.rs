@@ -45,6 +45,8 @@ pub struct LadderConfig {
     pub rungs: Vec<RungConfig>,
     /// Also serve the source video as a rung (cuts then follow its keyframes).
     pub passthrough: bool,
+    /// IDRs between cuts (`transcode.keyframe_interval`); none: one per segment.
+    pub keyframe_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +227,9 @@ impl Stream {
                     &ladder.presets,
                     video,
                     targets,
+                    // With passthrough the source's keyframes make the cuts,
+                    // and the source rung could not follow extra IDRs.
+                    ladder.keyframe_interval.filter(|_| !ladder.passthrough),
                     metrics.clone(),
                 ) {
                     Ok(t) => {

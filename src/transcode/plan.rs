@@ -49,6 +49,54 @@ pub fn plan(width: u32, height: u32, configured: &[RungConfig]) -> Plan {
     Plan { rungs, skipped }
 }
 
+/// Extra IDRs between cuts (`transcode.keyframe_interval`, pure): the first
+/// frame presented at or after each interval since the segment's cut, so the
+/// part it opens is INDEPENDENT and a player can start there. Decided once
+/// per stream, so every rung makes the same frames IDRs.
+#[derive(Debug, Clone)]
+pub struct KeyframeClock {
+    interval: i64,
+    /// Absorbs millisecond-rounded timestamps (a quarter frame).
+    slack: i64,
+    next: Option<i64>,
+}
+
+impl KeyframeClock {
+    /// `interval` and `frame` (one frame's duration) in timestamp ticks.
+    pub fn new(interval: i64, frame: i64) -> Self {
+        KeyframeClock {
+            interval: interval.max(1),
+            slack: (frame / 4).max(0),
+            next: None,
+        }
+    }
+
+    /// A frame presented at `pts`, and the instant of the cut it opens, if
+    /// it opens one. True: encode it as an IDR though it opens no segment.
+    pub fn refresh(&mut self, pts: i64, cut_at: Option<i64>) -> bool {
+        if let Some(at) = cut_at {
+            self.next = Some(at + self.interval);
+            return false;
+        }
+        let Some(mut next) = self.next else {
+            return false;
+        };
+        if pts + self.slack < next {
+            return false;
+        }
+        while next <= pts + self.slack {
+            next += self.interval;
+        }
+        self.next = Some(next);
+        true
+    }
+
+    /// Input was lost: nothing until the next cut.
+    pub fn reset(&mut self) {
+        self.next = None;
+    }
+}
+
 /// Drops frames so a rung stays at or under its frame-rate cap (pure).
 /// A frame that opens a segment is always kept: it must become the IDR.
 #[derive(Debug, Clone)]
@@ -87,6 +135,29 @@ impl FrameRateCap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keyframe_clock_marks_the_frame_at_each_interval_after_a_cut() {
+        // 30 fps (3000 ticks), an IDR every 0.4 s (36000) in 1 s segments;
+        // timestamps rounded to milliseconds (90 ticks) as RTMP gives them.
+        let mut k = KeyframeClock::new(36_000, 3000);
+        assert!(!k.refresh(0, None), "nothing before the first cut");
+        let mut marked = Vec::new();
+        for i in 0..60i64 {
+            let pts = (i * 1000 / 30) * 90; // ms-rounded frame times
+            let cut = (i % 30 == 0).then_some(i / 30 * 90_000);
+            if k.refresh(pts, cut) {
+                marked.push(i);
+            }
+        }
+        // Frames 12 and 24 of each second (0.4 s, 0.8 s); 30 is a cut.
+        assert_eq!(marked, vec![12, 24, 42, 54]);
+        k.reset();
+        assert!(
+            !k.refresh(200_000, None),
+            "after a gap: only from the next cut"
+        );
+    }
     use crate::config::TranscodeConfig;
 
     fn names(p: &Plan) -> Vec<(&str, u32, u32)> {

@@ -14,7 +14,7 @@ use ffmpeg_next as ffmpeg;
 use tokio::sync::mpsc;
 
 use super::encoder::{open_rung, Backend, EncoderError, EncoderSettings, Presets};
-use super::plan::{FrameRateCap, Rung};
+use super::plan::{FrameRateCap, KeyframeClock, Rung};
 use super::schedule::Cut;
 use crate::media::{annexb, AccessUnit, AvcConfig, MediaInfo, TrackKind, VIDEO_TIMESCALE};
 use crate::metrics::Metrics;
@@ -35,10 +35,22 @@ enum RungJob {
         frame: ffmpeg::frame::Video,
         pts: i64,
         cut: Option<u64>,
+        /// An IDR that opens no segment (`transcode.keyframe_interval`).
+        refresh: bool,
         received: Instant,
     },
     Gap,
     End,
+}
+
+/// Whether a frame must be encoded as an IDR, and why.
+#[derive(Debug, Clone, Copy)]
+enum Forced {
+    /// It opens segment N.
+    Cut(u64),
+    /// `transcode.keyframe_interval`: it opens an independent part.
+    Refresh,
+    No,
 }
 
 /// One rung to encode and where its output goes.
@@ -98,6 +110,7 @@ impl Transcoder {
         presets: &Presets,
         video: &AvcConfig,
         targets: Vec<RungTarget>,
+        keyframe_interval: Option<std::time::Duration>,
         metrics: Arc<Metrics>,
     ) -> Result<Transcoder, EncoderError> {
         let fps = video.frame_rate.unwrap_or(30.0);
@@ -143,11 +156,18 @@ impl Transcoder {
             );
         }
         let (tx, rx) = mpsc::channel(DECODE_QUEUE);
+        let frame_ticks = (VIDEO_TIMESCALE as f64 / fps.max(1.0)).round() as i64;
         let d = DecodeWorker {
+            keyframes: keyframe_interval.map(|i| {
+                KeyframeClock::new(
+                    (i.as_secs_f64() * VIDEO_TIMESCALE as f64).round() as i64,
+                    frame_ticks,
+                )
+            }),
             stream: stream.to_string(),
             source: video.clone(),
             rungs: rung_txs,
-            frame_ticks: (VIDEO_TIMESCALE as f64 / fps.max(1.0)).round() as i64,
+            frame_ticks,
             offset: 0,
             last_out: None,
             rebase: false,
@@ -225,6 +245,8 @@ fn take_received(q: &mut VecDeque<(i64, Instant)>, pts: i64) -> Instant {
 }
 
 struct DecodeWorker {
+    /// Extra IDRs between cuts, the same frames on every rung.
+    keyframes: Option<KeyframeClock>,
     stream: String,
     source: AvcConfig,
     rungs: Vec<std_mpsc::SyncSender<RungJob>>,
@@ -298,6 +320,9 @@ impl DecodeWorker {
     /// Input was lost or the session changed: every rung restarts at the next cut.
     fn restart(&mut self) {
         self.pending.clear();
+        if let Some(k) = self.keyframes.as_mut() {
+            k.reset();
+        }
         self.received.clear();
         self.wait_key = true;
         self.started = false;
@@ -342,13 +367,18 @@ impl DecodeWorker {
 
     fn frame(&mut self, frame: ffmpeg::frame::Video, pts: i64) -> bool {
         let received = take_received(&mut self.received, pts);
-        let mut cut = None;
+        let mut opened = None;
         while self.pending.front().is_some_and(|c| c.at <= pts) {
-            cut = self.pending.pop_front().map(|c| c.msn);
+            opened = self.pending.pop_front();
         }
+        let cut = opened.map(|c| c.msn);
         if cut.is_none() && !self.started {
             return true;
         }
+        let refresh = self
+            .keyframes
+            .as_mut()
+            .is_some_and(|k| k.refresh(pts, opened.map(|c| c.at)));
         self.started = true;
         if self.rebase {
             self.rebase = false;
@@ -375,6 +405,7 @@ impl DecodeWorker {
                 frame: f,
                 pts: out_pts,
                 cut,
+                refresh,
                 received,
             };
             if r.send(job).is_ok() {
@@ -441,6 +472,7 @@ impl RungWorker {
                     frame,
                     pts,
                     cut,
+                    refresh,
                     received,
                 } => {
                     if self.wait_cut && cut.is_none() {
@@ -448,7 +480,8 @@ impl RungWorker {
                     }
                     self.wait_cut = false;
                     if let Some(cap) = &mut self.cap {
-                        if !cap.keep(pts, cut.is_some()) {
+                        // The IDR frames must exist on every rung.
+                        if !cap.keep(pts, cut.is_some() || refresh) {
                             continue;
                         }
                     }
@@ -456,7 +489,12 @@ impl RungWorker {
                         continue;
                     };
                     drop(frame);
-                    if !self.encode(&mut enc, out, pts, cut, received, &latency) {
+                    let key = match (cut, refresh) {
+                        (Some(msn), _) => Forced::Cut(msn),
+                        (None, true) => Forced::Refresh,
+                        (None, false) => Forced::No,
+                    };
+                    if !self.encode(&mut enc, out, pts, key, received, &latency) {
                         return;
                     }
                 }
@@ -553,7 +591,7 @@ impl RungWorker {
         enc: &mut ffmpeg::encoder::Video,
         mut out: ffmpeg::frame::Video,
         pts: i64,
-        cut: Option<u64>,
+        key: Forced,
         received: Instant,
         latency: &prometheus_client::metrics::histogram::Histogram,
     ) -> bool {
@@ -571,12 +609,11 @@ impl RungWorker {
             _ => {}
         }
         out.set_pts(Some(pts));
-        out.set_kind(if cut.is_some() {
-            ffmpeg::picture::Type::I
-        } else {
-            ffmpeg::picture::Type::None
+        out.set_kind(match key {
+            Forced::No => ffmpeg::picture::Type::None,
+            Forced::Cut(_) | Forced::Refresh => ffmpeg::picture::Type::I,
         });
-        if let Some(msn) = cut {
+        if let Forced::Cut(msn) = key {
             push_bounded(&mut self.cuts, (pts, msn));
         }
         push_bounded(&mut self.received, (pts, received));
