@@ -178,7 +178,7 @@ pub struct TranscodeConfig {
     pub rungs: Vec<RungConfig>,
     /// Seconds between the rungs' IDRs within a segment (0: one per segment,
     /// at its start). A whole multiple of `hls.part_duration`: each part an
-    /// IDR starts is INDEPENDENT, so players start closer to the live edge.
+    /// IDR starts is INDEPENDENT (more places for players to start and switch).
     pub keyframe_interval: f64,
 }
 
