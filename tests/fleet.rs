@@ -142,6 +142,82 @@ fn metrics_move_with_a_publish_and_fall_back_when_it_ends() {
     );
 }
 
+/// With `limits` set and one stream live (plus `load`, what else fills the
+/// resource), the pod turns not ready and a second publisher is refused,
+/// told `resource` is full, and counted under `capacity`.
+fn a_full_resource_refuses_the_next_publisher(
+    limits: &str,
+    resource: &str,
+    load: impl FnOnce(&Server),
+) {
+    let server = Server::start(&format!(
+        "[ingest]\nreconnect_grace = 3.0\n\
+         [[transcode.rungs]]\nname = \"180p\"\nheight = 180\nbitrate_kbps = 200\n\
+         [[transcode.rungs]]\nname = \"120p\"\nheight = 120\nbitrate_kbps = 120\n\
+         [limits]\n{limits}"
+    ));
+    let _first = Publisher::start(&server.rtmp_url("one"), Publish::default());
+    wait_rendition(&server, "one", "180p", 1, Duration::from_secs(30));
+    load(&server);
+    let readyz = format!("http://{}/readyz", server.admin);
+    let start = Instant::now();
+    let r = loop {
+        let r = get(&readyz);
+        if r.status == 503 || start.elapsed() > Duration::from_secs(15) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(r.status, 503, "{}", r.text());
+    let told = format!("at capacity ({resource} at");
+    assert!(r.text().contains(&told), "{}", r.text());
+    let second = Publisher::start(
+        &server.rtmp_url("two"),
+        Publish {
+            seconds: 5,
+            ..Default::default()
+        },
+    );
+    let (ok, log) = second.wait(Duration::from_secs(20));
+    assert!(
+        !ok,
+        "a publisher past the {resource} limit must be refused: {log}"
+    );
+    assert!(log.contains(&told), "the publisher is told why: {log}");
+    assert_eq!(
+        value(
+            &metrics(&server),
+            "castline_rtmp_errors_total{reason=\"capacity\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn past_each_limit_a_publisher_is_refused_with_that_reason() {
+    // Two rungs, two encoder sessions: the limit is reached.
+    a_full_resource_refuses_the_next_publisher(
+        "max_encoder_sessions = 2\n",
+        "encoder_sessions",
+        |_| {},
+    );
+    // The 400 kbit/s + 64 kbit/s publisher is past 0.3 Mbit/s.
+    a_full_resource_refuses_the_next_publisher("max_ingest_mbps = 0.3\n", "ingest_bitrate", |_| {});
+    // A viewer pulling segments in a loop sends more than 0.2 Mbit/s.
+    a_full_resource_refuses_the_next_publisher("egress_budget_mbps = 0.2\n", "egress", |server| {
+        let url = server.url("/live/one/180p/index.m3u8");
+        let base = server.url("/live/one/180p/");
+        let m = wait_media_at(&url, 1, Duration::from_secs(10));
+        let segment = format!("{base}{}", m.segments[0].0);
+        let stop = Instant::now() + Duration::from_secs(15);
+        std::thread::spawn(move || {
+            while Instant::now() < stop {
+                let _ = get(&segment);
+            }
+        });
+    });
+}
+
 #[test]
 fn past_max_streams_a_publisher_is_refused_with_its_reason_and_the_pod_is_not_ready() {
     let server = Server::start_logged(
