@@ -111,6 +111,8 @@ pub struct Metrics {
     pub transcode_errors: Counter,
     pub ladder_fallbacks: Family<ReasonLabel, Counter>,
     pub publishes: Family<ProtocolLabel, Counter>,
+    pub reconnects: Family<ProtocolLabel, Counter>,
+    pub transcode_dropped_frames: Family<RenditionLabel, Counter>,
     pub ingest_bytes: Counter,
     pub ingest_bytes_per_second: Family<StreamLabel, Gauge<f64, AtomicU64>>,
     pub ingest_frames_per_second: Family<StreamLabel, Gauge<f64, AtomicU64>>,
@@ -171,6 +173,8 @@ impl Metrics {
             transcode_latency: Family::new_with_constructor(transcode_latency_histogram),
             transcode_errors: Counter::default(),
             ladder_fallbacks: Family::default(),
+            reconnects: Family::default(),
+            transcode_dropped_frames: Family::default(),
             publishes: Family::default(),
             ingest_bytes: Counter::default(),
             ingest_bytes_per_second: Family::default(),
@@ -377,6 +381,16 @@ impl Metrics {
             "publishes",
             "Streams that went live (a reconnect within the grace period is not a new one), by protocol",
             m.publishes.clone(),
+        );
+        registry.register(
+            "reconnects",
+            "Publishers that continued a stream (a reconnect within ingest.reconnect_grace, or a takeover of a silent one), by protocol",
+            m.reconnects.clone(),
+        );
+        registry.register(
+            "transcode_dropped_frames",
+            "Decoded frames a rung did not encode (after its encoder restarted, until the next cut), by rendition; frame-rate caps not counted",
+            m.transcode_dropped_frames.clone(),
         );
         registry.register(
             "ingest_bytes",

@@ -656,6 +656,17 @@ fn a_failed_encoder_restarts_its_rung_alone_at_the_next_cut() {
     };
     let ms = assert_aligned_from(&server, "crash", &["360p", "240p"], 3, first_after);
     assert_decodes(&server, "crash", "240p", &ms[1]);
+    // The frames the restarted rung skipped until that cut are counted as
+    // its own; the healthy rung dropped none.
+    let dropped = |r: &str| {
+        server
+            .metric(&format!(
+                "castline_transcode_dropped_frames_total{{rendition=\"{r}\"}}"
+            ))
+            .unwrap_or(0.0)
+    };
+    assert!(dropped("240p") > 0.0, "the restarted rung's skipped frames");
+    assert_eq!(dropped("360p"), 0.0);
 }
 
 #[test]

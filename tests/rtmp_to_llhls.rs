@@ -395,6 +395,15 @@ fn reconnect_within_grace_continues_the_playlist_with_a_discontinuity() {
     );
     // And what is served across the discontinuity decodes.
     assert_decodes(&server, "blip", "source", &after);
+    // Counted as a reconnect, not as a second publish.
+    assert_eq!(
+        server.metric("castline_reconnects_total{protocol=\"rtmp\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        server.metric("castline_publishes_total{protocol=\"rtmp\"}"),
+        Some(1.0)
+    );
 }
 
 #[test]

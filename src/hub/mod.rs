@@ -361,6 +361,12 @@ impl QueueWindow {
 }
 
 impl Publisher {
+    /// This publisher continues a stream the hub already held: a reconnect
+    /// within the grace period, or a takeover of a silent publisher.
+    pub fn resumes(&self) -> bool {
+        self.session > 1
+    }
+
     pub fn name(&self) -> &str {
         &self.stream.name
     }

@@ -43,13 +43,22 @@ impl IngestContext {
     /// Say that a stream went live: a log line, and the playback URL on
     /// stdout for people and scripts (written off the async path: a blocked
     /// stdout must not stall ingest).
-    pub fn announce_live(&self, peer: std::net::SocketAddr, stream: &str, protocol: &str) {
-        self.metrics
-            .publishes
-            .get_or_create(&crate::metrics::ProtocolLabel {
-                protocol: if protocol == "SRT" { "srt" } else { "rtmp" },
-            })
-            .inc();
+    pub fn announce_live(
+        &self,
+        peer: std::net::SocketAddr,
+        publisher: &crate::hub::Publisher,
+        protocol: &str,
+    ) {
+        let label = crate::metrics::ProtocolLabel {
+            protocol: if protocol == "SRT" { "srt" } else { "rtmp" },
+        };
+        // A stream that goes on is not a new publish.
+        if publisher.resumes() {
+            self.metrics.reconnects.get_or_create(&label).inc();
+        } else {
+            self.metrics.publishes.get_or_create(&label).inc();
+        }
+        let stream = publisher.name();
         let url = format!("{}/live/{}/index.m3u8", self.playback_base, stream);
         tracing::info!(%peer, stream, protocol, "publishing; playback at {url}");
         let line = format!("live: {url}");

@@ -466,6 +466,11 @@ impl RungWorker {
             rendition: self.rung.name.clone(),
         };
         let latency = self.metrics.transcode_latency.get_or_create(&label).clone();
+        let dropped = self
+            .metrics
+            .transcode_dropped_frames
+            .get_or_create(&label)
+            .clone();
         while let Ok(job) = rx.recv() {
             match job {
                 RungJob::Frame {
@@ -476,6 +481,7 @@ impl RungWorker {
                     received,
                 } => {
                     if self.wait_cut && cut.is_none() {
+                        dropped.inc();
                         continue;
                     }
                     self.wait_cut = false;

@@ -322,7 +322,7 @@ impl Connection {
                     });
                 match claim {
                     Ok(publisher) => {
-                        self.ctx.announce_live(self.peer, publisher.name(), "RTMP");
+                        self.ctx.announce_live(self.peer, &publisher, "RTMP");
                         // A publish (a republish on this connection too) starts a
                         // fresh demux session: its tracks are announced anew.
                         self.demuxer = Demuxer::with_max_jump(ctx_jump(&self.ctx));

@@ -193,7 +193,7 @@ async fn serve(
     // Claimed only now, after the passphrase has been checked: a caller that
     // fails it never touches the stream.
     let publisher = ctx.hub.claim(&name)?;
-    ctx.announce_live(peer, publisher.name(), "SRT");
+    ctx.announce_live(peer, &publisher, "SRT");
     let demuxer = Demuxer::with_max_jump(ctx.max_timestamp_jump.as_millis() as i64);
     Session {
         ctx,
