@@ -144,10 +144,11 @@ fn metrics_move_with_a_publish_and_fall_back_when_it_ends() {
 
 /// With `limits` set and one stream live (plus `load`, what else fills the
 /// resource), the pod turns not ready and a second publisher is refused,
-/// told `resource` is full, and counted under `capacity`.
+/// told `full` ("streams at 100 %": the resource and its share), counted
+/// under `capacity`, and never served.
 fn a_full_resource_refuses_the_next_publisher(
     limits: &str,
-    resource: &str,
+    full: &str,
     load: impl FnOnce(&Server),
 ) {
     let server = Server::start(&format!(
@@ -169,7 +170,7 @@ fn a_full_resource_refuses_the_next_publisher(
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(r.status, 503, "{}", r.text());
-    let told = format!("at capacity ({resource} at");
+    let told = format!("at capacity ({full}");
     assert!(r.text().contains(&told), "{}", r.text());
     let second = Publisher::start(
         &server.rtmp_url("two"),
@@ -181,7 +182,7 @@ fn a_full_resource_refuses_the_next_publisher(
     let (ok, log) = second.wait(Duration::from_secs(20));
     assert!(
         !ok,
-        "a publisher past the {resource} limit must be refused: {log}"
+        "a publisher past the limit ({full}) must be refused: {log}"
     );
     assert!(log.contains(&told), "the publisher is told why: {log}");
     assert_eq!(
@@ -191,6 +192,7 @@ fn a_full_resource_refuses_the_next_publisher(
         ),
         Some(1.0)
     );
+    assert_eq!(get(&server.url("/live/two/index.m3u8")).status, 404);
 }
 
 #[test]
@@ -198,69 +200,37 @@ fn past_each_limit_a_publisher_is_refused_with_that_reason() {
     // Two rungs, two encoder sessions: the limit is reached.
     a_full_resource_refuses_the_next_publisher(
         "max_encoder_sessions = 2\n",
-        "encoder_sessions",
+        "encoder_sessions at 100 %",
         |_| {},
     );
     // The 400 kbit/s + 64 kbit/s publisher is past 0.3 Mbit/s.
-    a_full_resource_refuses_the_next_publisher("max_ingest_mbps = 0.3\n", "ingest_bitrate", |_| {});
+    a_full_resource_refuses_the_next_publisher(
+        "max_ingest_mbps = 0.3\n",
+        "ingest_bitrate at",
+        |_| {},
+    );
     // A viewer pulling segments in a loop sends more than 0.2 Mbit/s.
-    a_full_resource_refuses_the_next_publisher("egress_budget_mbps = 0.2\n", "egress", |server| {
-        let url = server.url("/live/one/180p/index.m3u8");
-        let base = server.url("/live/one/180p/");
-        let m = wait_media_at(&url, 1, Duration::from_secs(10));
-        let segment = format!("{base}{}", m.segments[0].0);
-        let stop = Instant::now() + Duration::from_secs(15);
-        std::thread::spawn(move || {
-            while Instant::now() < stop {
-                let _ = get(&segment);
-            }
-        });
-    });
+    a_full_resource_refuses_the_next_publisher(
+        "egress_budget_mbps = 0.2\n",
+        "egress at",
+        |server| {
+            let url = server.url("/live/one/180p/index.m3u8");
+            let base = server.url("/live/one/180p/");
+            let m = wait_media_at(&url, 1, Duration::from_secs(10));
+            let segment = format!("{base}{}", m.segments[0].0);
+            let stop = Instant::now() + Duration::from_secs(15);
+            std::thread::spawn(move || {
+                while Instant::now() < stop {
+                    let _ = get(&segment);
+                }
+            });
+        },
+    );
 }
 
 #[test]
 fn past_max_streams_a_publisher_is_refused_with_its_reason_and_the_pod_is_not_ready() {
-    let server = Server::start_logged(
-        "[ingest]\nreconnect_grace = 3.0\n[transcode]\nenabled = false\n[limits]\nmax_streams = 1\n",
-    );
-    let _first = Publisher::start(&server.rtmp_url("one"), Publish::default());
-    wait_segments(&server, "one", 1, Duration::from_secs(30));
-    let readyz = format!("http://{}/readyz", server.admin);
-    // The sampler sees the stream within a second: at capacity.
-    let start = Instant::now();
-    let r = loop {
-        let r = get(&readyz);
-        if r.status == 503 || start.elapsed() > Duration::from_secs(10) {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert!(
-        r.text().contains("at capacity (streams at 100 %"),
-        "{}",
-        r.text()
-    );
-    let second = Publisher::start(
-        &server.rtmp_url("two"),
-        Publish {
-            seconds: 5,
-            ..Default::default()
-        },
-    );
-    let (ok, log) = second.wait(Duration::from_secs(20));
-    assert!(!ok, "a stream past max_streams must be refused: {log}");
-    assert!(
-        log.contains("at capacity"),
-        "the publisher is told why: {log}"
-    );
-    let text = metrics(&server);
-    assert_eq!(
-        value(&text, "castline_rtmp_errors_total{reason=\"capacity\"}"),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(get(&server.url("/live/two/index.m3u8")).status, 404);
+    a_full_resource_refuses_the_next_publisher("max_streams = 1\n", "streams at 100 %", |_| {});
 }
 
 #[test]
