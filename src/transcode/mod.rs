@@ -12,6 +12,7 @@
 pub mod encoder;
 pub mod gpu;
 pub mod plan;
+mod rung;
 pub mod schedule;
 pub mod worker;
 
