@@ -79,13 +79,24 @@ impl App {
     pub async fn start(cfg: Config) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
         let memory_budget = (cfg.hls.memory_budget_mb * 1024.0 * 1024.0) as usize;
-        let store = Store::with_limits(
+        let disk = if cfg.hls.disk {
+            let root = cfg.server.data_dir.join("sessions");
+            let window = Config::duration(cfg.hls.memory_window);
+            let budget = (cfg.hls.disk_budget_mb * 1024.0 * 1024.0) as u64;
+            Some(crate::store::Disk::open(root, window, budget)?)
+        } else {
+            None
+        };
+        let store = Store::with_disk(
             cfg.hls.max_vod_sessions,
             crate::store::Budget {
                 total: memory_budget,
                 per_stream: (cfg.hls.stream_budget_mb * 1024.0 * 1024.0) as usize,
             },
+            disk,
         );
+        let vod_keep = Config::duration(cfg.hls.vod_keep);
+        let restored = store.restore(vod_keep);
         let pcfg = PackagerConfig {
             segmenter: SegmenterConfig {
                 segment_target: Config::duration(cfg.hls.segment_duration),
@@ -115,6 +126,20 @@ impl App {
         let (store2, metrics2) = (store.clone(), metrics.clone());
         let life = Lifecycle::new();
         let (pipelines, stop_vod) = (life.pipelines.clone(), life.stop_vod.clone());
+        // Sessions kept from before a restart go when their VOD time is over.
+        for r in restored {
+            let keep = (r.ended_at + vod_keep)
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            tracing::info!(stream = %r.name, epoch = %r.epoch, ?keep, "serving an ended session kept on disk");
+            let (store, stop) = (store.clone(), stop_vod.clone());
+            pipelines.spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(keep) => store.remove(&r.name, &r.epoch),
+                    _ = stop.cancelled() => {}
+                }
+            });
+        }
         let hub = Hub::new(
             HubLimits {
                 grace: Config::duration(cfg.ingest.reconnect_grace),
@@ -273,6 +298,7 @@ impl App {
             store: store.clone(),
             hub: hub.clone(),
             cdns,
+            vod_keep,
             ready: false.into(),
         });
         tasks.spawn(admin.clone().serve(admin_l, life.clone()));

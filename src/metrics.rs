@@ -94,6 +94,8 @@ pub struct Metrics {
     pub live_streams: Gauge,
     pub store_bytes: Gauge,
     pub vod_sessions: Gauge,
+    pub disk_bytes: Gauge,
+    pub disk_errors: Gauge,
     pub vod_evictions: Family<ReasonLabel, Counter>,
     pub budget_trims: Family<ReasonLabel, Counter>,
     pub parts: Counter,
@@ -156,6 +158,8 @@ impl Metrics {
             live_streams: Gauge::default(),
             store_bytes: Gauge::default(),
             vod_sessions: Gauge::default(),
+            disk_bytes: Gauge::default(),
+            disk_errors: Gauge::default(),
             vod_evictions: Family::default(),
             budget_trims: Family::default(),
             parts: Counter::default(),
@@ -299,6 +303,16 @@ impl Metrics {
             "store_bytes",
             "Media bytes held in memory (every rendition, live and VOD), against hls.memory_budget_mb",
             m.store_bytes.clone(),
+        );
+        registry.register(
+            "disk_bytes",
+            "Media bytes in the disk tier (segments past hls.memory_window and ended sessions)",
+            m.disk_bytes.clone(),
+        );
+        registry.register(
+            "disk_errors",
+            "Disk tier writes and deletes that failed since start (what could not be written stays in memory)",
+            m.disk_errors.clone(),
         );
         registry.register(
             "vod_sessions",

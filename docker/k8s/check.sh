@@ -267,6 +267,11 @@ def check_deployment(name, objs, image):
     data_dir = server.get("data_dir", "data")
     check("emptyDir" in vols.get(mounts.get(data_dir), {}),
           f"{name}: server.data_dir {data_dir!r} is not an emptyDir mount (the root filesystem is read-only)")
+    size = str(get(vols.get(mounts.get(data_dir), {}), "emptyDir", "sizeLimit") or "")
+    disk = cfg.get("hls", {}).get("disk_budget_mb", 20480.0)
+    if cfg.get("hls", {}).get("disk", True):
+        check(size.endswith("Gi") and disk < float(size[:-2]) * 1024,
+              f"{name}: hls.disk_budget_mb {disk} must be below the data emptyDir's sizeLimit {size!r} (past it the pod is evicted)")
     delay, timeout = server.get("drain_delay"), server.get("drain_timeout")
     check(delay == 5.0 and timeout == 30.0, f"{name}: drain_delay/drain_timeout = {delay}/{timeout}, want 5.0/30.0")
     grace = pod.get("terminationGracePeriodSeconds", 30)

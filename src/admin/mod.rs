@@ -34,6 +34,8 @@ pub struct Admin {
     pub store: Arc<crate::store::Store>,
     pub hub: Arc<Hub>,
     pub cdns: Arc<Cdns>,
+    /// How long an ended session is kept (`hls.vod_keep`).
+    pub vod_keep: std::time::Duration,
     /// False while starting or draining.
     pub ready: AtomicBool,
 }
@@ -91,6 +93,9 @@ impl Admin {
         if let Some(rest) = path.strip_prefix("/api/v1/streams") {
             return self.streams_api(rest);
         }
+        if path == "/api/v1/vod" {
+            return self.vod_api();
+        }
         if path == "/api/v1/prewarm" {
             return self.prewarm_api(req.method(), req.uri().query());
         }
@@ -114,6 +119,10 @@ impl Admin {
                     .live_streams
                     .set(self.hub.live_streams().len() as i64);
                 self.metrics.store_bytes.set(self.store.bytes() as i64);
+                if let Some(d) = self.store.disk() {
+                    self.metrics.disk_bytes.set(d.bytes() as i64);
+                    self.metrics.disk_errors.set(d.errors() as i64);
+                }
                 self.metrics
                     .vod_sessions
                     .set(self.store.vod_sessions() as i64);
@@ -215,6 +224,36 @@ impl Admin {
             "viewers": self.metrics.viewers.get(&label).map_or(0, |g| g.get()),
             "renditions": renditions,
         })
+    }
+
+    /// `GET /api/v1/vod`: the ended sessions kept, oldest first, with the
+    /// path their media lives under (servable until `expires`).
+    fn vod_api(&self) -> Response<Full<Bytes>> {
+        let unix = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        };
+        let sessions: Vec<serde_json::Value> = self
+            .store
+            .vod()
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name(),
+                    "epoch": s.epoch(),
+                    "ended_at": s.ended_at().map(unix),
+                    "expires": s.ended_at().map(|t| unix(t + self.vod_keep)),
+                    "on_disk": s.persisted(),
+                    "renditions": s.renditions().iter().map(|r| r.name().to_string()).collect::<Vec<_>>(),
+                    "bytes_in_memory": s.bytes(),
+                })
+            })
+            .collect();
+        reply(
+            StatusCode::OK,
+            "application/json",
+            serde_json::json!({ "sessions": sessions }).to_string(),
+        )
     }
 
     /// `GET /api/v1/prewarm` lists the scheduled events; `POST

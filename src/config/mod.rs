@@ -147,6 +147,16 @@ pub struct HlsConfig {
     /// MiB of media one stream (all its renditions) may hold; past it its
     /// DVR window shortens.
     pub stream_budget_mb: f64,
+    /// Keep older segments and ended sessions on disk under
+    /// `server.data_dir/sessions` (a restart serves the kept VODs again).
+    /// false: everything in memory, nothing survives a restart.
+    pub disk: bool,
+    /// MiB of media the disk tier may hold; past it the oldest VOD goes,
+    /// then live segments stay in memory.
+    pub disk_budget_mb: f64,
+    /// Seconds of the newest media of each rendition kept in memory; older
+    /// segments of the DVR window are served from disk (with `disk`).
+    pub memory_window: f64,
 }
 
 /// Which video encoder the ladder uses.
@@ -266,6 +276,9 @@ impl Default for HlsConfig {
             max_vod_sessions: 64,
             memory_budget_mb: 8192.0,
             stream_budget_mb: 1024.0,
+            disk: true,
+            disk_budget_mb: 20480.0,
+            memory_window: 60.0,
         }
     }
 }
@@ -335,9 +348,23 @@ impl Config {
             });
         }
         secs("hls.vod_keep", self.hls.vod_keep, 0.0, 7.0 * 24.0 * 3600.0)?;
+        let memory = secs(
+            "hls.memory_window",
+            self.hls.memory_window,
+            0.0,
+            24.0 * 3600.0,
+        )?;
+        if memory < seg * 3 {
+            return Err(ConfigError::Invalid {
+                key: "hls.memory_window",
+                reason: "must hold at least 3 segments (the live edge is served from memory)"
+                    .into(),
+            });
+        }
         for (key, mb) in [
             ("hls.memory_budget_mb", self.hls.memory_budget_mb),
             ("hls.stream_budget_mb", self.hls.stream_budget_mb),
+            ("hls.disk_budget_mb", self.hls.disk_budget_mb),
         ] {
             if !(mb.is_finite() && mb > 0.0) {
                 return Err(ConfigError::Invalid {

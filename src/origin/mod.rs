@@ -391,7 +391,7 @@ impl Origin {
                 })
                 .await;
                 drop(held);
-                media(state, r.part(msn, part).map(Chunks::from))
+                media(state, load(r.part(msn, part)).await)
             }
             Route::Segment {
                 stream,
@@ -405,7 +405,7 @@ impl Origin {
                 let held = Held::new(&self.metrics.blocked_requests);
                 let state = wait(&r, |p| blocking::segment(p, msn, r.segment(msn).is_some())).await;
                 drop(held);
-                media(state, r.segment(msn).map(Chunks::new))
+                media(state, load(r.segment(msn)).await)
             }
         }
     }
@@ -423,6 +423,20 @@ impl Origin {
             None => self.store.stream(stream)?,
         };
         entry.find_rendition(rendition)
+    }
+}
+
+/// An object's bytes from whichever tier holds it; one removed from disk
+/// meanwhile (it expired) is not found.
+async fn load(stored: Option<crate::store::Stored>) -> Option<Chunks> {
+    match stored?.load().await {
+        Ok(chunks) => Some(Chunks::new(chunks)),
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(error = %e, "cannot read an object from disk");
+            }
+            None
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::store::StreamEntry;
 /// The GROUP-ID of the one audio rendition every variant refers to.
 pub const AUDIO_GROUP: &str = "audio";
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Variant {
     /// Path of the media playlist relative to the multivariant playlist.
     pub uri: String,
@@ -28,7 +28,7 @@ pub struct Variant {
 }
 
 /// An `EXT-X-MEDIA:TYPE=AUDIO` rendition.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AudioRendition {
     pub group: String,
     pub name: String,
@@ -36,7 +36,7 @@ pub struct AudioRendition {
     pub channels: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Multivariant {
     pub audio: Vec<AudioRendition>,
     pub variants: Vec<Variant>,

@@ -266,6 +266,15 @@ impl RenditionPackager {
     /// the budget is exceeded and grows back below it), and what is unlisted
     /// is freed at once. Returns whether a budget is exceeded.
     fn within_budget(&mut self) -> bool {
+        if let Some((name, epoch)) = self.stream.disk_pressure() {
+            self.metrics
+                .vod_evictions
+                .get_or_create(&ReasonLabel {
+                    reason: "disk_budget".into(),
+                })
+                .inc();
+            tracing::info!(stream = %name, %epoch, "disk budget reached: the oldest ended session is removed");
+        }
         let (pressure, evicted) = self.stream.pressure();
         if let Some((name, epoch)) = evicted {
             self.metrics

@@ -112,6 +112,9 @@ pub async fn run(
         }
     }
     stream.end().await;
+    // What is still only in memory goes to disk, with the manifest a
+    // restart serves the VOD again from.
+    entry.persist().await;
     metrics.pipeline_queue_events.remove(&label);
     metrics.pipeline_speed.remove(&label);
     tracing::info!(stream = %name, keep = ?cfg.packager.vod_keep, "stream ended; kept as VOD");

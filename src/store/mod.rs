@@ -14,10 +14,40 @@ use bytes::Bytes;
 
 use crate::package::multivariant::Multivariant;
 
+pub mod disk;
 pub mod rendition;
 pub mod retention;
 
+pub use disk::{Disk, Stored};
 pub use rendition::{Playlists, Progress, Rendition, RenditionMeta, SnapshotKey, Update};
+
+use rendition::RenditionRecord;
+
+/// A session's `session.json`: written last when it ended, so a session
+/// directory holding one is complete; what a restart serves it again from.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    name: String,
+    epoch: String,
+    /// When the session ended (Unix milliseconds): its VOD time runs from here.
+    ended_at_ms: u64,
+    independent: bool,
+    multivariant: Option<Multivariant>,
+    renditions: Vec<RenditionRecord>,
+}
+
+/// The multivariant's file in a session's directory.
+const MULTIVARIANT: &str = "index.m3u8";
+const MANIFEST: &str = "session.json";
+
+/// An ended session served again after a restart, until `ended_at` plus
+/// the VOD time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restored {
+    pub name: String,
+    pub epoch: String,
+    pub ended_at: SystemTime,
+}
 
 /// The media bytes the store may hold (`hls.memory_budget_mb`) and one
 /// stream may hold (`hls.stream_budget_mb`).
@@ -71,6 +101,12 @@ pub struct StreamEntry {
     /// Every segment of every rendition starts with an IDR (until a
     /// passthrough segment had to be cut between keyframes).
     independent: std::sync::atomic::AtomicBool,
+    /// The disk tier, when there is one.
+    disk: Option<Arc<Disk>>,
+    /// This ended session is all on disk (its VOD holds no media memory).
+    persisted: std::sync::atomic::AtomicBool,
+    /// When it ended, once it has.
+    ended_at: Mutex<Option<SystemTime>>,
 }
 
 impl StreamEntry {
@@ -103,15 +139,82 @@ impl StreamEntry {
         }
     }
 
+    /// Past the disk tier's budget, the oldest ended session is removed
+    /// (from disk and memory); returns it (name, epoch).
+    pub fn disk_pressure(&self) -> Option<(String, String)> {
+        self.disk.as_ref().filter(|d| d.full())?;
+        self.store.upgrade()?.evict_oldest_vod_from_disk()
+    }
+
     /// The rendition `name`, created on first use.
     pub fn rendition(&self, name: &str) -> Arc<Rendition> {
         let mut r = self.renditions.write().unwrap_or_else(|e| e.into_inner());
         if let Some(x) = r.iter().find(|x| x.name() == name) {
             return x.clone();
         }
-        let x = Arc::new(Rendition::new(name, self.total.clone()));
+        let disk = self.disk.as_ref().map(|d| {
+            let dir = d.session_dir(&self.name, &self.epoch).join(name);
+            (d.clone(), dir)
+        });
+        let x = Rendition::new(name, self.total.clone(), disk);
         r.push(x.clone());
         x
+    }
+
+    /// When this session ended, if it has.
+    pub fn ended_at(&self) -> Option<SystemTime> {
+        *self.ended_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this ended session is served from disk alone.
+    pub fn persisted(&self) -> bool {
+        self.persisted.load(Ordering::Relaxed)
+    }
+
+    /// This session has ended: write what is still only in memory to disk,
+    /// then its manifest (so a restart serves it again), and free its media
+    /// memory. Without a disk tier it stays in memory. Errors are logged
+    /// and counted; the session is then served from memory.
+    pub async fn persist(self: &Arc<Self>) {
+        let now = SystemTime::now();
+        *self.ended_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        let Some(disk) = self.disk.clone() else {
+            return;
+        };
+        let this = self.clone();
+        let dir = disk.session_dir(&self.name, &self.epoch);
+        let done = disk
+            .run(move |c| -> std::io::Result<()> {
+                let mut renditions = Vec::new();
+                for r in this.renditions() {
+                    renditions.push(r.persist(c, &dir.join(r.name()))?);
+                }
+                let multivariant = this.multivariant_with_model();
+                if let Some((_, bytes)) = &multivariant {
+                    c.write(&dir.join(MULTIVARIANT), std::slice::from_ref(bytes), false)?;
+                }
+                let manifest = Manifest {
+                    name: this.name.clone(),
+                    epoch: this.epoch.clone(),
+                    ended_at_ms: unix_ms(now),
+                    independent: this.independent(),
+                    multivariant: multivariant.map(|(m, _)| (*m).clone()),
+                    renditions,
+                };
+                let json = serde_json::to_vec_pretty(&manifest)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                c.write(&dir.join(MANIFEST), &[Bytes::from(json)], false)
+            })
+            .await;
+        match done {
+            Ok(Ok(())) => self.persisted.store(true, Ordering::Relaxed),
+            Ok(Err(e)) => {
+                tracing::warn!(stream = %self.name, epoch = %self.epoch, error = %e, "cannot keep the ended session on disk; it is kept in memory and lost at restart")
+            }
+            Err(e) => {
+                tracing::warn!(stream = %self.name, error = %e, "cannot keep the ended session on disk")
+            }
+        }
     }
 
     pub fn find_rendition(&self, name: &str) -> Option<Arc<Rendition>> {
@@ -170,6 +273,7 @@ pub struct Store {
     budget: Budget,
     /// Itself, handed to each stream (see [`StreamEntry::pressure`]).
     this: std::sync::Weak<Store>,
+    disk: Option<Arc<Disk>>,
 }
 
 impl Store {
@@ -184,6 +288,12 @@ impl Store {
 
     /// At most `max_vod` ended sessions, and media within `budget`.
     pub fn with_limits(max_vod: usize, budget: Budget) -> Arc<Store> {
+        Store::with_disk(max_vod, budget, None)
+    }
+
+    /// As [`Store::with_limits`], with older segments and ended sessions on
+    /// `disk`.
+    pub fn with_disk(max_vod: usize, budget: Budget, disk: Option<Arc<Disk>>) -> Arc<Store> {
         Arc::new_cyclic(|this| Store {
             total: Arc::default(),
             streams: RwLock::default(),
@@ -192,7 +302,94 @@ impl Store {
             max_vod,
             budget,
             this: this.clone(),
+            disk,
         })
+    }
+
+    pub fn disk(&self) -> Option<&Arc<Disk>> {
+        self.disk.as_ref()
+    }
+
+    /// Serve again the ended sessions the disk tier holds that ended less
+    /// than `keep` ago, oldest first; delete the others, and every session
+    /// that was live when castline stopped (it has no manifest). Returns the
+    /// sessions restored.
+    pub fn restore(&self, keep: std::time::Duration) -> Vec<Restored> {
+        let Some(disk) = self.disk.clone() else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        let dirs = |p: &std::path::Path| -> Vec<std::path::PathBuf> {
+            std::fs::read_dir(p)
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let now = SystemTime::now();
+        for name_dir in dirs(disk.root()) {
+            for dir in dirs(&name_dir) {
+                match load_session(
+                    &dir,
+                    &disk,
+                    self.total.clone(),
+                    self.budget,
+                    self.this.clone(),
+                ) {
+                    Ok(entry) if entry.ended_at().is_some_and(|t| t + keep > now) => {
+                        found.push(entry)
+                    }
+                    Ok(_) => {
+                        tracing::info!(dir = %dir.display(), "a kept session's VOD time is over; deleting it");
+                        drop_dir(&dir);
+                    }
+                    Err(why) => {
+                        tracing::info!(dir = %dir.display(), %why, "not a complete ended session (castline stopped while it was live); deleting it");
+                        drop_dir(&dir);
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&name_dir); // only if now empty
+        }
+        found.sort_by_key(|e| e.ended_at());
+        let over = found.len().saturating_sub(self.max_vod);
+        for old in found.drain(..over) {
+            drop_dir(&disk.session_dir(&old.name, &old.epoch));
+        }
+        let mut restored = Vec::new();
+        for entry in found {
+            let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(older) = streams.insert(entry.name.clone(), entry.clone()) {
+                self.archive
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((older.name.clone(), older.epoch.clone()), older);
+            }
+            drop(streams);
+            self.ended
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_back(entry.clone());
+            restored.push(Restored {
+                name: entry.name.clone(),
+                epoch: entry.epoch.clone(),
+                ended_at: entry.ended_at().unwrap_or(now),
+            });
+        }
+        restored
+    }
+
+    /// The ended sessions kept now, oldest first.
+    pub fn vod(&self) -> Vec<Arc<StreamEntry>> {
+        self.ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// The store is over its memory budget: remove the oldest ended
@@ -201,6 +398,20 @@ impl Store {
         if self.bytes() <= self.budget.total {
             return None;
         }
+        // A session served from disk holds no media memory: evicting it
+        // would free nothing.
+        let oldest = {
+            let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+            let at = ended.iter().position(|e| !e.persisted())?;
+            ended.remove(at)?
+        };
+        self.forget(&oldest.name, &oldest.epoch);
+        Some((oldest.name.clone(), oldest.epoch.clone()))
+    }
+
+    /// The disk tier is over its budget: remove the oldest ended session.
+    pub fn evict_oldest_vod_from_disk(&self) -> Option<(String, String)> {
+        self.disk.as_ref().filter(|d| d.full())?;
         let oldest = self
             .ended
             .lock()
@@ -216,7 +427,14 @@ impl Store {
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         let previous = streams.get(name).cloned();
         let mut epoch = new_epoch();
-        if previous.as_ref().is_some_and(|p| p.epoch == epoch) {
+        // Never an epoch served before: not the previous session's, nor one
+        // on disk from before a restart (the clock may have gone back).
+        while previous.as_ref().is_some_and(|p| p.epoch == epoch)
+            || self
+                .disk
+                .as_ref()
+                .is_some_and(|d| d.session_dir(name, &epoch).exists())
+        {
             epoch.push('b');
         }
         if let Some(p) = previous {
@@ -234,6 +452,9 @@ impl Store {
             renditions: RwLock::default(),
             multivariant: RwLock::default(),
             independent: std::sync::atomic::AtomicBool::new(true),
+            disk: self.disk.clone(),
+            persisted: Default::default(),
+            ended_at: Mutex::default(),
         });
         streams.insert(name.to_string(), entry.clone());
         entry
@@ -316,7 +537,71 @@ impl Store {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(name.to_string(), epoch.to_string()));
+        if let Some(d) = &self.disk {
+            d.remove_session(name, epoch);
+        }
     }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Delete a session directory found at start (before the writer has work).
+fn drop_dir(dir: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot delete a session's files");
+    }
+}
+
+/// One ended session from its directory, as its manifest says.
+fn load_session(
+    dir: &std::path::Path,
+    disk: &Arc<Disk>,
+    total: Arc<AtomicUsize>,
+    budget: Budget,
+    store: std::sync::Weak<Store>,
+) -> Result<Arc<StreamEntry>, String> {
+    let text = std::fs::read(dir.join(MANIFEST)).map_err(|e| format!("{MANIFEST}: {e}"))?;
+    let m: Manifest = serde_json::from_slice(&text).map_err(|e| format!("{MANIFEST}: {e}"))?;
+    let named = dir.ends_with(std::path::Path::new(&m.name).join(&m.epoch));
+    if !named || !crate::ingest::auth::is_valid_stream_name(&m.name) {
+        return Err("the manifest names another session".into());
+    }
+    let mut renditions = Vec::new();
+    for r in &m.renditions {
+        if !crate::ingest::auth::is_valid_stream_name(&r.name) {
+            return Err(format!("bad rendition name {:?}", r.name));
+        }
+        let rdir = dir.join(&r.name);
+        let rendition = Rendition::restore(r, &rdir, total.clone(), disk.clone())
+            .map_err(|e| format!("rendition {}: {e}", r.name))?;
+        renditions.push(rendition);
+    }
+    let multivariant = match m.multivariant {
+        Some(model) => {
+            let bytes = std::fs::read(dir.join(MULTIVARIANT))
+                .map_err(|e| format!("{MULTIVARIANT}: {e}"))?;
+            Some((Arc::new(model), Bytes::from(bytes)))
+        }
+        None => None,
+    };
+    Ok(Arc::new(StreamEntry {
+        total,
+        budget,
+        store,
+        name: m.name,
+        epoch: m.epoch,
+        renditions: RwLock::new(renditions),
+        multivariant: RwLock::new(multivariant),
+        independent: std::sync::atomic::AtomicBool::new(m.independent),
+        disk: Some(disk.clone()),
+        persisted: std::sync::atomic::AtomicBool::new(true),
+        ended_at: Mutex::new(Some(
+            UNIX_EPOCH + std::time::Duration::from_millis(m.ended_at_ms),
+        )),
+    }))
 }
 
 /// Milliseconds since the Unix epoch in base 36: short, and increasing.
@@ -339,6 +624,10 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use std::time::{Duration, Instant};
+
+    fn mem(parts: &[&'static [u8]]) -> Stored {
+        Stored::Memory(parts.iter().map(|p| Bytes::from_static(p)).collect())
+    }
 
     fn pls(s: &'static str) -> Playlists {
         Playlists {
@@ -365,7 +654,7 @@ mod tests {
             playlists: Some((SnapshotKey::Part(0, 1), pls("two"))),
             ..Default::default()
         });
-        assert_eq!(r.segment(0).unwrap().concat(), b"p0p1");
+        assert_eq!(r.segment(0), Some(mem(&[b"p0", b"p1"])));
         assert_eq!(r.progress().last_part, Some((0, 1)));
         assert_eq!(
             &r.playlists(Some(SnapshotKey::Part(0, 0))).unwrap().full[..],
@@ -377,6 +666,165 @@ mod tests {
             ..Default::default()
         });
         assert!(r.segment(0).is_some(), "unlisted, still servable for 1 s");
+    }
+
+    /// Segment `msn` of rendition `r`: two parts of 100 bytes of `msn`.
+    fn segment_of(r: &Rendition, msn: u64, text: &'static str) {
+        for idx in 0..2 {
+            r.apply(Update {
+                part: Some((msn, idx, Bytes::from(vec![msn as u8 + idx as u8; 100]))),
+                segment_complete: (idx == 1).then_some((msn, Duration::from_secs(1))),
+                playlists: Some((SnapshotKey::Part(msn, idx), pls(text))),
+                target_duration: Duration::from_secs(1),
+                ..Default::default()
+            });
+        }
+    }
+
+    async fn bytes_of(s: Option<Stored>) -> Vec<u8> {
+        s.expect("stored").load().await.expect("readable").concat()
+    }
+
+    #[tokio::test]
+    async fn past_the_memory_window_segments_move_to_disk_and_an_ended_session_survives_a_restart()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path().to_path_buf(), Duration::from_secs(2), u64::MAX).unwrap();
+        let store = Store::with_disk(8, Budget::default(), Some(disk.clone()));
+        let e = store.open_stream("a");
+        let r = e.rendition("v");
+        r.apply(Update {
+            init: Some((1, Bytes::from_static(b"init"))),
+            ..Default::default()
+        });
+        for msn in 0..5 {
+            segment_of(&r, msn, "live");
+        }
+        disk.run(|_| ()).await.unwrap();
+        // The newest 2 s (segments 3 and 4) stay in memory; 0-2 are files.
+        for msn in 0..3 {
+            assert!(matches!(r.segment(msn), Some(Stored::Disk { .. })), "{msn}");
+        }
+        assert!(matches!(r.segment(3), Some(Stored::Memory(_))));
+        assert_eq!(store.bytes(), 4 + 2 * 200);
+        assert_eq!(disk.bytes(), 3 * 200);
+        let mut whole = vec![1u8; 100];
+        whole.extend([2u8; 100]);
+        assert_eq!(bytes_of(r.segment(1)).await, whole);
+        assert_eq!(
+            bytes_of(r.part(1, 1)).await,
+            vec![2u8; 100],
+            "a part is a range of its file"
+        );
+        assert_eq!(bytes_of(r.part(4, 0)).await, vec![4u8; 100]);
+
+        r.apply(Update {
+            ended: true,
+            playlists: Some((SnapshotKey::Other, pls("ended"))),
+            target_duration: Duration::from_secs(1),
+            ..Default::default()
+        });
+        e.set_multivariant(Arc::new(Multivariant::default()), Bytes::from_static(b"mv"));
+        e.persist().await;
+        assert!(e.persisted());
+        assert!(store.ended(&e).is_empty());
+        assert_eq!(
+            store.bytes(),
+            4,
+            "an ended session on disk holds only its init"
+        );
+        let epoch = e.epoch().to_string();
+        let segment4 = bytes_of(r.segment(4)).await;
+        drop((r, e, store));
+
+        // A restart on the same directory: the same bytes under the same names.
+        let disk = Disk::open(dir.path().to_path_buf(), Duration::from_secs(2), u64::MAX).unwrap();
+        let store = Store::with_disk(8, Budget::default(), Some(disk.clone()));
+        let restored = store.restore(Duration::from_secs(60));
+        assert_eq!(restored.len(), 1);
+        assert_eq!(
+            (restored[0].name.as_str(), restored[0].epoch.as_str()),
+            ("a", epoch.as_str())
+        );
+        let e = store.stream("a").expect("served again");
+        assert_eq!(e.epoch(), epoch);
+        assert_eq!(e.multivariant().unwrap(), Bytes::from_static(b"mv"));
+        let r = e.find_rendition("v").unwrap();
+        assert_eq!(&r.playlists(None).unwrap().full[..], b"ended");
+        assert!(r.progress().ended);
+        assert_eq!(r.progress().last_part, Some((4, 1)));
+        assert_eq!(r.init(1).unwrap(), Bytes::from_static(b"init"));
+        assert_eq!(bytes_of(r.segment(4)).await, segment4);
+        assert_eq!(bytes_of(r.part(1, 1)).await, vec![2u8; 100]);
+        assert_eq!((store.vod_sessions(), disk.bytes()), (1, 5 * 200 + 4));
+        // The name published again gets another epoch; the VOD stays.
+        let new = store.open_stream("a");
+        assert_ne!(new.epoch(), epoch);
+        assert!(store.session("a", &epoch).is_some());
+        // Its VOD time over, it is deleted from disk.
+        store.remove("a", &epoch);
+        disk.run(|_| ()).await.unwrap();
+        assert!(!disk.session_dir("a", &epoch).exists());
+        assert_eq!(disk.bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn past_the_disk_budget_the_oldest_vod_goes_and_live_segments_stay_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path().to_path_buf(), Duration::from_secs(3), 1_000).unwrap();
+        let store = Store::with_disk(8, Budget::default(), Some(disk.clone()));
+        let old = store.open_stream("old");
+        let r = old.rendition("v");
+        for msn in 0..6 {
+            segment_of(&r, msn, "x");
+        }
+        old.persist().await;
+        store.ended(&old);
+        assert_eq!(disk.bytes(), 1_200, "the VOD is on disk");
+        let live = store.open_stream("live");
+        let lr = live.rendition("v");
+        for msn in 0..6 {
+            segment_of(&lr, msn, "x");
+        }
+        disk.run(|_| ()).await.unwrap();
+        assert!(
+            matches!(lr.segment(0), Some(Stored::Memory(_))),
+            "nothing more goes to a full disk"
+        );
+        let old_epoch = old.epoch().to_string();
+        assert_eq!(
+            live.disk_pressure(),
+            Some(("old".into(), old_epoch.clone()))
+        );
+        disk.run(|_| ()).await.unwrap();
+        assert_eq!(disk.bytes(), 0);
+        assert!(store.session("old", &old_epoch).is_none());
+        assert_eq!(live.disk_pressure(), None, "within the budget again");
+        segment_of(&lr, 6, "x");
+        disk.run(|_| ()).await.unwrap();
+        assert!(
+            matches!(lr.segment(0), Some(Stored::Disk { .. })),
+            "spilling again"
+        );
+    }
+
+    #[test]
+    fn at_start_a_session_that_was_live_or_whose_vod_time_is_over_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path().to_path_buf(), Duration::from_secs(3), u64::MAX).unwrap();
+        // Live when castline stopped: segments, no manifest.
+        let live = disk.session_dir("live", "e1").join("v");
+        std::fs::create_dir_all(&live).unwrap();
+        std::fs::write(live.join("0.m4s"), b"x").unwrap();
+        // A manifest that lies about its files.
+        let bad = disk.session_dir("bad", "e2");
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::write(bad.join(MANIFEST), b"{not json").unwrap();
+        let store = Store::with_disk(8, Budget::default(), Some(disk.clone()));
+        assert!(store.restore(Duration::from_secs(3600)).is_empty());
+        assert!(!disk.session_dir("live", "e1").exists());
+        assert!(!disk.session_dir("bad", "e2").exists());
+        assert!(store.stream("live").is_none());
     }
 
     #[test]
@@ -408,7 +856,7 @@ mod tests {
         let kept = store.session("a", old.epoch()).expect("old session kept");
         assert_eq!(
             kept.find_rendition("v").unwrap().part(0, 0),
-            Some(Bytes::from_static(b"old"))
+            Some(mem(&[b"old"]))
         );
         assert!(store.session("a", "nope").is_none());
         store.remove("a", old.epoch());

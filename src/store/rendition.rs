@@ -5,17 +5,19 @@
 //! [`super::retention`] says, then freed.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::disk::{Disk, OnDisk, Stored};
 use super::retention;
 
 /// Describes a rendition for the multivariant playlist.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RenditionMeta {
     pub bandwidth: u64,
     pub average_bandwidth: u64,
@@ -59,9 +61,17 @@ pub struct Progress {
 
 /// A segment is its parts, held once: a part stays servable for as long as
 /// its segment is in the window, and the segment is served as their chain.
+/// Past the memory window it moves to disk (one file, its parts byte ranges).
 #[derive(Default)]
 struct StoredSegment {
+    /// In memory; empty once the segment is on disk.
     parts: Vec<Bytes>,
+    /// Where it is on disk, once written there.
+    disk: Option<OnDisk>,
+    /// Queued for the disk writer.
+    spilling: bool,
+    /// Writing it failed: it stays in memory (the memory budget bounds it).
+    disk_failed: bool,
     complete: bool,
     duration: Duration,
     /// When the playlist stopped listing it (see [`retention`]).
@@ -69,9 +79,46 @@ struct StoredSegment {
 }
 
 impl StoredSegment {
+    /// Bytes held in memory.
     fn bytes(&self) -> usize {
         self.parts.iter().map(|p| p.len()).sum::<usize>()
     }
+
+    fn part(&self, idx: usize) -> Option<Stored> {
+        match &self.disk {
+            Some(d) => d.part(idx),
+            None => self.parts.get(idx).map(|p| Stored::Memory(vec![p.clone()])),
+        }
+    }
+
+    fn whole(&self) -> Stored {
+        match &self.disk {
+            Some(d) => d.whole(),
+            None => Stored::Memory(self.parts.clone()),
+        }
+    }
+}
+
+/// A segment as the disk tier sees it, for the session's manifest.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SegmentRecord {
+    pub msn: u64,
+    pub duration_us: u64,
+    /// Sizes of its parts, in order.
+    pub parts: Vec<u64>,
+}
+
+/// What a rendition's manifest holds, to serve it again after a restart.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RenditionRecord {
+    pub name: String,
+    pub meta: Option<RenditionMeta>,
+    pub first_msn: u64,
+    pub last_part: Option<(u64, u32)>,
+    pub last_complete: Option<u64>,
+    pub target_duration_ms: u64,
+    pub inits: Vec<u32>,
+    pub segments: Vec<SegmentRecord>,
 }
 
 #[derive(Default)]
@@ -95,6 +142,10 @@ pub struct Rendition {
     /// Media bytes held by every rendition of the store (shared counter).
     total: Arc<AtomicUsize>,
     name: String,
+    /// The disk tier and this rendition's directory in it.
+    disk: Option<(Arc<Disk>, PathBuf)>,
+    /// Itself, for the disk writer to report back to.
+    this: Weak<Rendition>,
     state: RwLock<RenditionState>,
     changed: watch::Sender<u64>,
 }
@@ -125,13 +176,19 @@ pub struct Update {
 }
 
 impl Rendition {
-    pub(super) fn new(name: &str, total: Arc<AtomicUsize>) -> Self {
-        Rendition {
+    pub(super) fn new(
+        name: &str,
+        total: Arc<AtomicUsize>,
+        disk: Option<(Arc<Disk>, PathBuf)>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|this| Rendition {
             total,
             name: name.to_string(),
+            disk,
+            this: this.clone(),
             state: RwLock::default(),
             changed: watch::channel(0).0,
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -192,7 +249,16 @@ impl Rendition {
                 .map(|(m, _)| *m)
                 .collect();
             for msn in expired {
-                freed += st.segments.remove(&msn).map_or(0, |s| s.bytes());
+                if let Some(seg) = st.segments.remove(&msn) {
+                    freed += seg.bytes();
+                    if let (Some(on), Some((disk, _))) = (seg.disk, &self.disk) {
+                        let len = on.parts.iter().sum();
+                        disk.try_submit(move |c| c.remove_file(&on.path, len));
+                    }
+                }
+            }
+            if u.segment_complete.is_some() {
+                self.spill(&mut st);
             }
             st.progress.first_msn = u.first_msn;
             st.progress.ended |= u.ended;
@@ -252,21 +318,209 @@ impl Rendition {
         self.read().inits.get(&id).cloned()
     }
 
-    pub fn part(&self, msn: u64, idx: u32) -> Option<Bytes> {
-        self.read()
-            .segments
-            .get(&msn)?
-            .parts
-            .get(idx as usize)
-            .cloned()
+    /// Part `idx` of segment `msn`, in memory or on disk.
+    pub fn part(&self, msn: u64, idx: u32) -> Option<Stored> {
+        self.read().segments.get(&msn)?.part(idx as usize)
     }
 
-    /// A complete segment: its parts, in order (served as one body).
-    pub fn segment(&self, msn: u64) -> Option<Vec<Bytes>> {
+    /// A complete segment: its parts, in order (served as one body), or its
+    /// file on disk.
+    pub fn segment(&self, msn: u64) -> Option<Stored> {
         let st = self.read();
         let seg = st.segments.get(&msn)?;
-        seg.complete.then(|| seg.parts.clone())
+        seg.complete.then(|| seg.whole())
     }
+
+    /// Queue for disk every complete segment past the memory window (the
+    /// newest `memory_window` of complete segments stays in memory).
+    fn spill(&self, st: &mut RenditionState) {
+        let Some((disk, dir)) = &self.disk else {
+            return;
+        };
+        if disk.full() {
+            return;
+        }
+        let window = disk.memory_window();
+        let mut newer = Duration::ZERO;
+        for (&msn, seg) in st.segments.iter_mut().rev() {
+            if !seg.complete {
+                continue;
+            }
+            if newer < window {
+                newer += seg.duration;
+                continue;
+            }
+            if seg.disk.is_some() || seg.spilling || seg.disk_failed || seg.parts.is_empty() {
+                continue;
+            }
+            let path = dir.join(format!("{msn}.m4s"));
+            let (parts, this) = (seg.parts.clone(), self.this.clone());
+            seg.spilling = disk.try_submit(move |c| {
+                let written = c.write(&path, &parts, true);
+                let sizes = parts.iter().map(|p| p.len() as u64).collect();
+                match this.upgrade() {
+                    Some(r) => r.spilled(msn, path.into(), sizes, written),
+                    // The session is gone: so is its directory.
+                    None if written.is_ok() => c.remove_file(&path, sizes_sum(&parts)),
+                    None => {}
+                }
+            });
+        }
+    }
+
+    /// The disk writer is done with segment `msn`: on success its memory is
+    /// freed and it is served from `path` from now on.
+    fn spilled(&self, msn: u64, path: Arc<Path>, parts: Vec<u64>, written: std::io::Result<()>) {
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let Some(seg) = st.segments.get_mut(&msn) else {
+            // It expired while being written.
+            if written.is_ok() {
+                let _ = std::fs::remove_file(&path);
+            }
+            return;
+        };
+        seg.spilling = false;
+        if let Err(e) = written {
+            seg.disk_failed = true;
+            drop(st);
+            tracing::warn!(rendition = %self.name, msn, error = %e, "cannot write a segment to disk; it stays in memory");
+            return;
+        }
+        let freed = seg.bytes();
+        seg.parts = Vec::new();
+        seg.disk = Some(OnDisk { path, parts });
+        st.bytes -= freed;
+        self.total.fetch_sub(freed, Ordering::Relaxed);
+    }
+
+    /// Write everything of this ended rendition that is not on disk yet
+    /// into `dir` (on the disk writer's thread), and free its memory.
+    /// Returns what the session's manifest needs.
+    pub(super) fn persist(
+        &self,
+        c: &super::disk::DiskCounters,
+        dir: &Path,
+    ) -> std::io::Result<RenditionRecord> {
+        let (inits, pending, playlists) = {
+            let st = self.read();
+            let pending: Vec<(u64, Vec<Bytes>)> = st
+                .segments
+                .iter()
+                .filter(|(_, s)| s.complete && s.disk.is_none() && !s.parts.is_empty())
+                .map(|(m, s)| (*m, s.parts.clone()))
+                .collect();
+            (st.inits.clone(), pending, st.latest.clone())
+        };
+        for (id, b) in &inits {
+            c.write(
+                &dir.join(format!("init{id}.mp4")),
+                std::slice::from_ref(b),
+                true,
+            )?;
+        }
+        if let Some(p) = &playlists {
+            c.write(&dir.join(PLAYLIST), std::slice::from_ref(&p.full), false)?;
+            c.write(&dir.join(DELTA), std::slice::from_ref(&p.delta), false)?;
+        }
+        for (msn, parts) in pending {
+            let path = dir.join(format!("{msn}.m4s"));
+            c.write(&path, &parts, true)?;
+            let sizes = parts.iter().map(|p| p.len() as u64).collect();
+            self.spilled(msn, path.into(), sizes, Ok(()));
+        }
+        let st = self.read();
+        let mut inits: Vec<u32> = st.inits.keys().copied().collect();
+        inits.sort_unstable();
+        Ok(RenditionRecord {
+            name: self.name.clone(),
+            meta: st.meta.clone(),
+            first_msn: st.progress.first_msn,
+            last_part: st.progress.last_part,
+            last_complete: st.progress.last_complete,
+            target_duration_ms: st.progress.target_duration.as_millis() as u64,
+            inits,
+            segments: st
+                .segments
+                .iter()
+                .filter_map(|(&msn, s)| {
+                    let d = s.disk.as_ref().filter(|_| s.complete)?;
+                    Some(SegmentRecord {
+                        msn,
+                        duration_us: s.duration.as_micros() as u64,
+                        parts: d.parts.clone(),
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// A rendition of an ended session, served from `dir` as `record` says
+    /// (after a restart). Its inits and playlists are read into memory.
+    pub(super) fn restore(
+        record: &RenditionRecord,
+        dir: &Path,
+        total: Arc<AtomicUsize>,
+        disk: Arc<Disk>,
+    ) -> std::io::Result<Arc<Rendition>> {
+        let mut st = RenditionState::default();
+        for id in &record.inits {
+            let b = Bytes::from(std::fs::read(dir.join(format!("init{id}.mp4")))?);
+            st.bytes += b.len();
+            disk.counted(b.len() as u64);
+            st.inits.insert(*id, b);
+        }
+        let full = Bytes::from(std::fs::read(dir.join(PLAYLIST))?);
+        let delta = Bytes::from(std::fs::read(dir.join(DELTA))?);
+        st.latest = Some(Playlists {
+            full_gzip: crate::package::playlist::gzip(&full),
+            delta_gzip: crate::package::playlist::gzip(&delta),
+            full,
+            delta,
+        });
+        for s in &record.segments {
+            let path = dir.join(format!("{}.m4s", s.msn));
+            let len = std::fs::metadata(&path)?.len();
+            if len != s.parts.iter().sum::<u64>() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is not the size its manifest says", path.display()),
+                ));
+            }
+            disk.counted(len);
+            st.segments.insert(
+                s.msn,
+                StoredSegment {
+                    disk: Some(OnDisk {
+                        path: path.into(),
+                        parts: s.parts.clone(),
+                    }),
+                    complete: true,
+                    duration: Duration::from_micros(s.duration_us),
+                    ..Default::default()
+                },
+            );
+        }
+        st.progress = Progress {
+            last_part: record.last_part,
+            last_complete: record.last_complete,
+            first_msn: record.first_msn,
+            ended: true,
+            target_duration: Duration::from_millis(record.target_duration_ms),
+        };
+        st.meta = record.meta.clone();
+        total.fetch_add(st.bytes, Ordering::Relaxed);
+        let r = Rendition::new(&record.name, total, Some((disk, dir.to_path_buf())));
+        *r.state.write().unwrap_or_else(|e| e.into_inner()) = st;
+        Ok(r)
+    }
+}
+
+/// The ended media playlist's files in a rendition's directory.
+const PLAYLIST: &str = "playlist.m3u8";
+const DELTA: &str = "delta.m3u8";
+
+fn sizes_sum(parts: &[Bytes]) -> u64 {
+    parts.iter().map(|p| p.len() as u64).sum()
 }
 
 impl Drop for Rendition {

@@ -57,6 +57,29 @@ impl Server {
             format!("{base}{extra}")
         };
         std::fs::write(&cfg, text).expect("write config");
+        Server::spawn_in(dir, env, keep_log)
+    }
+
+    /// Stop castline (SIGTERM, as Kubernetes does) and start it again on
+    /// the same config and data dir, on new ports.
+    pub fn restart(&mut self) {
+        self.signal("-TERM");
+        let start = Instant::now();
+        while self.still_running() && start.elapsed() < Duration::from_secs(40) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!self.still_running(), "castline did not exit on SIGTERM");
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("tempdir"));
+        *self = Server::spawn_in(dir, &[], self.log.is_some());
+    }
+
+    /// Where castline keeps its sessions on disk.
+    pub fn sessions_dir(&self) -> PathBuf {
+        self._dir.path().join("sessions")
+    }
+
+    fn spawn_in(dir: tempfile::TempDir, env: &[(&str, &str)], keep_log: bool) -> Server {
+        let cfg = dir.path().join("castline.toml");
         let log = keep_log.then(|| dir.path().join("castline.log"));
         let mut child = serve_command(&cfg)
             .arg("--data-dir")
@@ -65,7 +88,13 @@ impl Server {
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(match &log {
-                Some(p) => Stdio::from(std::fs::File::create(p).expect("log file")),
+                Some(p) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(p)
+                        .expect("log file"),
+                ),
                 None => Stdio::inherit(),
             })
             .spawn()
@@ -510,6 +539,23 @@ pub fn parse_media(text: &str) -> Media {
         }
     }
     m
+}
+
+/// Poll the media playlist `path` until it ends (ENDLIST), for up to 30 s.
+pub fn wait_for_endlist(server: &Server, path: &str) -> Media {
+    let start = Instant::now();
+    loop {
+        let m = parse_media(&get(&server.url(path)).text());
+        if m.endlist {
+            return m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no ENDLIST: {}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The msn of a segment or part URI like `epoch/12.m4s` or `epoch/12.3.m4s`.

@@ -1,0 +1,220 @@
+//! The disk tier, end to end: a real ffmpeg publish whose DVR window is
+//! longer than the memory window is served from disk past it (and decodes),
+//! and an ended session survives a restart of castline on the same data dir
+//! with the same bytes under every URL it served.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Memory holds 3 s of each rendition; the DVR window is 30 s.
+const CONFIG: &str = "[ingest]\nreconnect_grace = 3.0\n[transcode]\nenabled = false\n\
+    [server]\ndrain_delay = 0.0\ndrain_timeout = 3.0\n\
+    [hls]\nmemory_window = 3.0\ndvr_window = 30.0\n";
+
+/// The media playlist paths the multivariant of `stream` lists.
+fn media_playlists(server: &Server, stream: &str) -> Vec<String> {
+    let text = get(&server.url(&format!("/live/{stream}/index.m3u8"))).text();
+    let mut uris: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    uris.extend(
+        text.lines()
+            .filter(|l| l.starts_with("#EXT-X-MEDIA:"))
+            .filter_map(|l| attr(l, "URI").map(str::to_string)),
+    );
+    assert!(!uris.is_empty(), "no renditions in {text}");
+    uris.into_iter()
+        .map(|u| format!("/live/{stream}/{u}"))
+        .collect()
+}
+
+/// Every object a player could fetch from `stream` now: the playlists,
+/// and every init, segment and part they list, with their bytes.
+fn every_object(server: &Server, stream: &str) -> Vec<(String, Vec<u8>)> {
+    let mut paths = vec![format!("/live/{stream}/index.m3u8")];
+    for playlist in media_playlists(server, stream) {
+        let m = parse_media(&get(&server.url(&playlist)).text());
+        let dir = playlist.trim_end_matches("index.m3u8").to_string();
+        paths.push(playlist);
+        let listed = m.maps.iter().chain(m.segments.iter().map(|(u, _)| u));
+        paths.extend(listed.map(|u| format!("{dir}{u}")));
+        paths.extend(m.parts.iter().map(|(u, _, _)| format!("{dir}{u}")));
+    }
+    paths
+        .into_iter()
+        .map(|p| {
+            let r = get(&server.url(&p));
+            assert_eq!(r.status, 200, "{p}");
+            (p, r.body)
+        })
+        .collect()
+}
+
+#[test]
+fn a_dvr_window_longer_than_memory_is_served_from_disk_and_decodes() {
+    let server = Server::start_logged(CONFIG);
+    let publisher = Publisher::start(
+        &server.rtmp_url("dvr"),
+        Publish {
+            seconds: 14,
+            ..Default::default()
+        },
+    );
+    let playlist = "/live/dvr/source/index.m3u8";
+    wait_for(&server.url(playlist), Duration::from_secs(20));
+    let start = Instant::now();
+    let m = loop {
+        let m = parse_media(&get(&server.url(playlist)).text());
+        if m.segments.len() >= 10 {
+            break m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the DVR window never held 10 segments: {}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let (first, _) = &m.segments[0];
+    let (epoch, file) = first.split_once('/').expect("EPOCH/MSN.m4s");
+    let on_disk = server.sessions_dir().join("dvr").join(epoch).join("source");
+    let file_bytes = std::fs::read(on_disk.join(file))
+        .unwrap_or_else(|e| panic!("segment {first} is not on disk ({e})"));
+    let (newest, _) = m.segments.last().unwrap();
+    let newest_file = newest.split_once('/').unwrap().1;
+    assert!(
+        !on_disk.join(newest_file).exists(),
+        "the newest segment {newest} should still be only in memory"
+    );
+
+    // The segment and its parts are served from the file.
+    let base = server.url("/live/dvr/source/");
+    let segment = get(&format!("{base}{first}"));
+    assert_eq!(segment.status, 200);
+    assert_eq!(
+        segment.body, file_bytes,
+        "served bytes differ from the file"
+    );
+    let msn = msn_of(first);
+    let mut parts = Vec::new();
+    for idx in 0.. {
+        let r = get(&format!("{base}{epoch}/{msn}.{idx}.m4s"));
+        if r.status != 200 {
+            assert_eq!(r.status, 404, "part {msn}.{idx}");
+            break;
+        }
+        parts.extend(r.body);
+    }
+    assert_eq!(
+        parts, file_bytes,
+        "the parts of a segment on disk are its byte ranges"
+    );
+    let ranged = request_with(
+        "GET",
+        &format!("{base}{first}"),
+        &[("range", "bytes=10-99")],
+    );
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.body, file_bytes[10..100]);
+
+    // Memory holds the memory window, not the DVR window.
+    let listed: usize = m
+        .segments
+        .iter()
+        .map(|(u, _)| get(&format!("{base}{u}")).body.len())
+        .sum();
+    let in_memory = server.metric("castline_store_bytes").expect("store bytes");
+    let on_disk_bytes = server.metric("castline_disk_bytes").expect("disk bytes");
+    assert!(
+        in_memory < listed as f64,
+        "memory holds {in_memory} bytes, the listed video is {listed}"
+    );
+    assert!(on_disk_bytes > 0.0, "nothing counted on disk");
+    assert_eq!(server.metric("castline_disk_errors"), Some(0.0));
+
+    // Everything listed (most of it from disk) decodes.
+    assert_decodes(&server, "dvr", "source", &m);
+    let audio = parse_media(&get(&server.url("/live/dvr/audio/index.m3u8")).text());
+    assert_decodes(&server, "dvr", "audio", &audio);
+    let (ok, err) = publisher.wait(Duration::from_secs(30));
+    assert!(ok, "ffmpeg failed: {err}");
+    let ended = wait_for_endlist(&server, playlist);
+    assert_decodes(&server, "dvr", "source", &ended);
+}
+
+#[test]
+fn an_ended_session_survives_a_restart_and_a_new_session_of_its_name() {
+    let mut server = Server::start_logged(CONFIG);
+    let publisher = Publisher::start(
+        &server.rtmp_url("kept"),
+        Publish {
+            seconds: 7,
+            ..Default::default()
+        },
+    );
+    let (ok, err) = publisher.wait(Duration::from_secs(40));
+    assert!(ok, "ffmpeg failed: {err}");
+    wait_for_endlist(&server, "/live/kept/source/index.m3u8");
+    wait_for_endlist(&server, "/live/kept/audio/index.m3u8");
+    let before = every_object(&server, "kept");
+    assert!(
+        before.iter().filter(|(p, _)| p.ends_with(".m4s")).count() > 10,
+        "too few objects: {:?}",
+        before.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+
+    server.restart();
+    let log = server.log();
+    assert!(
+        log.contains("serving an ended session kept on disk"),
+        "{log}"
+    );
+    for (path, bytes) in &before {
+        let r = get(&server.url(path));
+        assert_eq!(r.status, 200, "{path} after the restart");
+        assert!(r.body == *bytes, "{path} changed across the restart");
+    }
+    let vod: serde_json::Value =
+        serde_json::from_str(&get(&format!("http://{}/api/v1/vod", server.admin)).text())
+            .expect("JSON");
+    let sessions = vod["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 1, "{vod}");
+    assert_eq!(sessions[0]["name"], "kept");
+    assert_eq!(sessions[0]["on_disk"], true);
+
+    // The name goes live again: its playlists follow the new session, and
+    // every URL of the kept one still answers the same bytes.
+    let old_multivariant = before[0].1.clone();
+    let again = Publisher::start(
+        &server.rtmp_url("kept"),
+        Publish {
+            seconds: 30,
+            ..Default::default()
+        },
+    );
+    let start = Instant::now();
+    while get(&server.url("/live/kept/index.m3u8")).body == old_multivariant {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the name never went live again"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for (path, bytes) in before
+        .iter()
+        .filter(|(p, _)| p.ends_with(".m4s") || p.ends_with(".mp4"))
+    {
+        let r = get(&server.url(path));
+        assert_eq!(r.status, 200, "{path} with the name live again");
+        assert!(
+            r.body == *bytes,
+            "{path} changed when the name went live again"
+        );
+    }
+    drop(again);
+}
