@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compare castline's HTTP origin against nginx serving the very same bytes
-# (one LL-HLS media playlist + one fMP4 segment) on 127.0.0.1 with wrk.
+# (one LL-HLS media playlist, one fMP4 segment castline holds in memory and
+# one it serves from its disk tier) on 127.0.0.1 with wrk.
 #
 # Usage: benches/origin_vs_nginx.sh            (DURATION=10 by default)
 #        DURATION=30 benches/origin_vs_nginx.sh
@@ -66,7 +67,10 @@ free_port() {
 }
 
 # ---------------------------------------------------------------- castline
-CASTLINE_CMD=("$CASTLINE" serve --rtmp-listen 127.0.0.1:0 --srt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0)
+# A 3 s memory window: of the 8 s published, the early segments are served
+# from disk (hls.disk), the last ones from memory.
+printf '[hls]\nmemory_window = 3.0\n' >"$TMP/castline.toml"
+CASTLINE_CMD=("$CASTLINE" serve --config "$TMP/castline.toml" --data-dir "$TMP/data" --rtmp-listen 127.0.0.1:0 --srt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0)
 RUST_LOG=warn "${CASTLINE_CMD[@]}" >"$TMP/castline.stdout" 2>"$TMP/castline.stderr" &
 CASTLINE_PID=$!
 
@@ -102,8 +106,15 @@ done
 
 mapfile -t SEGMENTS < <(grep -v '^#' "$TMP/playlist.m3u8" | sed '/^[[:space:]]*$/d' | tr -d '\r')
 ((${#SEGMENTS[@]} >= 3)) || die "playlist lists only ${#SEGMENTS[@]} segment(s), need at least 3"
-SEG_REL="${SEGMENTS[2]}"
-[[ "$SEG_REL" != /* && "$SEG_REL" != *://* && "$SEG_REL" != *..* ]] || die "unexpected segment URI '$SEG_REL'"
+# The second-to-last segment is in memory; segment 2 is on disk.
+SEG_REL="${SEGMENTS[-2]}"
+DISK_REL="${SEGMENTS[2]}"
+for rel in "$SEG_REL" "$DISK_REL"; do
+  [[ "$rel" != /* && "$rel" != *://* && "$rel" != *..* ]] || die "unexpected segment URI '$rel'"
+done
+EPOCH="${DISK_REL%%/*}"
+DISK_FILE="$TMP/data/sessions/bench/$EPOCH/720p/${DISK_REL#*/}"
+[[ -f "$DISK_FILE" ]] || die "segment $DISK_REL is not in castline's disk tier ($DISK_FILE)"
 SEG_URL_C="$BASE/$SEG_REL"
 
 # ---------------------------------------------------------------- docroot copy
@@ -112,8 +123,11 @@ SRC_DIR="$DOCROOT/live/bench/720p"
 mkdir -p "$SRC_DIR/$(dirname "$SEG_REL")"
 cp "$TMP/playlist.m3u8" "$SRC_DIR/index.m3u8"
 curl -fsS -o "$SRC_DIR/$SEG_REL" "$SEG_URL_C" || die "could not download segment $SEG_URL_C"
+curl -fsS -o "$SRC_DIR/$DISK_REL" "$BASE/$DISK_REL" || die "could not download segment $BASE/$DISK_REL"
+cmp -s "$SRC_DIR/$DISK_REL" "$DISK_FILE" || die "castline served other bytes than its file $DISK_FILE"
 chmod -R a+rX "$DOCROOT"
 SEG_BYTES="$(wc -c <"$SRC_DIR/$SEG_REL" | tr -d ' ')"
+DISK_BYTES="$(wc -c <"$SRC_DIR/$DISK_REL" | tr -d ' ')"
 PL_BYTES="$(wc -c <"$SRC_DIR/index.m3u8" | tr -d ' ')"
 
 # ---------------------------------------------------------------- nginx
@@ -176,10 +190,11 @@ fi
 for srv in "castline http://$HTTP_ADDR" "nginx-w1 http://127.0.0.1:$NGINX_W1_PORT" "nginx-w2 http://127.0.0.1:$NGINX_W2_PORT"; do
   name=${srv%% *}; origin=${srv#* }
   curl -fsS -o "$TMP/check-$name.seg" "$origin/live/bench/720p/$SEG_REL" || die "$name: GET segment failed"
+  curl -fsS -o "$TMP/check-$name.disk" "$origin/live/bench/720p/$DISK_REL" || die "$name: GET disk segment failed"
   curl -fsS -o "$TMP/check-$name.m3u8" "$origin/live/bench/720p/index.m3u8" || die "$name: GET playlist failed"
 done
 for name in nginx-w1 nginx-w2; do
-  if ! cmp "$TMP/check-castline.seg" "$TMP/check-$name.seg"; then
+  if ! cmp "$TMP/check-castline.seg" "$TMP/check-$name.seg" || ! cmp "$TMP/check-castline.disk" "$TMP/check-$name.disk"; then
     echo "!!!!!!!! FATAL: segment bodies differ between castline and $name !!!!!!!!" >&2
     exit 1
   fi
@@ -201,7 +216,8 @@ echo "nginx config: sendfile on; tcp_nopush on; access_log off; keepalive_reques
 echo "  nginx-w1 = worker_processes 1 (note: castline's tokio runtime uses all $(nproc) cores)"
 echo "  nginx-w2 = worker_processes 2"
 echo "castline http=$HTTP_ADDR  nginx-w1=127.0.0.1:$NGINX_W1_PORT  nginx-w2=127.0.0.1:$NGINX_W2_PORT"
-echo "segment  /live/bench/720p/$SEG_REL  ($SEG_BYTES bytes)"
+echo "segment  /live/bench/720p/$SEG_REL  ($SEG_BYTES bytes; castline: from memory)"
+echo "disk-seg /live/bench/720p/$DISK_REL  ($DISK_BYTES bytes; castline: from its disk tier, page cache warm)"
 echo "playlist /live/bench/720p/index.m3u8  ($PL_BYTES bytes)"
 echo
 
@@ -234,8 +250,16 @@ run_wrk() {
   ROWS+=("$(printf '%-9s %-9s %12s %11s %10s %10s' "$target" "$server" "$rps" "$tps" "$(to_ms "$p50")" "$(to_ms "$p99")")")
 }
 
-for target in segment playlist; do
-  if [[ $target == segment ]]; then path="/live/bench/720p/$SEG_REL"; else path="/live/bench/720p/index.m3u8"; fi
+TARGETS=(segment disk-seg playlist)
+path_of() {
+  case $1 in
+    segment) echo "/live/bench/720p/$SEG_REL" ;;
+    disk-seg) echo "/live/bench/720p/$DISK_REL" ;;
+    *) echo "/live/bench/720p/index.m3u8" ;;
+  esac
+}
+for target in "${TARGETS[@]}"; do
+  path="$(path_of "$target")"
   echo "running wrk: $target ..." >&2
   run_wrk "$target" castline "http://$HTTP_ADDR$path"
   run_wrk "$target" nginx-w1 "http://127.0.0.1:$NGINX_W1_PORT$path"
@@ -248,7 +272,7 @@ echo
 # print_ratios ARRAY: castline req/s over each nginx's, per target.
 print_ratios() {
   local -n rates=$1
-  for target in segment playlist; do
+  for target in "${TARGETS[@]}"; do
     for n in nginx-w1 nginx-w2; do
       awk -v t="$target" -v n="$n" -v c="${rates[$target/castline]}" -v x="${rates[$target/$n]}" \
         'BEGIN { printf "  %-9s vs %-9s %6.2fx\n", t, n, (x > 0 ? c / x : 0) }'
@@ -263,8 +287,8 @@ if command -v h2load >/dev/null 2>&1; then
   echo
   echo "HTTP/2 (h2c prior knowledge): h2load -D ${DURATION} -c 64 -m 10 -t 2 URL (Debian nghttp2-client)"
   printf '%-9s %-9s %12s %10s\n' target server "requests/s" "failed"
-  for target in segment playlist; do
-    if [[ $target == segment ]]; then path="/live/bench/720p/$SEG_REL"; else path="/live/bench/720p/index.m3u8"; fi
+  for target in "${TARGETS[@]}"; do
+    path="$(path_of "$target")"
     for srv in "castline $HTTP_ADDR" "nginx-w1 127.0.0.1:$NGINX_H2W1_PORT" "nginx-w2 127.0.0.1:$NGINX_H2W2_PORT"; do
       name=${srv%% *}; addr=${srv#* }
       out="$TMP/h2load-$target-$name.txt"

@@ -23,8 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 /// Disk jobs waiting for the writer thread; past it a segment stays in
@@ -63,13 +62,19 @@ impl Stored {
         match self {
             Stored::Memory(b) => Ok(b),
             Stored::Disk { path, offset, len } => {
-                let mut f = tokio::fs::File::open(&*path).await?;
-                f.seek(io::SeekFrom::Start(offset)).await?;
                 let len = usize::try_from(len)
                     .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "object too large"))?;
-                let mut buf = BytesMut::zeroed(len);
-                f.read_exact(&mut buf).await?;
-                Ok(vec![buf.freeze()])
+                // One hop to the blocking pool for open + positioned read
+                // (tokio::fs makes one per call and copies once more).
+                let read = tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
+                    use std::os::unix::fs::FileExt;
+                    let f = std::fs::File::open(&*path)?;
+                    let mut buf = vec![0u8; len];
+                    f.read_exact_at(&mut buf, offset)?;
+                    Ok(Bytes::from(buf))
+                });
+                let bytes = read.await.map_err(io::Error::other)??;
+                Ok(vec![bytes])
             }
         }
     }

@@ -133,7 +133,14 @@ impl StreamEntry {
         if self.total.load(Ordering::Relaxed) <= self.budget.total {
             return (None, None);
         }
-        match self.store.upgrade().and_then(|s| s.evict_oldest_vod()) {
+        let Some(store) = self.store.upgrade() else {
+            return (Some(Pressure::Memory), None);
+        };
+        // An ended session on disk gives up its memory copies first.
+        if store.release_vod_memory() > 0 {
+            return (None, None);
+        }
+        match store.evict_oldest_vod() {
             Some(evicted) => (None, Some(evicted)),
             None => (Some(Pressure::Memory), None),
         }
@@ -390,6 +397,23 @@ impl Store {
             .iter()
             .cloned()
             .collect()
+    }
+
+    /// The store is over its memory budget: the oldest ended session that
+    /// is on disk and still holds media in memory drops it (it is served
+    /// from its files from now on). Returns the bytes freed.
+    pub fn release_vod_memory(&self) -> usize {
+        if self.bytes() <= self.budget.total {
+            return 0;
+        }
+        let ended: Vec<Arc<StreamEntry>> = self.vod();
+        for e in ended.iter().filter(|e| e.persisted()) {
+            let freed: usize = e.renditions().iter().map(|r| r.release_memory()).sum();
+            if freed > 0 {
+                return freed;
+            }
+        }
+        0
     }
 
     /// The store is over its memory budget: remove the oldest ended
@@ -730,9 +754,14 @@ mod tests {
         assert!(store.ended(&e).is_empty());
         assert_eq!(
             store.bytes(),
-            4,
-            "an ended session on disk holds only its init"
+            4 + 2 * 200,
+            "an ended session keeps its memory window in memory"
         );
+        assert!(matches!(r.segment(4), Some(Stored::Memory(_))));
+        assert_eq!(disk.bytes(), 5 * 200 + 4, "and all of it on disk");
+        assert_eq!(r.release_memory(), 400, "which it gives up under pressure");
+        assert_eq!(store.bytes(), 4);
+        assert!(matches!(r.segment(4), Some(Stored::Disk { .. })));
         let epoch = e.epoch().to_string();
         let segment4 = bytes_of(r.segment(4)).await;
         drop((r, e, store));
@@ -806,6 +835,35 @@ mod tests {
             matches!(lr.segment(0), Some(Stored::Disk { .. })),
             "spilling again"
         );
+    }
+
+    #[tokio::test]
+    async fn under_memory_pressure_a_vod_on_disk_gives_up_its_memory_before_any_is_evicted() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open(dir.path().to_path_buf(), Duration::from_secs(60), u64::MAX).unwrap();
+        let budget = Budget {
+            total: 1_500,
+            per_stream: usize::MAX,
+        };
+        let store = Store::with_disk(8, budget, Some(disk.clone()));
+        let vod = store.open_stream("vod");
+        let r = vod.rendition("v");
+        for msn in 0..5 {
+            segment_of(&r, msn, "x");
+        }
+        vod.persist().await;
+        store.ended(&vod);
+        assert_eq!(store.bytes(), 1_000, "kept in memory within its window");
+        let live = store.open_stream("live");
+        let _lr = hold(&live, 900);
+        assert_eq!(live.pressure(), (None, None), "memory freed, nothing evicted");
+        assert_eq!(store.bytes(), 900);
+        assert!(store.session("vod", vod.epoch()).is_some(), "the VOD is still served");
+        assert_eq!(bytes_of(r.segment(4)).await, {
+            let mut v = vec![4u8; 100];
+            v.extend([5u8; 100]);
+            v
+        });
     }
 
     #[test]

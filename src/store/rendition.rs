@@ -84,17 +84,18 @@ impl StoredSegment {
         self.parts.iter().map(|p| p.len()).sum::<usize>()
     }
 
+    /// From memory while it is there (also once written to disk).
     fn part(&self, idx: usize) -> Option<Stored> {
         match &self.disk {
-            Some(d) => d.part(idx),
-            None => self.parts.get(idx).map(|p| Stored::Memory(vec![p.clone()])),
+            Some(d) if self.parts.is_empty() => d.part(idx),
+            _ => self.parts.get(idx).map(|p| Stored::Memory(vec![p.clone()])),
         }
     }
 
     fn whole(&self) -> Stored {
         match &self.disk {
-            Some(d) => d.whole(),
-            None => Stored::Memory(self.parts.clone()),
+            Some(d) if self.parts.is_empty() => d.whole(),
+            _ => Stored::Memory(self.parts.clone()),
         }
     }
 }
@@ -285,6 +286,20 @@ impl Rendition {
         self.changed.send_modify(|v| *v += 1);
     }
 
+    /// Drop the memory copies of segments that are on disk too (an ended
+    /// session under memory pressure). Returns the bytes freed.
+    pub fn release_memory(&self) -> usize {
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut freed = 0;
+        for seg in st.segments.values_mut().filter(|s| s.disk.is_some()) {
+            freed += seg.bytes();
+            seg.parts = Vec::new();
+        }
+        st.bytes -= freed;
+        self.total.fetch_sub(freed, Ordering::Relaxed);
+        freed
+    }
+
     /// A receiver that resolves on the next change. Take it *before* checking
     /// [`Rendition::progress`] so no change can slip between check and wait.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
@@ -359,7 +374,7 @@ impl Rendition {
                 let written = c.write(&path, &parts, true);
                 let sizes = parts.iter().map(|p| p.len() as u64).collect();
                 match this.upgrade() {
-                    Some(r) => r.spilled(msn, path.into(), sizes, written),
+                    Some(r) => r.spilled(msn, path.into(), sizes, written, true),
                     // The session is gone: so is its directory.
                     None if written.is_ok() => c.remove_file(&path, sizes_sum(&parts)),
                     None => {}
@@ -368,9 +383,17 @@ impl Rendition {
         }
     }
 
-    /// The disk writer is done with segment `msn`: on success its memory is
-    /// freed and it is served from `path` from now on.
-    fn spilled(&self, msn: u64, path: Arc<Path>, parts: Vec<u64>, written: std::io::Result<()>) {
+    /// The disk writer is done with segment `msn`: on success it is on disk
+    /// at `path` and, if `free`, its memory is freed (it is served from the
+    /// file from now on).
+    fn spilled(
+        &self,
+        msn: u64,
+        path: Arc<Path>,
+        parts: Vec<u64>,
+        written: std::io::Result<()>,
+        free: bool,
+    ) {
         let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
         let Some(seg) = st.segments.get_mut(&msn) else {
             // It expired while being written.
@@ -386,29 +409,38 @@ impl Rendition {
             tracing::warn!(rendition = %self.name, msn, error = %e, "cannot write a segment to disk; it stays in memory");
             return;
         }
+        seg.disk = Some(OnDisk { path, parts });
+        if !free {
+            return;
+        }
         let freed = seg.bytes();
         seg.parts = Vec::new();
-        seg.disk = Some(OnDisk { path, parts });
         st.bytes -= freed;
         self.total.fetch_sub(freed, Ordering::Relaxed);
     }
 
     /// Write everything of this ended rendition that is not on disk yet
-    /// into `dir` (on the disk writer's thread), and free its memory.
-    /// Returns what the session's manifest needs.
+    /// into `dir` (on the disk writer's thread); free the memory of what is
+    /// older than the memory window (the newest stays, where the players
+    /// were, until the memory budget asks for it). Returns what the
+    /// session's manifest needs.
     pub(super) fn persist(
         &self,
         c: &super::disk::DiskCounters,
         dir: &Path,
     ) -> std::io::Result<RenditionRecord> {
+        let window = self.disk.as_ref().map_or(Duration::ZERO, |(d, _)| d.memory_window());
         let (inits, pending, playlists) = {
             let st = self.read();
-            let pending: Vec<(u64, Vec<Bytes>)> = st
-                .segments
-                .iter()
-                .filter(|(_, s)| s.complete && s.disk.is_none() && !s.parts.is_empty())
-                .map(|(m, s)| (*m, s.parts.clone()))
-                .collect();
+            let mut newer = Duration::ZERO;
+            let mut pending: Vec<(u64, Vec<Bytes>, bool)> = Vec::new();
+            for (&msn, s) in st.segments.iter().rev().filter(|(_, s)| s.complete) {
+                let keep = newer < window;
+                newer += s.duration;
+                if s.disk.is_none() && !s.parts.is_empty() {
+                    pending.push((msn, s.parts.clone(), !keep));
+                }
+            }
             (st.inits.clone(), pending, st.latest.clone())
         };
         for (id, b) in &inits {
@@ -422,11 +454,11 @@ impl Rendition {
             c.write(&dir.join(PLAYLIST), std::slice::from_ref(&p.full), false)?;
             c.write(&dir.join(DELTA), std::slice::from_ref(&p.delta), false)?;
         }
-        for (msn, parts) in pending {
+        for (msn, parts, free) in pending {
             let path = dir.join(format!("{msn}.m4s"));
             c.write(&path, &parts, true)?;
             let sizes = parts.iter().map(|p| p.len() as u64).collect();
-            self.spilled(msn, path.into(), sizes, Ok(()));
+            self.spilled(msn, path.into(), sizes, Ok(()), free);
         }
         let st = self.read();
         let mut inits: Vec<u32> = st.inits.keys().copied().collect();
