@@ -218,3 +218,70 @@ fn an_ended_session_survives_a_restart_and_a_new_session_of_its_name() {
     }
     drop(again);
 }
+
+#[test]
+fn a_session_live_when_castline_is_killed_answers_404_after_the_restart_never_other_bytes() {
+    let mut server = Server::start_logged(CONFIG);
+    let publisher = Publisher::start(
+        &server.rtmp_url("crash"),
+        Publish {
+            seconds: 30,
+            ..Default::default()
+        },
+    );
+    let playlist = "/live/crash/source/index.m3u8";
+    wait_for(&server.url(playlist), Duration::from_secs(20));
+    // Wait until a segment is on disk, so there are files to be left behind.
+    let start = Instant::now();
+    let (first, epoch) = loop {
+        let m = parse_media(&get(&server.url(playlist)).text());
+        if let Some((uri, _)) = m.segments.first() {
+            let (epoch, file) = uri.split_once('/').expect("EPOCH/MSN.m4s");
+            let path = server
+                .sessions_dir()
+                .join("crash")
+                .join(epoch)
+                .join("source")
+                .join(file);
+            if path.exists() {
+                break (uri.clone(), epoch.to_string());
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no segment reached the disk: {}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let segment_url = format!("/live/crash/source/{first}");
+    assert_eq!(get(&server.url(&segment_url)).status, 200);
+
+    server.restart_after("-KILL");
+    drop(publisher);
+    assert!(
+        !server.sessions_dir().join("crash").join(&epoch).exists(),
+        "the crashed session's files were kept"
+    );
+    assert_eq!(get(&server.url(&segment_url)).status, 404, "{segment_url}");
+    assert_eq!(get(&server.url(playlist)).status, 404);
+    let log = server.log();
+    assert!(log.contains("castline stopped while it was live"), "{log}");
+
+    // The name published again never reuses the crashed session's epoch.
+    let _again = Publisher::start(
+        &server.rtmp_url("crash"),
+        Publish {
+            seconds: 30,
+            ..Default::default()
+        },
+    );
+    let m = parse_media(&wait_for(&server.url(playlist), Duration::from_secs(20)).text());
+    let (uri, _) = m
+        .parts
+        .first()
+        .map(|(u, _, _)| (u.clone(), 0.0))
+        .or_else(|| m.segments.first().cloned())
+        .expect("a part or segment");
+    assert_ne!(uri.split('/').next(), Some(epoch.as_str()), "epoch reused");
+}

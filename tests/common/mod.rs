@@ -63,7 +63,12 @@ impl Server {
     /// Stop castline (SIGTERM, as Kubernetes does) and start it again on
     /// the same config and data dir, on new ports.
     pub fn restart(&mut self) {
-        self.signal("-TERM");
+        self.restart_after("-TERM");
+    }
+
+    /// As [`Server::restart`], stopped by `sig` (`-KILL`: a crash).
+    pub fn restart_after(&mut self, sig: &str) {
+        self.signal(sig);
         let start = Instant::now();
         while self.still_running() && start.elapsed() < Duration::from_secs(40) {
             std::thread::sleep(Duration::from_millis(100));
