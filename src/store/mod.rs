@@ -856,9 +856,16 @@ mod tests {
         assert_eq!(store.bytes(), 1_000, "kept in memory within its window");
         let live = store.open_stream("live");
         let _lr = hold(&live, 900);
-        assert_eq!(live.pressure(), (None, None), "memory freed, nothing evicted");
+        assert_eq!(
+            live.pressure(),
+            (None, None),
+            "memory freed, nothing evicted"
+        );
         assert_eq!(store.bytes(), 900);
-        assert!(store.session("vod", vod.epoch()).is_some(), "the VOD is still served");
+        assert!(
+            store.session("vod", vod.epoch()).is_some(),
+            "the VOD is still served"
+        );
         assert_eq!(bytes_of(r.segment(4)).await, {
             let mut v = vec![4u8; 100];
             v.extend([5u8; 100]);

@@ -429,7 +429,10 @@ impl Rendition {
         c: &super::disk::DiskCounters,
         dir: &Path,
     ) -> std::io::Result<RenditionRecord> {
-        let window = self.disk.as_ref().map_or(Duration::ZERO, |(d, _)| d.memory_window());
+        let window = self
+            .disk
+            .as_ref()
+            .map_or(Duration::ZERO, |(d, _)| d.memory_window());
         let (inits, pending, playlists) = {
             let st = self.read();
             let mut newer = Duration::ZERO;
