@@ -386,10 +386,7 @@ impl Origin {
                     return not_found();
                 };
                 let held = Held::new(&self.metrics.blocked_requests);
-                let state = wait(&r, |p| {
-                    blocking::part(p, msn, part, r.part(msn, part).is_some())
-                })
-                .await;
+                let state = wait(&r, |p| blocking::part(p, msn, part, r.has_part(msn, part))).await;
                 drop(held);
                 media(state, load(r.part(msn, part)).await)
             }
@@ -403,7 +400,7 @@ impl Origin {
                     return not_found();
                 };
                 let held = Held::new(&self.metrics.blocked_requests);
-                let state = wait(&r, |p| blocking::segment(p, msn, r.segment(msn).is_some())).await;
+                let state = wait(&r, |p| blocking::segment(p, msn, r.has_segment(msn))).await;
                 drop(held);
                 media(state, load(r.segment(msn)).await)
             }

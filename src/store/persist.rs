@@ -263,6 +263,12 @@ mod tests {
             "a part is a range of its file"
         );
         assert_eq!(bytes_of(r.part(4, 0)).await, vec![4u8; 100]);
+        assert!(r.has_part(1, 1) && !r.has_part(1, 2), "on disk: its parts");
+        assert!(
+            r.has_part(4, 1) && !r.has_part(4, 2),
+            "in memory: its parts"
+        );
+        assert!(r.has_segment(1) && r.has_segment(4) && !r.has_segment(5));
 
         r.apply(Update {
             ended: true,

@@ -333,6 +333,19 @@ impl Rendition {
         self.read().inits.get(&id).cloned()
     }
 
+    /// Whether part `idx` of segment `msn` is servable (what a blocked
+    /// request checks at every wake, without taking the object).
+    pub fn has_part(&self, msn: u64, idx: u32) -> bool {
+        self.read().segments.get(&msn).is_some_and(|s| {
+            s.disk.as_ref().map_or(s.parts.len(), |d| d.parts.len()) > idx as usize
+        })
+    }
+
+    /// Whether segment `msn` is complete and servable.
+    pub fn has_segment(&self, msn: u64) -> bool {
+        self.read().segments.get(&msn).is_some_and(|s| s.complete)
+    }
+
     /// Part `idx` of segment `msn`, in memory or on disk.
     pub fn part(&self, msn: u64, idx: u32) -> Option<Stored> {
         self.read().segments.get(&msn)?.part(idx as usize)
