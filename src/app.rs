@@ -20,13 +20,14 @@ use crate::ingest::rtmp::connection::IngestContext;
 use crate::ingest::rtmp::RtmpListener;
 use crate::ingest::srt::listener::{SrtIngest, SrtSettings};
 use crate::lifecycle::Lifecycle;
-use crate::metrics::BackendLabel;
 use crate::metrics::Metrics;
+use crate::metrics::{BackendLabel, FramePathLabel};
 use crate::origin::steering::Cdns;
 use crate::package::packager::PackagerConfig;
 use crate::package::segmenter::SegmenterConfig;
 use crate::pipeline::{self, LadderConfig, PipelineConfig};
 use crate::store::Store;
+use crate::transcode::worker::{FramePath, SCALE_GRAPH};
 use crate::transcode::{self, encoder};
 
 pub struct App {
@@ -335,12 +336,13 @@ impl App {
             }
             None => tracing::info!(backend = sel.backend.label(), "ladder encoder"),
         }
-        if sel.backend == encoder::Backend::Nvenc {
-            match transcode::gpu::probe() {
-                Ok(()) => tracing::warn!("a CUDA device opens, but the GPU frame path is not wired yet: frames are decoded and scaled on the CPU"),
-                Err(why) => tracing::warn!(reason = %why, "frames are decoded and scaled on the CPU"),
-            }
-        }
+        let frames = Self::frame_path(cfg, sel.backend);
+        metrics
+            .frame_path
+            .get_or_create(&FramePathLabel {
+                path: frames.label(),
+            })
+            .set(1);
         metrics
             .encoder_backend
             .get_or_create(&BackendLabel {
@@ -353,11 +355,39 @@ impl App {
                 x264: cfg.transcode.x264_preset.clone(),
                 nvenc: cfg.transcode.nvenc_preset.clone(),
             },
+            frames,
             rungs: cfg.transcode.rungs.clone(),
             passthrough: cfg.transcode.passthrough,
             keyframe_interval: (cfg.transcode.keyframe_interval > 0.0)
                 .then(|| Config::duration(cfg.transcode.keyframe_interval)),
         })
+    }
+
+    /// Where the ladder's frames are decoded and scaled: on the GPU with
+    /// NVENC when a CUDA device opens (and `transcode.gpu_frames`), else on
+    /// the CPU, saying why.
+    fn frame_path(cfg: &Config, backend: encoder::Backend) -> FramePath {
+        if std::env::var(SCALE_GRAPH).is_ok_and(|v| v == "software") {
+            tracing::warn!("{SCALE_GRAPH}=software: frames are scaled in one software graph per stream (a test hook)");
+            return FramePath::SoftwareGraph;
+        }
+        if backend != encoder::Backend::Nvenc {
+            return FramePath::Cpu;
+        }
+        if !cfg.transcode.gpu_frames {
+            tracing::info!("transcode.gpu_frames = false: frames are decoded and scaled on the CPU and uploaded by NVENC");
+            return FramePath::Cpu;
+        }
+        match transcode::gpu::open() {
+            Ok(device) => {
+                tracing::info!("GPU frame path: NVDEC decodes, scale_cuda scales every rung, NVENC encodes from GPU memory");
+                FramePath::Cuda(Arc::new(device))
+            }
+            Err(why) => {
+                tracing::warn!(reason = %why, "the GPU frame path cannot run: frames are decoded and scaled on the CPU");
+                FramePath::Cpu
+            }
+        }
     }
 
     /// Drain, then stop (a Kubernetes scale-in, `SIGTERM`):

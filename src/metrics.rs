@@ -52,6 +52,11 @@ pub struct BackendLabel {
     pub backend: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FramePathLabel {
+    pub path: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn transcode_latency_histogram() -> Histogram {
@@ -108,6 +113,7 @@ pub struct Metrics {
     pub http_requests: Family<HttpLabel, Counter>,
     pub http_bytes: Family<EgressLabel, Counter>,
     pub encoder_backend: Family<BackendLabel, Gauge>,
+    pub frame_path: Family<FramePathLabel, Gauge>,
     pub encoder_sessions: Family<BackendLabel, Gauge>,
     pub transcode_latency: HistogramFamily<RenditionLabel>,
     pub transcode_errors: Counter,
@@ -173,6 +179,7 @@ impl Metrics {
             http_requests: Family::default(),
             http_bytes: Family::default(),
             encoder_backend: Family::default(),
+            frame_path: Family::default(),
             encoder_sessions: Family::default(),
             transcode_latency: Family::new_with_constructor(transcode_latency_histogram),
             transcode_errors: Counter::default(),
@@ -365,6 +372,11 @@ impl Metrics {
             "encoder_backend",
             "1 for the video encoder backend the ladder runs on (x264 or nvenc)",
             m.encoder_backend.clone(),
+        );
+        registry.register(
+            "transcode_frame_path",
+            "1 for where the ladder's frames are decoded and scaled: cpu, or cuda (NVDEC, scale_cuda, NVENC from GPU memory)",
+            m.frame_path.clone(),
         );
         registry.register(
             "encoder_sessions",

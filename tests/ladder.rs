@@ -370,6 +370,25 @@ fn nvenc_demanded_without_a_gpu_refuses_to_start() {
     );
 }
 
+/// Wait until `rendition` lists a discontinuity and `n` segments after
+/// `after` (the ladder continued after a reconnect).
+fn wait_continued(server: &Server, stream: &str, rendition: &str, after: u64, n: usize) -> Media {
+    let start = Instant::now();
+    loop {
+        let m = media(server, stream, rendition);
+        let later = m.segments.iter().filter(|(u, _)| msn_of(u) > after).count();
+        if m.discontinuities > 0 && later >= n {
+            return m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the ladder did not continue after the resolution change:\n{}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn a_source_that_changes_resolution_keeps_playing() {
     let server = Server::start(SMALL_LADDER);
@@ -390,24 +409,7 @@ fn a_source_that_changes_resolution_keeps_playing() {
         },
     );
     let last_before = msn_of(&before.segments.last().unwrap().0);
-    let start = Instant::now();
-    let after = loop {
-        let m = media(&server, "resize", "240p");
-        let later = m
-            .segments
-            .iter()
-            .filter(|(u, _)| msn_of(u) > last_before + 2)
-            .count();
-        if m.discontinuities > 0 && later >= 3 {
-            break m;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the ladder did not continue after the resolution change:\n{}",
-            m.text
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let after = wait_continued(&server, "resize", "240p", last_before + 2, 3);
     assert!(!after.endlist);
     let msns: Vec<u64> = after.segments.iter().map(|(u, _)| msn_of(u)).collect();
     assert!(msns.windows(2).all(|w| w[1] == w[0] + 1), "{msns:?}");
@@ -804,4 +806,57 @@ fn a_keyframe_interval_makes_every_second_part_independent_on_every_rung() {
             assert_eq!(v, w, "part {k:?}");
         }
     }
+}
+
+/// The GPU frame path's plumbing, run here with the software `scale` filter
+/// in place of `scale_cuda` (`CASTLINE_SCALE_GRAPH=software`): one graph on
+/// the decode thread scales every frame to every rung, and is built again
+/// when a reconnect brings another picture size. Only the CUDA filters and
+/// contexts differ on a GPU node.
+#[test]
+fn the_scale_graph_feeds_every_rung_at_its_size_across_a_resolution_change() {
+    let server = Server::start_with_env(SMALL_LADDER, &[("CASTLINE_SCALE_GRAPH", "software")]);
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_transcode_frame_path{path=\"software_graph\"} 1"),
+        "{metrics}"
+    );
+    let mut first = Publisher::start(
+        &server.rtmp_url("graph"),
+        Publish {
+            size: "640x360",
+            ..Default::default()
+        },
+    );
+    let renditions = ["360p", "240p"];
+    let before = wait_rendition(&server, "graph", "240p", 5, Duration::from_secs(30));
+    assert_aligned(&server, "graph", &renditions, 4);
+    first.kill();
+    let _second = Publisher::start(
+        &server.rtmp_url("graph"),
+        Publish {
+            size: "960x540",
+            ..Default::default()
+        },
+    );
+    let last_before = msn_of(&before.segments.last().unwrap().0);
+    wait_continued(&server, "graph", "240p", last_before + 2, 4);
+    // After the change, still aligned, and each rung decodes at its size
+    // across the discontinuity.
+    let ms = assert_aligned_from(&server, "graph", &renditions, 3, last_before + 2);
+    for (r, (m, size)) in renditions.iter().zip(ms.iter().zip(["640,360", "426,240"])) {
+        let file = assert_decodes(&server, "graph", r, m);
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=width,height"])
+            .args(["-of", "csv=p=0"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), size, "{r}");
+    }
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_transcode_errors_total 0"),
+        "the graph refused frames"
+    );
 }

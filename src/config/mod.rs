@@ -190,6 +190,10 @@ pub struct TranscodeConfig {
     /// at its start). A whole multiple of `hls.part_duration`: each part an
     /// IDR starts is INDEPENDENT (more places for players to start and switch).
     pub keyframe_interval: f64,
+    /// With NVENC, keep frames on the GPU: NVDEC decodes, `scale_cuda`
+    /// scales every rung in one graph, NVENC encodes from CUDA frames. Falls
+    /// back to CPU decode and scale (logged) where CUDA cannot open.
+    pub gpu_frames: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -221,6 +225,7 @@ impl Default for TranscodeConfig {
             x264_preset: "veryfast".into(),
             nvenc_preset: "p4".into(),
             keyframe_interval: 0.0,
+            gpu_frames: true,
             rungs: vec![
                 rung("1080p", 1080, 6000),
                 rung("720p", 720, 3000),

@@ -27,7 +27,7 @@ use crate::store::{Store, StreamEntry};
 use crate::transcode::encoder::{Backend, Presets};
 use crate::transcode::plan;
 use crate::transcode::schedule::{CutMode, CutSchedule};
-use crate::transcode::worker::{Job, RungTarget, Transcoder};
+use crate::transcode::worker::{FramePath, Job, RungTarget, Transcoder};
 
 /// The passthrough video rendition's name in URLs.
 pub const SOURCE: &str = "source";
@@ -42,6 +42,8 @@ const PACKAGER_QUEUE: usize = 256;
 pub struct LadderConfig {
     pub backend: Backend,
     pub presets: Presets,
+    /// Where frames are decoded and scaled (the GPU frame path or the CPU).
+    pub frames: FramePath,
     pub rungs: Vec<RungConfig>,
     /// Also serve the source video as a rung (cuts then follow its keyframes).
     pub passthrough: bool,
@@ -228,6 +230,7 @@ impl Stream {
                     &name,
                     ladder.backend,
                     &ladder.presets,
+                    &ladder.frames,
                     video,
                     targets,
                     // With passthrough the source's keyframes make the cuts,

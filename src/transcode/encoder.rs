@@ -4,8 +4,11 @@
 //! to that codec's options (pure, unit-tested), so the rest of the ladder
 //! never asks which one runs. The probe opens a real encoder once at start.
 
+use std::sync::Arc;
+
 use ffmpeg_next as ffmpeg;
 
+use super::gpu::CudaDevice;
 use super::plan::Rung;
 use crate::config::EncoderChoice;
 
@@ -31,6 +34,48 @@ pub enum EncoderError {
     Thread(std::io::Error),
 }
 
+/// Where an encoder's input frames live.
+#[derive(Clone, Default)]
+pub enum FrameInput {
+    /// In system memory (decoded and scaled on the CPU, or downloaded).
+    #[default]
+    System,
+    /// On the GPU, as CUDA frames from the scale graph (NVENC only).
+    Cuda(Arc<CudaDevice>),
+}
+
+impl FrameInput {
+    pub fn on_gpu(&self) -> bool {
+        matches!(self, FrameInput::Cuda(_))
+    }
+}
+
+impl std::fmt::Debug for FrameInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.on_gpu() { "cuda" } else { "system" })
+    }
+}
+
+impl PartialEq for FrameInput {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (FrameInput::System, FrameInput::System) => true,
+            (FrameInput::Cuda(a), FrameInput::Cuda(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// The pixel format an encoder is opened with: CUDA frames for NVENC fed
+/// from the GPU, planar YUV 4:2:0 in memory otherwise (libx264 cannot read
+/// GPU memory; the scale graph downloads its frames).
+pub fn pixel_format(backend: Backend, on_gpu: bool) -> ffmpeg::format::Pixel {
+    match (backend, on_gpu) {
+        (Backend::Nvenc, true) => ffmpeg::format::Pixel::CUDA,
+        _ => ffmpeg::format::Pixel::YUV420P,
+    }
+}
+
 /// The encoder settings a rung needs, whatever the backend.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncoderSettings {
@@ -41,17 +86,24 @@ pub struct EncoderSettings {
     pub fps: f64,
     /// x264: ultrafast..placebo; NVENC: p1..p7.
     pub preset: String,
+    pub input: FrameInput,
 }
 
 impl EncoderSettings {
-    pub fn for_rung(rung: &Rung, fps: f64, preset: &str) -> Self {
+    pub fn for_rung(rung: &Rung, fps: f64, preset: &str, input: FrameInput) -> Self {
         EncoderSettings {
             width: rung.width,
             height: rung.height,
             bitrate: rung.bitrate,
             fps,
             preset: preset.to_string(),
+            input,
         }
+    }
+
+    /// Whether the encoder takes CUDA frames.
+    pub fn on_gpu(&self, backend: Backend) -> bool {
+        backend == Backend::Nvenc && self.input.on_gpu()
     }
 }
 
@@ -120,7 +172,15 @@ impl Backend {
             .map_err(|source| self.open_error(source))?;
         enc.set_width(s.width);
         enc.set_height(s.height);
-        enc.set_format(ffmpeg::format::Pixel::YUV420P);
+        enc.set_format(pixel_format(self, s.on_gpu(self)));
+        if let (true, FrameInput::Cuda(device)) = (s.on_gpu(self), &s.input) {
+            let frames = device
+                .frames(s.width, s.height)
+                .map_err(|source| self.open_error(source))?;
+            // SAFETY: the context is not open yet; it takes over the new
+            // frames context reference and releases it when freed.
+            unsafe { (*enc.as_mut_ptr()).hw_frames_ctx = frames };
+        }
         enc.set_time_base(ffmpeg::Rational(1, crate::media::VIDEO_TIMESCALE as i32));
         let fps = ffmpeg::Rational::from(s.fps.max(1.0));
         enc.set_frame_rate(Some(fps));
@@ -165,6 +225,7 @@ pub fn probe(backend: Backend) -> Result<(), EncoderError> {
             Backend::X264 => "ultrafast".into(),
             Backend::Nvenc => "p1".into(),
         },
+        input: FrameInput::System,
     };
     backend.open(&s).map(drop)
 }
@@ -185,21 +246,33 @@ impl Presets {
     }
 }
 
-/// Open the encoder of one rung on `backend`; when NVENC cannot open another
-/// session (a consumer GPU allows only a few), the rung runs on libx264
-/// instead. Returns the encoder, its settings and the backend it runs on.
+/// Open the encoder of one rung on `backend`, taking frames from `input`;
+/// when NVENC cannot open another session (a consumer GPU allows only a
+/// few), the rung runs on libx264 instead, from system memory. Returns the
+/// encoder, its settings and the backend it runs on.
 pub fn open_rung(
     backend: Backend,
     presets: &Presets,
     rung: &Rung,
     fps: f64,
+    input: &FrameInput,
 ) -> Result<(ffmpeg::encoder::Video, EncoderSettings, Backend), EncoderError> {
-    let settings = EncoderSettings::for_rung(rung, fps, presets.get(backend));
+    let input = if backend == Backend::Nvenc {
+        input.clone()
+    } else {
+        FrameInput::System
+    };
+    let settings = EncoderSettings::for_rung(rung, fps, presets.get(backend), input);
     match backend.open(&settings) {
         Ok(enc) => Ok((enc, settings, backend)),
         Err(e) if backend == Backend::Nvenc => {
             tracing::warn!(rung = %rung.name, error = %e, "NVENC cannot open another session; this rung runs on libx264");
-            let settings = EncoderSettings::for_rung(rung, fps, presets.get(Backend::X264));
+            let settings = EncoderSettings::for_rung(
+                rung,
+                fps,
+                presets.get(Backend::X264),
+                FrameInput::System,
+            );
             let enc = Backend::X264.open(&settings)?;
             Ok((enc, settings, Backend::X264))
         }
@@ -276,7 +349,19 @@ mod tests {
             bitrate: 3_000_000,
             fps: 30.0,
             preset: "veryfast".into(),
+            input: FrameInput::System,
         }
+    }
+
+    #[test]
+    fn only_nvenc_fed_from_the_gpu_takes_cuda_frames() {
+        use ffmpeg::format::Pixel;
+        assert_eq!(pixel_format(Backend::Nvenc, true), Pixel::CUDA);
+        assert_eq!(pixel_format(Backend::Nvenc, false), Pixel::YUV420P);
+        assert_eq!(pixel_format(Backend::X264, true), Pixel::YUV420P);
+        assert_eq!(pixel_format(Backend::X264, false), Pixel::YUV420P);
+        assert!(!settings().on_gpu(Backend::Nvenc));
+        assert_eq!(format!("{:?}", FrameInput::System), "system");
     }
 
     fn get<'a>(o: &'a [(&'static str, String)], k: &str) -> Option<&'a str> {

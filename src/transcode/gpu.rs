@@ -1,116 +1,130 @@
-//! The GPU frame path for NVENC nodes: decode on the GPU, scale every rung in
-//! one libavfilter graph with `scale_cuda`, encode from CUDA frames, so the
-//! CPU never touches a pixel (NVENC fed from system memory spends the CPU on
-//! decode and scale long before the encoder is busy).
+//! The GPU frame path for NVENC nodes: decode on the GPU (NVDEC), scale every
+//! rung in one libavfilter graph with `scale_cuda` ([`super::graph`]), encode
+//! from CUDA frames, so the CPU never touches a pixel (NVENC fed from system
+//! memory spends the CPU on decode and scale long before the encoder is busy).
 //!
-//! What is here: the probe (a real CUDA device and the filters the graph
-//! needs) and the graph's description (pure, tested as exact text). The
-//! frame path itself is not wired yet: on a GPU node frames are still
-//! decoded and scaled on the CPU and uploaded by NVENC (logged at start).
+//! Here: the CUDA device every stream shares, the frames contexts NVENC
+//! encoders are opened with, the decoder's hardware setup, and the probe.
 
 use ffmpeg_next as ffmpeg;
+use ffmpeg_next::ffi;
 
-use super::plan::Rung;
+use super::graph::{check_filters, Scaler};
 
-/// The libavfilter graph that scales CUDA frames from the decoder to every
-/// rung: `[in]` is the decoder's output, `[outN]` feeds rung N's encoder.
-pub fn scale_graph(rungs: &[Rung]) -> String {
-    let scale = |i: usize, r: &Rung, input: &str| {
-        format!(
-            "{input}scale_cuda=w={}:h={}:format=yuv420p:interp_algo=bilinear[out{i}]",
-            r.width, r.height
-        )
-    };
-    match rungs {
-        [] => String::new(),
-        [one] => scale(0, one, "[in]"),
-        _ => {
-            let labels: String = (0..rungs.len()).map(|i| format!("[s{i}]")).collect();
-            let mut g = format!("[in]split={}{labels}", rungs.len());
-            for (i, r) in rungs.iter().enumerate() {
-                g.push(';');
-                g.push_str(&scale(i, r, &format!("[s{i}]")));
+/// A CUDA device context, opened once at start and shared by every stream
+/// (decoders, graphs and encoders each take their own reference).
+pub struct CudaDevice(*mut ffi::AVBufferRef);
+
+// SAFETY: an AVBufferRef to a device context is reference-counted atomically,
+// and FFmpeg's CUDA device context is used from many threads by design (its
+// users push and pop the CUDA context around each call).
+unsafe impl Send for CudaDevice {}
+unsafe impl Sync for CudaDevice {}
+
+impl CudaDevice {
+    /// Open the default CUDA device.
+    pub fn open() -> Result<CudaDevice, String> {
+        let mut device: *mut ffi::AVBufferRef = std::ptr::null_mut();
+        // SAFETY: on success av_hwdevice_ctx_create writes a new reference
+        // into `device`, owned by the CudaDevice from here; on failure it
+        // leaves it null.
+        let r = unsafe {
+            ffi::av_hwdevice_ctx_create(
+                &mut device,
+                ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA,
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if r < 0 || device.is_null() {
+            return Err(format!(
+                "cannot open a CUDA device: {}",
+                ffmpeg::Error::from(r)
+            ));
+        }
+        Ok(CudaDevice(device))
+    }
+
+    /// The device reference (borrowed: take `av_buffer_ref` to keep it).
+    pub fn as_ptr(&self) -> *mut ffi::AVBufferRef {
+        self.0
+    }
+
+    /// A new frames context of `width`x`height` YUV 4:2:0 CUDA frames, as an
+    /// NVENC encoder that takes frames from the GPU must be opened with.
+    pub fn frames(&self, width: u32, height: u32) -> Result<*mut ffi::AVBufferRef, ffmpeg::Error> {
+        // SAFETY: the device is valid; the new frames context is configured
+        // before av_hwframe_ctx_init and unreferenced if that fails; on
+        // success the caller owns the returned reference.
+        unsafe {
+            let mut frames = ffi::av_hwframe_ctx_alloc(self.0);
+            if frames.is_null() {
+                return Err(ffmpeg::Error::Bug);
             }
-            g
+            let ctx = (*frames).data as *mut ffi::AVHWFramesContext;
+            (*ctx).format = ffi::AVPixelFormat::AV_PIX_FMT_CUDA;
+            (*ctx).sw_format = ffi::AVPixelFormat::AV_PIX_FMT_YUV420P;
+            (*ctx).width = width as i32;
+            (*ctx).height = height as i32;
+            let r = ffi::av_hwframe_ctx_init(frames);
+            if r < 0 {
+                ffi::av_buffer_unref(&mut frames);
+                return Err(ffmpeg::Error::from(r));
+            }
+            Ok(frames)
         }
     }
 }
 
-/// The filters the graph needs, all of which Debian's FFmpeg ships.
-pub const FILTERS: [&str; 2] = ["split", "scale_cuda"];
+impl Drop for CudaDevice {
+    fn drop(&mut self) {
+        // SAFETY: the reference taken in `open`, released once.
+        unsafe { ffi::av_buffer_unref(&mut self.0) }
+    }
+}
 
-/// Whether the GPU frame path could run here: a CUDA device opens and the
-/// graph's filters exist.
+/// Make a decoder that has not been opened yet decode on `device`: NVDEC
+/// where it can take the stream (frames stay on the GPU), the software
+/// decoder otherwise (the scale graph uploads those frames).
+///
+/// # Safety
+/// `ctx` must be a valid, unopened decoder context.
+pub unsafe fn decode_on(ctx: *mut ffi::AVCodecContext, device: &CudaDevice) {
+    (*ctx).hw_device_ctx = ffi::av_buffer_ref(device.as_ptr());
+    (*ctx).get_format = Some(pick_cuda);
+}
+
+/// The decoder's format choice: CUDA frames when offered.
+unsafe extern "C" fn pick_cuda(
+    ctx: *mut ffi::AVCodecContext,
+    formats: *const ffi::AVPixelFormat,
+) -> ffi::AVPixelFormat {
+    let mut p = formats;
+    while !p.is_null() && *p != ffi::AVPixelFormat::AV_PIX_FMT_NONE {
+        if *p == ffi::AVPixelFormat::AV_PIX_FMT_CUDA {
+            return *p;
+        }
+        p = p.add(1);
+    }
+    ffi::avcodec_default_get_format(ctx, formats)
+}
+
+/// Whether the GPU frame path can run here: a CUDA device opens and FFmpeg
+/// has the graph's filters. On success, the device to share.
+pub fn open() -> Result<CudaDevice, String> {
+    check_filters(Scaler::Cuda).map_err(|e| e.to_string())?;
+    CudaDevice::open()
+}
+
+/// [`open`], for `castline probe`.
 pub fn probe() -> Result<(), String> {
-    for f in FILTERS {
-        if ffmpeg::filter::find(f).is_none() {
-            return Err(format!("FFmpeg has no {f} filter"));
-        }
-    }
-    let mut device: *mut ffmpeg::ffi::AVBufferRef = std::ptr::null_mut();
-    // SAFETY: av_hwdevice_ctx_create writes a new reference into `device` on
-    // success (unreferenced right after), and leaves it null on failure.
-    let r = unsafe {
-        let r = ffmpeg::ffi::av_hwdevice_ctx_create(
-            &mut device,
-            ffmpeg::ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_CUDA,
-            std::ptr::null(),
-            std::ptr::null_mut(),
-            0,
-        );
-        if !device.is_null() {
-            ffmpeg::ffi::av_buffer_unref(&mut device);
-        }
-        r
-    };
-    if r < 0 {
-        return Err(format!(
-            "cannot open a CUDA device: {}",
-            ffmpeg::Error::from(r)
-        ));
-    }
-    Ok(())
+    open().map(drop)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rung(name: &str, width: u32, height: u32) -> Rung {
-        Rung {
-            name: name.into(),
-            width,
-            height,
-            bitrate: 1_000_000,
-            max_fps: None,
-        }
-    }
-
-    #[test]
-    fn one_graph_splits_the_decoded_frames_to_every_rung() {
-        let g = scale_graph(&[rung("720p", 1280, 720), rung("360p", 640, 360)]);
-        assert_eq!(
-            g,
-            "[in]split=2[s0][s1];\
-             [s0]scale_cuda=w=1280:h=720:format=yuv420p:interp_algo=bilinear[out0];\
-             [s1]scale_cuda=w=640:h=360:format=yuv420p:interp_algo=bilinear[out1]"
-        );
-        assert_eq!(
-            scale_graph(&[rung("480p", 854, 480)]),
-            "[in]scale_cuda=w=854:h=480:format=yuv420p:interp_algo=bilinear[out0]"
-        );
-        assert_eq!(scale_graph(&[]), "");
-    }
-
-    #[test]
-    fn the_graph_parses_with_ffmpegs_filters() {
-        // scale_cuda's options are checked when the graph is configured on a
-        // GPU; here, that FFmpeg knows every filter the graph names.
-        ffmpeg::init().unwrap();
-        for f in FILTERS {
-            assert!(ffmpeg::filter::find(f).is_some(), "no {f} filter");
-        }
-    }
 
     #[test]
     fn without_a_gpu_the_probe_says_why() {

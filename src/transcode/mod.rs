@@ -6,11 +6,14 @@
 //!   rendition of a stream (pure).
 //! - [`encoder`]: the x264 and NVENC backends, their option mapping (pure),
 //!   the start-up probe and the backend choice.
-//! - [`gpu`]: the GPU frame path's probe and `scale_cuda` graph (not wired yet).
+//! - [`gpu`]: the GPU frame path's CUDA device, NVDEC setup and probe.
+//! - [`graph`]: one libavfilter graph per stream scaling to every rung
+//!   (`scale_cuda` on the GPU frame path).
 //! - [`worker`]: the decode and encode threads of one stream.
 
 pub mod encoder;
 pub mod gpu;
+pub mod graph;
 pub mod plan;
 mod rung;
 pub mod schedule;
@@ -40,8 +43,8 @@ pub fn probe_report() -> Vec<String> {
         })
         .collect();
     lines.push(match gpu::probe() {
-        Ok(()) => "cuda   (decode + scale_cuda): a CUDA device opens (the GPU frame path is not wired yet)".into(),
-        Err(e) => format!("cuda   (decode + scale_cuda): unavailable: {e}"),
+        Ok(()) => "cuda   (NVDEC + scale_cuda): works: with NVENC, frames stay on the GPU".into(),
+        Err(e) => format!("cuda   (NVDEC + scale_cuda): unavailable: {e}"),
     });
     lines
 }

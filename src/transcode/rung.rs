@@ -1,5 +1,5 @@
 //! One rung's encoder thread: decoded frames in (shared by reference),
-//! scaled with swscale, encoded (an IDR where the stream's decode thread says
+//! scaled with swscale unless the stream's scale graph did it already, encoded (an IDR where the stream's decode thread says
 //! so), Annex B turned into AVCC, out to the rung's packager. A failed
 //! encoder is reopened and the rung resumes alone at the next cut.
 
@@ -90,6 +90,8 @@ pub(super) struct RungWorker {
     pub(super) announced: Option<AvcConfig>,
     /// After an encoder restart: encode again from the next cut only.
     pub(super) wait_cut: bool,
+    /// Frames come scaled by the stream's scale graph (GPU frame path).
+    pub(super) prescaled: bool,
 }
 
 type Scaler = (
@@ -147,10 +149,9 @@ impl RungWorker {
                             continue;
                         }
                     }
-                    let Some(out) = self.scale(&mut scaler, &frame) else {
+                    let Some(out) = self.scale(&mut scaler, frame) else {
                         continue;
                     };
-                    drop(frame);
                     let key = match (cut, refresh) {
                         (Some(msn), _) => Forced::Cut(msn),
                         (None, true) => Forced::Refresh,
@@ -209,12 +210,24 @@ impl RungWorker {
             .is_ok()
     }
 
+    /// The frame at the rung's size: as it comes from the stream's scale
+    /// graph (GPU frame path), else swscaled here.
     fn scale(
         &self,
         scaler: &mut Option<Scaler>,
-        frame: &ffmpeg::frame::Video,
+        frame: ffmpeg::frame::Video,
     ) -> Option<ffmpeg::frame::Video> {
         let key = (frame.format(), frame.width(), frame.height());
+        if self.prescaled {
+            let size = (frame.width(), frame.height());
+            if size == (self.rung.width, self.rung.height) {
+                return Some(frame);
+            }
+            self.metrics.transcode_errors.inc();
+            tracing::debug!(rung = %self.rung.name, ?size, "the scale graph gave a frame of another size");
+            return None;
+        }
+        let frame = &frame;
         if scaler.as_ref().is_none_or(|s| (s.0, s.1, s.2) != key) {
             match ffmpeg::software::scaling::Context::get(
                 key.0,

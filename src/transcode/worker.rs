@@ -13,7 +13,9 @@ use std::time::Instant;
 use ffmpeg_next as ffmpeg;
 use tokio::sync::mpsc;
 
-use super::encoder::{open_rung, Backend, EncoderError, Presets};
+use super::encoder::{open_rung, Backend, EncoderError, FrameInput, Presets};
+use super::gpu::{self, CudaDevice};
+use super::graph::{Output, ScaleGraph, Scaler};
 use super::plan::{FrameRateCap, KeyframeClock, Rung};
 use super::rung::{injected_fault, RungJob, RungWorker};
 use super::schedule::Cut;
@@ -37,6 +39,49 @@ pub struct RungTarget {
     pub output: mpsc::Sender<Input>,
 }
 
+/// How decoded frames reach the encoders.
+#[derive(Clone, Default)]
+pub enum FramePath {
+    /// Decoded on the CPU; each rung scales (swscale) on its own thread.
+    #[default]
+    Cpu,
+    /// The GPU frame path: NVDEC decodes, one `scale_cuda` graph per stream
+    /// scales to every rung, NVENC encodes from CUDA frames.
+    Cuda(Arc<CudaDevice>),
+    /// The GPU path's plumbing with the software `scale` filter on the
+    /// decode thread; only for tests ([`SCALE_GRAPH`]), so the graph stage
+    /// runs end to end on machines without a GPU.
+    SoftwareGraph,
+}
+
+/// Test hook: `CASTLINE_SCALE_GRAPH=software` puts the ladder on
+/// [`FramePath::SoftwareGraph`] where it would run on the CPU.
+pub const SCALE_GRAPH: &str = "CASTLINE_SCALE_GRAPH";
+
+impl FramePath {
+    /// The label in metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FramePath::Cpu => "cpu",
+            FramePath::Cuda(_) => "cuda",
+            FramePath::SoftwareGraph => "software_graph",
+        }
+    }
+
+    fn device(&self) -> Option<&Arc<CudaDevice>> {
+        match self {
+            FramePath::Cuda(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for FramePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
 /// Source packets waiting for the decoder thread (about 2 s at 30 fps).
 const DECODE_QUEUE: usize = 64;
 /// Decoded frames waiting for one rung's encoder.
@@ -52,22 +97,47 @@ pub struct Transcoder {
 impl Transcoder {
     /// Open every rung's encoder and the decoder, then start the threads.
     /// Fails (and starts nothing) when any of them cannot open.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         stream: &str,
         backend: Backend,
         presets: &Presets,
+        frames: &FramePath,
         video: &AvcConfig,
         targets: Vec<RungTarget>,
         keyframe_interval: Option<std::time::Duration>,
         metrics: Arc<Metrics>,
     ) -> Result<Transcoder, EncoderError> {
         let fps = video.frame_rate.unwrap_or(30.0);
+        let input = frames
+            .device()
+            .map_or(FrameInput::System, |d| FrameInput::Cuda(d.clone()));
         let mut encoders = Vec::with_capacity(targets.len());
         for t in &targets {
             let rung_fps = t.rung.max_fps.map_or(fps, |cap| cap.min(fps));
-            encoders.push(open_rung(backend, presets, &t.rung, rung_fps)?);
+            encoders.push(open_rung(backend, presets, &t.rung, rung_fps, &input)?);
         }
-        let decoder = open_decoder(video)?;
+        let graph = match frames {
+            FramePath::Cpu => None,
+            FramePath::Cuda(_) | FramePath::SoftwareGraph => Some(GraphStage {
+                scaler: match frames {
+                    FramePath::Cuda(_) => Scaler::Cuda,
+                    _ => Scaler::Software,
+                },
+                device: frames.device().cloned(),
+                outputs: encoders
+                    .iter()
+                    .map(|(_, s, b)| Output {
+                        width: s.width,
+                        height: s.height,
+                        download: !s.on_gpu(*b),
+                    })
+                    .collect(),
+                built: None,
+                warned: false,
+            }),
+        };
+        let decoder = open_decoder(video, frames.device().map(|d| &**d))?;
         let mut threads = Vec::new();
         let mut rung_txs = Vec::new();
         for (t, (enc, settings, backend)) in targets.into_iter().zip(encoders) {
@@ -92,6 +162,7 @@ impl Transcoder {
                 warned_not_idr: false,
                 fault,
                 frames: 0,
+                prescaled: graph.is_some(),
                 announced: None,
                 wait_cut: false,
             };
@@ -114,6 +185,8 @@ impl Transcoder {
             }),
             stream: stream.to_string(),
             source: video.clone(),
+            device: frames.device().cloned(),
+            graph,
             rungs: rung_txs,
             frame_ticks,
             offset: 0,
@@ -151,7 +224,11 @@ impl Transcoder {
     }
 }
 
-fn open_decoder(avc: &AvcConfig) -> Result<ffmpeg::decoder::Video, EncoderError> {
+/// Open an H.264 decoder for `avc`; on `device` (NVDEC) when given.
+fn open_decoder(
+    avc: &AvcConfig,
+    device: Option<&CudaDevice>,
+) -> Result<ffmpeg::decoder::Video, EncoderError> {
     let codec = ffmpeg::decoder::find(ffmpeg::codec::Id::H264)
         .ok_or(EncoderError::Missing("h264 decoder"))?;
     let mut ctx = ffmpeg::codec::context::Context::new_with_codec(codec);
@@ -172,6 +249,9 @@ fn open_decoder(avc: &AvcConfig) -> Result<ffmpeg::decoder::Video, EncoderError>
             num: 1,
             den: VIDEO_TIMESCALE as i32,
         };
+        if let Some(device) = device {
+            gpu::decode_on(p, device);
+        }
     }
     ctx.decoder().video().map_err(EncoderError::Encode)
 }
@@ -192,11 +272,57 @@ pub(super) fn take_received(q: &mut VecDeque<(i64, Instant)>, pts: i64) -> Insta
     }
 }
 
+/// The decode thread's scale graph (GPU frame path): one frame in, one
+/// frame per rung out, built again when the decoded frames change shape.
+struct GraphStage {
+    scaler: Scaler,
+    device: Option<Arc<CudaDevice>>,
+    outputs: Vec<Output>,
+    built: Option<ScaleGraph>,
+    /// A build failure was logged (once per stream).
+    warned: bool,
+}
+
+impl GraphStage {
+    fn run(
+        &mut self,
+        stream: &str,
+        frame: &ffmpeg::frame::Video,
+    ) -> Option<Vec<Option<ffmpeg::frame::Video>>> {
+        if !self.built.as_ref().is_some_and(|g| g.fits(frame)) {
+            self.built = None;
+            match ScaleGraph::new(frame, &self.outputs, self.scaler, self.device.as_deref()) {
+                Ok(g) => {
+                    tracing::debug!(stream, size = %format!("{}x{}", frame.width(), frame.height()), "scale graph built");
+                    self.built = Some(g);
+                }
+                Err(e) => {
+                    if !std::mem::replace(&mut self.warned, true) {
+                        tracing::error!(stream, error = %e, "the scale graph cannot run; frames are dropped");
+                    }
+                    return None;
+                }
+            }
+        }
+        match self.built.as_mut()?.run(frame) {
+            Ok(out) => Some(out),
+            Err(e) => {
+                tracing::debug!(stream, error = %e, "the scale graph refused a frame");
+                None
+            }
+        }
+    }
+}
+
 struct DecodeWorker {
     /// Extra IDRs between cuts, the same frames on every rung.
     keyframes: Option<KeyframeClock>,
     stream: String,
     source: AvcConfig,
+    /// Where the decoder runs (NVDEC) on the GPU frame path.
+    device: Option<Arc<CudaDevice>>,
+    /// Scales on the decode thread, for every rung (GPU frame path).
+    graph: Option<GraphStage>,
     rungs: Vec<std_mpsc::SyncSender<RungJob>>,
     frame_ticks: i64,
     /// Added to decoded timestamps so every session continues one timeline
@@ -219,7 +345,7 @@ impl DecodeWorker {
             match job {
                 Job::Tracks(info) => {
                     if let Some(v) = info.video.as_ref().filter(|v| **v != self.source) {
-                        match open_decoder(v) {
+                        match open_decoder(v, self.device.as_deref()) {
                             Ok(d) => {
                                 decoder = d;
                                 self.source = v.clone();
@@ -342,8 +468,24 @@ impl DecodeWorker {
         let n = self.rungs.len();
         let mut alive = 0;
         let mut frame = Some(frame);
+        let mut scaled = Vec::new();
+        if let Some(g) = self.graph.as_mut() {
+            let Some(mut f) = frame.take() else {
+                return true;
+            };
+            f.set_pts(Some(out_pts));
+            match g.run(&self.stream, &f) {
+                Some(out) => scaled = out,
+                None => {
+                    self.metrics.transcode_errors.inc();
+                    return true;
+                }
+            }
+        }
         for (i, r) in self.rungs.iter().enumerate() {
-            let f = if i + 1 == n {
+            let f = if self.graph.is_some() {
+                scaled.get_mut(i).and_then(Option::take)
+            } else if i + 1 == n {
                 frame.take()
             } else {
                 frame.as_ref().and_then(share)
