@@ -12,8 +12,9 @@ use common::*;
 
 /// gst-launch-1.0 publishing `seconds` of 320x240 30 fps x264 (2 B-frames,
 /// a keyframe a second) and 48 kHz AAC to `url`, stopping with EOS (`-e`):
-/// rtmp2sink then sends FCUnpublish and deleteStream.
-fn gst_publish(url: &str, seconds: u32) -> Command {
+/// rtmp2sink then sends `stop_commands` (its default: FCUnpublish and
+/// deleteStream).
+fn gst_publish(url: &str, seconds: u32, stop_commands: &str) -> Command {
     let video_buffers = format!("num-buffers={}", seconds * 30);
     // 1,024 samples per buffer at 48 kHz.
     let audio_buffers = format!("num-buffers={}", seconds * 48_000 / 1024);
@@ -43,7 +44,11 @@ fn gst_publish(url: &str, seconds: u32) -> Command {
         "!",
     ])
     .args(["queue", "!", "flvmux", "name=mux", "streamable=true", "!"])
-    .args(["rtmp2sink", &location])
+    .args([
+        "rtmp2sink",
+        &location,
+        &format!("stop-commands={stop_commands}"),
+    ])
     .args([
         "audiotestsrc",
         "is-live=true",
@@ -71,30 +76,45 @@ fn gst_publish(url: &str, seconds: u32) -> Command {
     cmd
 }
 
-#[test]
-fn gstreamer_publishes_without_timeline_holes_and_its_eos_ends_the_stream_at_once() {
-    // A long reconnect grace: an ENDLIST within a second can only come from
-    // the unpublish, not from the grace running out.
-    let server = Server::start("[ingest]\nreconnect_grace = 10.0\n[transcode]\nenabled = false\n");
-    let status = gst_publish(&server.rtmp_url("gst"), 20)
+/// Publish with GStreamer until its EOS, and wait for ENDLIST; fails unless
+/// it comes within 1 s of gst-launch's exit.
+fn publish_until_endlist(server: &Server, stream: &str, seconds: u32, stop: &str) -> Media {
+    let status = gst_publish(&server.rtmp_url(stream), seconds, stop)
         .stdout(std::process::Stdio::null())
         .status()
         .expect("run gst-launch-1.0");
     let stopped = Instant::now();
     assert!(status.success(), "gst-launch-1.0 failed: {status}");
-    let url = server.url("/live/gst/source/index.m3u8");
-    let video = loop {
+    let url = server.url(&format!("/live/{stream}/source/index.m3u8"));
+    loop {
         let m = wait_media_at(&url, 1, Duration::from_secs(5));
         if m.endlist {
-            break m;
+            return m;
         }
         assert!(
             stopped.elapsed() < Duration::from_secs(1),
-            "no ENDLIST within 1 s of GStreamer's EOS: {}",
+            "no ENDLIST within 1 s of GStreamer's EOS ({stop}): {}",
             m.text
         );
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+}
+
+/// `closeStream` alone, as Flash's `NetStream.close` sends it: no stream id
+/// argument (rml_rtmp's session raises nothing for it; castline watches for it).
+#[test]
+fn a_close_stream_alone_ends_the_stream_at_once() {
+    let server = Server::start("[ingest]\nreconnect_grace = 10.0\n[transcode]\nenabled = false\n");
+    let m = publish_until_endlist(&server, "closing", 5, "closestream");
+    assert!(m.segments.len() >= 3, "{}", m.text);
+}
+
+#[test]
+fn gstreamer_publishes_without_timeline_holes_and_its_eos_ends_the_stream_at_once() {
+    // A long reconnect grace: an ENDLIST within a second can only come from
+    // the unpublish, not from the grace running out.
+    let server = Server::start("[ingest]\nreconnect_grace = 10.0\n[transcode]\nenabled = false\n");
+    let video = publish_until_endlist(&server, "gst", 20, "fcunpublish+deletestream");
     let audio = wait_media_at(
         &server.url("/live/gst/audio/index.m3u8"),
         1,

@@ -14,6 +14,7 @@ use rml_rtmp::sessions::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::close_stream::CloseStreamWatch;
 use super::demux::{DemuxError, DemuxEvent, Demuxer};
 use crate::hub::{HubError, Publisher};
 use crate::ingest::admission::{PendingSlot, PublisherSlot, Refusal};
@@ -108,6 +109,7 @@ pub async fn serve(
         publish_key: None,
         demuxer: Demuxer::with_max_jump(ctx_jump(&ctx)),
         slot: Slot::Pending(Some(slot)),
+        close_watch: CloseStreamWatch::default(),
     };
     conn.handle_results(&mut tcp, &mut session, initial).await?;
     let mut input = leftover;
@@ -117,6 +119,9 @@ pub async fn serve(
                 .handle_input(&input)
                 .map_err(|e| RtmpError::Session(e.to_string()))?;
             conn.handle_results(&mut tcp, &mut session, results).await?;
+            if conn.close_watch.push(&input) && conn.publisher.is_some() {
+                conn.unpublish("closeStream")?;
+            }
         }
         let n = if let Some(publisher) = conn.publisher.as_mut() {
             tokio::select! {
@@ -198,6 +203,8 @@ struct Connection {
     published: bool,
     /// The stream key of the current publish (an `FCUnpublish` names it).
     publish_key: Option<String>,
+    /// Sees the `closeStream` rml_rtmp's session swallows.
+    close_watch: CloseStreamWatch,
     demuxer: Demuxer,
 }
 
