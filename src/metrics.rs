@@ -84,6 +84,7 @@ pub struct Metrics {
     pub srt_refusals: Family<ReasonLabel, Counter>,
     pub srt_ts_continuity_errors: Counter,
     pub srt_ts_dropped_pes: Counter,
+    pub srt_ts_unfinished_pes: Counter,
     pub srt_ts_resync_bytes: Counter,
     pub srt_rtt_seconds: Family<StreamLabel, Gauge<f64, AtomicU64>>,
     pub srt_packets_received: Family<StreamLabel, Counter>,
@@ -149,6 +150,7 @@ impl Metrics {
             srt_refusals: Family::default(),
             srt_ts_continuity_errors: Counter::default(),
             srt_ts_dropped_pes: Counter::default(),
+            srt_ts_unfinished_pes: Counter::default(),
             srt_ts_resync_bytes: Counter::default(),
             srt_rtt_seconds: Family::default(),
             srt_packets_received: Family::default(),
@@ -240,6 +242,11 @@ impl Metrics {
             "srt_ts_dropped_pes",
             "MPEG-TS PES packets dropped: damaged, oversized, or with a broken header or payload",
             m.srt_ts_dropped_pes.clone(),
+        );
+        registry.register(
+            "srt_ts_unfinished_pes",
+            "PES an SRT stream ended inside, not known complete (its tail unrepaired when the caller closed): dropped rather than served as a damaged frame",
+            m.srt_ts_unfinished_pes.clone(),
         );
         registry.register(
             "srt_ts_resync_bytes",

@@ -321,6 +321,7 @@ impl Session {
         }
         if result.is_ok() {
             let events = self.demuxer.finish();
+            self.count();
             self.ctx.forward(&mut publisher, events)?;
             // srt-tokio ends the stream the same way on a shutdown and on a
             // link timeout; the timing tells them apart. A caller that shut
@@ -353,6 +354,8 @@ impl Session {
             .inc_by((now.ts.dropped_pes + now.bad_pes) - (before.ts.dropped_pes + before.bad_pes));
         m.srt_ts_resync_bytes
             .inc_by(now.ts.resync_bytes - before.ts.resync_bytes);
+        m.srt_ts_unfinished_pes
+            .inc_by(now.ts.unfinished_pes - before.ts.unfinished_pes);
         self.ctx.count_clock(
             self.peer,
             now.clock_resets - before.clock_resets,

@@ -81,6 +81,9 @@ pub struct TsCounts {
     /// Payload that followed a stuffed packet in the same PES (the early end
     /// was wrong once: it is off for that stream from then on).
     pub early_end_misses: u64,
+    /// PES the input ended inside, not known complete: dropped rather than
+    /// served cut short (see [`TsDemuxer::finish`]).
+    pub unfinished_pes: u64,
 }
 
 struct Es {
@@ -98,6 +101,23 @@ struct Es {
     early_end: bool,
     /// The last PES was completed that way.
     ended_early: bool,
+    /// The newest packet of the open PES was padded with stuffing (what a
+    /// muxer does to a PES's last packet unless its payload fills it).
+    last_stuffed: bool,
+}
+
+impl Es {
+    /// Whether the open PES is known to be all here: its declared length
+    /// gathered, or (no length) its newest packet stuffed as a last one is.
+    fn known_complete(&self) -> bool {
+        match self.buf.get(4..6) {
+            Some(len) => match u16::from_be_bytes([len[0], len[1]]) as usize {
+                0 => self.last_stuffed,
+                declared => self.buf.len() >= 6 + declared,
+            },
+            None => false,
+        }
+    }
 }
 
 pub struct TsDemuxer {
@@ -161,11 +181,26 @@ impl TsDemuxer {
     }
 
     /// At the end of the input: the PES still being gathered.
+    ///
+    /// A PES still open here is taken only if it is known complete: an SRT
+    /// caller that closes without lingering may leave its last packets
+    /// unrepaired, and a frame cut short would be served as a damaged picture
+    /// (seen with ffmpeg's SRT output under loss). Counted in
+    /// `unfinished_pes`; the rare PES whose payload exactly fills its last
+    /// packet is dropped too, being indistinguishable from a cut one.
     pub fn finish(&mut self) -> Vec<TsEvent> {
         let mut out = Vec::new();
         let mut pids: Vec<u16> = self.streams.keys().copied().collect();
         pids.sort_unstable();
         for pid in pids {
+            if let Some(es) = self.streams.get_mut(&pid) {
+                if es.open && !es.known_complete() {
+                    es.open = false;
+                    es.buf.clear();
+                    self.counts.unfinished_pes += 1;
+                    continue;
+                }
+            }
             self.complete(pid, &mut out);
         }
         out
@@ -252,6 +287,7 @@ impl TsDemuxer {
         }
         es.buf.extend_from_slice(payload);
         es.last_at = Some(at);
+        es.last_stuffed = stuffing;
         // A PES with a length is complete when it is all here (audio, usually):
         // no need to wait for the next one to start.
         if es.buf.len() >= 6 {
@@ -332,6 +368,7 @@ impl TsDemuxer {
                     last_at: None,
                     early_end: true,
                     ended_early: false,
+                    last_stuffed: false,
                 },
             };
             kept.insert(pid, es);

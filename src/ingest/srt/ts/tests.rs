@@ -292,6 +292,58 @@ fn a_video_pes_ends_at_its_stuffed_packet_not_a_frame_later() {
 }
 
 #[test]
+fn a_pes_the_input_ends_inside_is_dropped_unless_known_complete() {
+    let mut w = Writer::new();
+    let mut input = program(&mut w);
+    let video = w.pes(VIDEO_PID, 3000, None, &[7; 600], false); // 4 packets
+    let audio = w.pes(AUDIO_PID, 3000, None, &[0xff, 0xf1, 9, 9], true);
+    input.extend(&audio[..]);
+    input.extend(&video[..3 * PACKET]); // the caller closed before the last one
+    let mut d = TsDemuxer::new();
+    let mut ev = d.push(&input, t0()).unwrap();
+    ev.extend(d.finish());
+    let p = pes_of(&ev);
+    assert_eq!(p.len(), 1, "only the whole audio PES");
+    assert_eq!(p[0].kind, StreamKind::Aac);
+    assert_eq!(d.counts.unfinished_pes, 1);
+    assert_eq!(
+        d.counts.continuity_errors, 0,
+        "a cut tail breaks no counter"
+    );
+
+    // An audio PES short of its declared length, too.
+    let mut w = Writer::new();
+    let mut input = program(&mut w);
+    let long = w.pes(AUDIO_PID, 90, None, &[0xff; 400], true);
+    input.extend(&long[..2 * PACKET]);
+    let mut d = TsDemuxer::new();
+    let mut ev = d.push(&input, t0()).unwrap();
+    ev.extend(d.finish());
+    assert!(pes_of(&ev).is_empty());
+    assert_eq!(d.counts.unfinished_pes, 1);
+
+    // A muxer that stuffs mid-PES (early ends off): its last PES, stuffed,
+    // is still taken at the end.
+    let mut w = Writer::new();
+    let mut input = program(&mut w);
+    input.extend(w.pes(VIDEO_PID, 3000, None, &[1; 100], false));
+    let mut more = w.packets(VIDEO_PID, &[2; 50]);
+    more[1] &= !0x40;
+    input.extend(more);
+    input.extend(w.pes(VIDEO_PID, 6000, None, &[3; 100], false));
+    let mut more = w.packets(VIDEO_PID, &[4; 50]);
+    more[1] &= !0x40;
+    input.extend(more);
+    let mut d = TsDemuxer::new();
+    let mut ev = d.push(&input, t0()).unwrap();
+    ev.extend(d.finish());
+    let p = pes_of(&ev);
+    assert_eq!(p.last().map(|p| p.pts), Some(Some(6000)));
+    assert_eq!(p.last().map(|p| p.data.len()), Some(150));
+    assert_eq!(d.counts.unfinished_pes, 0);
+}
+
+#[test]
 fn stuffing_is_told_from_a_pcr() {
     assert!(stuffed(&[0]));
     assert!(stuffed(&[3, 0, 0xff, 0xff]));
