@@ -64,8 +64,6 @@ pub struct RenditionPackager {
     segments_done: u64,
     /// Said once per rendition: a budget shortened the DVR window.
     told_budget: bool,
-    /// Compresses every rendering (one deflate state, reused).
-    gzip: playlist::Gzip,
     /// Test hook: panic while handling input number N (to test [`run`]'s guard).
     #[cfg(test)]
     panic_after: Option<u32>,
@@ -112,7 +110,6 @@ impl RenditionPackager {
             multivariant: None,
             segments_done: 0,
             told_budget: false,
-            gzip: playlist::Gzip::default(),
             #[cfg(test)]
             panic_after: None,
         }
@@ -332,7 +329,7 @@ impl RenditionPackager {
         }
     }
 
-    fn render(&mut self, key: SnapshotKey) -> Option<(SnapshotKey, Playlists)> {
+    fn render(&self, key: SnapshotKey) -> Option<(SnapshotKey, Playlists)> {
         // No playlist before the target duration is known.
         self.target_duration?;
         let reports: Vec<RenditionReport> = self
@@ -355,8 +352,8 @@ impl RenditionPackager {
         Some((
             key,
             Playlists {
-                full_gzip: self.gzip.compress(&full),
-                delta_gzip: self.gzip.compress(&delta),
+                full_gzip: playlist::gzip(&full),
+                delta_gzip: playlist::gzip(&delta),
                 full,
                 delta,
             },

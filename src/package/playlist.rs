@@ -290,6 +290,19 @@ pub fn delta_v2(delta: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
+/// `text` gzip-compressed (empty if that fails: served plain), with the
+/// calling thread's [`Gzip`]: one deflate state per thread, not per
+/// rendition (each holds a few hundred KB; 40 renditions kept 12 MB).
+pub fn gzip(text: &[u8]) -> Bytes {
+    thread_local! {
+        static GZIP: std::cell::RefCell<Gzip> = std::cell::RefCell::new(Gzip::default());
+    }
+    GZIP.with(|g| match g.try_borrow_mut() {
+        Ok(mut g) => g.compress(text),
+        Err(_) => Gzip::default().compress(text), // (not reentrant; never nested)
+    })
+}
+
 /// Gzip (RFC 1952) for playlists, with one deflate state kept and reset.
 ///
 /// flate2's `GzEncoder` builds a new compressor for every call: several

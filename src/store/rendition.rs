@@ -519,10 +519,9 @@ impl Rendition {
         }
         let full = Bytes::from(std::fs::read(dir.join(PLAYLIST))?);
         let delta = Bytes::from(std::fs::read(dir.join(DELTA))?);
-        let mut gzip = crate::package::playlist::Gzip::default();
         st.latest = Some(Playlists {
-            full_gzip: gzip.compress(&full),
-            delta_gzip: gzip.compress(&delta),
+            full_gzip: crate::package::playlist::gzip(&full),
+            delta_gzip: crate::package::playlist::gzip(&delta),
             full,
             delta,
         });
