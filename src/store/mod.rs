@@ -10,16 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-
-use crate::package::multivariant::Multivariant;
-
 pub mod disk;
+mod entry;
 mod persist;
 pub mod rendition;
 pub mod retention;
 
 pub use disk::{Disk, Stored};
+pub use entry::StreamEntry;
 pub use persist::Restored;
 pub use rendition::{Playlists, Progress, Rendition, RenditionMeta, SnapshotKey, Update};
 
@@ -56,140 +54,6 @@ impl Pressure {
             Pressure::Stream => "stream_budget",
             Pressure::Memory => "memory_budget",
         }
-    }
-}
-
-/// All renditions of one stream, and its multivariant playlist.
-pub struct StreamEntry {
-    total: Arc<AtomicUsize>,
-    budget: Budget,
-    /// The store, to give up its oldest VOD before a live stream shrinks.
-    store: std::sync::Weak<Store>,
-    name: String,
-    /// Part of every media URL: a stream published again after it ended gets
-    /// a new epoch, so its URLs never collide with cached ones.
-    epoch: String,
-    renditions: RwLock<Vec<Arc<Rendition>>>,
-    /// The multivariant playlist as rendered, and what it was rendered from.
-    multivariant: RwLock<Option<(Arc<Multivariant>, Bytes)>>,
-    /// Every segment of every rendition starts with an IDR (until a
-    /// passthrough segment had to be cut between keyframes).
-    independent: std::sync::atomic::AtomicBool,
-    /// The disk tier, when there is one.
-    disk: Option<Arc<Disk>>,
-    /// This ended session is all on disk (its VOD holds no media memory).
-    persisted: std::sync::atomic::AtomicBool,
-    /// When it ended, once it has.
-    ended_at: Mutex<Option<SystemTime>>,
-}
-
-impl StreamEntry {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-    pub fn epoch(&self) -> &str {
-        &self.epoch
-    }
-
-    /// Media bytes held by this stream's renditions.
-    pub fn bytes(&self) -> usize {
-        self.renditions().iter().map(|r| r.bytes()).sum()
-    }
-
-    /// Whether this live stream must list less than its DVR window now:
-    /// past its own budget, or past the store's once no VOD is left to go
-    /// first (the store then evicts its oldest VOD and the stream keeps its
-    /// window). The second value is the VOD evicted, if one was.
-    pub fn pressure(&self) -> (Option<Pressure>, Option<(String, String)>) {
-        if self.bytes() > self.budget.per_stream {
-            return (Some(Pressure::Stream), None);
-        }
-        if self.total.load(Ordering::Relaxed) <= self.budget.total {
-            return (None, None);
-        }
-        let Some(store) = self.store.upgrade() else {
-            return (Some(Pressure::Memory), None);
-        };
-        // An ended session on disk gives up its memory copies first.
-        if store.release_vod_memory() > 0 {
-            return (None, None);
-        }
-        match store.evict_oldest_vod() {
-            Some(evicted) => (None, Some(evicted)),
-            None => (Some(Pressure::Memory), None),
-        }
-    }
-
-    /// Past the disk tier's budget, the oldest ended session is removed
-    /// (from disk and memory); returns it (name, epoch).
-    pub fn disk_pressure(&self) -> Option<(String, String)> {
-        self.disk.as_ref().filter(|d| d.full())?;
-        self.store.upgrade()?.evict_oldest_vod_from_disk()
-    }
-
-    /// The rendition `name`, created on first use.
-    pub fn rendition(&self, name: &str) -> Arc<Rendition> {
-        let mut r = self.renditions.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(x) = r.iter().find(|x| x.name() == name) {
-            return x.clone();
-        }
-        let disk = self.disk.as_ref().map(|d| {
-            let dir = d.session_dir(&self.name, &self.epoch).join(name);
-            (d.clone(), dir)
-        });
-        let x = Rendition::new(name, self.total.clone(), disk);
-        r.push(x.clone());
-        x
-    }
-
-    /// When this session ended, if it has.
-    pub fn ended_at(&self) -> Option<SystemTime> {
-        *self.ended_at.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether this ended session is served from disk alone.
-    pub fn persisted(&self) -> bool {
-        self.persisted.load(Ordering::Relaxed)
-    }
-
-    pub fn find_rendition(&self, name: &str) -> Option<Arc<Rendition>> {
-        self.renditions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|x| x.name() == name)
-            .cloned()
-    }
-
-    pub fn renditions(&self) -> Vec<Arc<Rendition>> {
-        self.renditions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn independent(&self) -> bool {
-        self.independent.load(Ordering::Relaxed)
-    }
-
-    /// A segment of this stream does not start with an IDR.
-    pub fn mark_dependent(&self) {
-        self.independent.store(false, Ordering::Relaxed);
-    }
-
-    pub fn set_multivariant(&self, model: Arc<Multivariant>, bytes: Bytes) {
-        *self.multivariant.write().unwrap_or_else(|e| e.into_inner()) = Some((model, bytes));
-    }
-
-    pub fn multivariant(&self) -> Option<Bytes> {
-        self.multivariant_with_model().map(|(_, b)| b)
-    }
-
-    pub fn multivariant_with_model(&self) -> Option<(Arc<Multivariant>, Bytes)> {
-        self.multivariant
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 }
 
