@@ -91,7 +91,8 @@ pub enum GraphError {
 /// A configured graph for one input shape (format and size).
 pub struct ScaleGraph {
     graph: ffmpeg::filter::Graph,
-    outputs: usize,
+    /// The sinks' names, `out0`.. (looked up per frame, made once).
+    sinks: Vec<String>,
     input: (i32, u32, u32),
 }
 
@@ -139,12 +140,13 @@ impl ScaleGraph {
                 }
             }
         }
-        for i in 0..outputs.len() {
-            graph.add(&sink, &format!("out{i}"), "").map_err(err)?;
+        let sinks: Vec<String> = (0..outputs.len()).map(|i| format!("out{i}")).collect();
+        for name in &sinks {
+            graph.add(&sink, name, "").map_err(err)?;
         }
         let mut parser = graph.output("in", 0).map_err(err)?;
-        for i in 0..outputs.len() {
-            parser = parser.input(&format!("out{i}"), 0).map_err(err)?;
+        for name in &sinks {
+            parser = parser.input(name, 0).map_err(err)?;
         }
         parser.parse(&text).map_err(err)?;
         if let Some(device) = device {
@@ -164,7 +166,7 @@ impl ScaleGraph {
         graph.validate().map_err(err)?;
         Ok(ScaleGraph {
             graph,
-            outputs: outputs.len(),
+            sinks,
             input,
         })
     }
@@ -185,12 +187,11 @@ impl ScaleGraph {
             .get("in")
             .ok_or(GraphError::Filter(ffmpeg::Error::Bug))?;
         src.source().add(frame).map_err(GraphError::Filter)?;
-        let mut out = Vec::with_capacity(self.outputs);
-        for i in 0..self.outputs {
-            let name = format!("out{i}");
+        let mut out = Vec::with_capacity(self.sinks.len());
+        for name in &self.sinks {
             let mut sink = self
                 .graph
-                .get(&name)
+                .get(name)
                 .ok_or(GraphError::Filter(ffmpeg::Error::Bug))?;
             let mut f = ffmpeg::frame::Video::empty();
             out.push(sink.sink().frame(&mut f).is_ok().then_some(f));
