@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The default ladder from a 720p30 source, in one run:
 #   1. castline transcoding a real-time RTMP publish: CPU seconds per second of video,
-#      and the added latency per rung (source frame off the socket -> encoded frame);
+#      and the added latency per rung (source frame off the socket -> encoded frame, and
+#      decoded frame -> encoded frame, which leaves out the source's B-frame reorder delay);
 #   2. the ffmpeg CLI doing the same decode, scale and encode (same x264 settings,
 #      keyframe every second) on the same file: CPU seconds per second of video;
 #   3. how many such streams castline keeps in real time at once (STREAMS="1 2 3").
@@ -75,15 +76,18 @@ EOF
     curl -fsS "http://$ADMIN/metrics" | python3 -c '
 import re, sys
 rows = {}
+names = {"castline_transcode_latency_seconds_bucket{": "from the socket",
+         "castline_transcode_encode_latency_seconds_bucket{": "from the decoder"}
 for line in sys.stdin:
-    if not line.startswith("castline_transcode_latency_seconds_bucket{"): continue
+    name = next((n for n in names if line.startswith(n)), None)
+    if name is None: continue
     labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", line))
     le = float("inf") if labels["le"] == "+Inf" else float(labels["le"])
-    rows.setdefault(labels["rendition"], []).append((le, int(line.split()[-1])))
-for r, b in sorted(rows.items()):
+    rows.setdefault((labels["rendition"], names[name]), []).append((le, int(line.split()[-1])))
+for (r, start), b in sorted(rows.items()):
     b.sort(); total = b[-1][1]
     q = lambda p: next(le for le, c in b if c >= p * total)
-    print(f"  transcode latency {r}: frames={total} p50<={q(0.5)*1000:g} ms p95<={q(0.95)*1000:g} ms p99<={q(0.99)*1000:g} ms")
+    print(f"  transcode latency {r} ({start}): frames={total} p50<={q(0.5)*1000:g} ms p95<={q(0.95)*1000:g} ms p99<={q(0.99)*1000:g} ms")
 '
   fi
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""

@@ -117,6 +117,7 @@ pub struct Metrics {
     pub frame_path: Family<FramePathLabel, Gauge>,
     pub encoder_sessions: Family<BackendLabel, Gauge>,
     pub transcode_latency: HistogramFamily<RenditionLabel>,
+    pub transcode_encode_latency: HistogramFamily<RenditionLabel>,
     pub transcode_errors: Counter,
     pub ladder_fallbacks: Family<ReasonLabel, Counter>,
     pub publishes: Family<ProtocolLabel, Counter>,
@@ -184,6 +185,7 @@ impl Metrics {
             frame_path: Family::default(),
             encoder_sessions: Family::default(),
             transcode_latency: Family::new_with_constructor(transcode_latency_histogram),
+            transcode_encode_latency: Family::new_with_constructor(transcode_latency_histogram),
             transcode_errors: Counter::default(),
             ladder_fallbacks: Family::default(),
             reconnects: Family::default(),
@@ -394,6 +396,11 @@ impl Metrics {
             "transcode_latency_seconds",
             "From a source frame leaving the ingest socket to its encoded frame, per rendition",
             m.transcode_latency.clone(),
+        );
+        registry.register(
+            "transcode_encode_latency_seconds",
+            "From a decoded source frame to its encoded frame, per rendition: scale, queue and encode, without the source's B-frame reorder delay",
+            m.transcode_encode_latency.clone(),
         );
         registry.register(
             "transcode_errors",

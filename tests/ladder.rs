@@ -302,6 +302,26 @@ fn ladder_from_720p_is_keyframe_aligned_decodes_and_keeps_its_bandwidth() {
         metrics.contains("castline_encoder_backend{backend=\"x264\"} 1"),
         "{metrics}"
     );
+    // Each encoded frame's added latency is measured from two starts: its
+    // source's arrival, and the decoder giving it out (later, so less).
+    for r in renditions {
+        let m = |name: &str| {
+            server
+                .metric(&format!("{name}{{rendition=\"{r}\"}}"))
+                .unwrap_or_else(|| panic!("{name} for {r} missing: {metrics}"))
+        };
+        let frames = m("castline_transcode_latency_seconds_count");
+        assert!(frames > 100.0, "{r}: {frames} frames timed");
+        assert_eq!(m("castline_transcode_encode_latency_seconds_count"), frames);
+        let (from_socket, from_decoder) = (
+            m("castline_transcode_latency_seconds_sum"),
+            m("castline_transcode_encode_latency_seconds_sum"),
+        );
+        assert!(
+            from_decoder > 0.0 && from_decoder < from_socket,
+            "{r}: {from_decoder} s from the decoder, {from_socket} s from the socket"
+        );
+    }
 }
 
 #[test]

@@ -26,10 +26,20 @@ pub(super) enum RungJob {
         cut: Option<u64>,
         /// An IDR that opens no segment (`transcode.keyframe_interval`).
         refresh: bool,
-        received: Instant,
+        times: FrameTimes,
     },
     Gap,
     End,
+}
+
+/// When a frame's source arrived and when the decoder gave it out: the two
+/// starts of the added latency (`castline_transcode_latency_seconds` from the
+/// first, `castline_transcode_encode_latency_seconds` from the second, which
+/// leaves out the source's B-frame reorder delay).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FrameTimes {
+    pub(super) received: Instant,
+    pub(super) decoded: Instant,
 }
 
 /// Whether a frame must be encoded as an IDR, and why.
@@ -82,7 +92,7 @@ pub(super) struct RungWorker {
     pub(super) output: mpsc::Sender<Input>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) cuts: VecDeque<(i64, u64)>,
-    pub(super) received: VecDeque<(i64, Instant)>,
+    pub(super) times: VecDeque<(i64, FrameTimes)>,
     pub(super) warned_not_idr: bool,
     pub(super) fault: Option<(u64, Fault)>,
     pub(super) frames: u64,
@@ -92,6 +102,12 @@ pub(super) struct RungWorker {
     pub(super) wait_cut: bool,
     /// Frames come scaled by the stream's scale graph (GPU frame path).
     pub(super) prescaled: bool,
+}
+
+/// A rung's two latency histograms (see [`FrameTimes`]).
+struct Latency {
+    from_socket: prometheus_client::metrics::histogram::Histogram,
+    from_decoder: prometheus_client::metrics::histogram::Histogram,
 }
 
 type Scaler = (
@@ -123,7 +139,14 @@ impl RungWorker {
         let label = crate::metrics::RenditionLabel {
             rendition: self.rung.name.clone(),
         };
-        let latency = self.metrics.transcode_latency.get_or_create(&label).clone();
+        let latency = Latency {
+            from_socket: self.metrics.transcode_latency.get_or_create(&label).clone(),
+            from_decoder: self
+                .metrics
+                .transcode_encode_latency
+                .get_or_create(&label)
+                .clone(),
+        };
         let dropped = self
             .metrics
             .transcode_dropped_frames
@@ -136,7 +159,7 @@ impl RungWorker {
                     pts,
                     cut,
                     refresh,
-                    received,
+                    times,
                 } => {
                     if self.wait_cut && cut.is_none() {
                         dropped.inc();
@@ -157,7 +180,7 @@ impl RungWorker {
                         (None, true) => Forced::Refresh,
                         (None, false) => Forced::No,
                     };
-                    if !self.encode(&mut enc, out, pts, key, received, &latency) {
+                    if !self.encode(&mut enc, out, pts, key, times, &latency) {
                         return;
                     }
                 }
@@ -267,8 +290,8 @@ impl RungWorker {
         mut out: ffmpeg::frame::Video,
         pts: i64,
         key: Forced,
-        received: Instant,
-        latency: &prometheus_client::metrics::histogram::Histogram,
+        times: FrameTimes,
+        latency: &Latency,
     ) -> bool {
         self.frames += 1;
         let mut failed = false;
@@ -291,7 +314,7 @@ impl RungWorker {
         if let Forced::Cut(msn) = key {
             push_bounded(&mut self.cuts, (pts, msn));
         }
-        push_bounded(&mut self.received, (pts, received));
+        push_bounded(&mut self.times, (pts, times));
         if !failed {
             match enc.send_frame(&out) {
                 Ok(()) => return self.drain(enc, latency),
@@ -316,17 +339,13 @@ impl RungWorker {
         }
         tracing::warn!(stream = %self.stream, rung = %self.rung.name, "encoder restarted; the rung resumes at the next cut");
         self.cuts.clear();
-        self.received.clear();
+        self.times.clear();
         self.wait_cut = true;
         self.output.blocking_send(Input::Gap).is_ok() && self.announce(enc)
     }
 
     /// Hand every packet the encoder has ready to the rendition's packager.
-    fn drain(
-        &mut self,
-        enc: &mut ffmpeg::encoder::Video,
-        latency: &prometheus_client::metrics::histogram::Histogram,
-    ) -> bool {
+    fn drain(&mut self, enc: &mut ffmpeg::encoder::Video, latency: &Latency) -> bool {
         loop {
             let mut pkt = ffmpeg::Packet::empty();
             if enc.receive_packet(&mut pkt).is_err() {
@@ -352,8 +371,18 @@ impl RungWorker {
                 self.warned_not_idr = true;
                 tracing::warn!(stream = %self.stream, rung = %self.rung.name, backend = self.backend.label(), "a forced keyframe came out without an IDR");
             }
-            let received = take_received(&mut self.received, pts);
-            latency.observe(received.elapsed().as_secs_f64());
+            let received = match take_received(&mut self.times, pts) {
+                Some(t) => {
+                    latency
+                        .from_decoder
+                        .observe(t.decoded.elapsed().as_secs_f64());
+                    t.received
+                }
+                None => Instant::now(),
+            };
+            latency
+                .from_socket
+                .observe(received.elapsed().as_secs_f64());
             let au = AccessUnit {
                 track: TrackKind::Video,
                 dts,

@@ -17,7 +17,7 @@ use super::encoder::{open_rung, Backend, EncoderError, FrameInput, Presets};
 use super::gpu::{self, CudaDevice};
 use super::graph::{Output, ScaleGraph, Scaler};
 use super::plan::{FrameRateCap, KeyframeClock, Rung};
-use super::rung::{injected_fault, RungJob, RungWorker};
+use super::rung::{injected_fault, FrameTimes, RungJob, RungWorker};
 use super::schedule::Cut;
 use crate::media::{AccessUnit, AvcConfig, MediaInfo, VIDEO_TIMESCALE};
 use crate::metrics::Metrics;
@@ -158,7 +158,7 @@ impl Transcoder {
                 output: t.output,
                 metrics: metrics.clone(),
                 cuts: VecDeque::new(),
-                received: VecDeque::new(),
+                times: VecDeque::new(),
                 warned_not_idr: false,
                 fault,
                 frames: 0,
@@ -265,11 +265,10 @@ fn share(frame: &ffmpeg::frame::Video) -> Option<ffmpeg::frame::Video> {
     (r >= 0).then_some(out)
 }
 
-pub(super) fn take_received(q: &mut VecDeque<(i64, Instant)>, pts: i64) -> Instant {
-    match q.iter().position(|(p, _)| *p == pts) {
-        Some(i) => q.remove(i).map_or_else(Instant::now, |(_, t)| t),
-        None => Instant::now(),
-    }
+/// What was kept for the frame or packet of `pts`, taken out of `q`.
+pub(super) fn take_received<T>(q: &mut VecDeque<(i64, T)>, pts: i64) -> Option<T> {
+    let i = q.iter().position(|(p, _)| *p == pts)?;
+    q.remove(i).map(|(_, t)| t)
 }
 
 /// The decode thread's scale graph (GPU frame path): one frame in, one
@@ -440,7 +439,10 @@ impl DecodeWorker {
     }
 
     fn frame(&mut self, frame: ffmpeg::frame::Video, pts: i64) -> bool {
-        let received = take_received(&mut self.received, pts);
+        let times = FrameTimes {
+            received: take_received(&mut self.received, pts).unwrap_or_else(Instant::now),
+            decoded: Instant::now(),
+        };
         let mut opened = None;
         while self.pending.front().is_some_and(|c| c.at <= pts) {
             opened = self.pending.pop_front();
@@ -496,7 +498,7 @@ impl DecodeWorker {
                 pts: out_pts,
                 cut,
                 refresh,
-                received,
+                times,
             };
             if r.send(job).is_ok() {
                 alive += 1;

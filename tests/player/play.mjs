@@ -123,12 +123,17 @@ const PAGE = `<!doctype html>
   S.supported = true;
   var params = new URLSearchParams(location.search);
   var config = { lowLatencyMode: true };
+  if (params.get("debug") !== null) config.debug = true;
+  // config=JSON (PLAYER_HLS_CONFIG): more hls.js settings, e.g. {"maxLiveSyncPlaybackRate":1.5}.
+  if (params.get("config") !== null) Object.assign(config, JSON.parse(params.get("config")));
   if (params.get("startLevel") !== null) {
     // Really start there: no bandwidth test fragment that could switch away first.
     config.startLevel = Number(params.get("startLevel"));
     config.testBandwidth = false;
   }
   var hls = window.__hls = new Hls(config);
+  // cap=N: ABR never above level N (PLAYER_LEVEL_CAP; the browser then decodes less).
+  if (params.get("cap") !== null) hls.autoLevelCapping = Number(params.get("cap"));
   hls.on(Hls.Events.LEVEL_SWITCHED, function (ev, d) { S.levelSwitches.push(d.level); });
   hls.on(Hls.Events.FRAG_BUFFERED, function (ev, d) {
     var l = d.frag && d.frag.type === "main" ? d.frag.level : undefined;
@@ -209,11 +214,20 @@ function snapshotInPage() {
     targetLatency: h ? num(h.targetLatency) : null,
     drift: h ? num(h.drift) : null,
     playbackRate: v ? v.playbackRate : null,
+    // hls.js's latency is edge + age - currentTime, from its newest level playlist.
+    edge: h && h.latestLevelDetails ? num(h.latestLevelDetails.edge) : null,
+    age: h && h.latestLevelDetails ? num(h.latestLevelDetails.age) : null,
+    level: h ? h.currentLevel : null,
+    // Wall clock minus the EXT-X-PROGRAM-DATE-TIME of the frame on screen
+    // (castline anchors PDT at the first frame's arrival): the delay behind
+    // the publisher, which hls.js's own latency (edge-relative) cannot see.
+    pdtLatency: h && h.playingDate ? num((Date.now() - h.playingDate.getTime()) / 1000) : null,
   };
 }
 
 let context = null;
 let userDataDir = null;
+let t0 = Date.now();
 let exitCode = 2;
 
 async function main() {
@@ -237,8 +251,12 @@ async function main() {
     ignoreHTTPSErrors: process.env.PLAYER_IGNORE_TLS_ERRORS === "1",
   });
   const page = context.pages()[0] || (await context.newPage());
+  // PLAYER_DEBUG=<regex>: hls.js debug logging, the lines matching it on stderr.
+  const debugFilter = process.env.PLAYER_DEBUG ? new RegExp(process.env.PLAYER_DEBUG, "i") : null;
   page.on("console", (m) => {
-    if (m.type() === "error" || m.type() === "warning") {
+    if (debugFilter && debugFilter.test(m.text())) {
+      process.stderr.write(`[hls ${((Date.now() - t0) / 1000).toFixed(3)}] ${m.text()}\n`);
+    } else if (m.type() === "error" || m.type() === "warning") {
       process.stderr.write(`[page ${m.type()}] ${m.text()}\n`);
     }
   });
@@ -253,8 +271,15 @@ async function main() {
 
   let pageUrl = `http://127.0.0.1:${port}/?src=${encodeURIComponent(srcUrl)}`;
   if (startLevelArg !== undefined) pageUrl += `&startLevel=${encodeURIComponent(startLevelArg)}`;
+  if (debugFilter) pageUrl += "&debug=1";
+  if (process.env.PLAYER_HLS_CONFIG) pageUrl += `&config=${encodeURIComponent(process.env.PLAYER_HLS_CONFIG)}`;
+  if (process.env.PLAYER_LEVEL_CAP) pageUrl += `&cap=${encodeURIComponent(process.env.PLAYER_LEVEL_CAP)}`;
   process.stderr.write(`chromium started in ${Date.now() - launchStart} ms\n`);
-  const t0 = Date.now();
+  // PLAYER_SETTLE_S: let the browser's own start-up work finish before
+  // playing (on a shared 2-core machine it starves the server under test).
+  const settle = Number(process.env.PLAYER_SETTLE_S || 0);
+  if (settle > 0) await new Promise((r) => setTimeout(r, settle * 1000));
+  t0 = Date.now();
   await page.goto(pageUrl, { waitUntil: "load", timeout: 15000 });
 
   // Poll once a second (also gives a progress trace on stderr).
@@ -268,6 +293,8 @@ async function main() {
       `t=${((Date.now() - t0) / 1000).toFixed(1)}s ct=${snap.currentTime.toFixed(2)} rs=${snap.readyState}` +
       ` paused=${snap.paused} frags=${S.fragsLoaded} parts=${S.partsLoaded}` +
       ` lat=${snap.latency == null ? "-" : snap.latency.toFixed(2)} rate=${snap.playbackRate}` +
+      ` edge=${snap.edge == null ? "-" : snap.edge.toFixed(2)} age=${snap.age == null ? "-" : snap.age.toFixed(2)} level=${snap.level}` +
+      ` pdtlat=${snap.pdtLatency == null ? "-" : snap.pdtLatency.toFixed(2)}` +
       ` err=${S.fatalErrors.length}F/${S.nonFatalCount}nf\n`,
     );
   }
@@ -285,6 +312,7 @@ async function main() {
     latency: round(snap.latency),
     // extra diagnostics
     targetLatency: round(snap.targetLatency),
+    pdtLatency: round(snap.pdtLatency),
     playedSeconds: S.firstPlayingTime === null ? 0 : round(snap.currentTime - S.firstPlayingTime),
     nonFatalErrorCount: S.nonFatalCount,
     fragsLoaded: S.fragsLoaded,
