@@ -8,13 +8,13 @@
 #   3. how many such streams castline keeps in real time at once (STREAMS="1 2 3").
 #
 # Usage: benches/ladder.sh   (SECONDS_OF_VIDEO=30 STREAMS="1 2 3" SOURCE_BFRAMES=2 by default)
-# Needs: target/release/castline (cargo build --release), ffmpeg, curl, python3.
+# Needs: target/release/castline (cargo build --release; or CASTLINE=path), ffmpeg, curl, python3.
 set -euo pipefail
 
 LEN="${SECONDS_OF_VIDEO:-30}"
 STREAMS="${STREAMS:-1 2 3}"
 cd "$(dirname "$0")/.."
-CASTLINE="$(pwd)/target/release/castline"
+CASTLINE="${CASTLINE:-$(pwd)/target/release/castline}"
 [[ -x "$CASTLINE" ]] || { echo "run cargo build --release first" >&2; exit 1; }
 TMP="$(mktemp -d -t castline-ladder.XXXXXX)"
 PID=""
