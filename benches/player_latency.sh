@@ -14,6 +14,7 @@
 # starts is where it stays (it does not speed up to catch up by default).
 #
 # HLS_CONFIG='{"maxLiveSyncPlaybackRate":1.5}' adds hls.js settings to the default config.
+# CONFIG_TOML='[transcode]\nkeyframe_interval = 0.4' adds to castline's config.
 # LEVEL_CAP=N caps hls.js's ABR at level N (0 = the lowest rung), so the browser decodes less.
 #
 # Usage: benches/player_latency.sh   (STARTS=5 PLAY_SECONDS=20 SETTLE=4 LADDER=1 LEVEL_CAP=)
@@ -46,6 +47,7 @@ ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=1280x720:rate=30 \
   echo "[server]"
   echo "data_dir = \"$TMP/data\""
   if [[ "${LADDER:-1}" == 0 ]]; then echo "[transcode]"; echo "enabled = false"; fi
+  printf '%b\n' "${CONFIG_TOML:-}"
 } >"$TMP/castline.toml"
 RUST_LOG=warn "$CASTLINE" serve --config "$TMP/castline.toml" --rtmp-listen 127.0.0.1:0 \
   --srt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
@@ -66,7 +68,7 @@ URL="http://$HTTP/live/lat/index.m3u8"
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "$URL" 2>/dev/null && break; sleep 0.1; done
 sleep 5
 
-echo "== hls.js latency, ladder=${LADDER:-1}, config ${HLS_CONFIG:-default}, $STARTS starts of ${PLAY} s (settle ${SETTLE} s)"
+echo "== hls.js latency, ladder=${LADDER:-1} ${CONFIG_TOML:-}, config ${HLS_CONFIG:-default}, $STARTS starts of ${PLAY} s (settle ${SETTLE} s)"
 for i in $(seq 1 "$STARTS"); do
   PLAYER_HLS_CONFIG="${HLS_CONFIG:-}" PLAYER_LEVEL_CAP="${LEVEL_CAP:-}" PLAYER_SETTLE_S="$SETTLE" node tests/player/play.mjs "$URL" "$PLAY" >"$TMP/play$i.json" 2>"$TMP/play$i.err" || true
   python3 - "$TMP/play$i.json" "$i" <<'PY'
