@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::encoder::{Backend, EncoderSettings};
 use super::plan::{FrameRateCap, Rung};
-use super::worker::{take_received, LOOKUP};
+use super::worker::{take_by_pts, LOOKUP};
 use crate::media::{annexb, AccessUnit, AvcConfig, MediaInfo, TrackKind};
 use crate::metrics::Metrics;
 use crate::package::packager::Input;
@@ -40,6 +40,18 @@ pub(super) enum RungJob {
 pub(super) struct FrameTimes {
     pub(super) received: Instant,
     pub(super) decoded: Instant,
+}
+
+impl FrameTimes {
+    /// For a packet whose frame's times are not known (none is lost in
+    /// practice): both starts now, so both histograms count every packet.
+    fn now() -> Self {
+        let now = Instant::now();
+        FrameTimes {
+            received: now,
+            decoded: now,
+        }
+    }
 }
 
 /// Whether a frame must be encoded as an IDR, and why.
@@ -371,18 +383,14 @@ impl RungWorker {
                 self.warned_not_idr = true;
                 tracing::warn!(stream = %self.stream, rung = %self.rung.name, backend = self.backend.label(), "a forced keyframe came out without an IDR");
             }
-            let received = match take_received(&mut self.times, pts) {
-                Some(t) => {
-                    latency
-                        .from_decoder
-                        .observe(t.decoded.elapsed().as_secs_f64());
-                    t.received
-                }
-                None => Instant::now(),
-            };
+            let times = take_by_pts(&mut self.times, pts).unwrap_or_else(FrameTimes::now);
+            let received = times.received;
             latency
                 .from_socket
                 .observe(received.elapsed().as_secs_f64());
+            latency
+                .from_decoder
+                .observe(times.decoded.elapsed().as_secs_f64());
             let au = AccessUnit {
                 track: TrackKind::Video,
                 dts,

@@ -266,7 +266,7 @@ fn share(frame: &ffmpeg::frame::Video) -> Option<ffmpeg::frame::Video> {
 }
 
 /// What was kept for the frame or packet of `pts`, taken out of `q`.
-pub(super) fn take_received<T>(q: &mut VecDeque<(i64, T)>, pts: i64) -> Option<T> {
+pub(super) fn take_by_pts<T>(q: &mut VecDeque<(i64, T)>, pts: i64) -> Option<T> {
     let i = q.iter().position(|(p, _)| *p == pts)?;
     q.remove(i).map(|(_, t)| t)
 }
@@ -440,7 +440,7 @@ impl DecodeWorker {
 
     fn frame(&mut self, frame: ffmpeg::frame::Video, pts: i64) -> bool {
         let times = FrameTimes {
-            received: take_received(&mut self.received, pts).unwrap_or_else(Instant::now),
+            received: take_by_pts(&mut self.received, pts).unwrap_or_else(Instant::now),
             decoded: Instant::now(),
         };
         let mut opened = None;
