@@ -135,6 +135,9 @@ fn gstreamer_publishes_without_timeline_holes_and_its_eos_ends_the_stream_at_onc
         let errors: Vec<String> = decode_errors(&file.to_path_buf())
             .lines()
             .filter(|l| !l.contains("non monotonically increasing dts to muxer"))
+            // ffmpeg's note that the line before came twice: that line
+            // itself is kept (or was the dts note above).
+            .filter(|l| !l.trim_start().starts_with("Last message repeated"))
             .map(str::to_string)
             .collect();
         assert!(errors.is_empty(), "{rendition} does not decode: {errors:?}");
