@@ -208,7 +208,12 @@ pub async fn run(
     let mut last_egress = metrics.egress_bytes.load(Ordering::Relaxed);
     let mut last_ingest: std::collections::HashMap<String, (u64, u64)> = Default::default();
     let mut viewer_streams: Vec<String> = Vec::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The first tick a second from now: an interval's immediate first tick
+    // would measure over ~0 s and publish a startup spike as the load.
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
