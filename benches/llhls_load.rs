@@ -43,8 +43,9 @@ struct Args {
     /// HTTP/1.1.
     #[arg(long)]
     http2: bool,
-    /// Also request the preload hint in parallel with each blocking reload
-    /// (a second HTTP/1.1 connection per player).
+    /// Ask for the preload hint beside each blocking reload, on a second
+    /// HTTP/1.1 connection per player, and take the part from that answer
+    /// (AVPlayer's way; hls.js 1.7 parses hints but does not fetch them).
     #[arg(long)]
     preload: bool,
     /// Always ask for the full playlist, never a delta update (players such
@@ -328,6 +329,8 @@ async fn player(
     };
     // The live edge: the plain playlist's preload hint.
     let mut want: Option<(u64, u32)> = None;
+    // The preload hint of the last playlist (--preload asks for it).
+    let mut hint: Option<(u64, u32, String)> = None;
     let mut skip = false;
     while Instant::now() < until {
         let Some((m, p)) = want else {
@@ -337,7 +340,8 @@ async fn player(
                 Fetch::Status(StatusCode::OK, b, _) => {
                     let pl = parse(&String::from_utf8_lossy(&b));
                     skip = pl.can_skip && !args.no_skip;
-                    want = pl.hint.map(|(m, p, _)| (m, p));
+                    want = pl.hint.as_ref().map(|(m, p, _)| (*m, *p));
+                    hint = pl.hint;
                 }
                 _ => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -348,12 +352,32 @@ async fn player(
         };
         let delta = if skip { "&_HLS_skip=YES" } else { "" };
         let blocking = format!("{path}?_HLS_msn={m}&_HLS_part={p}{delta}");
-        let f = conn.get(&blocking).await;
+        // With --preload, the part the last playlist hinted is asked for
+        // beside the blocking reload that waits for it (as AVPlayer does):
+        // both are answered when the part is complete.
+        let hinted = match (&mut hint_conn, &hint) {
+            (Some(hc), Some((hm, hp, uri))) if (*hm, *hp) == (m, p) => {
+                let hint_path = join(&dir, uri);
+                let timed_part = async {
+                    let f = hc.get(&hint_path).await;
+                    (f, base.elapsed().as_micros() as u64, unix_ms())
+                };
+                let (f, got) = tokio::join!(conn.get(&blocking), timed_part);
+                note(&mut r, &got.0);
+                Some((f, got))
+            }
+            _ => None,
+        };
+        let (f, hinted) = match hinted {
+            Some((f, got)) => (f, Some(got)),
+            None => (conn.get(&blocking).await, None),
+        };
         note(&mut r, &f);
         let Fetch::Status(StatusCode::OK, body, _) = f else {
             // An error answer or a failed connection: back off, then start
             // again from the live edge.
             want = None;
+            hint = None;
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
@@ -362,33 +386,32 @@ async fn player(
             // Not listed: gone from the window (fell far behind) or a new
             // timeline; start again from the live edge.
             want = None;
+            hint = None;
             continue;
         };
         let part = pl.parts[pos].clone();
         let behind = pl.parts.len() - 1 - pos;
         r.max_behind = r.max_behind.max(behind);
-        // With --preload, the hint of this playlist is fetched beside the
-        // next blocking reload.
-        let next_hint = pl.hint.clone();
-        let f = match (&mut hint_conn, next_hint.as_ref()) {
-            (Some(hc), Some((_, _, hint_uri))) if behind == 0 => {
-                let part_path = join(&dir, &part.uri);
-                let hint_path = join(&dir, hint_uri);
-                let (got, hinted) = tokio::join!(conn.get(&part_path), hc.get(&hint_path));
-                note(&mut r, &hinted);
-                got
+        let held = match hinted {
+            Some((Fetch::Status(StatusCode::OK, ..), at, now_ms)) => Some((at, now_ms)),
+            // No hint asked for, or its answer failed: the part as listed.
+            _ => {
+                let f = conn.get(&join(&dir, &part.uri)).await;
+                note(&mut r, &f);
+                matches!(f, Fetch::Status(StatusCode::OK, ..))
+                    .then(|| (base.elapsed().as_micros() as u64, unix_ms()))
             }
-            _ => conn.get(&join(&dir, &part.uri)).await,
         };
-        note(&mut r, &f);
-        if let Fetch::Status(StatusCode::OK, ..) = f {
-            let at = base.elapsed().as_micros() as u64;
-            let age = part.end_ms.map(|end| unix_ms() - end);
+        if let Some((at, now_ms)) = held {
+            let age = part.end_ms.map(|end| now_ms - end);
             r.received.push(((m, p), at, age));
         }
+        // A player at the edge asks for the next hint with the next reload;
+        // one behind walks the listed parts first.
+        hint = pl.hint.clone().filter(|_| behind == 0);
         want = match pl.parts.get(pos + 1) {
             Some(next) => Some((next.msn, next.idx)),
-            None => next_hint.map(|(m, p, _)| (m, p)),
+            None => pl.hint.map(|(m, p, _)| (m, p)),
         };
     }
     r
