@@ -68,7 +68,7 @@ fn content_steering_offers_every_cdn_counts_each_and_follows_a_cdn_marked_down()
     let _p = Publisher::start(&server.rtmp_url("final"), Publish::default());
     let mv = wait_for(
         &server.url("/live/final/index.m3u8"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     )
     .text();
 
@@ -115,7 +115,7 @@ fn content_steering_offers_every_cdn_counts_each_and_follows_a_cdn_marked_down()
 
     // Every pathway plays: its playlists and media, counted under its CDN.
     for (pathway, _, uri) in &vs {
-        let m = wait_media_at(uri, 2, Duration::from_secs(20));
+        let m = wait_media_at(uri, 2, Duration::from_secs(60));
         let part = m.parts.last().expect("a part");
         let base = &uri[..uri.len() - "index.m3u8".len()];
         let r = get(&format!("{base}{}", part.0));
@@ -225,7 +225,7 @@ fn a_signed_steered_multivariant_carries_the_viewers_token_and_stays_out_of_shar
     );
     let _p = Publisher::start(&server.rtmp_url("paid"), Publish::default());
     let url = server.signed_url("paid", "1h");
-    let r = wait_for(&url, Duration::from_secs(20));
+    let r = wait_for(&url, Duration::from_secs(60));
     assert_eq!(r.header("cache-control"), Some("private, no-store"));
     let prefix = &url[url.find("/s/").expect("signed")..url.find("/live/").expect("live")];
     let text = r.text();

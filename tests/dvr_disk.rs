@@ -66,7 +66,7 @@ fn a_dvr_window_longer_than_memory_is_served_from_disk_and_decodes() {
         },
     );
     let playlist = "/live/dvr/source/index.m3u8";
-    wait_for(&server.url(playlist), Duration::from_secs(20));
+    wait_for(&server.url(playlist), Duration::from_secs(60));
     let start = Instant::now();
     let m = loop {
         let m = parse_media(&get(&server.url(playlist)).text());
@@ -230,7 +230,7 @@ fn a_session_live_when_castline_is_killed_answers_404_after_the_restart_never_ot
         },
     );
     let playlist = "/live/crash/source/index.m3u8";
-    wait_for(&server.url(playlist), Duration::from_secs(20));
+    wait_for(&server.url(playlist), Duration::from_secs(60));
     // Wait until a segment is on disk, so there are files to be left behind.
     let start = Instant::now();
     let (first, epoch) = loop {
@@ -276,7 +276,7 @@ fn a_session_live_when_castline_is_killed_answers_404_after_the_restart_never_ot
             ..Default::default()
         },
     );
-    let m = parse_media(&wait_for(&server.url(playlist), Duration::from_secs(20)).text());
+    let m = parse_media(&wait_for(&server.url(playlist), Duration::from_secs(60)).text());
     let (uri, _) = m
         .parts
         .first()

@@ -317,11 +317,12 @@ fn ladder_from_720p_is_keyframe_aligned_decodes_and_keeps_its_bandwidth() {
         };
         let frames = m("castline_transcode_latency_seconds_count");
         assert!(frames > 100.0, "{r}: {frames} frames timed");
-        // Both count every frame; the snapshot may fall between a frame's
-        // two observations on each rung thread (the publish goes on).
+        // Both count every frame, but the two families are rendered one
+        // after the other while the rungs encode on: a preempted scrape may
+        // see up to a second of frames more in the second (30 at 30 fps).
         let decoded = m("castline_transcode_encode_latency_seconds_count");
         assert!(
-            (decoded - frames).abs() <= 2.0,
+            (decoded - frames).abs() <= 30.0,
             "{r}: {decoded} vs {frames} frames"
         );
         let (from_socket, from_decoder) = (

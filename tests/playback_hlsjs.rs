@@ -95,7 +95,7 @@ fn hlsjs_plays_the_live_stream_in_chromium() {
     let server = Server::start("");
     let _p = Publisher::start(&server.rtmp_url("watch"), Publish::default());
     let url = server.url("/live/watch/index.m3u8");
-    wait_for(&url, Duration::from_secs(20));
+    wait_for(&url, Duration::from_secs(60));
     let (result, ok) = play(&url, 20, None);
     assert_played(&result, 10.0);
     assert!(
@@ -125,7 +125,7 @@ fn hlsjs_plays_the_ladder_with_its_audio_rendition_and_switches_level() {
         },
     );
     let url = server.url("/live/ladder/index.m3u8");
-    wait_for(&url, Duration::from_secs(20));
+    wait_for(&url, Duration::from_secs(60));
     // Start on the lowest level and let hls.js's ABR climb.
     let (result, ok) = play(&url, 25, Some(0));
     assert_eq!(result["started"], true, "playback never started: {result}");
@@ -165,7 +165,7 @@ fn hlsjs_plays_a_signed_url() {
     );
     let _p = Publisher::start(&server.rtmp_url("paid"), Publish::default());
     let url = server.signed_url("paid", "1h");
-    wait_for(&url, Duration::from_secs(20));
+    wait_for(&url, Duration::from_secs(60));
     assert_eq!(get(&server.url("/live/paid/index.m3u8")).status, 403);
     let (result, ok) = play(&url, 12, None);
     assert_played(&result, 5.0);
@@ -189,9 +189,20 @@ fn hlsjs_follows_content_steering_to_another_cdn_when_one_is_marked_down() {
     b.forward_to(server.http);
     let _p = Publisher::start(&server.rtmp_url("steer"), Publish::default());
     let url = server.url("/live/steer/index.m3u8");
-    wait_for(&url, Duration::from_secs(20));
+    wait_for(&url, Duration::from_secs(60));
     let player = std::thread::spawn(move || play(&url, 20, None));
-    std::thread::sleep(Duration::from_secs(9));
+    // Marked down once the player is playing through edge-a (Chromium's
+    // launch takes from 1 s to tens of seconds on a loaded machine).
+    let through_a = "castline_http_requests_total{class=\"media\",status=\"200\",cdn=\"edge-a\"}";
+    let start = std::time::Instant::now();
+    while server.metric(through_a).unwrap_or(0.0) < 5.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60) && !player.is_finished(),
+            "the player never fetched media through edge-a"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
     let down = request(
         "POST",
         &format!("http://{}/api/v1/cdns/edge-a/down", server.admin),

@@ -26,8 +26,8 @@ fn vlc_plays_the_live_ladder_for_a_minute() {
         },
     );
     let url = server.url("/live/vlc/index.m3u8");
-    wait_for(&url, Duration::from_secs(20));
-    wait_rendition(&server, "vlc", "360p", 4, Duration::from_secs(20));
+    wait_for(&url, Duration::from_secs(60));
+    wait_rendition(&server, "vlc", "360p", 4, Duration::from_secs(60));
 
     // VLC refuses to run as root: run it as `nobody` there, with a home of its own.
     let home = tempfile::tempdir().unwrap();

@@ -98,7 +98,7 @@ fn rtmp_with_b_frames_becomes_ll_hls_that_decodes() {
     // Multivariant: codecs from the SPS and AudioSpecificConfig, resolution, frame rate.
     let mv = wait_for(
         &server.url("/live/match/index.m3u8"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     );
     assert_eq!(mv.header("access-control-allow-origin"), Some("*"));
     let Ok((_, m3u8_rs::Playlist::MasterPlaylist(master))) = m3u8_rs::parse_playlist(&mv.body)
@@ -186,20 +186,24 @@ fn blocking_reload_preload_hint_and_error_codes() {
     let m = wait_segments(&server, "block", 2, Duration::from_secs(30));
     let playlist = server.url("/live/block/source/index.m3u8");
 
-    // Ask for the part after the preload-hinted one: the request is held until it exists.
-    let hint = m.preload_hint.clone().expect("preload hint");
-    let (msn, part) = {
-        let stem = hint.rsplit('/').next().unwrap().trim_end_matches(".m4s");
-        let (a, b) = stem.split_once('.').unwrap();
-        (a.parse::<u64>().unwrap(), b.parse::<u32>().unwrap())
-    };
-    let r = get(&format!("{playlist}?_HLS_msn={msn}&_HLS_part={}", part + 1));
+    // Ask for the part after the preload-hinted one: the request is held
+    // until it exists, about 200 ms or more. The playlist read may come late
+    // on a loaded machine, so the hold is asked of the first of up to five
+    // tries that was early enough.
+    assert!(m.preload_hint.is_some(), "preload hint");
+    let (msn, part, r) = (0..5)
+        .map(|_| {
+            let m = parse_media(&get(&playlist).text());
+            let hint = m.preload_hint.clone().expect("preload hint");
+            let stem = hint.rsplit('/').next().unwrap().trim_end_matches(".m4s");
+            let (a, b) = stem.split_once('.').unwrap();
+            let (msn, part) = (a.parse::<u64>().unwrap(), b.parse::<u32>().unwrap());
+            let r = get(&format!("{playlist}?_HLS_msn={msn}&_HLS_part={}", part + 1));
+            (msn, part, r)
+        })
+        .find(|(_, _, r)| r.status != 200 || r.elapsed >= Duration::from_millis(100))
+        .expect("no blocking request of five was held 100 ms");
     assert_eq!(r.status, 200);
-    assert!(
-        r.elapsed >= Duration::from_millis(100),
-        "blocking request answered in {:?}",
-        r.elapsed
-    );
     let later = parse_media(&r.text());
     assert!(
         later.text.contains(&format!("/{msn}.{}.m4s", part + 1))
@@ -237,30 +241,32 @@ fn blocking_reload_preload_hint_and_error_codes() {
         .starts_with("public, max-age="));
 
     // The preload-hinted part: held until complete, then all of it. A blocking
-    // reload returns the moment a part completes, so its hint has just opened.
-    let m1 = parse_media(&get(&playlist).text());
-    let (hm, hp) = {
-        let h = m1.preload_hint.clone().expect("hint");
-        let stem = h
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .trim_end_matches(".m4s")
-            .to_string();
-        let (a, b) = stem.split_once('.').unwrap();
-        (a.parse::<u64>().unwrap(), b.parse::<u32>().unwrap())
+    // reload returns the moment a part completes, so its hint has just opened
+    // (a loaded machine may take the part's 200 ms to ask: up to five tries).
+    let hinted_once = || {
+        let m1 = parse_media(&get(&playlist).text());
+        let (hm, hp) = {
+            let h = m1.preload_hint.clone().expect("hint");
+            let stem = h
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".m4s")
+                .to_string();
+            let (a, b) = stem.split_once('.').unwrap();
+            (a.parse::<u64>().unwrap(), b.parse::<u32>().unwrap())
+        };
+        let fresh = get(&format!("{playlist}?_HLS_msn={hm}&_HLS_part={hp}"));
+        assert_eq!(fresh.status, 200);
+        let hint = parse_media(&fresh.text()).preload_hint.expect("hint");
+        let hinted = get(&server.url(&format!("/live/block/source/{hint}")));
+        assert_eq!(hinted.status, 200, "hinted part");
+        (hint, hinted)
     };
-    let fresh = get(&format!("{playlist}?_HLS_msn={hm}&_HLS_part={hp}"));
-    assert_eq!(fresh.status, 200);
-    let m2 = parse_media(&fresh.text());
-    let hint = m2.preload_hint.expect("hint");
-    let hinted = get(&server.url(&format!("/live/block/source/{hint}")));
-    assert_eq!(hinted.status, 200, "hinted part");
-    assert!(
-        hinted.elapsed >= Duration::from_millis(50),
-        "hinted part returned at once ({:?}); it should wait until complete",
-        hinted.elapsed
-    );
+    let (hint, hinted) = (0..5)
+        .map(|_| hinted_once())
+        .find(|(_, h)| h.elapsed >= Duration::from_millis(50))
+        .expect("no hinted part of five was held until complete (all returned at once)");
     let whole = get(&server.url(&format!("/live/block/source/{hint}")));
     assert_eq!(
         hinted.body, whole.body,
@@ -269,6 +275,7 @@ fn blocking_reload_preload_hint_and_error_codes() {
     assert_eq!(&hinted.body[4..8], b"moof");
 
     // _HLS_msn=M alone waits for segment M to complete.
+    let m2 = parse_media(&get(&playlist).text());
     let next = msn_of(&m2.segments.last().unwrap().0) + 1;
     let r = get(&format!("{playlist}?_HLS_msn={next}"));
     assert_eq!(r.status, 200);
@@ -353,7 +360,8 @@ fn two_second_gop_gives_two_second_segments_starting_with_idr() {
 
 #[test]
 fn reconnect_within_grace_continues_the_playlist_with_a_discontinuity() {
-    let server = Server::start("");
+    // A grace well beyond the 1 s drop plus ffmpeg's start on a loaded machine.
+    let server = Server::start("[ingest]\nreconnect_grace = 15.0\n");
     let mut first = Publisher::start(&server.rtmp_url("blip"), Publish::default());
     let before = wait_segments(&server, "blip", 3, Duration::from_secs(30));
     let kept_uri = before.segments[1].0.clone();
@@ -463,13 +471,13 @@ fn video_only_and_audio_only_streams() {
     );
     let mv = wait_for(
         &server.url("/live/vonly/index.m3u8"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     )
     .text();
     assert!(mv.contains("CODECS=\"avc1.64000d\""), "{mv}");
     let ma = wait_for(
         &server.url("/live/aonly/index.m3u8"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     )
     .text();
     assert!(
@@ -502,7 +510,7 @@ fn second_publisher_is_refused_and_first_carries_on() {
         &server,
         "solo",
         m.segments.len() + 3,
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     );
     assert_eq!(later.discontinuities, 0, "the live stream was disturbed");
 }
@@ -524,7 +532,7 @@ fn stream_keys_map_to_names_and_unknown_keys_are_refused() {
     let _good = Publisher::start(&server.rtmp_url("s3cret-key"), Publish::default());
     let mv = wait_for(
         &server.url("/live/main/index.m3u8"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     );
     assert!(!mv.text().contains("s3cret"));
     assert_eq!(
@@ -1043,7 +1051,7 @@ fn a_ten_second_gop_in_passthrough_is_cut_at_the_maximum_and_still_decodes() {
     // The playlist appears with the first part, before any segment is
     // complete: TARGETDURATION is known from the config.
     let playlist = server.url("/live/longgop/source/index.m3u8");
-    let first = wait_for(&playlist, Duration::from_secs(20));
+    let first = wait_for(&playlist, Duration::from_secs(60));
     let first = parse_media(&first.text());
     assert!(
         first.segments.is_empty() && !first.parts.is_empty(),

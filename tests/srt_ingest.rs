@@ -48,7 +48,7 @@ fn srt_with_b_frames_becomes_ll_hls_through_the_ladder_and_decodes() {
     );
     let mv = wait_for(
         &server.url("/live/field/index.m3u8"),
-        Duration::from_secs(20),
+        Duration::from_secs(60),
     );
     let Ok((_, m3u8_rs::Playlist::MasterPlaylist(master))) = m3u8_rs::parse_playlist(&mv.body)
     else {
@@ -270,7 +270,7 @@ fn two_percent_packet_loss_is_repaired_by_srt_with_no_gap() {
         },
     );
     // While live, the link's figures show the repair.
-    wait_segments(&server, "lossy", 3, Duration::from_secs(20));
+    wait_segments(&server, "lossy", 3, Duration::from_secs(60));
     let start = Instant::now();
     let retransmitted = loop {
         let r = metric(
@@ -305,7 +305,7 @@ fn two_percent_packet_loss_is_repaired_by_srt_with_no_gap() {
     );
     let (ok, err) = p.wait(Duration::from_secs(40));
     assert!(ok, "ffmpeg: {err}");
-    let m = wait_segments(&server, "lossy", 100, Duration::from_secs(20));
+    let m = wait_segments(&server, "lossy", 100, Duration::from_secs(60));
     assert!(m.endlist, "the caller's shutdown ended the stream");
     assert_eq!(m.discontinuities, 0);
     let dropped = relay.dropped.load(Ordering::Relaxed);
