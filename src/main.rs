@@ -162,6 +162,12 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let rtmp_app = cfg.ingest.app.clone();
+    let key_rule = if cfg.ingest.keys.is_empty() {
+        "stream key = stream name"
+    } else {
+        "stream key from [ingest.keys]"
+    };
     rt.block_on(async move {
         let app = App::start(cfg).await?;
         // Machine-readable lines (tests and scripts read these), then the human ones.
@@ -177,7 +183,7 @@ fn main() -> anyhow::Result<()> {
             app.rtmp_addr.ip().to_string()
         };
         println!(
-            "OBS server: rtmp://{rtmp_host}:{}/live  (stream key = stream name)",
+            "OBS server: rtmp://{rtmp_host}:{}/{rtmp_app}  ({key_rule})",
             app.rtmp_addr.port()
         );
         if let Some(srt) = app.srt_addr {

@@ -128,7 +128,8 @@ pub struct IngestConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HlsConfig {
-    /// Target segment duration in seconds (segments start at source IDRs).
+    /// Target segment duration in seconds: the ladder's cut interval; with
+    /// passthrough, segments start at source IDRs.
     pub segment_duration: f64,
     /// Part target duration in seconds (PART-TARGET).
     pub part_duration: f64,

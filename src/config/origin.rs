@@ -26,7 +26,7 @@ pub struct OriginConfig {
     pub cdn_header: String,
     /// Seconds a player keeps a content steering manifest (its TTL).
     pub steering_ttl: u64,
-    /// The CDNs in front of this origin. With two or more that have a
+    /// The CDNs in front of this origin. With one or more that have a
     /// `base_url`, the multivariant playlist offers one pathway per CDN (HLS
     /// Content Steering) and `/live/NAME/steering.json` says which to use.
     pub cdn: Vec<CdnConfig>,
