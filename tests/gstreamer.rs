@@ -92,8 +92,8 @@ fn publish_until_endlist(server: &Server, stream: &str, seconds: u32, stop: &str
             return m;
         }
         assert!(
-            stopped.elapsed() < Duration::from_secs(1),
-            "no ENDLIST within 1 s of GStreamer's EOS ({stop}): {}",
+            stopped.elapsed() < Duration::from_secs(5),
+            "no ENDLIST within 5 s of GStreamer's EOS ({stop}; the grace is 10 s): {}",
             m.text
         );
         std::thread::sleep(Duration::from_millis(50));
@@ -111,8 +111,8 @@ fn a_close_stream_alone_ends_the_stream_at_once() {
 
 #[test]
 fn gstreamer_publishes_without_timeline_holes_and_its_eos_ends_the_stream_at_once() {
-    // A long reconnect grace: an ENDLIST within a second can only come from
-    // the unpublish, not from the grace running out.
+    // A long reconnect grace: an ENDLIST within 5 s can only come from the
+    // unpublish, not from the grace running out.
     let server = Server::start("[ingest]\nreconnect_grace = 10.0\n[transcode]\nenabled = false\n");
     let video = publish_until_endlist(&server, "gst", 20, "fcunpublish+deletestream");
     let audio = wait_media_at(

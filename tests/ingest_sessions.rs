@@ -68,7 +68,8 @@ fn playlist(server: &Server, stream: &str) -> Media {
 
 #[test]
 fn unpublish_ends_at_once_and_a_republish_on_the_same_connection_plays() {
-    let server = Server::start("");
+    // A long grace: an ENDLIST within 5 s can only come from the unpublish.
+    let server = Server::start("[ingest]\nreconnect_grace = 15.0\n");
     let (mut tcp, mut session) = publish(server.rtmp, "again");
     metadata(&mut tcp, &mut session);
     stream(&mut tcp, &mut session, 0, 30);
@@ -78,7 +79,8 @@ fn unpublish_ends_at_once_and_a_republish_on_the_same_connection_plays() {
     let first = wait_segments(&server, "again", 2, Duration::from_secs(10));
     assert!(!first.endlist);
 
-    // deleteStream (what rml_rtmp's client sends to stop): ENDLIST within a part's time.
+    // deleteStream (what rml_rtmp's client sends to stop): ENDLIST at once, not
+    // after the grace.
     let r = session.stop_publishing().unwrap();
     send(&mut tcp, r);
     let stopped = Instant::now();
@@ -89,15 +91,12 @@ fn unpublish_ends_at_once_and_a_republish_on_the_same_connection_plays() {
         }
         assert!(
             stopped.elapsed() < Duration::from_secs(5),
-            "no ENDLIST after the unpublish (the reconnect grace is 3 s here):\n{}",
+            "no ENDLIST within 5 s of the unpublish (the reconnect grace is 15 s here):\n{}",
             m.text
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(
-        ended < Duration::from_millis(1500),
-        "ENDLIST took {ended:?}"
-    );
+    assert!(ended < Duration::from_secs(5), "ENDLIST took {ended:?}");
 
     // Publish again on the same connection: a fresh session that plays.
     request_publish(&mut tcp, &mut session, "again");

@@ -40,7 +40,7 @@ fn fetch(agent: &ureq::Agent, url: &str) -> Result<(u16, Vec<u8>, bool), ()> {
 #[test]
 fn sigterm_drains_answers_every_viewer_ends_the_playlists_and_exits_0() {
     let mut server = Server::start(
-        "[ingest]\nreconnect_grace = 3.0\n[server]\ndrain_delay = 1.0\ndrain_timeout = 3.0\n",
+        "[ingest]\nreconnect_grace = 3.0\n[server]\ndrain_delay = 3.0\ndrain_timeout = 3.0\n",
     );
     let _p = Publisher::start(&server.rtmp_url("final"), Publish::default());
     let m = wait_segments(&server, "final", 3, Duration::from_secs(30));
@@ -106,7 +106,7 @@ fn sigterm_drains_answers_every_viewer_ends_the_playlists_and_exits_0() {
     // Not ready at once, while everything is still served.
     let readyz = format!("http://{}/readyz", server.admin);
     let mut ready = 200;
-    while t0.elapsed() < Duration::from_millis(800) {
+    while t0.elapsed() < Duration::from_millis(2500) {
         ready = get(&readyz).status;
         if ready == 503 {
             break;
@@ -126,7 +126,7 @@ fn sigterm_drains_answers_every_viewer_ends_the_playlists_and_exits_0() {
     );
 
     // After the delay, a new publisher is refused; the live one carries on.
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(3500).saturating_sub(t0.elapsed()));
     let late = Publisher::start(&server.rtmp_url("late"), Publish::default());
     let (ok, log) = late.wait(Duration::from_secs(10));
     assert!(!ok, "a publisher was accepted while draining: {log}");

@@ -589,7 +589,7 @@ fn a_silent_srt_caller_is_taken_over_by_the_same_key() {
     // Stopped, not gone: its SRT link stays up on castline's side for the
     // peer idle timeout (5 s), but no media comes.
     first.signal("-STOP");
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(3500));
     let _second = Publisher::start(&server.srt_url("takeover", ""), Publish::default());
     let after = wait_past(
         &server,
