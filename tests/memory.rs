@@ -14,8 +14,12 @@ const BUDGET_MIB: u64 = 6;
 /// tasks and the allocator's slack (17 to 38 MiB measured with the debug
 /// build, flat once the budget is reached).
 const OVERHEAD_MIB: u64 = 48;
-/// How much castline may still grow over the last 10 s at the budget. The
-/// media alone would grow by about 5 MiB in 10 s without the bound.
+/// How much castline may still grow at the budget, from the peak of the 10 s
+/// after it settled to that of the last 10 s, 20 s later. The media alone
+/// would grow by about 15 MiB in those 20 s without the bound; the
+/// allocator's settling after the store reaches the budget takes about
+/// 2.5 MiB over its first 20 s (debug build, measured), hence the settling
+/// time before.
 const DRIFT_MIB: u64 = 3;
 
 #[test]
@@ -31,7 +35,7 @@ fn twenty_publishers_stay_within_the_memory_budget_and_the_next_is_refused() {
         size: "160x120",
         preset: "ultrafast",
         bitrate: "150k",
-        seconds: 75,
+        seconds: 90,
         ..Default::default()
     };
     let publishers: Vec<Publisher> = (0..PUBLISHERS)
@@ -74,10 +78,11 @@ fn twenty_publishers_stay_within_the_memory_budget_and_the_next_is_refused() {
     );
     assert_eq!(get(&server.url("/live/late/index.m3u8")).status, 404);
 
-    // 30 s more at the budget: the live windows shorten instead of growing.
+    // 40 s more at the budget (10 s to settle, then 30 s): the live windows
+    // shorten instead of growing.
     let (mut max_held, mut rss) = (0, Vec::new());
     let at_budget = Instant::now();
-    while at_budget.elapsed() < Duration::from_secs(30) {
+    while at_budget.elapsed() < Duration::from_secs(40) {
         max_held = max_held.max(held());
         rss.push((at_budget.elapsed(), server.rss()));
         std::thread::sleep(Duration::from_millis(500));
@@ -90,12 +95,12 @@ fn twenty_publishers_stay_within_the_memory_budget_and_the_next_is_refused() {
             .max()
             .unwrap_or(0)
     };
-    let (settled, last) = (peak(0, 10), peak(20, 31));
+    let (settled, last) = (peak(10, 20), peak(30, 41));
     assert!(
         last <= settled + DRIFT_MIB * 1024 * 1024,
-        "castline kept growing at the budget: {settled} bytes in the first 10 s, {last} in the last 10 s"
+        "castline kept growing at the budget: {settled} bytes 10-20 s in, {last} in the last 10 s"
     );
-    let max_rss = peak(0, 31);
+    let max_rss = peak(0, 41);
     // A stream gives way one segment (about 50 kB here) at a time.
     assert!(
         max_held <= budget + PUBLISHERS as u64 * 60_000,
