@@ -194,6 +194,9 @@ impl Gauge {
     }
 }
 
+/// A CPU rate measured over less than this (seconds) is not published.
+const MIN_RATE_WINDOW: f64 = 0.5;
+
 /// Every second: measure the load, publish the ratios and the per-stream
 /// ingest rates. Runs until the process ends.
 pub async fn run(
@@ -208,12 +211,11 @@ pub async fn run(
     let mut last_egress = metrics.egress_bytes.load(Ordering::Relaxed);
     let mut last_ingest: std::collections::HashMap<String, (u64, u64)> = Default::default();
     let mut viewer_streams: Vec<String> = Vec::new();
-    // The first tick a second from now: an interval's immediate first tick
-    // would measure over ~0 s and publish a startup spike as the load.
-    let mut tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_secs(1),
-        Duration::from_secs(1),
-    );
+    // The first tick is immediate, so the counts (streams, encoder sessions,
+    // memory) guard admissions from the start, e.g. when every publisher
+    // reconnects after a restart. Its CPU rate is left at 0: over ~0 s the
+    // 10 ms ticks of /proc would read as several cores busy.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
@@ -260,7 +262,11 @@ pub async fn run(
             })
             .sum();
         let load = Load {
-            cpu: (cpu - last_cpu).max(0.0) / dt,
+            cpu: if dt >= MIN_RATE_WINDOW {
+                (cpu - last_cpu).max(0.0) / dt
+            } else {
+                0.0
+            },
             streams: hub.open_streams(),
             encoder_sessions: sessions.max(0) as usize,
             ingest_bps,
