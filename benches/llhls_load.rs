@@ -355,7 +355,7 @@ async fn player(
         // With --preload, the part the last playlist hinted is asked for
         // beside the blocking reload that waits for it (as AVPlayer does):
         // both are answered when the part is complete.
-        let hinted = match (&mut hint_conn, &hint) {
+        let (f, hinted) = match (&mut hint_conn, &hint) {
             (Some(hc), Some((hm, hp, uri))) if (*hm, *hp) == (m, p) => {
                 let hint_path = join(&dir, uri);
                 let timed_part = async {
@@ -364,13 +364,9 @@ async fn player(
                 };
                 let (f, got) = tokio::join!(conn.get(&blocking), timed_part);
                 note(&mut r, &got.0);
-                Some((f, got))
+                (f, Some(got))
             }
-            _ => None,
-        };
-        let (f, hinted) = match hinted {
-            Some((f, got)) => (f, Some(got)),
-            None => (conn.get(&blocking).await, None),
+            _ => (conn.get(&blocking).await, None),
         };
         note(&mut r, &f);
         let Fetch::Status(StatusCode::OK, body, _) = f else {

@@ -183,21 +183,17 @@ fn rtmp_with_b_frames_becomes_ll_hls_that_decodes() {
 fn blocking_reload_preload_hint_and_error_codes() {
     let server = Server::start("");
     let publisher = Publisher::start(&server.rtmp_url("block"), Publish::default());
-    let m = wait_segments(&server, "block", 2, Duration::from_secs(30));
+    wait_segments(&server, "block", 2, Duration::from_secs(30));
     let playlist = server.url("/live/block/source/index.m3u8");
 
     // Ask for the part after the preload-hinted one: the request is held
     // until it exists, about 200 ms or more. The playlist read may come late
     // on a loaded machine, so the hold is asked of the first of up to five
     // tries that was early enough.
-    assert!(m.preload_hint.is_some(), "preload hint");
     let (msn, part, r) = (0..5)
         .map(|_| {
             let m = parse_media(&get(&playlist).text());
-            let hint = m.preload_hint.clone().expect("preload hint");
-            let stem = hint.rsplit('/').next().unwrap().trim_end_matches(".m4s");
-            let (a, b) = stem.split_once('.').unwrap();
-            let (msn, part) = (a.parse::<u64>().unwrap(), b.parse::<u32>().unwrap());
+            let (msn, part) = part_of(&m.preload_hint.expect("preload hint"));
             let r = get(&format!("{playlist}?_HLS_msn={msn}&_HLS_part={}", part + 1));
             (msn, part, r)
         })
@@ -220,19 +216,14 @@ fn blocking_reload_preload_hint_and_error_codes() {
     assert_eq!(again.status, 200);
     let late = parse_media(&again.text());
     let last_part = |m: &Media| m.parts.last().map(|(u, _, _)| u.clone()).unwrap();
-    let msn_part = |u: &str| {
-        let stem = u.rsplit('/').next().unwrap().trim_end_matches(".m4s");
-        let (a, b) = stem.split_once('.').unwrap();
-        (a.parse::<u64>().unwrap(), b.parse::<u32>().unwrap())
-    };
     assert!(
-        msn_part(&last_part(&late)) >= msn_part(&last_part(&newest)),
+        part_of(&last_part(&late)) >= part_of(&last_part(&newest)),
         "late answer ends at {}, the live playlist was already at {}",
         last_part(&late),
         last_part(&newest)
     );
     assert!(
-        msn_part(&last_part(&late)) > (msn, part + 1),
+        part_of(&last_part(&late)) > (msn, part + 1),
         "newer than asked"
     );
     assert!(r
@@ -245,17 +236,7 @@ fn blocking_reload_preload_hint_and_error_codes() {
     // (a loaded machine may take the part's 200 ms to ask: up to five tries).
     let hinted_once = || {
         let m1 = parse_media(&get(&playlist).text());
-        let (hm, hp) = {
-            let h = m1.preload_hint.clone().expect("hint");
-            let stem = h
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .trim_end_matches(".m4s")
-                .to_string();
-            let (a, b) = stem.split_once('.').unwrap();
-            (a.parse::<u64>().unwrap(), b.parse::<u32>().unwrap())
-        };
+        let (hm, hp) = part_of(&m1.preload_hint.expect("hint"));
         let fresh = get(&format!("{playlist}?_HLS_msn={hm}&_HLS_part={hp}"));
         assert_eq!(fresh.status, 200);
         let hint = parse_media(&fresh.text()).preload_hint.expect("hint");
@@ -840,11 +821,7 @@ fn http2_with_prior_knowledge_serves_blocking_playlists_and_media_on_one_connect
     let _p = Publisher::start(&server.rtmp_url("h2"), Publish::default());
     let m = wait_segments(&server, "h2", 2, Duration::from_secs(30));
     let hint = m.preload_hint.clone().expect("hint");
-    let (msn, part) = {
-        let stem = hint.rsplit('/').next().unwrap().trim_end_matches(".m4s");
-        let (a, b) = stem.split_once('.').unwrap();
-        (a.to_string(), b.to_string())
-    };
+    let (msn, part) = part_of(&hint);
     let playlist = server.url(&format!(
         "/live/h2/source/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
     ));

@@ -564,6 +564,13 @@ pub fn wait_for_endlist(server: &Server, path: &str) -> Media {
 }
 
 /// The msn of a segment or part URI like `epoch/12.m4s` or `epoch/12.3.m4s`.
+/// `…/MSN.PART.m4s` → (MSN, PART).
+pub fn part_of(uri: &str) -> (u64, u32) {
+    let stem = uri.rsplit('/').next().unwrap().trim_end_matches(".m4s");
+    let (m, p) = stem.split_once('.').expect("MSN.PART.m4s");
+    (m.parse().unwrap(), p.parse().unwrap())
+}
+
 pub fn msn_of(uri: &str) -> u64 {
     uri.rsplit('/')
         .next()
