@@ -167,9 +167,10 @@ fn parse(text: &str) -> Playlist {
 
 #[derive(Debug)]
 enum Fetch {
-    /// Status, body, and whether a cache served it past its max-age (its
-    /// `Age` greater than the `max-age` it carries).
-    Status(StatusCode, Bytes, bool),
+    /// Status, body (empty for media: only its length is kept), body length,
+    /// and whether a cache served it past its max-age (its `Age` greater
+    /// than the `max-age` it carries).
+    Status(StatusCode, Bytes, u64, bool),
     Transport(String),
 }
 
@@ -230,7 +231,10 @@ impl Conn {
         Ok(())
     }
 
-    async fn get(&mut self, path: &str) -> Fetch {
+    /// GET `path`; `keep` collects the body (playlists), otherwise it is
+    /// only counted (media: no copy into one buffer, as a player's demuxer
+    /// would take the chunks as they come).
+    async fn get(&mut self, path: &str, keep: bool) -> Fetch {
         for attempt in 0..2 {
             let closed = match (&self.h1, &self.h2) {
                 (Some(s), _) => s.is_closed(),
@@ -261,10 +265,24 @@ impl Conn {
                 Ok(resp) => {
                     let status = resp.status();
                     let stale = stale(resp.headers());
-                    return match resp.into_body().collect().await {
-                        Ok(b) => Fetch::Status(status, b.to_bytes(), stale),
-                        Err(e) => Fetch::Transport(format!("body: {e}")),
-                    };
+                    let mut body = resp.into_body();
+                    if keep {
+                        return match body.collect().await {
+                            Ok(b) => {
+                                let b = b.to_bytes();
+                                Fetch::Status(status, b.clone(), b.len() as u64, stale)
+                            }
+                            Err(e) => Fetch::Transport(format!("body: {e}")),
+                        };
+                    }
+                    let mut len = 0u64;
+                    while let Some(frame) = body.frame().await {
+                        match frame {
+                            Ok(f) => len += f.data_ref().map_or(0, |d| d.len() as u64),
+                            Err(e) => return Fetch::Transport(format!("body: {e}")),
+                        }
+                    }
+                    return Fetch::Status(status, Bytes::new(), len, stale);
                 }
                 // A keep-alive connection the server closed: once more on a new one.
                 Err(e) if attempt == 0 => {
@@ -316,9 +334,9 @@ async fn player(
     let note = |r: &mut PlayerReport, f: &Fetch| {
         r.requests += 1;
         match f {
-            Fetch::Status(s, b, stale) => {
+            Fetch::Status(s, _, len, stale) => {
                 *r.statuses.entry(s.as_u16()).or_default() += 1;
-                r.bytes += b.len() as u64;
+                r.bytes += len;
                 r.stale += u64::from(*stale);
             }
             Fetch::Transport(e) => {
@@ -334,10 +352,10 @@ async fn player(
     let mut skip = false;
     while Instant::now() < until {
         let Some((m, p)) = want else {
-            let f = conn.get(&path).await;
+            let f = conn.get(&path, true).await;
             note(&mut r, &f);
             match f {
-                Fetch::Status(StatusCode::OK, b, _) => {
+                Fetch::Status(StatusCode::OK, b, ..) => {
                     let pl = parse(&String::from_utf8_lossy(&b));
                     skip = pl.can_skip && !args.no_skip;
                     want = pl.hint.as_ref().map(|(m, p, _)| (*m, *p));
@@ -359,17 +377,17 @@ async fn player(
             (Some(hc), Some((hm, hp, uri))) if (*hm, *hp) == (m, p) => {
                 let hint_path = join(&dir, uri);
                 let timed_part = async {
-                    let f = hc.get(&hint_path).await;
+                    let f = hc.get(&hint_path, false).await;
                     (f, base.elapsed().as_micros() as u64, unix_ms())
                 };
-                let (f, got) = tokio::join!(conn.get(&blocking), timed_part);
+                let (f, got) = tokio::join!(conn.get(&blocking, true), timed_part);
                 note(&mut r, &got.0);
                 (f, Some(got))
             }
-            _ => (conn.get(&blocking).await, None),
+            _ => (conn.get(&blocking, true).await, None),
         };
         note(&mut r, &f);
-        let Fetch::Status(StatusCode::OK, body, _) = f else {
+        let Fetch::Status(StatusCode::OK, body, ..) = f else {
             // An error answer or a failed connection: back off, then start
             // again from the live edge.
             want = None;
@@ -392,7 +410,7 @@ async fn player(
             Some((Fetch::Status(StatusCode::OK, ..), at, now_ms)) => Some((at, now_ms)),
             // No hint asked for, or its answer failed: the part as listed.
             _ => {
-                let f = conn.get(&join(&dir, &part.uri)).await;
+                let f = conn.get(&join(&dir, &part.uri), false).await;
                 note(&mut r, &f);
                 matches!(f, Fetch::Status(StatusCode::OK, ..))
                     .then(|| (base.elapsed().as_micros() as u64, unix_ms()))

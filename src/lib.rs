@@ -13,4 +13,5 @@ pub mod origin;
 pub mod package;
 pub mod pipeline;
 pub mod store;
+pub mod stream_name;
 pub mod transcode;

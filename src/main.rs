@@ -52,7 +52,7 @@ fn sign(args: &SignArgs) -> anyhow::Result<String> {
         "origin.signing_key is empty in the config: nothing to sign with"
     );
     anyhow::ensure!(
-        castline::ingest::auth::is_valid_stream_name(&args.stream),
+        castline::stream_name::is_valid(&args.stream),
         "{:?} is not a stream name",
         args.stream
     );

@@ -446,7 +446,7 @@ impl Config {
                 reason: "max_pending and max_pending_per_address must be at least 1".into(),
             });
         }
-        if !crate::ingest::auth::is_valid_stream_name(&self.ingest.app) {
+        if !crate::stream_name::is_valid(&self.ingest.app) {
             return Err(ConfigError::Invalid {
                 key: "ingest.app",
                 reason: "use 1-64 of A-Z a-z 0-9 _ -".into(),
@@ -459,7 +459,7 @@ impl Config {
             });
         }
         for (key, name) in &self.ingest.keys {
-            if key.is_empty() || !crate::ingest::auth::is_valid_stream_name(name) {
+            if key.is_empty() || !crate::stream_name::is_valid(name) {
                 return Err(ConfigError::Invalid { key: "ingest.keys", reason: format!("{key:?} = {name:?}: keys must be non-empty and names 1-64 of A-Z a-z 0-9 _ -") });
             }
         }
@@ -531,7 +531,7 @@ impl TranscodeConfig {
         let mut names = std::collections::HashSet::new();
         for r in &self.rungs {
             let reserved = r.name == "source" || r.name == "audio";
-            if !crate::ingest::auth::is_valid_stream_name(&r.name) || reserved {
+            if !crate::stream_name::is_valid(&r.name) || reserved {
                 return invalid(
                     "transcode.rungs.name",
                     format!(

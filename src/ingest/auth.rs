@@ -35,19 +35,11 @@ impl StreamKeys {
         } else {
             self.keys.get(key).ok_or(AuthError::UnknownKey)?.as_str()
         };
-        if !is_valid_stream_name(name) {
+        if !crate::stream_name::is_valid(name) {
             return Err(AuthError::BadName(name.to_string()));
         }
         Ok(name.to_string())
     }
-}
-
-/// Stream names appear in URLs and on disk: keep them to a safe alphabet.
-pub fn is_valid_stream_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]

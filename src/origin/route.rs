@@ -1,6 +1,6 @@
 //! Request paths and LL-HLS delivery directives, parsed strictly and purely.
 
-use crate::ingest::auth::is_valid_stream_name;
+use crate::stream_name;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Route {
@@ -59,7 +59,7 @@ pub enum RouteError {
 }
 
 fn name(s: &str) -> Result<String, RouteError> {
-    if is_valid_stream_name(s) {
+    if stream_name::is_valid(s) {
         Ok(s.to_string())
     } else {
         Err(RouteError::NotFound)

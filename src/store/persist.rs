@@ -186,12 +186,12 @@ fn load_session(
     let text = std::fs::read(dir.join(MANIFEST)).map_err(|e| format!("{MANIFEST}: {e}"))?;
     let m: Manifest = serde_json::from_slice(&text).map_err(|e| format!("{MANIFEST}: {e}"))?;
     let named = dir.ends_with(std::path::Path::new(&m.name).join(&m.epoch));
-    if !named || !crate::ingest::auth::is_valid_stream_name(&m.name) {
+    if !named || !crate::stream_name::is_valid(&m.name) {
         return Err("the manifest names another session".into());
     }
     let mut renditions = Vec::new();
     for r in &m.renditions {
-        if !crate::ingest::auth::is_valid_stream_name(&r.name) {
+        if !crate::stream_name::is_valid(&r.name) {
             return Err(format!("bad rendition name {:?}", r.name));
         }
         let rdir = dir.join(&r.name);
