@@ -816,6 +816,83 @@ fn media_answers_etags_304s_and_byte_ranges_and_http_details_hold() {
 }
 
 #[test]
+fn every_object_class_carries_its_own_cache_and_purge_headers() {
+    let server = Server::start("");
+    let mut p = Publisher::start(&server.rtmp_url("cls"), Publish::default());
+    let m = wait_segments(&server, "cls", 2, Duration::from_secs(30));
+    let headers = |r: &Reply| {
+        (
+            r.header("cache-control").map(str::to_string),
+            r.header("surrogate-key").map(str::to_string),
+            r.header("vary").map(str::to_string),
+        )
+    };
+    let s = |v: &str| Some(v.to_string());
+    // The multivariant: short-lived, purged with the stream, not compressed.
+    let mv = get(&server.url("/live/cls/index.m3u8"));
+    assert_eq!(mv.status, 200);
+    assert_eq!(
+        headers(&mv),
+        (s("public, max-age=2"), s("castline-cls"), None)
+    );
+    // A live media playlist: at most a second, and it varies by encoding
+    // (gzip or not) even when sent plain.
+    let live = get(&server.url("/live/cls/source/index.m3u8"));
+    assert_eq!(
+        headers(&live),
+        (
+            s("public, max-age=1"),
+            s("castline-cls castline-cls-source"),
+            s("Accept-Encoding")
+        )
+    );
+    // A blocking reload names a fixed future state: six target durations
+    // (draft-pantos-hls-rfc8216bis, Appendix B.1).
+    let (msn, part) = part_of(m.preload_hint.as_deref().expect("hint"));
+    let blocking = get(&server.url(&format!(
+        "/live/cls/source/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+    )));
+    assert_eq!(blocking.status, 200);
+    let six = format!(
+        "public, max-age={}",
+        6 * (m.target_duration.ceil() as u64).max(1)
+    );
+    assert_eq!(blocking.header("cache-control"), Some(six.as_str()));
+    // Init segments, segments and parts: immutable, never varying.
+    let base = server.url("/live/cls/source/");
+    for uri in [&m.maps[0], &m.segments[0].0, &m.parts[0].0] {
+        let r = get(&format!("{base}{uri}"));
+        assert_eq!(r.status, 200, "{uri}");
+        assert_eq!(
+            headers(&r),
+            (
+                s("public, max-age=31536000, immutable"),
+                s("castline-cls castline-cls-source"),
+                None
+            ),
+            "{uri}"
+        );
+    }
+    // An error is short-lived and purges nothing.
+    let missing = get(&server.url("/live/cls/source/nosuch.m4s"));
+    assert_eq!(missing.status, 404);
+    assert_eq!(headers(&missing), (s("no-cache"), None, None));
+    // Ended: the playlist no longer changes, so it may live longer, and
+    // PART-HOLD-BACK stays wherever PART-INF does.
+    p.kill();
+    let ended = wait_for_endlist(&server, "/live/cls/source/index.m3u8");
+    let r = get(&server.url("/live/cls/source/index.m3u8"));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=10"));
+    if ended.text.contains("#EXT-X-PART-INF") {
+        assert!(
+            ended.server_control.contains("PART-HOLD-BACK="),
+            "{}",
+            ended.text
+        );
+    }
+}
+
+#[test]
 fn http2_with_prior_knowledge_serves_blocking_playlists_and_media_on_one_connection() {
     let server = Server::start("");
     let _p = Publisher::start(&server.rtmp_url("h2"), Publish::default());
