@@ -18,7 +18,9 @@ const SMALL_LADDER: &str =
 struct Variant {
     uri: String,
     bandwidth: u64,
+    average_bandwidth: Option<u64>,
     resolution: Option<(u64, u64)>,
+    frame_rate: Option<f64>,
     codecs: String,
     audio: Option<String>,
 }
@@ -39,7 +41,9 @@ fn multivariant(server: &Server, stream: &str) -> (Vec<Variant>, Vec<String>) {
         .map(|v| Variant {
             uri: v.uri.clone(),
             bandwidth: v.bandwidth,
+            average_bandwidth: v.average_bandwidth,
             resolution: v.resolution.map(|r| (r.width, r.height)),
+            frame_rate: v.frame_rate,
             codecs: v.codecs.clone().unwrap_or_default(),
             audio: v.audio.clone(),
         })
@@ -182,6 +186,29 @@ fn ladder_from_720p_is_keyframe_aligned_decodes_and_keeps_its_bandwidth() {
             ..Default::default()
         },
     );
+    // The playlists appear with the first part, not after a whole segment:
+    // the cuts come from the config, so TARGETDURATION is known at once.
+    let url = server.url("/live/ladder/360p/index.m3u8");
+    let (mut last_miss, start) = (Instant::now(), Instant::now());
+    let first = loop {
+        let r = get(&url);
+        if r.status == 200 {
+            break parse_media(&r.text());
+        }
+        last_miss = Instant::now();
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no 360p playlist"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!first.parts.is_empty(), "{}", first.text);
+    // Only a timely poll can tell (a starved test thread may ask late).
+    if last_miss.elapsed() < Duration::from_millis(500) {
+        assert!(first.segments.is_empty(), "first playlist:\n{}", first.text);
+    } else {
+        eprintln!("the poll came late; the first playlist's segment count says nothing");
+    }
     let (variants, audio) = multivariant(&server, "ladder");
     let expect = [
         ("720p/index.m3u8", (1280, 720)),
@@ -198,6 +225,7 @@ fn ladder_from_720p_is_keyframe_aligned_decodes_and_keeps_its_bandwidth() {
             "{}",
             v.codecs
         );
+        assert_eq!(v.frame_rate, Some(30.0), "{uri}: the source's rate");
     }
     assert_eq!(audio, vec!["audio/index.m3u8".to_string()]);
 
@@ -210,6 +238,38 @@ fn ladder_from_720p_is_keyframe_aligned_decodes_and_keeps_its_bandwidth() {
         );
     }
     let ms = assert_aligned(&server, "ladder", &renditions, 5);
+    // Every media playlist reports every other rendition of the stream.
+    for r in renditions.iter().chain(["audio"].iter()) {
+        let text = media(&server, "ladder", r).text;
+        for other in renditions
+            .iter()
+            .chain(["audio"].iter())
+            .filter(|o| *o != r)
+        {
+            let report = format!("#EXT-X-RENDITION-REPORT:URI=\"../{other}/index.m3u8\",LAST-MSN=");
+            assert!(
+                text.contains(&report),
+                "{r} does not report {other}:\n{text}"
+            );
+        }
+    }
+    // CODECS names each rung's profile, constraints and level as its
+    // encoded SPS (the avcC of its init segment) does.
+    let (variants, _) = multivariant(&server, "ladder");
+    for (m, (r, v)) in ms.iter().zip(renditions.iter().zip(&variants)) {
+        let init = init_bytes(&server, "ladder", r, m);
+        let at = init
+            .windows(4)
+            .position(|w| w == b"avcC")
+            .unwrap_or_else(|| panic!("{r}: no avcC"));
+        let sps = &init[at + 5..at + 8];
+        let expected = format!("avc1.{:02x}{:02x}{:02x}", sps[0], sps[1], sps[2]);
+        let video = v.codecs.split(',').next().unwrap_or_default();
+        assert!(
+            video.eq_ignore_ascii_case(&expected),
+            "{r}: CODECS {video}, avcC {expected}"
+        );
+    }
     // The source's keyframes are 2 s apart, but every rung forces an IDR at
     // each 1 s cut: segments stay independent, and nothing says otherwise.
     let mv = get(&server.url("/live/ladder/index.m3u8")).text();
@@ -282,6 +342,7 @@ fn ladder_from_720p_is_keyframe_aligned_decodes_and_keeps_its_bandwidth() {
         })
         .collect();
     for (m, (r, v)) in ms.iter().zip(renditions.iter().zip(&variants)) {
+        let (mut all_bits, mut all_seconds) = (0.0, 0.0);
         for (&msn, &d) in &extinfs(m) {
             let Some(a) = audio_bits.get(&msn) else {
                 continue;
@@ -293,7 +354,19 @@ fn ladder_from_720p_is_keyframe_aligned_decodes_and_keeps_its_bandwidth() {
                 "{r} segment {msn}: {rate:.0} bit/s over BANDWIDTH {}",
                 v.bandwidth
             );
+            (all_bits, all_seconds) = (all_bits + bits, all_seconds + d);
         }
+        // AVERAGE-BANDWIDTH is measured (castline's mean covers every
+        // segment since the start, this one the window): within half of it.
+        let average = v
+            .average_bandwidth
+            .expect("AVERAGE-BANDWIDTH once measured") as f64;
+        let served = all_bits / all_seconds;
+        assert!(average <= v.bandwidth as f64, "{r}");
+        assert!(
+            (0.5..=1.5).contains(&(average / served)),
+            "{r}: AVERAGE-BANDWIDTH {average:.0}, served {served:.0} bit/s"
+        );
     }
 
     // The metric says which backend runs: x264, as this machine has no NVENC.

@@ -18,6 +18,8 @@ pub struct Variant {
     pub uri: String,
     /// Peak bits per second of any segment seen so far (audio included).
     pub bandwidth: u64,
+    /// Mean bits per second over the segments so far (audio included); 0
+    /// before any is measured, and then the attribute is left out.
     pub average_bandwidth: u64,
     /// Every codec of the variant, its audio group's included.
     pub codecs: String,
@@ -112,11 +114,13 @@ fn write_pathway(o: &mut String, m: &Multivariant, pathway: Option<(&Pathway, &s
     let mut sorted: Vec<&Variant> = m.variants.iter().collect();
     sorted.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
     for v in sorted {
-        let _ = write!(
-            o,
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
-            v.bandwidth, v.average_bandwidth, v.codecs
-        );
+        let _ = write!(o, "#EXT-X-STREAM-INF:BANDWIDTH={}", v.bandwidth);
+        // Measured over the segments so far: none yet (a ladder's playlists
+        // appear with the first part), no claim.
+        if v.average_bandwidth > 0 {
+            let _ = write!(o, ",AVERAGE-BANDWIDTH={}", v.average_bandwidth);
+        }
+        let _ = write!(o, ",CODECS=\"{}\"", v.codecs);
         if let Some((w, h)) = v.resolution {
             let _ = write!(o, ",RESOLUTION={w}x{h}");
         }
@@ -214,7 +218,13 @@ impl MultivariantWriter {
                 Some((_, a)) => (
                     format!("{},{}", v.codecs, a.codecs),
                     v.bandwidth + a.bandwidth,
-                    v.average_bandwidth + a.average_bandwidth,
+                    // Both measured, or no average: half a sum would
+                    // understate it.
+                    if v.average_bandwidth > 0 && a.average_bandwidth > 0 {
+                        v.average_bandwidth + a.average_bandwidth
+                    } else {
+                        0
+                    },
                 ),
                 None => (v.codecs.clone(), v.bandwidth, v.average_bandwidth),
             };
@@ -282,6 +292,23 @@ mod tests {
 #EXT-X-STREAM-INF:BANDWIDTH=3300000,AVERAGE-BANDWIDTH=2970000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720,FRAME-RATE=30.000,AUDIO=\"audio\"\n\
 720p/index.m3u8\n\
 #EXT-X-STREAM-INF:BANDWIDTH=900000,AVERAGE-BANDWIDTH=810000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=30.000,AUDIO=\"audio\"\n\
+360p/index.m3u8\n"
+        );
+    }
+
+    #[test]
+    fn an_average_not_yet_measured_is_left_out() {
+        let mut v = variant("360p/index.m3u8", 900_000, (640, 360), false);
+        v.average_bandwidth = 0;
+        let m = Multivariant {
+            independent: true,
+            audio: vec![],
+            variants: vec![v],
+        };
+        assert_eq!(
+            render(&m),
+            "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+#EXT-X-STREAM-INF:BANDWIDTH=900000,CODECS=\"avc1.64001f\",RESOLUTION=640x360,FRAME-RATE=30.000\n\
 360p/index.m3u8\n"
         );
     }
