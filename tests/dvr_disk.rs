@@ -186,6 +186,7 @@ fn an_ended_session_survives_a_restart_and_a_new_session_of_its_name() {
     assert_eq!(sessions.len(), 1, "{vod}");
     assert_eq!(sessions[0]["name"], "kept");
     assert_eq!(sessions[0]["on_disk"], true);
+    let epoch = sessions[0]["epoch"].clone();
 
     // The name goes live again: its playlists follow the new session, and
     // every URL of the kept one still answers the same bytes.
@@ -216,7 +217,79 @@ fn an_ended_session_survives_a_restart_and_a_new_session_of_its_name() {
             "{path} changed when the name went live again"
         );
     }
+    // The API still lists the kept session, under its own epoch.
+    let vod: serde_json::Value =
+        serde_json::from_str(&get(&format!("http://{}/api/v1/vod", server.admin)).text())
+            .expect("JSON");
+    let kept: Vec<&serde_json::Value> = vod["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter(|s| s["name"] == "kept")
+        .collect();
+    assert_eq!(kept.len(), 1, "{vod}");
+    assert_eq!(kept[0]["epoch"], epoch, "{vod}");
     drop(again);
+}
+
+#[test]
+fn a_kept_session_is_deleted_from_memory_and_disk_once_vod_keep_passes() {
+    let server = Server::start(&format!("{CONFIG}vod_keep = 4.0\n"));
+    let publisher = Publisher::start(
+        &server.rtmp_url("brief"),
+        Publish {
+            seconds: 6,
+            ..Default::default()
+        },
+    );
+    let (ok, err) = publisher.wait(Duration::from_secs(40));
+    assert!(ok, "ffmpeg failed: {err}");
+    wait_for_endlist(&server, "/live/brief/source/index.m3u8");
+    wait_for_endlist(&server, "/live/brief/audio/index.m3u8");
+    let media: Vec<String> = every_object(&server, "brief")
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.ends_with(".m4s") || p.ends_with(".mp4"))
+        .collect();
+    assert!(media.len() > 10, "{media:?}");
+    let api = || -> serde_json::Value {
+        serde_json::from_str(&get(&format!("http://{}/api/v1/vod", server.admin)).text())
+            .expect("JSON")
+    };
+    let vod = api();
+    let sessions = vod["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 1, "{vod}");
+    let keep = sessions[0]["expires"].as_f64().unwrap() - sessions[0]["ended_at"].as_f64().unwrap();
+    assert!((keep - 4.0).abs() < 0.01, "kept for {keep} s");
+    let dir = server
+        .sessions_dir()
+        .join("brief")
+        .join(sessions[0]["epoch"].as_str().expect("epoch"));
+    // Served from both tiers (3 s in memory, the rest on disk) while kept...
+    assert!(dir.join("source").exists(), "{dir:?}");
+    // ...and gone from both once vod_keep has passed: every URL a 404 (not
+    // other bytes), the files deleted, the API empty.
+    let start = Instant::now();
+    loop {
+        let left: Vec<&String> = media
+            .iter()
+            .filter(|p| get(&server.url(p)).status != 404)
+            .collect();
+        if left.is_empty() && !dir.exists() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still served or on disk 20 s after the end: {left:?}, dir {}",
+            dir.exists()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        get(&server.url("/live/brief/source/index.m3u8")).status,
+        404
+    );
+    assert_eq!(api()["sessions"].as_array().map(Vec::len), Some(0));
 }
 
 #[test]
