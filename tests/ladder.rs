@@ -442,6 +442,40 @@ fn passthrough_rung_makes_every_rung_cut_on_the_source_keyframes() {
 }
 
 #[test]
+fn castline_probe_says_which_encoders_work_here_and_why_the_others_do_not() {
+    let out = Command::new(env!("CARGO_BIN_EXE_castline"))
+        .arg("probe")
+        .output()
+        .expect("castline probe");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = |name: &str| -> String {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} line:\n{text}"))
+            .to_string()
+    };
+    assert!(line("x264").ends_with(": works"), "{text}");
+    let gpu = std::path::Path::new("/dev/nvidia0").exists();
+    for name in ["nvenc", "cuda"] {
+        let l = line(name);
+        if gpu {
+            assert!(
+                l.ends_with(": works") || l.contains(": unavailable: "),
+                "{l}"
+            );
+        } else {
+            // Without a device each says why, in words, not just an errno.
+            let why = l.split(": unavailable: ").nth(1).unwrap_or_default();
+            assert!(why.len() > 20, "{name} gives no reason: {l}");
+        }
+    }
+    if !gpu {
+        assert!(line("nvenc").contains("/dev/nvidia0 is absent"), "{text}");
+    }
+}
+
+#[test]
 fn nvenc_demanded_without_a_gpu_refuses_to_start() {
     if std::path::Path::new("/dev/nvidia0").exists() {
         eprintln!("an NVIDIA device is present: this check is for machines without one");
