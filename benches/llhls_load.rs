@@ -70,6 +70,8 @@ struct Part {
 #[derive(Debug, Default)]
 struct Playlist {
     parts: Vec<Part>,
+    /// `PART-TARGET`, in milliseconds.
+    part_target_ms: Option<f64>,
     hint: Option<(u64, u32, String)>,
     /// The server takes delta updates (`CAN-SKIP-UNTIL`).
     can_skip: bool,
@@ -152,6 +154,8 @@ fn parse(text: &str) -> Playlist {
                 clock = clock.map(|c| c + dur * 1000.0);
             }
             segment_has_parts = false;
+        } else if line.starts_with("#EXT-X-PART-INF:") {
+            pl.part_target_ms = number(line, "PART-TARGET=").map(|t| t * 1000.0);
         } else if line.starts_with("#EXT-X-SERVER-CONTROL:") {
             pl.can_skip = line.contains("CAN-SKIP-UNTIL=");
         } else if line.starts_with("#EXT-X-PRELOAD-HINT:") {
@@ -168,14 +172,21 @@ fn parse(text: &str) -> Playlist {
 #[derive(Debug)]
 enum Fetch {
     /// Status, body (empty for media: only its length is kept), body length,
-    /// and whether a cache served it past its max-age (its `Age` greater
-    /// than the `max-age` it carries).
-    Status(StatusCode, Bytes, u64, bool),
+    /// and what its headers say of its freshness.
+    Status(StatusCode, Bytes, u64, Freshness),
     Transport(String),
 }
 
-/// A cache's `Age` beyond the answer's own `max-age`.
-fn stale(headers: &http::HeaderMap) -> bool {
+/// What an answer says of its own freshness.
+#[derive(Debug, Clone, Copy, Default)]
+struct Freshness {
+    /// A cache's `Age` beyond the answer's own `max-age`.
+    past_max_age: bool,
+    /// The answer's `max-age`, in seconds.
+    max_age: Option<u64>,
+}
+
+fn freshness(headers: &http::HeaderMap) -> Freshness {
     let num = |v: &str| v.trim().parse::<u64>().ok();
     let age = headers
         .get("age")
@@ -188,7 +199,26 @@ fn stale(headers: &http::HeaderMap) -> bool {
             cc.split(',')
                 .find_map(|d| d.trim().strip_prefix("max-age=").and_then(num))
         });
-    matches!((age, max_age), (Some(a), Some(m)) if a > m)
+    Freshness {
+        past_max_age: matches!((age, max_age), (Some(a), Some(m)) if a > m),
+        max_age,
+    }
+}
+
+/// Slack for judging a plain playlist by its content: a cache's
+/// whole-second clock (nginx's) may keep an object up to a second past
+/// its `max-age`, plus scheduling on a shared machine.
+const CONTENT_SLACK_MS: f64 = 1500.0;
+
+/// A plain (non-blocking) playlist whose newest part ended longer ago than
+/// its `max-age`, one part and [`CONTENT_SLACK_MS`] allow: a cache served it
+/// past its max-age (for caches that send no `Age`, such as nginx).
+fn older_than_max_age(pl: &Playlist, max_age: Option<u64>, now_ms: f64) -> bool {
+    let (Some(max_age), Some(newest)) = (max_age, pl.parts.last().and_then(|p| p.end_ms)) else {
+        return false;
+    };
+    let allowed = max_age as f64 * 1000.0 + pl.part_target_ms.unwrap_or(1000.0) + CONTENT_SLACK_MS;
+    now_ms - newest > allowed
 }
 
 /// One HTTP connection of a player, reopened when it closes.
@@ -264,13 +294,13 @@ impl Conn {
             match sent {
                 Ok(resp) => {
                     let status = resp.status();
-                    let stale = stale(resp.headers());
+                    let fresh = freshness(resp.headers());
                     let mut body = resp.into_body();
                     if keep {
                         return match body.collect().await {
                             Ok(b) => {
                                 let b = b.to_bytes();
-                                Fetch::Status(status, b.clone(), b.len() as u64, stale)
+                                Fetch::Status(status, b.clone(), b.len() as u64, fresh)
                             }
                             Err(e) => Fetch::Transport(format!("body: {e}")),
                         };
@@ -282,7 +312,7 @@ impl Conn {
                             Err(e) => return Fetch::Transport(format!("body: {e}")),
                         }
                     }
-                    return Fetch::Status(status, Bytes::new(), len, stale);
+                    return Fetch::Status(status, Bytes::new(), len, fresh);
                 }
                 // A keep-alive connection the server closed: once more on a new one.
                 Err(e) if attempt == 0 => {
@@ -303,6 +333,10 @@ struct PlayerReport {
     received: Vec<((u64, u32), u64, Option<f64>)>,
     statuses: BTreeMap<u16, u64>,
     stale: u64,
+    /// Plain playlists judged by their content, and those older than their
+    /// max-age allows.
+    plain_checked: u64,
+    plain_too_old: u64,
     transport_errors: u64,
     first_transport_error: Option<String>,
     max_behind: usize,
@@ -334,10 +368,10 @@ async fn player(
     let note = |r: &mut PlayerReport, f: &Fetch| {
         r.requests += 1;
         match f {
-            Fetch::Status(s, _, len, stale) => {
+            Fetch::Status(s, _, len, fresh) => {
                 *r.statuses.entry(s.as_u16()).or_default() += 1;
                 r.bytes += len;
-                r.stale += u64::from(*stale);
+                r.stale += u64::from(fresh.past_max_age);
             }
             Fetch::Transport(e) => {
                 r.transport_errors += 1;
@@ -355,8 +389,10 @@ async fn player(
             let f = conn.get(&path, true).await;
             note(&mut r, &f);
             match f {
-                Fetch::Status(StatusCode::OK, b, ..) => {
+                Fetch::Status(StatusCode::OK, b, _, fresh) => {
                     let pl = parse(&String::from_utf8_lossy(&b));
+                    r.plain_checked += 1;
+                    r.plain_too_old += u64::from(older_than_max_age(&pl, fresh.max_age, unix_ms()));
                     skip = pl.can_skip && !args.no_skip;
                     want = pl.hint.as_ref().map(|(m, p, _)| (*m, *p));
                     hint = pl.hint;
@@ -540,6 +576,8 @@ fn main() -> anyhow::Result<()> {
         "statuses": statuses,
         "non_200": non_200,
         "served_past_max_age": reports.iter().map(|r| r.stale).sum::<u64>(),
+        "plain_playlists_checked": reports.iter().map(|r| r.plain_checked).sum::<u64>(),
+        "plain_playlists_older_than_max_age": reports.iter().map(|r| r.plain_too_old).sum::<u64>(),
         "transport_errors": reports.iter().map(|r| r.transport_errors).sum::<u64>(),
         "first_transport_error": reports.iter().find_map(|r| r.first_transport_error.clone()),
         "players_without_a_part": failed,
@@ -574,6 +612,21 @@ mod tests {
     }
 
     #[test]
+    fn a_plain_playlist_is_too_old_when_its_newest_part_ended_past_max_age_and_slack() {
+        let pl = parse(
+            "#EXTM3U\n#EXT-X-PART-INF:PART-TARGET=0.2\n\
+             #EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:04.000Z\n\
+             #EXT-X-PART:DURATION=0.20000,URI=\"e1/5.0.m4s\",INDEPENDENT=YES\n",
+        );
+        assert_eq!(pl.part_target_ms, Some(200.0));
+        let end = date_ms("2027-01-15T08:00:04.200Z").unwrap();
+        // max-age 1 s + one part 0.2 s + slack 1.5 s = 2.7 s allowed.
+        assert!(!older_than_max_age(&pl, Some(1), end + 2_700.0));
+        assert!(older_than_max_age(&pl, Some(1), end + 2_701.0));
+        assert!(!older_than_max_age(&pl, None, end + 60_000.0));
+    }
+
+    #[test]
     fn an_answer_is_stale_only_when_its_age_passes_its_max_age() {
         let h = |pairs: &[(&'static str, &'static str)]| {
             let mut m = http::HeaderMap::new();
@@ -582,15 +635,16 @@ mod tests {
             }
             m
         };
-        assert!(stale(&h(&[
+        let stale = |pairs| freshness(&h(pairs)).past_max_age;
+        assert!(stale(&[
             ("age", "2"),
             ("cache-control", "public, max-age=1")
-        ])));
-        assert!(!stale(&h(&[
+        ]));
+        assert!(!stale(&[
             ("age", "1"),
             ("cache-control", "public, max-age=1")
-        ])));
-        assert!(!stale(&h(&[("cache-control", "public, max-age=1")])));
-        assert!(!stale(&h(&[("age", "9"), ("cache-control", "no-store")])));
+        ]));
+        assert!(!stale(&[("cache-control", "public, max-age=1")]));
+        assert!(!stale(&[("age", "9"), ("cache-control", "no-store")]));
     }
 }
