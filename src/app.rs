@@ -459,3 +459,32 @@ impl App {
             .all(|r| r.progress().ended)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_cuda_device_an_nvenc_ladder_decodes_and_scales_on_the_cpu() {
+        // The real probe: transcode::gpu::open fails here, as on a node whose
+        // GPU has NVENC but whose CUDA device cannot open.
+        if std::path::Path::new("/dev/nvidia0").exists() {
+            eprintln!("an NVIDIA device is present: this check is for machines without one");
+            return;
+        }
+        crate::transcode::init().unwrap();
+        let cfg = Config::default();
+        assert!(
+            cfg.transcode.gpu_frames,
+            "the GPU frame path is the default"
+        );
+        assert!(matches!(
+            App::frame_path(&cfg, encoder::Backend::Nvenc),
+            FramePath::Cpu
+        ));
+        assert!(matches!(
+            App::frame_path(&cfg, encoder::Backend::X264),
+            FramePath::Cpu
+        ));
+    }
+}

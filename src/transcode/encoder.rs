@@ -408,6 +408,38 @@ mod tests {
     }
 
     #[test]
+    fn a_rung_nvenc_cannot_open_runs_on_x264_from_system_memory() {
+        // The real path: h264_nvenc fails to open here as it does when a GPU
+        // has no session left, and the rung comes up on libx264.
+        if std::path::Path::new("/dev/nvidia0").exists() {
+            eprintln!("an NVIDIA device is present: this check is for machines without one");
+            return;
+        }
+        crate::transcode::init().unwrap();
+        let presets = Presets {
+            x264: "veryfast".into(),
+            nvenc: "p4".into(),
+        };
+        let rung = crate::transcode::plan::Rung {
+            name: "360p".into(),
+            width: 640,
+            height: 360,
+            bitrate: 700_000,
+            max_fps: None,
+        };
+        let (_, settings, backend) =
+            open_rung(Backend::Nvenc, &presets, &rung, 30.0, &FrameInput::System)
+                .expect("the x264 fallback opens");
+        assert_eq!(backend, Backend::X264);
+        assert_eq!(settings.preset, "veryfast", "x264's preset, not NVENC's");
+        assert!(matches!(settings.input, FrameInput::System));
+        assert_eq!(
+            (settings.width, settings.height, settings.bitrate),
+            (640, 360, 700_000)
+        );
+    }
+
+    #[test]
     fn nvenc_required_but_missing_refuses() {
         let e = select(EncoderChoice::Nvenc, Err("no GPU".into()), Ok(())).unwrap_err();
         assert!(e.contains("nvenc") && e.contains("no GPU"), "{e}");
