@@ -9,6 +9,8 @@
 //! stream (nothing is detached), and removes the stream from the store once
 //! its VOD time is over.
 
+mod lag;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,15 +87,20 @@ pub async fn run(
         stream: name.clone(),
     };
     let mut pace = Pace::default();
+    let mut behind = lag::Episodes::default();
     loop {
         let event = rx.recv().await;
+        let now = std::time::Instant::now();
+        if let Some(e) = behind.ended(now) {
+            tracing::info!(stream = %name, dropped_events = e.dropped, lags = e.lags, lasted = ?e.last.duration_since(e.started), "pipeline caught up");
+        }
         metrics
             .pipeline_queue_events
             .get_or_create(&label)
             .set(rx.len() as i64);
         if let Ok(HubEvent::Media(au)) = &event {
             if au.track == TrackKind::Video {
-                if let Some(speed) = pace.video(au.pts, std::time::Instant::now()) {
+                if let Some(speed) = pace.video(au.pts, now) {
                     metrics.pipeline_speed.get_or_create(&label).set(speed);
                 }
             }
@@ -104,7 +111,9 @@ pub async fn run(
             Ok(HubEvent::End) | Err(RecvError::Closed) => break,
             Err(RecvError::Lagged(n)) => {
                 metrics.hub_dropped_events.inc_by(n);
-                tracing::warn!(stream = %name, events = n, "pipeline fell behind; every rendition resumes at the next cut");
+                if behind.lag(n, now) {
+                    tracing::warn!(stream = %name, events = n, "pipeline fell behind; every rendition resumes at the next cut (further drops are counted, and logged when it catches up)");
+                }
                 stream.gap().await
             }
         };
@@ -112,6 +121,9 @@ pub async fn run(
             tracing::error!(stream = %name, "a rendition stopped; ending the stream");
             break;
         }
+    }
+    if let Some(e) = behind.take() {
+        tracing::info!(stream = %name, dropped_events = e.dropped, lags = e.lags, "the stream ended while its pipeline was behind");
     }
     stream.end().await;
     // What is still only in memory goes to disk, with the manifest a
