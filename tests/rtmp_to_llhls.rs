@@ -893,6 +893,43 @@ fn every_object_class_carries_its_own_cache_and_purge_headers() {
 }
 
 #[test]
+fn a_player_asking_as_the_stream_starts_is_held_until_the_multivariant_exists() {
+    // Passthrough with a 4 s GOP: every rendition's first segment, and so
+    // the multivariant, comes about 4 s after the stream opens.
+    let server = Server::start("[ingest]\nreconnect_grace = 3.0\n[transcode]\nenabled = false\n");
+    let _p = Publisher::start(
+        &server.rtmp_url("early"),
+        Publish {
+            gop_frames: 120,
+            ..Default::default()
+        },
+    );
+    let api = || -> serde_json::Value {
+        let r = get(&format!("http://{}/api/v1/streams/early", server.admin));
+        serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null)
+    };
+    // The stream is open (its renditions exist) before a player can start.
+    let start = Instant::now();
+    loop {
+        let a = api();
+        if a["renditions"].as_array().is_some_and(|r| !r.is_empty()) {
+            assert_eq!(a["playable"], false, "{a}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "never open: {a}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A player asking now is held and gets the multivariant, not a 404.
+    let r = get(&server.url("/live/early/index.m3u8"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("#EXT-X-STREAM-INF"), "{}", r.text());
+    assert_eq!(api()["playable"], true);
+    // A stream nobody publishes is not waited for.
+    let none = get(&server.url("/live/nobody/index.m3u8"));
+    assert_eq!(none.status, 404);
+}
+
+#[test]
 fn http2_with_prior_knowledge_serves_blocking_playlists_and_media_on_one_connection() {
     let server = Server::start("");
     let _p = Publisher::start(&server.rtmp_url("h2"), Publish::default());

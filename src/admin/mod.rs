@@ -214,6 +214,8 @@ impl Admin {
         serde_json::json!({
             "name": s.name,
             "state": if s.live { "live" } else { "waiting_for_reconnect" },
+            // Its multivariant playlist exists: a player can start now.
+            "playable": self.store.stream(&s.name).is_some_and(|e| e.multivariant().is_some()),
             "uptime_seconds": s.uptime.as_secs_f64(),
             "ingest": {
                 "bits_per_second": 8.0 * rate(&self.metrics.ingest_bytes_per_second),

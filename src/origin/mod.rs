@@ -55,6 +55,11 @@ pub(crate) type Reply = Response<Chunks>;
 /// A TLS handshake not done by then closes the connection.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
+/// A multivariant request for a live session that has none yet (its
+/// renditions each need a first segment: about a second with the ladder, a
+/// GOP in passthrough) is held this long for it, then answered 404.
+const MULTIVARIANT_HOLD: Duration = Duration::from_secs(10);
+
 /// Requests one HTTP/2 connection may have open at once: a player has a
 /// blocking playlist reload and a part or two per rendition in flight.
 const H2_STREAMS: u32 = 100;
@@ -238,11 +243,13 @@ impl Origin {
         };
         match route {
             Route::Multivariant { stream } => {
-                let Some((model, bytes)) = self
-                    .store
-                    .stream(&stream)
-                    .and_then(|s| s.multivariant_with_model())
-                else {
+                let Some(entry) = self.store.stream(&stream) else {
+                    return not_found();
+                };
+                let held = Held::new(&self.metrics.blocked_requests);
+                let first = entry.multivariant_within(MULTIVARIANT_HOLD).await;
+                drop(held);
+                let Some((model, bytes)) = first else {
                     return not_found();
                 };
                 let pathways = self.cdns.pathways();

@@ -23,6 +23,8 @@ pub struct StreamEntry {
     pub(super) renditions: RwLock<Vec<Arc<Rendition>>>,
     /// The multivariant playlist as rendered, and what it was rendered from.
     pub(super) multivariant: RwLock<Option<(Arc<Multivariant>, Bytes)>>,
+    /// Bumped at every rendering, for requests held until the first one.
+    pub(super) multivariant_changed: tokio::sync::watch::Sender<()>,
     /// Every segment of every rendition starts with an IDR (until a
     /// passthrough segment had to be cut between keyframes).
     pub(super) independent: std::sync::atomic::AtomicBool,
@@ -130,6 +132,31 @@ impl StreamEntry {
 
     pub fn set_multivariant(&self, model: Arc<Multivariant>, bytes: Bytes) {
         *self.multivariant.write().unwrap_or_else(|e| e.into_inner()) = Some((model, bytes));
+        self.multivariant_changed.send_replace(());
+    }
+
+    /// The multivariant playlist, waiting up to `limit` for its first
+    /// rendering while the session is live (a new stream's renditions each
+    /// need a segment first): a player that asks as the stream starts gets
+    /// it as soon as it exists, not a 404.
+    pub async fn multivariant_within(
+        &self,
+        limit: std::time::Duration,
+    ) -> Option<(Arc<Multivariant>, Bytes)> {
+        let mut rx = self.multivariant_changed.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(m) = self.multivariant_with_model() {
+                return Some(m);
+            }
+            if self.ended_at().is_some() {
+                return None;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return self.multivariant_with_model(),
+            }
+        }
     }
 
     pub fn multivariant(&self) -> Option<Bytes> {

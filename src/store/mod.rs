@@ -195,6 +195,7 @@ impl Store {
             epoch,
             renditions: RwLock::default(),
             multivariant: RwLock::default(),
+            multivariant_changed: tokio::sync::watch::Sender::new(()),
             independent: std::sync::atomic::AtomicBool::new(true),
             disk: self.disk.clone(),
             persisted: Default::default(),

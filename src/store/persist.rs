@@ -215,6 +215,7 @@ fn load_session(
         epoch: m.epoch,
         renditions: RwLock::new(renditions),
         multivariant: RwLock::new(multivariant),
+        multivariant_changed: tokio::sync::watch::Sender::new(()),
         independent: std::sync::atomic::AtomicBool::new(m.independent),
         disk: Some(disk.clone()),
         persisted: std::sync::atomic::AtomicBool::new(true),
