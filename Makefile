@@ -67,6 +67,9 @@ bench: deps-bench
 	bash benches/origin_vs_nginx.sh
 	bash benches/llhls_players.sh 1000 10000
 	BITRATE=2500k bash benches/llhls_players.sh 1000
+	bash benches/ladder.sh
+	STARTS=8 bash benches/player_latency.sh
+	CASTLINE_NICE=-10 STARTS=8 bash benches/player_latency.sh
 
 lint:
 	$(CARGO) fmt --check

@@ -86,6 +86,8 @@ import json, sys
 d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 print(f"  start {sys.argv[2]}: hls.js latency {d.get('latency')} s, behind publisher {d.get('pdtLatency')} s, "
       f"stalls after start {d.get('stallsAfterStart')}, fatal {len(d.get('fatalErrors') or [])}")
+for st in d.get("stalls") or []:
+    print(f"    stall at page {st['t']} s, playhead {st['currentTime']:.2f} s, buffered ahead {st['bufferedAhead']}, latency {st['latency']}")
 PY
 done
 curl -fsS "http://$ADMIN/metrics" >"$TMP/metrics"

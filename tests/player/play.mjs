@@ -76,7 +76,7 @@ const PAGE = `<!doctype html>
     fatalErrors: [], nonFatalErrors: [], nonFatalCount: 0,
     fragsLoaded: 0, partsLoaded: 0,
     levels: null, mediaError: null, playRejected: null, waitingEvents: 0,
-    stallsAfterStart: 0, levelSwitches: [], bufferedLevels: [], audioTracks: 0,
+    stallsAfterStart: 0, stalls: [], levelSwitches: [], bufferedLevels: [], audioTracks: 0,
     // Content steering: host of each loaded fragment or part (counts, and
     // the order in which hosts took over), steering manifests loaded.
     fragHosts: {}, hostOrder: [], steeringLoads: 0,
@@ -108,6 +108,16 @@ const PAGE = `<!doctype html>
   video.addEventListener("waiting", function () {
     S.waitingEvents++;
     if (S.firstPlayingTime !== null) S.stallsAfterStart++;
+    // Where each stall after the start happened (the first 20): page time, playhead, and
+    // how much was buffered ahead of it, for diagnosing what ran dry.
+    if (S.firstPlayingTime !== null && S.stalls.length < 20) {
+      var ahead = null, b = video.buffered;
+      for (var i = 0; i < b.length; i++) {
+        if (b.start(i) <= video.currentTime + 0.05 && video.currentTime <= b.end(i)) ahead = b.end(i) - video.currentTime;
+      }
+      S.stalls.push({ t: Math.round(performance.now()) / 1000, currentTime: video.currentTime,
+                      bufferedAhead: ahead, latency: window.__hls ? window.__hls.latency : null });
+    }
   });
   video.addEventListener("timeupdate", function () {
     if (video.currentTime > S.maxCurrentTime) S.maxCurrentTime = video.currentTime;
@@ -322,6 +332,7 @@ async function main() {
     levelSwitches: S.levelSwitches,
     bufferedLevels: S.bufferedLevels,
     stallsAfterStart: S.stallsAfterStart,
+    stalls: S.stalls,
     audioTracks: S.audioTracks,
     fragHosts: S.fragHosts,
     hostOrder: S.hostOrder,
