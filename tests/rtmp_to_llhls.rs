@@ -255,6 +255,27 @@ fn blocking_reload_preload_hint_and_error_codes() {
     );
     assert_eq!(&hinted.body[4..8], b"moof");
 
+    // The audio rendition blocks the same way, on its own parts: a reload
+    // for its hinted part answers once that part is listed.
+    let audio = server.url("/live/block/audio/index.m3u8");
+    let am = parse_media(&get(&audio).text());
+    let (a_msn, a_part) = part_of(&am.preload_hint.expect("audio preload hint"));
+    let r = get(&format!("{audio}?_HLS_msn={a_msn}&_HLS_part={a_part}"));
+    assert_eq!(r.status, 200);
+    let held = parse_media(&r.text());
+    assert!(
+        held.parts
+            .iter()
+            .any(|(u, _, _)| part_of(u) == (a_msn, a_part)),
+        "the audio answer lacks part {a_msn}.{a_part}:\n{}",
+        held.text
+    );
+    assert!(
+        held.text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART"),
+        "{}",
+        held.text
+    );
+
     // _HLS_msn=M alone waits for segment M to complete.
     let m2 = parse_media(&get(&playlist).text());
     let next = msn_of(&m2.segments.last().unwrap().0) + 1;

@@ -352,6 +352,38 @@ mod tests {
         assert!(r.segment(0).is_some(), "unlisted, still servable for 1 s");
     }
 
+    #[test]
+    fn every_waiter_of_a_part_shares_the_one_rendering_made_when_it_arrived() {
+        let store = Store::new();
+        let r = store.open_stream("a").rendition("source");
+        let rendered = Bytes::from(b"#EXTM3U\n...0.0\n".to_vec());
+        r.apply(Update {
+            part: Some((0, 0, Bytes::from_static(b"p0"))),
+            playlists: Some((
+                SnapshotKey::Part(0, 0),
+                Playlists {
+                    full: rendered.clone(),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        });
+        // A later part renders anew; the waiters of 0.0 still get 0.0's.
+        r.apply(Update {
+            part: Some((0, 1, Bytes::from_static(b"p1"))),
+            playlists: Some((SnapshotKey::Part(0, 1), pls("later"))),
+            ..Default::default()
+        });
+        let waiters: Vec<Bytes> = (0..3)
+            .map(|_| r.playlists(Some(SnapshotKey::Part(0, 0))).unwrap().full)
+            .collect();
+        for w in &waiters {
+            assert_eq!(w.as_ptr(), rendered.as_ptr(), "one allocation, no copy");
+            assert_eq!(w.len(), rendered.len());
+        }
+        assert_eq!(&r.playlists(None).unwrap().full[..], b"later");
+    }
+
     /// Segment `msn` of rendition `r`: two parts of 100 bytes of `msn`.
     pub(super) fn segment_of(r: &Rendition, msn: u64, text: &'static str) {
         for idx in 0..2 {
