@@ -2,7 +2,8 @@
 # hls.js live latency in headless Chromium, over several fresh starts of one live stream.
 #
 # A real-time RTMP publish of a 720p30 source (x264 -bf 2, 2 s GOP, AAC, encoded once to
-# a file and copied out, so no encoder shares the machine with castline), the default
+# a file as long as the whole run and copied out, so no encoder shares the machine with
+# castline), the default
 # ladder (or LADDER=0: transcode off, the source as its only video rendition). Then
 # STARTS fresh Chromium + hls.js plays (default config, lowLatencyMode) of PLAY_SECONDS
 # each, one after another, and for each, at its end:
@@ -40,8 +41,12 @@ cleanup() {
 trap cleanup EXIT
 
 SRC="$TMP/source.flv"
+# Long enough for every start, so the publish never loops: ffmpeg's -stream_loop with
+# -c copy leaves a 45 ms hole in the presented video at each loop point (the B-frame
+# delay of the next loop's first frame); the one stall caught in 16 starts was there.
+SOURCE_SECONDS=$(( STARTS * (PLAY + SETTLE + 8) + 30 ))
 ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=1280x720:rate=30 \
-  -f lavfi -i sine=frequency=440:sample_rate=48000 -t 60 \
+  -f lavfi -i sine=frequency=440:sample_rate=48000 -t "$SOURCE_SECONDS" \
   -c:v libx264 -preset veryfast -bf 2 -g 60 -b:v 4000k -c:a aac -b:a 128k "$SRC"
 
 {
@@ -71,7 +76,7 @@ for _ in $(seq 1 100); do
 done
 [[ -n "$HTTP" ]] || { echo "castline did not start" >&2; cat "$TMP/err" >&2; exit 1; }
 
-ffmpeg -nostdin -v error -re -stream_loop -1 -i "$SRC" -c copy -f flv "rtmp://$RTMP/live/lat" &
+ffmpeg -nostdin -v error -re -i "$SRC" -c copy -f flv "rtmp://$RTMP/live/lat" &
 PIDS+=($!)
 URL="http://$HTTP/live/lat/index.m3u8"
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "$URL" 2>/dev/null && break; sleep 0.1; done

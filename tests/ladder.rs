@@ -442,6 +442,32 @@ fn passthrough_rung_makes_every_rung_cut_on_the_source_keyframes() {
 }
 
 #[test]
+fn auto_without_nvenc_says_once_at_start_why_the_ladder_runs_on_x264() {
+    if std::path::Path::new("/dev/nvidia0").exists() {
+        eprintln!("an NVIDIA device is present: this check is for machines without one");
+        return;
+    }
+    // Server::start returns once castline listens, after the encoder probe.
+    let server = Server::start_logged("");
+    let log = server.log();
+    let said = log
+        .lines()
+        .filter(|l| l.contains("NVENC is not available; the ladder runs on libx264"))
+        .collect::<Vec<_>>();
+    assert_eq!(said.len(), 1, "{log}");
+    assert!(
+        said[0].contains("no NVIDIA device"),
+        "no reason given: {}",
+        said[0]
+    );
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_encoder_backend{backend=\"x264\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
 fn castline_probe_says_which_encoders_work_here_and_why_the_others_do_not() {
     let out = Command::new(env!("CARGO_BIN_EXE_castline"))
         .arg("probe")

@@ -1,6 +1,11 @@
 //! VLC (Debian's `vlc`, as `cvlc` with dummy outputs) plays the live ladder
 //! for 60 s without stopping. VLC's adaptive demuxer is a player beyond
 //! hls.js that reads the same playlists without LL-HLS (no blocking, no parts).
+//! Issue 10 reported VLC stopping after 1.5-17 s on the foundation; that was
+//! not reproduced (2026-12-01: the foundation build, rebuilt, played 30-40 s
+//! in 5 runs and the ladder 60-70 s), so this test guards it rather than a fix.
+//! VLC logs "Fragment sequence discontinuity detected" once per track at the
+//! start (mfhd numbers begin where the segmenter is, not at 0): harmless.
 
 mod common;
 
