@@ -775,6 +775,33 @@ fn alignment_survives_a_transcoder_that_falls_behind() {
 }
 
 #[test]
+fn a_ladder_whose_encoder_cannot_open_serves_the_stream_as_published() {
+    // One rung's encoder does not open (as with no NVENC session left and no
+    // x264 either): the stream is not lost, it goes out at source quality.
+    let server = Server::start_with_env(SMALL_LADDER, &[("CASTLINE_FAULT_RUNG", "240p:0:open")]);
+    let _p = Publisher::start(
+        &server.rtmp_url("nolad"),
+        Publish {
+            size: "640x480",
+            seconds: 30,
+            ..Default::default()
+        },
+    );
+    let (variants, audio) = multivariant(&server, "nolad");
+    let uris: Vec<&str> = variants.iter().map(|v| v.uri.as_str()).collect();
+    assert_eq!(uris, vec!["source/index.m3u8"], "no rung, the source alone");
+    assert_eq!(variants[0].resolution, Some((640, 480)));
+    assert_eq!(audio, vec!["audio/index.m3u8".to_string()]);
+    let m = wait_rendition(&server, "nolad", "source", 3, Duration::from_secs(30));
+    assert_decodes(&server, "nolad", "source", &m);
+    let metrics = get(&format!("http://{}/metrics", server.admin)).text();
+    assert!(
+        metrics.contains("castline_ladder_fallbacks_total{reason=\"encoder_failed\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
 fn a_failed_encoder_restarts_its_rung_alone_at_the_next_cut() {
     let server = Server::start_with_env(SMALL_LADDER, &[("CASTLINE_FAULT_RUNG", "240p:100:fail")]);
     let _p = Publisher::start(

@@ -32,6 +32,9 @@ pub enum EncoderError {
     Encode(#[from] ffmpeg::Error),
     #[error("cannot start a transcoder thread: {0}")]
     Thread(std::io::Error),
+    /// A test's `CASTLINE_FAULT_RUNG=NAME:0:open`.
+    #[error("the encoder of rung {0} was made not to open (CASTLINE_FAULT_RUNG)")]
+    Injected(String),
 }
 
 /// Where an encoder's input frames live.

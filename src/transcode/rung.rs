@@ -66,8 +66,10 @@ pub(super) enum Forced {
 
 /// Fault injection for tests: `CASTLINE_FAULT_RUNG=NAME:FRAMES:ACTION` makes
 /// rung NAME, after FRAMES frames, either stall once (`stall-MS`: as a
-/// hiccupping encoder would) or fail (`fail`: as a crashed encoder would), so
-/// the falling-behind and restart paths can be exercised on any machine.
+/// hiccupping encoder would) or fail (`fail`: as a crashed encoder would),
+/// or its encoder not open at all (`open`, FRAMES ignored: as an encoder
+/// with no session left would), so the falling-behind, restart and
+/// served-as-published paths can be exercised on any machine.
 /// Unset (always, outside tests), it costs nothing.
 pub const FAULT_RUNG: &str = "CASTLINE_FAULT_RUNG";
 
@@ -75,6 +77,7 @@ pub const FAULT_RUNG: &str = "CASTLINE_FAULT_RUNG";
 pub(super) enum Fault {
     Stall(std::time::Duration),
     Fail,
+    Open,
 }
 
 /// (frame number, fault) for `rung`, from [`FAULT_RUNG`].
@@ -87,6 +90,7 @@ pub(super) fn injected_fault(rung: &str) -> Option<(u64, Fault)> {
     let frames = it.next()?.parse().ok()?;
     let fault = match it.next()? {
         "fail" => Fault::Fail,
+        "open" => Fault::Open,
         a => Fault::Stall(std::time::Duration::from_millis(
             a.strip_prefix("stall-")?.parse().ok()?,
         )),

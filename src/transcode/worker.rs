@@ -17,7 +17,7 @@ use super::encoder::{open_rung, Backend, EncoderError, FrameInput, Presets};
 use super::gpu::{self, CudaDevice};
 use super::graph::{Output, ScaleGraph, Scaler};
 use super::plan::{FrameRateCap, KeyframeClock, Rung};
-use super::rung::{injected_fault, FrameTimes, RungJob, RungWorker};
+use super::rung::{injected_fault, Fault, FrameTimes, RungJob, RungWorker};
 use super::schedule::Cut;
 use crate::media::{AccessUnit, AvcConfig, MediaInfo, VIDEO_TIMESCALE};
 use crate::metrics::Metrics;
@@ -114,6 +114,9 @@ impl Transcoder {
             .map_or(FrameInput::System, |d| FrameInput::Cuda(d.clone()));
         let mut encoders = Vec::with_capacity(targets.len());
         for t in &targets {
+            if injected_fault(&t.rung.name).is_some_and(|(_, f)| f == Fault::Open) {
+                return Err(EncoderError::Injected(t.rung.name.clone()));
+            }
             let rung_fps = t.rung.max_fps.map_or(fps, |cap| cap.min(fps));
             encoders.push(open_rung(backend, presets, &t.rung, rung_fps, &input)?);
         }
