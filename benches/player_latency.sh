@@ -17,6 +17,7 @@
 # HLS_CONFIG='{"maxLiveSyncPlaybackRate":1.5}' adds hls.js settings to the default config.
 # CONFIG_TOML='[transcode]\nkeyframe_interval = 0.4' adds to castline's config.
 # CASTLINE_NICE=-10 runs castline at that nice value (see below).
+# DROP_EVERY=N drops one source frame in N (a timestamp hole, as from a publisher under load).
 # LEVEL_CAP=N caps hls.js's ABR at level N (0 = the lowest rung), so the browser decodes less.
 #
 # Usage: benches/player_latency.sh   (STARTS=5 PLAY_SECONDS=20 SETTLE=4 LADDER=1 LEVEL_CAP=)
@@ -45,8 +46,14 @@ SRC="$TMP/source.flv"
 # -c copy leaves a 45 ms hole in the presented video at each loop point (the B-frame
 # delay of the next loop's first frame); the one stall caught in 16 starts was there.
 SOURCE_SECONDS=$(( STARTS * (PLAY + SETTLE + 8) + 30 ))
+# DROP_EVERY=N leaves out one frame in every N (its timestamp stays a hole), as a
+# publisher that drops frames under load does.
+DROP=()
+if [[ -n "${DROP_EVERY:-}" ]]; then
+  DROP=(-vf "select='not(eq(mod(n\,$DROP_EVERY)\,$((DROP_EVERY / 2))))'" -fps_mode passthrough)
+fi
 ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=1280x720:rate=30 \
-  -f lavfi -i sine=frequency=440:sample_rate=48000 -t "$SOURCE_SECONDS" \
+  -f lavfi -i sine=frequency=440:sample_rate=48000 -t "$SOURCE_SECONDS" "${DROP[@]}" \
   -c:v libx264 -preset veryfast -bf 2 -g 60 -b:v 4000k -c:a aac -b:a 128k "$SRC"
 
 {
@@ -83,7 +90,7 @@ for _ in $(seq 1 100); do curl -fsS -o /dev/null "$URL" 2>/dev/null && break; sl
 sleep 5
 renice_castline
 
-echo "== hls.js latency, ladder=${LADDER:-1} ${CONFIG_TOML:-}, config ${HLS_CONFIG:-default}, castline nice ${CASTLINE_NICE:-0}, $STARTS starts of ${PLAY} s (settle ${SETTLE} s)"
+echo "== hls.js latency, ladder=${LADDER:-1} ${CONFIG_TOML:-}, config ${HLS_CONFIG:-default}, castline nice ${CASTLINE_NICE:-0}, drop every ${DROP_EVERY:-none}, $STARTS starts of ${PLAY} s (settle ${SETTLE} s)"
 for i in $(seq 1 "$STARTS"); do
   PLAYER_HLS_CONFIG="${HLS_CONFIG:-}" PLAYER_LEVEL_CAP="${LEVEL_CAP:-}" PLAYER_SETTLE_S="$SETTLE" node tests/player/play.mjs "$URL" "$PLAY" >"$TMP/play$i.json" 2>"$TMP/play$i.err" || true
   python3 - "$TMP/play$i.json" "$i" <<'PY'
