@@ -71,7 +71,10 @@ PIDS+=($!)
 CASTLINE_PID=$!
 renice_castline() { # every thread, those of the stream's transcoder too once it runs
   [[ -n "${CASTLINE_NICE:-}" ]] || return 0
-  for t in /proc/$CASTLINE_PID/task/*; do renice -n "$CASTLINE_NICE" -p "${t##*/}" >/dev/null; done
+  for t in /proc/$CASTLINE_PID/task/*; do
+    renice -n "$CASTLINE_NICE" -p "${t##*/}" >/dev/null 2>&1 ||
+      echo "warning: cannot renice castline thread ${t##*/} (root needed for a negative nice)" >&2
+  done
 }
 renice_castline
 for _ in $(seq 1 100); do

@@ -234,7 +234,8 @@ fn an_ended_session_survives_a_restart_and_a_new_session_of_its_name() {
 
 #[test]
 fn a_kept_session_is_deleted_from_memory_and_disk_once_vod_keep_passes() {
-    let server = Server::start(&format!("{CONFIG}vod_keep = 4.0\n"));
+    // Long enough for the reads below on a loaded machine, short for a test.
+    let server = Server::start(&format!("{CONFIG}vod_keep = 15.0\n"));
     let publisher = Publisher::start(
         &server.rtmp_url("brief"),
         Publish {
@@ -260,12 +261,12 @@ fn a_kept_session_is_deleted_from_memory_and_disk_once_vod_keep_passes() {
     let sessions = vod["sessions"].as_array().expect("sessions");
     assert_eq!(sessions.len(), 1, "{vod}");
     let keep = sessions[0]["expires"].as_f64().unwrap() - sessions[0]["ended_at"].as_f64().unwrap();
-    assert!((keep - 4.0).abs() < 0.01, "kept for {keep} s");
+    assert!((keep - 15.0).abs() < 0.01, "kept for {keep} s");
     let dir = server
         .sessions_dir()
         .join("brief")
         .join(sessions[0]["epoch"].as_str().expect("epoch"));
-    // Served from both tiers (3 s in memory, the rest on disk) while kept...
+    // Served while kept (from disk: an ended session is persisted there)...
     assert!(dir.join("source").exists(), "{dir:?}");
     // ...and gone from both once vod_keep has passed: every URL a 404 (not
     // other bytes), the files deleted, the API empty.
@@ -279,8 +280,8 @@ fn a_kept_session_is_deleted_from_memory_and_disk_once_vod_keep_passes() {
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "still served or on disk 20 s after the end: {left:?}, dir {}",
+            start.elapsed() < Duration::from_secs(30),
+            "still served or on disk 30 s after the end: {left:?}, dir {}",
             dir.exists()
         );
         std::thread::sleep(Duration::from_millis(500));

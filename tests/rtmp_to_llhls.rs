@@ -916,7 +916,8 @@ fn every_object_class_carries_its_own_cache_and_purge_headers() {
 #[test]
 fn a_player_asking_as_the_stream_starts_is_held_until_the_multivariant_exists() {
     // Passthrough with a 4 s GOP: every rendition's first segment, and so
-    // the multivariant, comes about 4 s after the stream opens.
+    // the multivariant, comes only at the cut forced at max_segment_duration
+    // (2 s by default), well after the stream opens.
     let server = Server::start("[ingest]\nreconnect_grace = 3.0\n[transcode]\nenabled = false\n");
     let _p = Publisher::start(
         &server.rtmp_url("early"),

@@ -56,8 +56,9 @@ pub(crate) type Reply = Response<Chunks>;
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// A multivariant request for a live session that has none yet (its
-/// renditions each need a first segment: about a second with the ladder, a
-/// GOP in passthrough) is held this long for it, then answered 404.
+/// renditions each need a first segment: about a second with the ladder, up
+/// to `hls.max_segment_duration` in passthrough) is held this long for it,
+/// then answered 404; a session that ends meanwhile is answered at once.
 const MULTIVARIANT_HOLD: Duration = Duration::from_secs(10);
 
 /// Requests one HTTP/2 connection may have open at once: a player has a

@@ -353,7 +353,7 @@ mod tests {
     }
 
     #[test]
-    fn every_waiter_of_a_part_shares_the_one_rendering_made_when_it_arrived() {
+    fn a_parts_rendering_is_one_allocation_handed_to_every_lookup_for_it() {
         let store = Store::new();
         let r = store.open_stream("a").rendition("source");
         let rendered = Bytes::from(b"#EXTM3U\n...0.0\n".to_vec());
@@ -374,6 +374,7 @@ mod tests {
             playlists: Some((SnapshotKey::Part(0, 1), pls("later"))),
             ..Default::default()
         });
+        // What each request held for 0.0 looks up when it wakes.
         let waiters: Vec<Bytes> = (0..3)
             .map(|_| r.playlists(Some(SnapshotKey::Part(0, 0))).unwrap().full)
             .collect();

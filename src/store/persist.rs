@@ -49,6 +49,9 @@ impl StreamEntry {
     pub async fn persist(self: &Arc<Self>) {
         let now = SystemTime::now();
         *self.ended_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        // A multivariant request held for a first rendering that will not
+        // come (the session ended before it) is answered now.
+        self.multivariant_changed.send_replace(());
         let Some(disk) = self.disk.clone() else {
             return;
         };

@@ -411,7 +411,7 @@ mod tests {
     }
 
     #[test]
-    fn a_rung_nvenc_cannot_open_runs_on_x264_from_system_memory() {
+    fn a_rung_nvenc_cannot_open_comes_up_on_x264_with_x264s_settings() {
         // The real path: h264_nvenc fails to open here as it does when a GPU
         // has no session left, and the rung comes up on libx264.
         if std::path::Path::new("/dev/nvidia0").exists() {
