@@ -468,7 +468,7 @@ mod tests {
     fn without_a_cuda_device_an_nvenc_ladder_decodes_and_scales_on_the_cpu() {
         // The real probe: transcode::gpu::open fails here, as on a node whose
         // GPU has NVENC but whose CUDA device cannot open.
-        if std::path::Path::new("/dev/nvidia0").exists() {
+        if encoder::nvidia_device_present() {
             eprintln!("an NVIDIA device is present: this check is for machines without one");
             return;
         }

@@ -15,6 +15,11 @@ const SMALL_LADDER: &str =
     "[[transcode.rungs]]\nname = \"360p\"\nheight = 360\nbitrate_kbps = 500\n\
 [[transcode.rungs]]\nname = \"240p\"\nheight = 240\nbitrate_kbps = 300\n";
 
+/// An NVIDIA device node exists: the no-GPU checks below do not apply.
+fn nvidia_device() -> bool {
+    std::path::Path::new("/dev/nvidia0").exists()
+}
+
 struct Variant {
     uri: String,
     bandwidth: u64,
@@ -443,7 +448,7 @@ fn passthrough_rung_makes_every_rung_cut_on_the_source_keyframes() {
 
 #[test]
 fn auto_without_nvenc_says_once_at_start_why_the_ladder_runs_on_x264() {
-    if std::path::Path::new("/dev/nvidia0").exists() {
+    if nvidia_device() {
         eprintln!("an NVIDIA device is present: this check is for machines without one");
         return;
     }
@@ -492,7 +497,7 @@ fn castline_probe_says_which_encoders_work_here_and_why_the_others_do_not() {
             .to_string()
     };
     assert!(line("x264").ends_with(": works"), "{text}");
-    let gpu = std::path::Path::new("/dev/nvidia0").exists();
+    let gpu = nvidia_device();
     for name in ["nvenc", "cuda"] {
         let l = line(name);
         if gpu {
@@ -513,7 +518,7 @@ fn castline_probe_says_which_encoders_work_here_and_why_the_others_do_not() {
 
 #[test]
 fn nvenc_demanded_without_a_gpu_refuses_to_start() {
-    if std::path::Path::new("/dev/nvidia0").exists() {
+    if nvidia_device() {
         eprintln!("an NVIDIA device is present: this check is for machines without one");
         return;
     }

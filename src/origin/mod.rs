@@ -247,9 +247,13 @@ impl Origin {
                 let Some(entry) = self.store.stream(&stream) else {
                     return not_found();
                 };
-                let held = Held::new(&self.metrics.blocked_requests);
-                let first = entry.multivariant_within(MULTIVARIANT_HOLD).await;
-                drop(held);
+                let first = match entry.multivariant_with_model() {
+                    Some(m) => Some(m),
+                    None => {
+                        let _held = Held::new(&self.metrics.blocked_requests);
+                        entry.multivariant_within(MULTIVARIANT_HOLD).await
+                    }
+                };
                 let Some((model, bytes)) = first else {
                     return not_found();
                 };

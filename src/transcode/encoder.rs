@@ -212,7 +212,8 @@ impl Backend {
     }
 }
 
-fn nvidia_device_present() -> bool {
+/// Whether this machine has an NVIDIA device node (the GPU tests' guard too).
+pub(crate) fn nvidia_device_present() -> bool {
     std::path::Path::new("/dev/nvidia0").exists()
 }
 
@@ -414,7 +415,7 @@ mod tests {
     fn a_rung_nvenc_cannot_open_comes_up_on_x264_with_x264s_settings() {
         // The real path: h264_nvenc fails to open here as it does when a GPU
         // has no session left, and the rung comes up on libx264.
-        if std::path::Path::new("/dev/nvidia0").exists() {
+        if nvidia_device_present() {
             eprintln!("an NVIDIA device is present: this check is for machines without one");
             return;
         }

@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_cuda_graph_without_a_gpu_fails_to_build_with_the_graph_in_the_error() {
-        if std::path::Path::new("/dev/nvidia0").exists() {
+        if crate::transcode::encoder::nvidia_device_present() {
             return;
         }
         ffmpeg::init().unwrap();
