@@ -28,6 +28,11 @@ pub struct EgressLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TierLabel {
+    pub tier: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RenditionLabel {
     pub rendition: String,
 }
@@ -113,6 +118,8 @@ pub struct Metrics {
     pub part_ready_seconds: HistogramFamily<RenditionLabel>,
     pub http_requests: Family<HttpLabel, Counter>,
     pub http_bytes: Family<EgressLabel, Counter>,
+    pub storage_reads: Family<TierLabel, Counter>,
+    pub storage_read_bytes: Family<TierLabel, Counter>,
     pub encoder_backend: Family<BackendLabel, Gauge>,
     pub frame_path: Family<FramePathLabel, Gauge>,
     pub encoder_sessions: Family<BackendLabel, Gauge>,
@@ -181,6 +188,8 @@ impl Metrics {
             part_ready_seconds: Family::new_with_constructor(part_ready_histogram),
             http_requests: Family::default(),
             http_bytes: Family::default(),
+            storage_reads: Family::default(),
+            storage_read_bytes: Family::default(),
             encoder_backend: Family::default(),
             frame_path: Family::default(),
             encoder_sessions: Family::default(),
@@ -376,6 +385,16 @@ impl Metrics {
             "http_response_bytes",
             "Body bytes the origin sent (GET), by object class and CDN: its egress behind the CDN",
             m.http_bytes.clone(),
+        );
+        registry.register(
+            "storage_reads",
+            "Media objects the origin read to answer a request, by the tier that held them (memory or disk); a 304 or 416 reads none",
+            m.storage_reads.clone(),
+        );
+        registry.register(
+            "storage_read_bytes",
+            "Media bytes the origin read, by tier (a range request reads only its range)",
+            m.storage_read_bytes.clone(),
         );
         registry.register(
             "encoder_backend",

@@ -122,6 +122,48 @@ fn a_dvr_window_longer_than_memory_is_served_from_disk_and_decodes() {
     assert_eq!(ranged.status, 206);
     assert_eq!(ranged.body, file_bytes[10..100]);
 
+    // The answer is decided from the object's identity and length before
+    // the disk is read: a revalidation reads nothing, a range only itself.
+    let disk_reads = || {
+        (
+            server
+                .metric(r#"castline_storage_reads_total{tier="disk"}"#)
+                .unwrap_or(0.0),
+            server
+                .metric(r#"castline_storage_read_bytes_total{tier="disk"}"#)
+                .unwrap_or(0.0),
+        )
+    };
+    let etag = segment.header("etag").expect("an ETag").to_string();
+    let before = disk_reads();
+    assert!(before.0 >= 2.0, "the disk reads so far were not counted");
+    let revalidated = request_with(
+        "GET",
+        &format!("{base}{first}"),
+        &[("if-none-match", etag.as_str())],
+    );
+    assert_eq!(revalidated.status, 304);
+    assert!(revalidated.body.is_empty());
+    let unsatisfiable = request_with(
+        "GET",
+        &format!("{base}{first}"),
+        &[("range", &format!("bytes={}-", file_bytes.len()))],
+    );
+    assert_eq!(unsatisfiable.status, 416);
+    assert_eq!(disk_reads(), before, "a 304 or a 416 read the disk");
+    let ranged = request_with(
+        "GET",
+        &format!("{base}{first}"),
+        &[("range", "bytes=100-1099")],
+    );
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.body, file_bytes[100..1100]);
+    assert_eq!(
+        disk_reads(),
+        (before.0 + 1.0, before.1 + 1000.0),
+        "a range request reads its 1,000 bytes, not the segment"
+    );
+
     // Memory holds the memory window, not the DVR window.
     let listed: usize = m
         .segments

@@ -34,26 +34,6 @@ impl Chunks {
     }
 }
 
-impl Chunks {
-    /// Bytes `start..end` of the body (end exclusive, clamped), sharing the
-    /// buffers.
-    pub fn slice(&self, start: u64, end: u64) -> Chunks {
-        let mut out = Vec::new();
-        let mut at = 0u64;
-        for c in &self.chunks {
-            let (from, to) = (at, at + c.len() as u64);
-            at = to;
-            if to <= start || from >= end {
-                continue;
-            }
-            let a = start.saturating_sub(from) as usize;
-            let b = (end.min(to) - from) as usize;
-            out.push(c.slice(a..b));
-        }
-        Chunks::new(out)
-    }
-}
-
 impl From<Bytes> for Chunks {
     fn from(b: Bytes) -> Self {
         Chunks::new([b])
@@ -97,10 +77,7 @@ mod tests {
             Bytes::from_static(b"cde"),
         ]);
         assert_eq!(body.size_hint().exact(), Some(5));
-        let part = body.slice(1, 4);
-        assert_eq!(part.len(), 3);
         let all = body.collect().await.unwrap().to_bytes();
         assert_eq!(&all[..], b"abcde");
-        assert_eq!(&part.collect().await.unwrap().to_bytes()[..], b"bcd");
     }
 }

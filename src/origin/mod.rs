@@ -35,12 +35,13 @@ use route::{Route, RouteError};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{EgressLabel, HttpLabel, Metrics};
 use crate::package::{multivariant, playlist};
-use crate::store::{Rendition, SnapshotKey, Store, StreamEntry};
+use crate::store::object::InMemory;
+use crate::store::{Rendition, SnapshotKey, Store, Stored, StreamEntry};
 use steering::Cdns;
 
 pub use access::Access;
 use access::{signed_inner, unix_now};
-use reply::{accepts_gzip, conditional_media, error, media, not_found, ok, surrogate_keys};
+use reply::{accepts_gzip, error, media, not_found, ok, surrogate_keys, MediaAsk};
 
 pub struct Origin {
     store: Arc<Store>,
@@ -175,14 +176,23 @@ impl Origin {
             Ok(inner) => {
                 let encoding = header("accept-encoding");
                 let prefix = &path[..path.len() - inner.len()];
-                self.route(req.method(), inner, prefix, req.uri().query(), encoding)
-                    .await
+                let ask = MediaAsk {
+                    path: signed_inner(&self.access, path),
+                    if_none_match: header("if-none-match"),
+                    range: header("range"),
+                };
+                self.route(
+                    req.method(),
+                    inner,
+                    prefix,
+                    req.uri().query(),
+                    encoding,
+                    &ask,
+                )
+                .await
             }
         };
         let path = signed_inner(&self.access, path);
-        if class == ObjectClass::Media && reply.status() == StatusCode::OK {
-            reply = conditional_media(reply, path, header("if-none-match"), header("range"));
-        }
         if matches!(reply.status().as_u16(), 200 | 206 | 304) {
             surrogate_keys(&mut reply, path);
             if let Some(stream) = path
@@ -225,6 +235,7 @@ impl Origin {
         signed_prefix: &str,
         query: Option<&str>,
         accept_encoding: Option<&str>,
+        ask: &MediaAsk<'_>,
     ) -> (ObjectClass, Reply) {
         if method == Method::OPTIONS {
             return (ObjectClass::Error, error(StatusCode::NO_CONTENT, ""));
@@ -376,16 +387,11 @@ impl Origin {
                 epoch,
                 id,
             } => {
-                match self
+                let init = self
                     .rendition(&stream, &rendition, Some(&epoch))
                     .and_then(|r| r.init(id))
-                {
-                    Some(b) => (
-                        ObjectClass::Media,
-                        ok(ObjectClass::Media, b, Duration::ZERO),
-                    ),
-                    None => not_found(),
-                }
+                    .map(|b| Box::new(InMemory(vec![b])) as Stored);
+                media(Readiness::Ready, init, ask, &self.metrics).await
             }
             Route::Part {
                 stream,
@@ -400,7 +406,7 @@ impl Origin {
                 let held = Held::new(&self.metrics.blocked_requests);
                 let state = wait(&r, |p| blocking::part(p, msn, part, r.has_part(msn, part))).await;
                 drop(held);
-                media(state, load(r.part(msn, part)).await)
+                media(state, r.part(msn, part), ask, &self.metrics).await
             }
             Route::Segment {
                 stream,
@@ -414,7 +420,7 @@ impl Origin {
                 let held = Held::new(&self.metrics.blocked_requests);
                 let state = wait(&r, |p| blocking::segment(p, msn, r.has_segment(msn))).await;
                 drop(held);
-                media(state, load(r.segment(msn)).await)
+                media(state, r.segment(msn), ask, &self.metrics).await
             }
         }
     }
@@ -432,20 +438,6 @@ impl Origin {
             None => self.store.stream(stream)?,
         };
         entry.find_rendition(rendition)
-    }
-}
-
-/// An object's bytes from whichever tier holds it; one removed from disk
-/// meanwhile (it expired) is not found.
-async fn load(stored: Option<crate::store::Stored>) -> Option<Chunks> {
-    match stored?.load().await {
-        Ok(chunks) => Some(Chunks::new(chunks)),
-        Err(e) => {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(error = %e, "cannot read an object from disk");
-            }
-            None
-        }
     }
 }
 

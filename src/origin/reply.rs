@@ -11,6 +11,8 @@ use super::body::Chunks;
 use super::cache::ObjectClass;
 use super::conditional;
 use super::Reply;
+use crate::metrics::{Metrics, TierLabel};
+use crate::store::Stored;
 
 /// Whether `Accept-Encoding` takes gzip (RFC 9110 12.5.3: `gzip` or `*`,
 /// not with `q=0`).
@@ -30,46 +32,86 @@ pub(super) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
     })
 }
 
-/// ETag, 304 and byte ranges for immutable media.
-pub(super) fn conditional_media(
-    mut reply: Reply,
-    path: &str,
-    if_none_match: Option<&str>,
-    range: Option<&str>,
-) -> Reply {
+/// What a media request asks beside its route: the path its ETag is made
+/// from (the object's identity) and its conditional headers.
+pub(super) struct MediaAsk<'a> {
+    pub path: &'a str,
+    pub if_none_match: Option<&'a str>,
+    pub range: Option<&'a str>,
+}
+
+/// A media answer, decided from the object's identity and length (200, 304,
+/// 206, 416) before anything is read; then only the bytes sent are read
+/// from the object's tier (a revalidation reads nothing).
+pub(super) async fn media(
+    state: Readiness,
+    object: Option<Stored>,
+    ask: &MediaAsk<'_>,
+    metrics: &Metrics,
+) -> (ObjectClass, Reply) {
     use conditional::Answer;
-    let etag = conditional::etag(path);
-    let len = reply.body().len();
-    let answer = conditional::answer(&etag, len, if_none_match, range);
+    let object = match (state, object) {
+        (Readiness::Ready, Some(o)) => o,
+        (Readiness::Wait, _) => {
+            return (
+                ObjectClass::Error,
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not available within 3 target durations",
+                ),
+            )
+        }
+        _ => return not_found(),
+    };
+    let etag = conditional::etag(ask.path);
+    let len = object.len();
+    let (status, range) = match conditional::answer(&etag, len, ask.if_none_match, ask.range) {
+        Answer::Full => (StatusCode::OK, Some((0, len))),
+        Answer::NotModified => (StatusCode::NOT_MODIFIED, None),
+        Answer::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, Some((start, end))),
+        Answer::Unsatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, None),
+    };
+    let body = match range {
+        None => Chunks::default(),
+        Some((start, end)) => match object.read(start, end).await {
+            Ok(chunks) => {
+                let body = Chunks::new(chunks);
+                let tier = TierLabel {
+                    tier: object.tier().label(),
+                };
+                metrics.storage_reads.get_or_create(&tier).inc();
+                metrics
+                    .storage_read_bytes
+                    .get_or_create(&tier)
+                    .inc_by(body.len());
+                body
+            }
+            // Removed from disk meanwhile: it expired.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return not_found(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a media object");
+                return not_found();
+            }
+        },
+    };
+    let mut reply = ok(ObjectClass::Media, body, Duration::ZERO);
+    *reply.status_mut() = status;
     let h = reply.headers_mut();
     if let Ok(v) = http::HeaderValue::from_str(&etag) {
         h.insert("etag", v);
     }
     h.insert("accept-ranges", http::HeaderValue::from_static("bytes"));
-    let content_range = |v: String| http::HeaderValue::from_str(&v).ok();
-    match answer {
-        Answer::Full => {}
-        Answer::NotModified => {
-            *reply.status_mut() = StatusCode::NOT_MODIFIED;
-            *reply.body_mut() = Chunks::default();
+    let content_range = match (status, range) {
+        (StatusCode::PARTIAL_CONTENT, Some((start, end))) => {
+            Some(format!("bytes {start}-{}/{len}", end - 1))
         }
-        Answer::Partial { start, end } => {
-            let part = reply.body().slice(start, end);
-            *reply.body_mut() = part;
-            *reply.status_mut() = StatusCode::PARTIAL_CONTENT;
-            if let Some(v) = content_range(format!("bytes {start}-{}/{len}", end - 1)) {
-                reply.headers_mut().insert("content-range", v);
-            }
-        }
-        Answer::Unsatisfiable => {
-            *reply.body_mut() = Chunks::default();
-            *reply.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-            if let Some(v) = content_range(format!("bytes */{len}")) {
-                reply.headers_mut().insert("content-range", v);
-            }
-        }
+        (StatusCode::RANGE_NOT_SATISFIABLE, _) => Some(format!("bytes */{len}")),
+        _ => None,
+    };
+    if let Some(v) = content_range.and_then(|v| http::HeaderValue::from_str(&v).ok()) {
+        h.insert("content-range", v);
     }
-    reply
+    (ObjectClass::Media, reply)
 }
 
 /// `Surrogate-Key` for purging a stream, or one rendition of it, at the CDN:
@@ -85,23 +127,6 @@ pub(super) fn surrogate_keys(reply: &mut Reply, path: &str) {
     }
     if let Ok(v) = http::HeaderValue::from_str(&keys) {
         reply.headers_mut().insert("surrogate-key", v);
-    }
-}
-
-pub(super) fn media(state: Readiness, bytes: Option<Chunks>) -> (ObjectClass, Reply) {
-    match (state, bytes) {
-        (Readiness::Ready, Some(b)) => (
-            ObjectClass::Media,
-            ok(ObjectClass::Media, b, Duration::ZERO),
-        ),
-        (Readiness::Wait, _) => (
-            ObjectClass::Error,
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not available within 3 target durations",
-            ),
-        ),
-        _ => not_found(),
     }
 }
 

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Writes run on one thread of their own (a bounded queue of jobs, off the
-//! async runtime); reads are async ([`Stored::load`]). A file is written
+//! async runtime); reads are async ([`FileRange`], an [`Object`](super::object::Object)). A file is written
 //! under a temporary name and renamed, so a file that exists is whole; a
 //! session directory without `session.json` was live when castline stopped
 //! and is deleted at the next start (its URLs then answer 404, never other
@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+
+use super::object::{Object, Read, Tier};
 
 /// Disk jobs waiting for the writer thread; past it a segment stays in
 /// memory until the next try (the memory budget still bounds it).
@@ -43,40 +45,53 @@ pub enum DiskError {
 /// One job for the writer thread.
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Where one object is: the memory tier's buffers or a byte range of a file
-/// on disk. What the origin serves, whichever tier holds it.
+/// The disk tier's object: a byte range of a file (a segment, or one of its
+/// parts).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Stored {
-    Memory(Vec<Bytes>),
-    Disk {
-        path: Arc<Path>,
-        offset: u64,
-        len: u64,
-    },
+pub struct FileRange {
+    pub path: Arc<Path>,
+    pub offset: u64,
+    pub len: u64,
 }
 
-impl Stored {
-    /// The object's bytes, read from disk if that is where it is. A file
-    /// removed meanwhile (the object expired) reads as `NotFound`.
-    pub async fn load(self) -> io::Result<Vec<Bytes>> {
-        match self {
-            Stored::Memory(b) => Ok(b),
-            Stored::Disk { path, offset, len } => {
-                let len = usize::try_from(len)
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "object too large"))?;
-                // One hop to the blocking pool for open + positioned read
-                // (tokio::fs makes one per call and copies once more).
-                let read = tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
-                    use std::os::unix::fs::FileExt;
-                    let f = std::fs::File::open(&*path)?;
-                    let mut buf = vec![0u8; len];
-                    f.read_exact_at(&mut buf, offset)?;
-                    Ok(Bytes::from(buf))
-                });
-                let bytes = read.await.map_err(io::Error::other)??;
-                Ok(vec![bytes])
+impl Object for FileRange {
+    fn tier(&self) -> Tier {
+        Tier::Disk
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read(&self, start: u64, end: u64) -> Read {
+        let end = end.min(self.len);
+        let (path, at) = (self.path.clone(), self.offset + start);
+        let want = end.saturating_sub(start);
+        Box::pin(async move {
+            let want = usize::try_from(want)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "object too large"))?;
+            if want == 0 {
+                return Ok(Vec::new());
             }
-        }
+            // One hop to the blocking pool for open + read (tokio::fs makes
+            // one per call and copies once more). read_to_end fills the
+            // buffer's spare capacity: no zeroing of it first.
+            let read = tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
+                use std::io::{Read as _, Seek, SeekFrom};
+                let mut f = std::fs::File::open(&*path)?;
+                f.seek(SeekFrom::Start(at))?;
+                let mut buf = Vec::with_capacity(want);
+                f.take(want as u64).read_to_end(&mut buf)?;
+                if buf.len() != want {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the file is shorter than its object",
+                    ));
+                }
+                Ok(Bytes::from(buf))
+            });
+            Ok(vec![read.await.map_err(io::Error::other)??])
+        })
     }
 }
 
@@ -89,17 +104,17 @@ pub struct OnDisk {
 
 impl OnDisk {
     /// Part `idx` as a byte range of the file.
-    pub fn part(&self, idx: usize) -> Option<Stored> {
+    pub fn part(&self, idx: usize) -> Option<FileRange> {
         let len = *self.parts.get(idx)?;
-        Some(Stored::Disk {
+        Some(FileRange {
             path: self.path.clone(),
             offset: self.parts[..idx].iter().sum(),
             len,
         })
     }
 
-    pub fn whole(&self) -> Stored {
-        Stored::Disk {
+    pub fn whole(&self) -> FileRange {
+        FileRange {
             path: self.path.clone(),
             offset: 0,
             len: self.parts.iter().sum(),
@@ -324,6 +339,7 @@ fn write_whole(path: &Path, chunks: &[Bytes]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::object::read_all;
 
     #[tokio::test]
     async fn a_segment_written_to_disk_reads_back_whole_and_by_part() {
@@ -346,17 +362,25 @@ mod tests {
             path: path.clone(),
             parts: vec![5, 6],
         };
-        assert_eq!(on.whole().load().await.unwrap().concat(), b"firstsecond");
         assert_eq!(
-            on.part(1).unwrap().load().await.unwrap().concat(),
-            b"second"
+            read_all(&on.whole()).await.unwrap().concat(),
+            b"firstsecond"
         );
+        let second = on.part(1).unwrap();
+        assert_eq!((second.tier(), second.len()), (Tier::Disk, 6));
+        assert_eq!(read_all(&second).await.unwrap().concat(), b"second");
+        assert_eq!(
+            second.read(2, 5).await.unwrap().concat(),
+            b"con",
+            "a range reads only its bytes"
+        );
+        assert_eq!(second.read(4, 99).await.unwrap().concat(), b"nd", "clamped");
         assert!(on.part(2).is_none());
         let (name, epoch) = ("a", "e1");
         disk.remove_session(name, epoch);
         disk.run(|_| ()).await.unwrap();
         assert_eq!(disk.bytes(), 0);
-        let gone = on.whole().load().await.unwrap_err();
+        let gone = read_all(&on.whole()).await.unwrap_err();
         assert_eq!(gone.kind(), io::ErrorKind::NotFound);
         assert_eq!(disk.errors(), 0);
     }

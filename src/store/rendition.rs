@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::disk::{Disk, OnDisk, Stored};
+use super::disk::{Disk, OnDisk};
+use super::object::{InMemory, Stored};
 use super::retention;
 
 /// Describes a rendition for the multivariant playlist.
@@ -87,15 +88,15 @@ impl StoredSegment {
     /// From memory while it is there (also once written to disk).
     fn part(&self, idx: usize) -> Option<Stored> {
         match &self.disk {
-            Some(d) if self.parts.is_empty() => d.part(idx),
-            _ => self.parts.get(idx).map(|p| Stored::Memory(vec![p.clone()])),
+            Some(d) if self.parts.is_empty() => Some(Box::new(d.part(idx)?)),
+            _ => Some(Box::new(InMemory(vec![self.parts.get(idx)?.clone()]))),
         }
     }
 
     fn whole(&self) -> Stored {
         match &self.disk {
-            Some(d) if self.parts.is_empty() => d.whole(),
-            _ => Stored::Memory(self.parts.clone()),
+            Some(d) if self.parts.is_empty() => Box::new(d.whole()),
+            _ => Box::new(InMemory(self.parts.clone())),
         }
     }
 }
