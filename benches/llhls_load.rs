@@ -43,6 +43,11 @@ struct Args {
     /// HTTP/1.1.
     #[arg(long)]
     http2: bool,
+    /// With --http2: this many players share one connection, each its own
+    /// streams on it (as a CDN edge multiplexes its viewers' requests to the
+    /// origin); at most castline's 100 concurrent streams.
+    #[arg(long, default_value_t = 1)]
+    per_connection: usize,
     /// Ask for the preload hint beside each blocking reload, on a second
     /// HTTP/1.1 connection per player, and take the part from that answer
     /// (AVPlayer's way; hls.js 1.7 parses hints but does not fetch them).
@@ -221,12 +226,18 @@ fn older_than_max_age(pl: &Playlist, max_age: Option<u64>, now_ms: f64) -> bool 
     now_ms - newest > allowed
 }
 
+type H2Send = hyper::client::conn::http2::SendRequest<Empty<Bytes>>;
+
+/// An HTTP/2 connection several players share (`--per-connection`).
+type SharedH2 = Arc<tokio::sync::Mutex<Option<H2Send>>>;
+
 /// One HTTP connection of a player, reopened when it closes.
 struct Conn {
     authority: String,
     http2: bool,
     h1: Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>,
-    h2: Option<hyper::client::conn::http2::SendRequest<Empty<Bytes>>>,
+    h2: Option<H2Send>,
+    shared: Option<SharedH2>,
 }
 
 impl Conn {
@@ -236,10 +247,34 @@ impl Conn {
             http2,
             h1: None,
             h2: None,
+            shared: None,
+        }
+    }
+
+    /// A player on `shared`: its requests are streams of that connection.
+    fn on_shared(authority: &str, shared: SharedH2) -> Conn {
+        Conn {
+            shared: Some(shared),
+            ..Conn::new(authority, true)
         }
     }
 
     async fn connect(&mut self) -> Result<(), String> {
+        if let Some(shared) = self.shared.clone() {
+            // The first player to find it closed reconnects it for all.
+            let mut slot = shared.lock().await;
+            if let Some(open) = slot.as_ref().filter(|s| !s.is_closed()) {
+                self.h2 = Some(open.clone());
+                return Ok(());
+            }
+            let dialed = self.dial().await;
+            *slot = self.h2.clone();
+            return dialed;
+        }
+        self.dial().await
+    }
+
+    async fn dial(&mut self) -> Result<(), String> {
         let tcp = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|e| format!("connect: {e}"))?;
@@ -360,10 +395,14 @@ async fn player(
     authority: String,
     path: String,
     until: Instant,
+    shared: Option<SharedH2>,
 ) -> PlayerReport {
     let mut r = PlayerReport::default();
     let dir = path[..path.rfind('/').map_or(0, |i| i + 1)].to_string();
-    let mut conn = Conn::new(&authority, args.http2);
+    let mut conn = match shared {
+        Some(s) => Conn::on_shared(&authority, s),
+        None => Conn::new(&authority, args.http2),
+    };
     let mut hint_conn = (args.preload && !args.http2).then(|| Conn::new(&authority, false));
     let note = |r: &mut PlayerReport, f: &Fetch| {
         r.requests += 1;
@@ -493,12 +532,18 @@ fn main() -> anyhow::Result<()> {
         let ramp = Duration::from_secs_f64(args.ramp.max(0.0));
         let until = base + ramp + Duration::from_secs(args.seconds);
         let mut tasks = Vec::with_capacity(args.players);
+        let per_connection = args.per_connection.clamp(1, 100);
+        let mut shared: Option<SharedH2> = None;
         for i in 0..args.players {
             let start = base + ramp.mul_f64(i as f64 / args.players.max(1) as f64);
             let (args, authority, path) = (args.clone(), authority.clone(), path.clone());
+            if args.http2 && per_connection > 1 && i % per_connection == 0 {
+                shared = Some(SharedH2::default());
+            }
+            let shared = shared.clone();
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep_until(start.into()).await;
-                player(args, base, authority, path, until).await
+                player(args, base, authority, path, until, shared).await
             }));
         }
         let mut out = Vec::with_capacity(tasks.len());
@@ -558,6 +603,7 @@ fn main() -> anyhow::Result<()> {
     let summary = serde_json::json!({
         "players": args.players,
         "http2": args.http2,
+        "players_per_connection": if args.http2 { args.per_connection.clamp(1, 100) } else { 1 },
         "preload": args.preload,
         "delta_playlists": !args.no_skip,
         "seconds": elapsed,

@@ -6,6 +6,8 @@
 #
 # Usage: benches/llhls_players.sh [PLAYERS ...]     (default: 1000 3000 10000)
 #        BITRATE=2500k DURATION=15 HTTP2=1 benches/llhls_players.sh 1000
+#        HTTP2=1 PER_CONNECTION=50 benches/llhls_players.sh 10000   (50 players
+#        share each h2 connection, as a CDN edge multiplexes its viewers)
 #        PRELOAD=1 benches/llhls_players.sh 1000   (players ask for the preload
 #        hint beside each blocking reload, as AVPlayer does; HTTP/1.1 only)
 #        CACHE=varnish benches/llhls_players.sh 10000   (through docker/cdn's VCL;
@@ -62,7 +64,7 @@ print(" ".join("%s=%d" % kv for kv in n.items()))'
 sleep 3
 for n in ${PLAYERS[@]}; do
   before=$(cpu_seconds $CASTLINE); origin_before=$(origin_200s)
-  flags=(); [[ -n "${HTTP2:-}" ]] && flags+=(--http2)
+  flags=(); [[ -n "${HTTP2:-}" ]] && flags+=(--http2 --per-connection "${PER_CONNECTION:-1}")
   [[ -n "${PRELOAD:-}" ]] && flags+=(--preload)
   result=$(target/release/llhls-load --url "$URL" --players "$n" --seconds "$DURATION" \
     --ramp $(( n / 1000 + 2 )) "${flags[@]}")
