@@ -150,7 +150,14 @@ fn a_dvr_window_longer_than_memory_is_served_from_disk_and_decodes() {
         &[("range", &format!("bytes={}-", file_bytes.len()))],
     );
     assert_eq!(unsatisfiable.status, 416);
-    assert_eq!(disk_reads(), before, "a 304 or a 416 read the disk");
+    let head = request_with("HEAD", &format!("{base}{first}"), &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(file_bytes.len().to_string().as_str()),
+        "a HEAD answers the object's length"
+    );
+    assert_eq!(disk_reads(), before, "a 304, a 416 or a HEAD read the disk");
     let ranged = request_with(
         "GET",
         &format!("{base}{first}"),

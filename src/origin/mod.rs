@@ -180,6 +180,7 @@ impl Origin {
                     path: signed_inner(&self.access, path),
                     if_none_match: header("if-none-match"),
                     range: header("range"),
+                    head: req.method() == Method::HEAD,
                 };
                 self.route(
                     req.method(),

@@ -33,16 +33,18 @@ pub(super) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
 }
 
 /// What a media request asks beside its route: the path its ETag is made
-/// from (the object's identity) and its conditional headers.
+/// from (the object's identity), its conditional headers, and whether it
+/// is a HEAD (answered with the length, nothing read).
 pub(super) struct MediaAsk<'a> {
     pub path: &'a str,
     pub if_none_match: Option<&'a str>,
     pub range: Option<&'a str>,
+    pub head: bool,
 }
 
 /// A media answer, decided from the object's identity and length (200, 304,
 /// 206, 416) before anything is read; then only the bytes sent are read
-/// from the object's tier (a revalidation reads nothing).
+/// from the object's tier (a revalidation or a HEAD reads nothing).
 pub(super) async fn media(
     state: Readiness,
     object: Option<Stored>,
@@ -73,6 +75,8 @@ pub(super) async fn media(
     };
     let body = match range {
         None => Chunks::default(),
+        // hyper sends a HEAD answer's own Content-Length and no body.
+        Some(_) if ask.head => Chunks::default(),
         Some((start, end)) => match object.read(start, end).await {
             Ok(chunks) => {
                 let body = Chunks::new(chunks);
@@ -110,6 +114,12 @@ pub(super) async fn media(
     };
     if let Some(v) = content_range.and_then(|v| http::HeaderValue::from_str(&v).ok()) {
         h.insert("content-range", v);
+    }
+    if let (true, Some((start, end))) = (ask.head, range) {
+        h.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(end - start),
+        );
     }
     (ObjectClass::Media, reply)
 }
