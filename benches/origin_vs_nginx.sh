@@ -5,6 +5,7 @@
 #
 # Usage: benches/origin_vs_nginx.sh            (DURATION=10 by default)
 #        DURATION=30 benches/origin_vs_nginx.sh
+#        CASTLINE=/tmp/castline-old benches/origin_vs_nginx.sh   (another build)
 #
 # Needs: target/release/castline (cargo build --release), wrk, nginx, ffmpeg,
 # curl, python3. Nothing is installed by this script.
@@ -13,7 +14,7 @@ set -euo pipefail
 DURATION="${DURATION:-10}"
 cd "$(dirname "$0")/.."
 ROOT_DIR="$(pwd)"
-CASTLINE="$ROOT_DIR/target/release/castline"
+CASTLINE="${CASTLINE:-$ROOT_DIR/target/release/castline}"
 
 die() { echo "error: $*" >&2; exit 1; }
 
