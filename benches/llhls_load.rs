@@ -228,8 +228,12 @@ fn older_than_max_age(pl: &Playlist, max_age: Option<u64>, now_ms: f64) -> bool 
 
 type H2Send = hyper::client::conn::http2::SendRequest<Empty<Bytes>>;
 
-/// An HTTP/2 connection several players share (`--per-connection`).
-type SharedH2 = Arc<tokio::sync::Mutex<Option<H2Send>>>;
+/// An HTTP/2 connection several players share (`--per-connection`), and
+/// how many times it was dialled (its generation).
+type SharedH2 = Arc<tokio::sync::Mutex<(u64, Option<H2Send>)>>;
+
+/// A connect that takes longer fails (it would hold every player sharing it).
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One HTTP connection of a player, reopened when it closes.
 struct Conn {
@@ -238,6 +242,8 @@ struct Conn {
     h1: Option<hyper::client::conn::http1::SendRequest<Empty<Bytes>>>,
     h2: Option<H2Send>,
     shared: Option<SharedH2>,
+    /// The generation of the shared connection `h2` is.
+    generation: u64,
 }
 
 impl Conn {
@@ -248,6 +254,7 @@ impl Conn {
             h1: None,
             h2: None,
             shared: None,
+            generation: 0,
         }
     }
 
@@ -263,26 +270,47 @@ impl Conn {
         if let Some(shared) = self.shared.clone() {
             // The first player to find it closed reconnects it for all.
             let mut slot = shared.lock().await;
-            if let Some(open) = slot.as_ref().filter(|s| !s.is_closed()) {
+            if let Some(open) = slot.1.as_ref().filter(|s| !s.is_closed()) {
                 self.h2 = Some(open.clone());
+                self.generation = slot.0;
                 return Ok(());
             }
             let dialed = self.dial().await;
-            *slot = self.h2.clone();
+            slot.0 += 1;
+            slot.1 = self.h2.clone();
+            self.generation = slot.0;
             return dialed;
         }
         self.dial().await
     }
 
+    /// A request on this connection failed: the next one dials anew, and so
+    /// do the players sharing it (a connection going away may not say it is
+    /// closed yet).
+    async fn drop_connection(&mut self) {
+        self.h1 = None;
+        self.h2 = None;
+        if let Some(shared) = &self.shared {
+            let mut slot = shared.lock().await;
+            if slot.0 == self.generation {
+                slot.1 = None;
+            }
+        }
+    }
+
     async fn dial(&mut self) -> Result<(), String> {
-        let tcp = tokio::net::TcpStream::connect(&self.authority)
+        let connect = tokio::net::TcpStream::connect(&self.authority);
+        let tcp = tokio::time::timeout(DIAL_TIMEOUT, connect)
             .await
+            .map_err(|_| "connect: timed out".to_string())?
             .map_err(|e| format!("connect: {e}"))?;
         let _ = tcp.set_nodelay(true);
         let io = TokioIo::new(tcp);
         if self.http2 {
-            let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            let handshake = hyper::client::conn::http2::handshake(TokioExecutor::new(), io);
+            let (send, conn) = tokio::time::timeout(DIAL_TIMEOUT, handshake)
                 .await
+                .map_err(|_| "h2 handshake: timed out".to_string())?
                 .map_err(|e| format!("h2 handshake: {e}"))?;
             tokio::spawn(conn);
             self.h2 = Some(send);
@@ -350,11 +378,7 @@ impl Conn {
                     return Fetch::Status(status, Bytes::new(), len, fresh);
                 }
                 // A keep-alive connection the server closed: once more on a new one.
-                Err(e) if attempt == 0 => {
-                    self.h1 = None;
-                    self.h2 = None;
-                    let _ = e;
-                }
+                Err(_) if attempt == 0 => self.drop_connection().await,
                 Err(e) => return Fetch::Transport(format!("request: {e}")),
             }
         }

@@ -388,7 +388,7 @@ impl Metrics {
         );
         registry.register(
             "storage_reads",
-            "Media objects the origin read to answer a request, by the tier that held them (memory or disk); a 304 or 416 reads none",
+            "Media objects the origin read to answer a request, by the tier that held them (memory or disk); a 304, 416 or HEAD reads none",
             m.storage_reads.clone(),
         );
         registry.register(

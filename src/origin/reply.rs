@@ -44,7 +44,10 @@ pub(super) struct MediaAsk<'a> {
 
 /// A media answer, decided from the object's identity and length (200, 304,
 /// 206, 416) before anything is read; then only the bytes sent are read
-/// from the object's tier (a revalidation or a HEAD reads nothing).
+/// from the object's tier (a revalidation or a HEAD reads nothing). So a
+/// 304, 416 or HEAD is answered from the store's index: for an object on
+/// disk whose file expired a moment ago it still answers as if it were
+/// there (its URL named those bytes for good); a read of it is a 404.
 pub(super) async fn media(
     state: Readiness,
     object: Option<Stored>,

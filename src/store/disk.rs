@@ -65,8 +65,9 @@ impl Object for FileRange {
 
     fn read(&self, start: u64, end: u64) -> Read {
         let end = end.min(self.len);
+        let start = start.min(end);
         let (path, at) = (self.path.clone(), self.offset + start);
-        let want = end.saturating_sub(start);
+        let want = end - start;
         Box::pin(async move {
             let want = usize::try_from(want)
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "object too large"))?;
@@ -375,6 +376,7 @@ mod tests {
             "a range reads only its bytes"
         );
         assert_eq!(second.read(4, 99).await.unwrap().concat(), b"nd", "clamped");
+        assert!(second.read(u64::MAX, 3).await.unwrap().is_empty());
         assert!(on.part(2).is_none());
         let (name, epoch) = ("a", "e1");
         disk.remove_session(name, epoch);

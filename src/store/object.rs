@@ -77,6 +77,9 @@ impl Object for InMemory {
 
 /// Bytes `start..end` of the chain `chunks`, sharing the buffers.
 fn slice(chunks: &[Bytes], start: u64, end: u64) -> Vec<Bytes> {
+    if start >= end {
+        return Vec::new();
+    }
     let mut out = Vec::with_capacity(chunks.len());
     let mut at = 0u64;
     for c in chunks {
@@ -116,5 +119,6 @@ mod tests {
         assert_eq!(mid[0].as_ptr(), o.0[0][2..].as_ptr(), "shared, not copied");
         assert_eq!(o.read(4, 100).await.unwrap().concat(), b"efg", "clamped");
         assert!(o.read(7, 9).await.unwrap().is_empty());
+        assert!(o.read(3, 1).await.unwrap().is_empty(), "an empty range");
     }
 }
