@@ -14,12 +14,13 @@ use crate::admin::Admin;
 use crate::capacity;
 use crate::config::Config;
 use crate::hub::{Hub, HubLimits};
-use crate::ingest::admission::{Admission, Limits, LogLimiter};
+use crate::ingest::admission::{Admission, Limits};
 use crate::ingest::auth::StreamKeys;
 use crate::ingest::rtmp::connection::IngestContext;
 use crate::ingest::rtmp::RtmpListener;
 use crate::ingest::srt::listener::{SrtIngest, SrtSettings};
 use crate::lifecycle::Lifecycle;
+use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::metrics::{BackendLabel, FramePathLabel};
 use crate::origin::steering::Cdns;
@@ -276,6 +277,12 @@ impl App {
             tasks.spawn(srt.run(rx.clone()));
         }
         let viewers = Arc::new(crate::origin::viewers::Viewers::new(VIEWER_WINDOW));
+        let max_connections = match cfg.origin.max_connections {
+            0 => crate::origin::slots::auto_max_connections(open_files_limit()),
+            n => n,
+        };
+        let per_address = cfg.origin.max_connections_per_address;
+        tracing::info!(max_connections, per_address, "origin connection limits");
         tasks.spawn(
             crate::origin::Origin::new(
                 store.clone(),
@@ -283,6 +290,7 @@ impl App {
                 access,
                 cdns.clone(),
                 viewers.clone(),
+                crate::origin::slots::Slots::new(max_connections, per_address),
             )
             .serve(http, tls, life.clone()),
         );
@@ -458,6 +466,31 @@ impl App {
             .flat_map(|s| s.renditions())
             .all(|r| r.progress().ended)
     }
+}
+
+/// The open-files limit, raised first from the soft to the hard limit (a
+/// server's connections need descriptors; the soft default is often 1,024).
+fn open_files_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let (Some(soft), hard) = (limit.current, limit.maximum) else {
+        return u64::MAX; // unlimited
+    };
+    let wanted = hard.unwrap_or(u64::MAX);
+    if wanted > soft {
+        let raised = Rlimit {
+            current: Some(wanted),
+            maximum: hard,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                tracing::info!(from = soft, to = wanted, "raised the open-files limit");
+                return wanted;
+            }
+            Err(e) => tracing::warn!(error = %e, soft, "cannot raise the open-files limit"),
+        }
+    }
+    soft
 }
 
 #[cfg(test)]

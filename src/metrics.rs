@@ -134,6 +134,8 @@ pub struct Metrics {
     pub ingest_bytes_per_second: Family<StreamLabel, Gauge<f64, AtomicU64>>,
     pub ingest_frames_per_second: Family<StreamLabel, Gauge<f64, AtomicU64>>,
     pub blocked_requests: Gauge,
+    pub http_connections: Gauge,
+    pub http_refusals: Family<ReasonLabel, Counter>,
     pub capacity_utilization: Gauge<f64, AtomicU64>,
     pub capacity_ratio: Family<ResourceLabel, Gauge<f64, AtomicU64>>,
     pub desired_capacity: Gauge<f64, AtomicU64>,
@@ -204,6 +206,8 @@ impl Metrics {
             ingest_bytes_per_second: Family::default(),
             ingest_frames_per_second: Family::default(),
             blocked_requests: Gauge::default(),
+            http_connections: Gauge::default(),
+            http_refusals: Family::default(),
             capacity_utilization: Gauge::default(),
             capacity_ratio: Family::default(),
             desired_capacity: Gauge::default(),
@@ -470,6 +474,16 @@ impl Metrics {
             "blocked_requests",
             "LL-HLS requests held now, waiting for their part, segment or playlist",
             m.blocked_requests.clone(),
+        );
+        registry.register(
+            "http_connections",
+            "Origin connections open now (at most origin.max_connections)",
+            m.http_connections.clone(),
+        );
+        registry.register(
+            "http_refusals",
+            "Origin connections closed at once, by reason: max_connections (the origin is full) or per_address (origin.max_connections_per_address)",
+            m.http_refusals.clone(),
         );
         registry.register(
             "capacity_utilization",

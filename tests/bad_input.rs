@@ -297,3 +297,88 @@ fn an_idle_connection_flood_from_one_address_cannot_lock_publishers_out() {
         .count();
     assert!(lines <= 12, "{lines} log lines about the flood:\n{log}");
 }
+
+#[test]
+fn an_idle_flood_of_the_origin_from_one_address_holds_only_its_share() {
+    let server = Server::start_logged("[origin]\nmax_connections_per_address = 50\n");
+    let _p = Publisher::start(&server.rtmp_url("watched"), Publish::default());
+    wait_segments(&server, "watched", 2, Duration::from_secs(60));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = idle_flood([127, 0, 0, 2].into(), server.http, 300, stop.clone());
+    std::thread::sleep(Duration::from_secs(2));
+    // A viewer from another address is served all along, and the flood
+    // holds its 50 connections and no more.
+    let playlist = server.url("/live/watched/source/index.m3u8");
+    let mut most_open = 0.0f64;
+    for _ in 0..20 {
+        assert_eq!(get(&playlist).status, 200, "the viewer was refused");
+        most_open = most_open.max(server.metric("castline_http_connections").unwrap_or(0.0));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let opened = flood.join().unwrap();
+    assert!(
+        opened > 300,
+        "the flood kept reopening ({opened} connections)"
+    );
+    assert!(
+        (50.0..=55.0).contains(&most_open),
+        "{most_open} origin connections open (50 for the flood, the viewer's own)"
+    );
+    let refused = server
+        .metric(r#"castline_http_refusals_total{reason="per_address"}"#)
+        .unwrap_or(0.0);
+    assert!(refused >= 250.0, "{refused} refusals counted");
+    // The log says so, a few lines per ten seconds, not a line per refusal.
+    let lines = server
+        .log()
+        .lines()
+        .filter(|l| l.contains("origin connection refused"))
+        .count();
+    assert!(
+        (1..=3).contains(&lines),
+        "{lines} log lines about the flood"
+    );
+}
+
+#[test]
+fn past_origin_max_connections_a_new_connection_is_closed_and_ingest_carries_on() {
+    let server = Server::start("[origin]\nmax_connections = 20\n");
+    let mut idle: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(server.http).unwrap())
+        .collect();
+    let started = Instant::now();
+    while server.metric("castline_http_connections") != Some(20.0) {
+        assert!(started.elapsed() < Duration::from_secs(5), "20 never open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut over = TcpStream::connect(server.http).unwrap();
+    assert!(
+        closed_by_server(&mut over, Duration::from_secs(2)),
+        "the 21st connection was kept open"
+    );
+    assert!(
+        server
+            .metric(r#"castline_http_refusals_total{reason="max_connections"}"#)
+            .is_some_and(|n| n >= 1.0),
+        "the refusal was not counted"
+    );
+    // Ingest has descriptors and slots of its own: a publisher goes live
+    // while the origin is full.
+    let _p = Publisher::start(&server.rtmp_url("full"), Publish::default());
+    let live = Instant::now();
+    while !get(&format!("http://{}/api/streams", server.admin))
+        .text()
+        .contains("full")
+    {
+        assert!(live.elapsed() < Duration::from_secs(8), "never went live");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "idle ones timed out meanwhile"
+    );
+    // A slot that frees is taken by the next viewer.
+    idle.truncate(0);
+    wait_segments(&server, "full", 1, Duration::from_secs(30));
+}

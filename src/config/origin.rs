@@ -26,6 +26,14 @@ pub struct OriginConfig {
     pub cdn_header: String,
     /// Seconds a player keeps a content steering manifest (its TTL).
     pub steering_ttl: u64,
+    /// Origin connections open at once; past it a new one is closed at
+    /// once. 0: the open-files limit less 1,024 kept for ingest, disk and
+    /// admin (at least 64).
+    pub max_connections: usize,
+    /// Origin connections one address may hold. 0: no cap (behind a CDN a
+    /// few edge addresses carry every viewer); set it (e.g. 64) when players
+    /// reach the origin directly.
+    pub max_connections_per_address: usize,
     /// The CDNs in front of this origin. With one or more that have a
     /// `base_url`, the multivariant playlist offers one pathway per CDN (HLS
     /// Content Steering) and `/live/NAME/steering.json` says which to use.
@@ -59,6 +67,8 @@ impl Default for OriginConfig {
             tls_key: None,
             cdn_header: "x-castline-cdn".into(),
             steering_ttl: 300,
+            max_connections: 0,
+            max_connections_per_address: 0,
             cdn: Vec::new(),
         }
     }

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::hub::{Hub, HubError, Publisher};
-use crate::ingest::admission::{Admission, LogLimiter};
+use crate::ingest::admission::Admission;
 use crate::ingest::auth::StreamKeys;
 use crate::ingest::timeline::DemuxEvent;
+use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::metrics::ReasonLabel;
 use prometheus_client::metrics::counter::Counter;

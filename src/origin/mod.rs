@@ -11,6 +11,7 @@ pub mod conditional;
 mod reply;
 pub mod route;
 pub mod signed;
+pub mod slots;
 pub mod steering;
 pub mod tls;
 pub mod viewers;
@@ -49,6 +50,9 @@ pub struct Origin {
     access: Access,
     cdns: Arc<Cdns>,
     viewers: Arc<viewers::Viewers>,
+    slots: Arc<slots::Slots>,
+    /// Lines about refused connections, a few per period.
+    refusal_log: crate::log_limit::LogLimiter,
 }
 
 pub(crate) type Reply = Response<Chunks>;
@@ -73,6 +77,7 @@ impl Origin {
         access: Access,
         cdns: Arc<Cdns>,
         viewers: Arc<viewers::Viewers>,
+        slots: Arc<slots::Slots>,
     ) -> Arc<Origin> {
         Arc::new(Origin {
             store,
@@ -80,6 +85,8 @@ impl Origin {
             access,
             cdns,
             viewers,
+            slots,
+            refusal_log: crate::log_limit::LogLimiter::new(Duration::from_secs(10)),
         })
     }
 
@@ -94,10 +101,21 @@ impl Origin {
         life: Lifecycle,
     ) {
         life.accept_loop(listener, "origin", |tcp, peer, close| {
+            // Over a limit: dropped, so closed at once.
+            let slot = match self.slots.admit(peer.ip()) {
+                Ok(slot) => slot,
+                Err(refusal) => {
+                    self.refused(peer, refusal);
+                    return None;
+                }
+            };
             let _ = tcp.set_nodelay(true);
             let origin = self.clone();
             let tls = tls.clone();
             Some(async move {
+                let _slot = slot;
+                let metrics = origin.metrics.clone();
+                let _open = Held::new(&metrics.http_connections);
                 let result = match tls {
                     None => origin.connection(TokioIo::new(tcp), peer, close).await,
                     Some(acceptor) => {
@@ -117,6 +135,19 @@ impl Origin {
             })
         })
         .await;
+    }
+
+    fn refused(&self, peer: std::net::SocketAddr, refusal: slots::Refusal) {
+        let reason = refusal.reason();
+        self.metrics
+            .http_refusals
+            .get_or_create(&crate::metrics::ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+        if let Some(held_back) = self.refusal_log.allow(reason, std::time::Instant::now()) {
+            tracing::warn!(%peer, held_back, "origin connection refused: {refusal}");
+        }
     }
 
     /// One connection: HTTP/1.1, and HTTP/2 with prior knowledge (h2c) or by
