@@ -291,6 +291,7 @@ impl App {
                 cdns.clone(),
                 viewers.clone(),
                 crate::origin::slots::Slots::new(max_connections, per_address),
+                Config::duration(cfg.origin.idle_timeout),
             )
             .serve(http, tls, life.clone()),
         );

@@ -382,3 +382,72 @@ fn past_origin_max_connections_a_new_connection_is_closed_and_ingest_carries_on(
     idle.truncate(0);
     wait_segments(&server, "full", 1, Duration::from_secs(30));
 }
+
+/// Opens an h2c connection that answers SETTINGS and PINGs as a real client
+/// would and opens no stream; returns how long until the server closed it
+/// (GOAWAY or EOF), or None if it was still open after `limit`.
+fn idle_h2c_lifetime(addr: std::net::SocketAddr, limit: Duration) -> Option<Duration> {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // The preface and an empty SETTINGS frame.
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    let started = Instant::now();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while started.elapsed() < limit {
+        match tcp.read(&mut chunk) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(_) => return Some(started.elapsed()),
+        }
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            let payload = buf[9..9 + len].to_vec();
+            buf.drain(..9 + len);
+            match (kind, flags & 1) {
+                (4, 0) => tcp.write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0]).unwrap(),
+                (6, 0) => {
+                    let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
+                    ack.extend_from_slice(&payload);
+                    tcp.write_all(&ack).unwrap();
+                }
+                (7, _) => return Some(started.elapsed()),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn an_idle_http2_connection_that_answers_pings_gives_its_slot_back() {
+    let server = Server::start("[origin]\nidle_timeout = 2.0\n");
+    let lifetime = idle_h2c_lifetime(server.http, Duration::from_secs(15))
+        .expect("the idle h2 connection was kept open for 15 s");
+    assert!(
+        lifetime >= Duration::from_millis(1500),
+        "closed after {lifetime:?}, before origin.idle_timeout"
+    );
+    let started = Instant::now();
+    while server.metric("castline_http_connections") != Some(0.0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "its slot was not freed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -34,6 +34,10 @@ pub struct OriginConfig {
     /// few edge addresses carry every viewer); set it (e.g. 64) when players
     /// reach the origin directly.
     pub max_connections_per_address: usize,
+    /// Seconds a connection with no request in flight stays open (HTTP/2
+    /// too: a client that only answers pings gives its slot back). Keep it
+    /// above the CDN's idle timeout for origin connections.
+    pub idle_timeout: f64,
     /// The CDNs in front of this origin. With one or more that have a
     /// `base_url`, the multivariant playlist offers one pathway per CDN (HLS
     /// Content Steering) and `/live/NAME/steering.json` says which to use.
@@ -69,6 +73,7 @@ impl Default for OriginConfig {
             steering_ttl: 300,
             max_connections: 0,
             max_connections_per_address: 0,
+            idle_timeout: 60.0,
             cdn: Vec::new(),
         }
     }
@@ -92,6 +97,12 @@ impl OriginConfig {
             return Err(ConfigError::Invalid {
                 key: "origin.cdn_secret",
                 reason: "must be printable ASCII (it travels in a header)".into(),
+            });
+        }
+        if !(self.idle_timeout.is_finite() && (1.0..=3_600.0).contains(&self.idle_timeout)) {
+            return Err(ConfigError::Invalid {
+                key: "origin.idle_timeout",
+                reason: "use 1 to 3600 seconds".into(),
             });
         }
         self.validate_cdns()

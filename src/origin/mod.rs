@@ -8,6 +8,7 @@ pub mod blocking;
 pub mod body;
 pub mod cache;
 pub mod conditional;
+pub mod idle;
 mod reply;
 pub mod route;
 pub mod signed;
@@ -51,6 +52,8 @@ pub struct Origin {
     cdns: Arc<Cdns>,
     viewers: Arc<viewers::Viewers>,
     slots: Arc<slots::Slots>,
+    /// A connection with no request in flight this long is closed.
+    idle_timeout: Duration,
     /// Lines about refused connections, a few per period.
     refusal_log: crate::log_limit::LogLimiter,
 }
@@ -78,6 +81,7 @@ impl Origin {
         cdns: Arc<Cdns>,
         viewers: Arc<viewers::Viewers>,
         slots: Arc<slots::Slots>,
+        idle_timeout: Duration,
     ) -> Arc<Origin> {
         Arc::new(Origin {
             store,
@@ -86,6 +90,7 @@ impl Origin {
             cdns,
             viewers,
             slots,
+            idle_timeout,
             refusal_log: crate::log_limit::LogLimiter::new(Duration::from_secs(10)),
         })
     }
@@ -161,9 +166,16 @@ impl Origin {
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
+        let activity = Arc::new(idle::Activity::new(tokio::time::Instant::now()));
+        let idle_timeout = self.idle_timeout;
+        let busy = activity.clone();
         let service = service_fn(move |req| {
             let origin = self.clone();
-            async move { Ok::<_, Infallible>(origin.handle(req, peer.ip()).await) }
+            let busy = busy.clone();
+            async move {
+                let _busy = busy.begin();
+                Ok::<_, Infallible>(origin.handle(req, peer.ip()).await)
+            }
         });
         let mut builder = AutoBuilder::new(TokioExecutor::new());
         builder
@@ -182,6 +194,12 @@ impl Origin {
             r = conn.as_mut() => r,
             _ = close.cancelled() => {
                 // Answers in flight complete; idle keep-alive closes now.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+            _ = idle::idle(&activity, idle_timeout) => {
+                // No request for origin.idle_timeout: its slot goes back (on
+                // HTTP/2 with a GOAWAY).
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
