@@ -186,8 +186,12 @@ impl App {
             cfg.server.public_url.trim_end_matches('/').to_string()
         };
 
+        let max_connections = match cfg.origin.max_connections {
+            0 => crate::origin::slots::auto_max_connections(open_files_limit()),
+            n => n,
+        };
         let gauge = capacity::Gauge::new(
-            capacity::Capacity::from_config(&cfg.limits, memory_budget),
+            capacity::Capacity::from_config(&cfg.limits, memory_budget, max_connections),
             cfg.limits.max_cpu < 1.0,
             cfg.limits.prewarm_windows()?,
         );
@@ -277,10 +281,6 @@ impl App {
             tasks.spawn(srt.run(rx.clone()));
         }
         let viewers = Arc::new(crate::origin::viewers::Viewers::new(VIEWER_WINDOW));
-        let max_connections = match cfg.origin.max_connections {
-            0 => crate::origin::slots::auto_max_connections(open_files_limit()),
-            n => n,
-        };
         let per_address = cfg.origin.max_connections_per_address;
         tracing::info!(max_connections, per_address, "origin connection limits");
         tasks.spawn(

@@ -12,9 +12,12 @@
 //!   (an NVENC card runs a fixed number of sessions);
 //! - `ingest_bitrate`: what publishers send ÷ `limits.max_ingest_mbps`;
 //! - `egress`: what the origin sends ÷ `limits.egress_budget_mbps`;
-//! - `memory`: media bytes held ÷ `hls.memory_budget_mb`.
+//! - `memory`: media bytes held ÷ `hls.memory_budget_mb`;
+//! - `connections`: open origin connections ÷ `origin.max_connections`
+//!   (viewers or CDN edges connected straight to this instance).
 //!
-//! A ratio whose limit is not set is left out (cpu and memory always count).
+//! A ratio whose limit is not set is left out (cpu, memory and connections
+//! always count).
 //! Rates are measured over the last second by [`run`].
 
 use std::sync::atomic::Ordering;
@@ -36,6 +39,8 @@ pub struct Load {
     pub ingest_bps: f64,
     pub egress_bps: f64,
     pub memory_bytes: usize,
+    /// Origin connections open.
+    pub connections: usize,
 }
 
 /// What there is (0 or `None`: no limit).
@@ -48,10 +53,16 @@ pub struct Capacity {
     pub max_ingest_bps: f64,
     pub egress_budget_bps: f64,
     pub memory_budget: usize,
+    /// `origin.max_connections` as resolved at start.
+    pub max_connections: usize,
 }
 
 impl Capacity {
-    pub fn from_config(limits: &LimitsConfig, memory_budget: usize) -> Capacity {
+    pub fn from_config(
+        limits: &LimitsConfig,
+        memory_budget: usize,
+        max_connections: usize,
+    ) -> Capacity {
         let machine = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
         Capacity {
             cores: machine * limits.max_cpu,
@@ -60,6 +71,7 @@ impl Capacity {
             max_ingest_bps: limits.max_ingest_mbps * 1e6,
             egress_budget_bps: limits.egress_budget_mbps * 1e6,
             memory_budget,
+            max_connections,
         }
     }
 }
@@ -86,6 +98,10 @@ pub fn ratios(load: &Load, cap: &Capacity) -> Vec<(&'static str, f64)> {
             "memory",
             ratio(load.memory_bytes as f64, cap.memory_budget as f64),
         ),
+        (
+            "connections",
+            ratio(load.connections as f64, cap.max_connections as f64),
+        ),
     ]
     .into_iter()
     .filter_map(|(name, r)| Some((name, r?)))
@@ -101,10 +117,16 @@ pub fn utilization(ratios: &[(&'static str, f64)]) -> f64 {
 /// full, with a sentence for the publisher. CPU counts only when
 /// `limits.max_cpu` is below 1 (at 1 the ratio is for scaling, not for
 /// refusing: a busy machine still takes a stream rather than none).
+/// Connections never refuse: a publisher needs none of the origin's, and
+/// the origin turns away the connections over its limit itself.
 pub fn refusal(ratios: &[(&'static str, f64)], cpu_limited: bool) -> Option<String> {
     ratios
         .iter()
-        .filter(|(name, _)| *name != "cpu" || cpu_limited)
+        .filter(|(name, _)| match *name {
+            "cpu" => cpu_limited,
+            "connections" => false,
+            _ => true,
+        })
         .find(|(_, r)| *r >= 1.0)
         .map(|(name, r)| {
             format!(
@@ -272,6 +294,7 @@ pub async fn run(
             ingest_bps,
             egress_bps: egress.saturating_sub(last_egress) as f64 * 8.0 / dt,
             memory_bytes: store.bytes(),
+            connections: metrics.http_connections.get().max(0) as usize,
         };
         last_cpu = cpu;
         last_egress = egress;
@@ -325,6 +348,7 @@ mod tests {
             max_ingest_bps: 0.0,
             egress_budget_bps: 1e9,
             memory_budget: 1000,
+            max_connections: 100,
         }
     }
 
@@ -337,6 +361,7 @@ mod tests {
             ingest_bps: 5e8,
             egress_bps: 2e8,
             memory_bytes: 100,
+            connections: 25,
         };
         let r = ratios(&load, &cap());
         assert_eq!(
@@ -345,7 +370,8 @@ mod tests {
                 ("cpu", 0.5),
                 ("streams", 0.8),
                 ("egress", 0.2),
-                ("memory", 0.1)
+                ("memory", 0.1),
+                ("connections", 0.25)
             ]
         );
         assert_eq!(utilization(&r), 0.8);
@@ -375,6 +401,15 @@ mod tests {
             "cpu alone scales, it does not refuse"
         );
         assert!(refusal(&only_cpu, true).is_some_and(|w| w.contains("cpu")));
+        let connections = ratios(
+            &Load {
+                connections: 100,
+                ..Load::default()
+            },
+            &cap(),
+        );
+        assert_eq!(utilization(&connections), 1.0, "full connections scale out");
+        assert_eq!(refusal(&connections, true), None, "but refuse no publisher");
     }
 
     #[test]

@@ -363,6 +363,16 @@ fn past_origin_max_connections_a_new_connection_is_closed_and_ingest_carries_on(
             .is_some_and(|n| n >= 1.0),
         "the refusal was not counted"
     );
+    // The fleet sees the instance as full (the capacity sampler runs every
+    // second), so an autoscaler adds one.
+    while server.metric(r#"castline_capacity_ratio{resource="connections"}"#) != Some(1.0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "the connections ratio never reached 1"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(server.metric("castline_capacity_utilization"), Some(1.0));
     // Ingest has descriptors and slots of its own: a publisher goes live
     // while the origin is full.
     let _p = Publisher::start(&server.rtmp_url("full"), Publish::default());
@@ -378,8 +388,14 @@ fn past_origin_max_connections_a_new_connection_is_closed_and_ingest_carries_on(
         started.elapsed() < Duration::from_secs(9),
         "idle ones timed out meanwhile"
     );
-    // A slot that frees is taken by the next viewer.
+    // A slot that frees is taken by the next viewer (once castline has
+    // seen the idle ones close).
     idle.truncate(0);
+    let freed = Instant::now();
+    while server.metric("castline_http_connections") != Some(0.0) {
+        assert!(freed.elapsed() < Duration::from_secs(5), "slots not freed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     wait_segments(&server, "full", 1, Duration::from_secs(30));
 }
 
