@@ -62,22 +62,23 @@ struct Args {
 /// A player more than this many parts behind the live edge fell behind.
 const BEHIND_PARTS: usize = 5;
 
-/// One part as a playlist lists it.
+/// One part as a playlist lists it (borrowing the playlist's text: a
+/// reload lists dozens, and a player fetches one).
 #[derive(Debug, Clone)]
-struct Part {
+struct Part<'a> {
     msn: u64,
     idx: u32,
-    uri: String,
+    uri: &'a str,
     /// Unix milliseconds at which the part's media ends.
     end_ms: Option<f64>,
 }
 
 #[derive(Debug, Default)]
-struct Playlist {
-    parts: Vec<Part>,
+struct Playlist<'a> {
+    parts: Vec<Part<'a>>,
     /// `PART-TARGET`, in milliseconds.
     part_target_ms: Option<f64>,
-    hint: Option<(u64, u32, String)>,
+    hint: Option<(u64, u32, &'a str)>,
     /// The server takes delta updates (`CAN-SKIP-UNTIL`).
     can_skip: bool,
 }
@@ -124,7 +125,7 @@ fn date_ms(s: &str) -> Option<f64> {
     Some(((days as f64 * 24.0 + h) * 60.0 + min) * 60_000.0 + sec * 1000.0)
 }
 
-fn parse(text: &str) -> Playlist {
+fn parse(text: &str) -> Playlist<'_> {
     let mut pl = Playlist::default();
     let mut clock: Option<f64> = None;
     let mut segment_has_parts = false;
@@ -141,7 +142,7 @@ fn parse(text: &str) -> Playlist {
                 pl.parts.push(Part {
                     msn,
                     idx,
-                    uri: uri.to_string(),
+                    uri,
                     end_ms: Some(end),
                 });
             }
@@ -166,7 +167,7 @@ fn parse(text: &str) -> Playlist {
         } else if line.starts_with("#EXT-X-PRELOAD-HINT:") {
             if let Some(uri) = quoted(line, "URI=\"") {
                 if let Some((m, p)) = part_id(uri) {
-                    pl.hint = Some((m, p, uri.to_string()));
+                    pl.hint = Some((m, p, uri));
                 }
             }
         }
@@ -218,7 +219,7 @@ const CONTENT_SLACK_MS: f64 = 1500.0;
 /// A plain (non-blocking) playlist whose newest part ended longer ago than
 /// its `max-age`, one part and [`CONTENT_SLACK_MS`] allow: a cache served it
 /// past its max-age (for caches that send no `Age`, such as nginx).
-fn older_than_max_age(pl: &Playlist, max_age: Option<u64>, now_ms: f64) -> bool {
+fn older_than_max_age(pl: &Playlist<'_>, max_age: Option<u64>, now_ms: f64) -> bool {
     let (Some(max_age), Some(newest)) = (max_age, pl.parts.last().and_then(|p| p.end_ms)) else {
         return false;
     };
@@ -453,12 +454,12 @@ async fn player(
             note(&mut r, &f);
             match f {
                 Fetch::Status(StatusCode::OK, b, _, fresh) => {
-                    let pl = parse(&String::from_utf8_lossy(&b));
+                    let pl = parse(std::str::from_utf8(&b).unwrap_or_default());
                     r.plain_checked += 1;
                     r.plain_too_old += u64::from(older_than_max_age(&pl, fresh.max_age, unix_ms()));
                     skip = pl.can_skip && !args.no_skip;
-                    want = pl.hint.as_ref().map(|(m, p, _)| (*m, *p));
-                    hint = pl.hint;
+                    want = pl.hint.map(|(m, p, _)| (m, p));
+                    hint = pl.hint.map(|(m, p, u)| (m, p, u.to_string()));
                 }
                 _ => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -494,7 +495,7 @@ async fn player(
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        let pl = parse(&String::from_utf8_lossy(&body));
+        let pl = parse(std::str::from_utf8(&body).unwrap_or_default());
         let Some(pos) = pl.parts.iter().position(|x| (x.msn, x.idx) == (m, p)) else {
             // Not listed: gone from the window (fell far behind) or a new
             // timeline; start again from the live edge.
@@ -509,7 +510,7 @@ async fn player(
             Some((Fetch::Status(StatusCode::OK, ..), at, now_ms)) => Some((at, now_ms)),
             // No hint asked for, or its answer failed: the part as listed.
             _ => {
-                let f = conn.get(&join(&dir, &part.uri), false).await;
+                let f = conn.get(&join(&dir, part.uri), false).await;
                 note(&mut r, &f);
                 matches!(f, Fetch::Status(StatusCode::OK, ..))
                     .then(|| (base.elapsed().as_micros() as u64, unix_ms()))
@@ -521,7 +522,10 @@ async fn player(
         }
         // A player at the edge asks for the next hint with the next reload;
         // one behind walks the listed parts first.
-        hint = pl.hint.clone().filter(|_| behind == 0);
+        hint = pl
+            .hint
+            .filter(|_| behind == 0)
+            .map(|(m, p, u)| (m, p, u.to_string()));
         want = match pl.parts.get(pos + 1) {
             Some(next) => Some((next.msn, next.idx)),
             None => pl.hint.map(|(m, p, _)| (m, p)),
