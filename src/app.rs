@@ -186,9 +186,21 @@ impl App {
             cfg.server.public_url.trim_end_matches('/').to_string()
         };
 
+        let open_files = open_files_limit();
         let max_connections = match cfg.origin.max_connections {
-            0 => crate::origin::slots::auto_max_connections(open_files_limit()),
-            n => n,
+            0 => crate::origin::slots::auto_max_connections(open_files),
+            n => {
+                let reserve = crate::origin::slots::reserved_descriptors(open_files);
+                if n as u64 > open_files.saturating_sub(reserve) {
+                    tracing::warn!(
+                        max_connections = n,
+                        open_files,
+                        "origin.max_connections is above the open-files limit less {reserve}: \
+                         viewers can take the descriptors ingest and the disk tier need"
+                    );
+                }
+                n
+            }
         };
         let gauge = capacity::Gauge::new(
             capacity::Capacity::from_config(&cfg.limits, memory_budget, max_connections),
@@ -477,7 +489,9 @@ fn open_files_limit() -> u64 {
     let (Some(soft), hard) = (limit.current, limit.maximum) else {
         return u64::MAX; // unlimited
     };
-    let wanted = hard.unwrap_or(u64::MAX);
+    // An unlimited hard limit: ask for a large finite one (the kernel's
+    // nr_open caps it).
+    let wanted = hard.unwrap_or(1 << 20);
     if wanted > soft {
         let raised = Rlimit {
             current: Some(wanted),

@@ -34,9 +34,9 @@ pub struct OriginConfig {
     /// few edge addresses carry every viewer); set it (e.g. 64) when players
     /// reach the origin directly.
     pub max_connections_per_address: usize,
-    /// Seconds a connection with no request in flight stays open (HTTP/2
-    /// too: a client that only answers pings gives its slot back). Keep it
-    /// above the CDN's idle timeout for origin connections.
+    /// Seconds an HTTP/2 connection with no request in flight stays open (a
+    /// client that only answers pings gives its slot back). One that sends
+    /// no first request, and HTTP/1.1 between requests, close after 10 s.
     pub idle_timeout: f64,
     /// The CDNs in front of this origin. With one or more that have a
     /// `base_url`, the multivariant playlist offers one pathway per CDN (HLS

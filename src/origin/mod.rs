@@ -60,6 +60,10 @@ pub struct Origin {
 
 pub(crate) type Reply = Response<Chunks>;
 
+/// A request head not read by then closes the connection (hyper's deadline
+/// between HTTP/1.1 requests; `idle` holds a first request to it too).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A TLS handshake not done by then closes the connection.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
@@ -181,7 +185,7 @@ impl Origin {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(10))
+            .header_read_timeout(HEADER_TIMEOUT)
             .max_buf_size(64 * 1024);
         builder
             .http2()
@@ -197,11 +201,15 @@ impl Origin {
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
-            _ = idle::idle(&activity, idle_timeout) => {
+            _ = idle::idle(&activity, idle_timeout, HEADER_TIMEOUT) => {
                 // No request for origin.idle_timeout: its slot goes back (on
-                // HTTP/2 with a GOAWAY).
+                // HTTP/2 with a GOAWAY). A body still being sent gets as long
+                // again to finish; a client that stopped reading it is dropped.
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                match tokio::time::timeout(idle_timeout, conn).await {
+                    Ok(r) => r,
+                    Err(_) => Err("an idle connection did not finish its answer".into()),
+                }
             }
         }
     }

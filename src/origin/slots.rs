@@ -1,8 +1,9 @@
 //! Who may hold an origin connection (pure bookkeeping; a slot releases
 //! itself on drop). At most `total` at once, so viewers never take the file
 //! descriptors that ingest and the disk tier need, and optionally at most
-//! `per_address` from one address, so one client cannot take them all from
-//! the others. A connection over either limit is closed at once.
+//! `per_address` from one address (an IPv6 client's whole /64), so one
+//! client cannot take them all from the others. A connection over either
+//! limit is closed at once.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -43,6 +44,7 @@ pub struct Slots {
 #[derive(Debug)]
 pub struct Slot {
     slots: Arc<Slots>,
+    /// Its [`holder`].
     ip: IpAddr,
 }
 
@@ -61,6 +63,7 @@ impl Slots {
 
     /// A new connection from `ip`.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        let ip = holder(ip);
         let mut c = self.counts();
         if c.open >= self.total {
             return Err(Refusal::Full);
@@ -98,13 +101,30 @@ impl Drop for Slot {
     }
 }
 
+/// What castline keeps of `open_files` for itself (ingest, disk files,
+/// admin, logs): 1,024, or a quarter of a small limit.
+pub fn reserved_descriptors(open_files: u64) -> u64 {
+    (open_files / 4).min(1_024)
+}
+
 /// `origin.max_connections = 0`: the open-files limit less what castline
-/// keeps for itself (ingest, disk files, admin, logs), at least 64.
+/// keeps for itself, at least 64.
 pub fn auto_max_connections(open_files: u64) -> usize {
-    let reserve = 1_024;
-    usize::try_from(open_files.saturating_sub(reserve))
+    usize::try_from(open_files - reserved_descriptors(open_files))
         .unwrap_or(usize::MAX)
         .max(64)
+}
+
+/// Whose share a connection from `ip` counts against: an IPv4 address, or
+/// an IPv6 client's /64 (one host usually holds a whole /64).
+fn holder(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !0u128 << 64).into()),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +163,30 @@ mod tests {
     #[test]
     fn the_automatic_cap_leaves_castline_its_own_descriptors() {
         assert_eq!(auto_max_connections(20_000), 18_976);
-        assert_eq!(auto_max_connections(1_024), 64);
+        assert_eq!(
+            auto_max_connections(1_024),
+            768,
+            "a quarter of a small limit"
+        );
+        assert_eq!(auto_max_connections(100), 75);
         assert_eq!(auto_max_connections(u64::MAX), (u64::MAX - 1_024) as usize);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_held_to_one_share_for_its_whole_64() {
+        let s = Slots::new(10, 1);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _x = s.admit(a).unwrap();
+        assert_eq!(s.admit(b).unwrap_err(), Refusal::PerAddress, "same /64");
+        assert!(s.admit(other).is_ok(), "another /64");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let _m = s.admit(mapped).unwrap();
+        assert_eq!(
+            s.admit("192.0.2.7".parse().unwrap()).unwrap_err(),
+            Refusal::PerAddress,
+            "an IPv4-mapped address is its IPv4 one"
+        );
     }
 }
