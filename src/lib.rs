@@ -12,6 +12,7 @@ pub mod media;
 pub mod metrics;
 pub mod origin;
 pub mod package;
+pub mod per_address;
 pub mod pipeline;
 pub mod store;
 pub mod stream_name;

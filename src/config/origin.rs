@@ -27,8 +27,8 @@ pub struct OriginConfig {
     /// Seconds a player keeps a content steering manifest (its TTL).
     pub steering_ttl: u64,
     /// Origin connections open at once; past it a new one is closed at
-    /// once. 0: the open-files limit less 1,024 kept for ingest, disk and
-    /// admin (at least 64).
+    /// once. 0: the open-files limit less what ingest, disk and admin keep
+    /// (`origin::slots::reserved_descriptors`), at least 64.
     pub max_connections: usize,
     /// Origin connections one address may hold. 0: no cap (behind a CDN a
     /// few edge addresses carry every viewer); set it (e.g. 64) when players

@@ -6,9 +6,10 @@
 //!
 //! Pure bookkeeping (no sockets); slots release themselves on drop.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+
+use crate::per_address::PerAddress;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -40,7 +41,7 @@ pub struct Limits {
 #[derive(Debug, Default)]
 struct Counts {
     pending: usize,
-    per_address: HashMap<IpAddr, usize>,
+    per_address: PerAddress,
     publishers: usize,
 }
 
@@ -54,7 +55,8 @@ pub struct Admission {
 #[derive(Debug)]
 pub struct PendingSlot {
     admission: Arc<Admission>,
-    ip: IpAddr,
+    /// Its share of its address's.
+    address: IpAddr,
 }
 
 /// A connection that publishes.
@@ -81,15 +83,14 @@ impl Admission {
         if c.pending >= self.limits.pending {
             return Err(Refusal::TooManyPending);
         }
-        let from = c.per_address.entry(ip).or_default();
-        if *from >= self.limits.pending_per_address {
-            return Err(Refusal::TooManyFromAddress);
-        }
-        *from += 1;
+        let address = c
+            .per_address
+            .take(ip, self.limits.pending_per_address)
+            .ok_or(Refusal::TooManyFromAddress)?;
         c.pending += 1;
         Ok(PendingSlot {
             admission: self.clone(),
-            ip,
+            address,
         })
     }
 
@@ -122,12 +123,7 @@ impl Drop for PendingSlot {
     fn drop(&mut self) {
         let mut c = self.admission.counts();
         c.pending = c.pending.saturating_sub(1);
-        if let Some(n) = c.per_address.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_address.remove(&self.ip);
-            }
-        }
+        c.per_address.give_back(self.address);
     }
 }
 

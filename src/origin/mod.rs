@@ -224,6 +224,8 @@ impl Origin {
             Some(_) if req.method() == Method::OPTIONS => Ok(path),
             Some(key) => signed::verify(key, path, unix_now()).map_err(|e| e.to_string()),
         };
+        // The path without a signed-URL prefix: what names the object.
+        let identity = signed_inner(&self.access, path);
         let (class, mut reply) = match signed {
             _ if !self.access.allows(req.headers()) => (
                 ObjectClass::Error,
@@ -234,9 +236,8 @@ impl Origin {
                 let encoding = header("accept-encoding");
                 let prefix = &path[..path.len() - inner.len()];
                 let ask = MediaAsk {
-                    path: signed_inner(&self.access, path),
-                    if_none_match: header("if-none-match"),
-                    range: header("range"),
+                    path: identity,
+                    headers: req.headers(),
                     head: req.method() == Method::HEAD,
                 };
                 self.route(
@@ -250,7 +251,7 @@ impl Origin {
                 .await
             }
         };
-        let path = signed_inner(&self.access, path);
+        let path = identity;
         if matches!(reply.status().as_u16(), 200 | 206 | 304) {
             surrogate_keys(&mut reply, path);
             if let Some(stream) = path

@@ -33,12 +33,12 @@ pub(super) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
 }
 
 /// What a media request asks beside its route: the path its ETag is made
-/// from (the object's identity), its conditional headers, and whether it
-/// is a HEAD (answered with the length, nothing read).
+/// from (the object's identity), its headers (for `If-None-Match` and
+/// `Range`, looked up only for media), and whether it is a HEAD (answered
+/// with the length, nothing read).
 pub(super) struct MediaAsk<'a> {
     pub path: &'a str,
-    pub if_none_match: Option<&'a str>,
-    pub range: Option<&'a str>,
+    pub headers: &'a http::HeaderMap,
     pub head: bool,
 }
 
@@ -70,12 +70,14 @@ pub(super) async fn media(
     };
     let etag = conditional::etag(ask.path);
     let len = object.len();
-    let (status, range) = match conditional::answer(&etag, len, ask.if_none_match, ask.range) {
-        Answer::Full => (StatusCode::OK, Some((0, len))),
-        Answer::NotModified => (StatusCode::NOT_MODIFIED, None),
-        Answer::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, Some((start, end))),
-        Answer::Unsatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, None),
-    };
+    let header = |name| ask.headers.get(name).and_then(|v| v.to_str().ok());
+    let (status, range) =
+        match conditional::answer(&etag, len, header("if-none-match"), header("range")) {
+            Answer::Full => (StatusCode::OK, Some((0, len))),
+            Answer::NotModified => (StatusCode::NOT_MODIFIED, None),
+            Answer::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, Some((start, end))),
+            Answer::Unsatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, None),
+        };
     let body = match range {
         None => Chunks::default(),
         // hyper sends a HEAD answer's own Content-Length and no body.

@@ -1,13 +1,14 @@
 //! Who may hold an origin connection (pure bookkeeping; a slot releases
 //! itself on drop). At most `total` at once, so viewers never take the file
 //! descriptors that ingest and the disk tier need, and optionally at most
-//! `per_address` from one address (an IPv6 client's whole /64), so one
+//! `per_address` from one address (`crate::per_address`), so one
 //! client cannot take them all from the others. A connection over either
 //! limit is closed at once.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+
+use crate::per_address::PerAddress;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -29,7 +30,7 @@ impl Refusal {
 #[derive(Debug, Default)]
 struct Counts {
     open: usize,
-    per_address: HashMap<IpAddr, usize>,
+    per_address: PerAddress,
 }
 
 #[derive(Debug)]
@@ -44,8 +45,8 @@ pub struct Slots {
 #[derive(Debug)]
 pub struct Slot {
     slots: Arc<Slots>,
-    /// Its [`holder`].
-    ip: IpAddr,
+    /// Its share of its address's, with a cap per address.
+    address: Option<IpAddr>,
 }
 
 impl Slots {
@@ -63,22 +64,18 @@ impl Slots {
 
     /// A new connection from `ip`.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
-        let ip = holder(ip);
         let mut c = self.counts();
         if c.open >= self.total {
             return Err(Refusal::Full);
         }
-        if self.per_address > 0 {
-            let from = c.per_address.entry(ip).or_default();
-            if *from >= self.per_address {
-                return Err(Refusal::PerAddress);
-            }
-            *from += 1;
-        }
+        let address = match self.per_address {
+            0 => None,
+            cap => Some(c.per_address.take(ip, cap).ok_or(Refusal::PerAddress)?),
+        };
         c.open += 1;
         Ok(Slot {
             slots: self.clone(),
-            ip,
+            address,
         })
     }
 
@@ -92,11 +89,8 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = self.slots.counts();
         c.open = c.open.saturating_sub(1);
-        if let Some(n) = c.per_address.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_address.remove(&self.ip);
-            }
+        if let Some(a) = self.address {
+            c.per_address.give_back(a);
         }
     }
 }
@@ -113,18 +107,6 @@ pub fn auto_max_connections(open_files: u64) -> usize {
     usize::try_from(open_files - reserved_descriptors(open_files))
         .unwrap_or(usize::MAX)
         .max(64)
-}
-
-/// Whose share a connection from `ip` counts against: an IPv4 address, or
-/// an IPv6 client's /64 (one host usually holds a whole /64).
-fn holder(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !0u128 << 64).into()),
-        },
-    }
 }
 
 #[cfg(test)]
@@ -170,23 +152,5 @@ mod tests {
         );
         assert_eq!(auto_max_connections(100), 75);
         assert_eq!(auto_max_connections(u64::MAX), (u64::MAX - 1_024) as usize);
-    }
-
-    #[test]
-    fn an_ipv6_client_is_held_to_one_share_for_its_whole_64() {
-        let s = Slots::new(10, 1);
-        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        let _x = s.admit(a).unwrap();
-        assert_eq!(s.admit(b).unwrap_err(), Refusal::PerAddress, "same /64");
-        assert!(s.admit(other).is_ok(), "another /64");
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        let _m = s.admit(mapped).unwrap();
-        assert_eq!(
-            s.admit("192.0.2.7".parse().unwrap()).unwrap_err(),
-            Refusal::PerAddress,
-            "an IPv4-mapped address is its IPv4 one"
-        );
     }
 }

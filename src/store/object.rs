@@ -50,7 +50,8 @@ pub trait Object: Send + Sync + fmt::Debug {
 /// What the store hands the origin for an object.
 pub type Stored = Box<dyn Object>;
 
-/// Reads the whole of `object`.
+/// Reads the whole of `object` (tests of the tiers).
+#[cfg(test)]
 pub async fn read_all(object: &dyn Object) -> io::Result<Vec<Bytes>> {
     object.read(0, object.len()).await
 }
