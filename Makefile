@@ -65,7 +65,9 @@ bench: deps-bench
 	bash benches/ingest_cost.sh
 	bash benches/memory_budget.sh
 	bash benches/origin_vs_nginx.sh
+	bash benches/request_ceiling.sh
 	bash benches/llhls_players.sh 1000 10000
+	RAMP=0 bash benches/llhls_players.sh 3000
 	BITRATE=2500k bash benches/llhls_players.sh 1000
 	bash benches/ladder.sh
 	STARTS=8 bash benches/player_latency.sh

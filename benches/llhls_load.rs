@@ -402,6 +402,10 @@ struct PlayerReport {
     max_behind: usize,
     requests: u64,
     bytes: u64,
+    /// From this player's start to its first part held, in ms: what a
+    /// viewer waits for a picture (the join time), however many players
+    /// start at once (`--ramp 0`).
+    join_ms: Option<f64>,
 }
 
 fn unix_ms() -> f64 {
@@ -422,6 +426,7 @@ async fn player(
     until: Instant,
     shared: Option<SharedH2>,
 ) -> PlayerReport {
+    let joined = Instant::now();
     let mut r = PlayerReport::default();
     let dir = path[..path.rfind('/').map_or(0, |i| i + 1)].to_string();
     let mut conn = match shared {
@@ -517,6 +522,8 @@ async fn player(
             }
         };
         if let Some((at, now_ms)) = held {
+            r.join_ms
+                .get_or_insert_with(|| joined.elapsed().as_secs_f64() * 1000.0);
             let age = part.end_ms.map(|end| now_ms - end);
             r.received.push(((m, p), at, age));
         }
@@ -604,6 +611,8 @@ fn main() -> anyhow::Result<()> {
         .collect();
     spreads.sort_by(f64::total_cmp);
     ages.sort_by(f64::total_cmp);
+    let mut joins: Vec<f64> = reports.iter().filter_map(|r| r.join_ms).collect();
+    joins.sort_by(f64::total_cmp);
     let mut spreads_all: Vec<f64> = per_part
         .values()
         .map(|(first, last, _)| (last - first) as f64 / 1000.0)
@@ -647,6 +656,11 @@ fn main() -> anyhow::Result<()> {
             "p99": percentile(&spreads_all, 0.99),
         },
         "age_ms": { "p50": percentile(&ages, 0.5), "p99": percentile(&ages, 0.99) },
+        "join_ms": {
+            "p50": percentile(&joins, 0.5),
+            "p99": percentile(&joins, 0.99),
+            "max": joins.last().copied().unwrap_or(f64::NAN),
+        },
         "statuses": statuses,
         "non_200": non_200,
         "served_past_max_age": reports.iter().map(|r| r.stale).sum::<u64>(),

@@ -12,6 +12,10 @@
 #        hint beside each blocking reload, as AVPlayer does; HTTP/1.1 only)
 #        CACHE=varnish benches/llhls_players.sh 10000   (through docker/cdn's VCL;
 #        the line then also gives the origin's 200s per class during the run)
+#        RAMP=0 benches/llhls_players.sh 3000   (a join burst: every player starts
+#        at once; join_ms is each player's wait for its first part)
+#        BACKLOG=128 ...   (origin.listen_backlog; 128 is what a listener gets
+#        from tokio's bind, 4096 castline's default)
 #
 # Needs target/release/{castline,llhls-load} (cargo build --release) and ffmpeg.
 set -euo pipefail
@@ -26,22 +30,12 @@ ulimit -n "$(ulimit -Hn)" || true
 
 TMP="$(mktemp -d -t castline-players.XXXXXX)"
 chmod 755 "$TMP" # varnishd reads its VCL after dropping root
-printf '[transcode]\nenabled = false\n[[origin.cdn]]\nid = "varnish"\n' > "$TMP/castline.toml"
-target/release/castline serve --config "$TMP/castline.toml" --rtmp-listen 127.0.0.1:0 \
-  --srt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-  --data-dir "$TMP" > "$TMP/out" 2> "$TMP/err" &
-CASTLINE=$!
-trap 'kill $CASTLINE ${FFMPEG:-} ${VARNISH:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
-for _ in $(seq 100); do grep -q '^admin listening' "$TMP/out" && break; sleep 0.1; done
-RTMP=$(awk '/^rtmp listening/ {print $4}' "$TMP/out")
-HTTP=$(awk '/^http listening/ {print $4}' "$TMP/out")
-ADMIN=$(awk '/^admin listening/ {print $4}' "$TMP/out")
-ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=320x240:rate=30 \
-  -f lavfi -i sine=frequency=440:sample_rate=48000 -c:v libx264 -preset veryfast -g 30 \
-  -b:v "$BITRATE" -bf 2 -c:a aac -b:a 64k -t 3600 -f flv "rtmp://$RTMP/live/load" &
-FFMPEG=$!
+printf '[transcode]\nenabled = false\n[origin]\nlisten_backlog = %s\n[[origin.cdn]]\nid = "varnish"\n' \
+  "${BACKLOG:-4096}" > "$TMP/castline.toml"
+trap 'kill ${CASTLINE:-} ${FFMPEG:-} ${VARNISH:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+start_castline "$TMP/castline.toml" "$TMP/data"
+publish_testsrc load "$BITRATE"
 URL="http://$HTTP/live/load/source/index.m3u8"
-for _ in $(seq 100); do curl -sf "$URL" > /dev/null && break; sleep 0.2; done
 if [[ "${CACHE:-}" == varnish ]]; then
   VPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   sed "s/.port = \"8080\";/.port = \"${HTTP##*:}\";/" docker/cdn/varnish/castline.vcl > "$TMP/castline.vcl"
@@ -67,7 +61,7 @@ for n in ${PLAYERS[@]}; do
   flags=(); [[ -n "${HTTP2:-}" ]] && flags+=(--http2 --per-connection "${PER_CONNECTION:-1}")
   [[ -n "${PRELOAD:-}" ]] && flags+=(--preload)
   result=$(target/release/llhls-load --url "$URL" --players "$n" --seconds "$DURATION" \
-    --ramp $(( n / 1000 + 2 )) "${flags[@]}")
+    --ramp "${RAMP:-$(( n / 1000 + 2 ))}" "${flags[@]}")
   after=$(cpu_seconds $CASTLINE)
-  echo "players=$n bitrate=$BITRATE cache=${CACHE:-none} castline_cpu_s=$(python3 -c "print(round($after-$before,2))") origin_200s_before=[$origin_before] after=[$(origin_200s)] $result"
+  echo "players=$n ramp_s=${RAMP:-$(( n / 1000 + 2 ))} backlog=${BACKLOG:-4096} bitrate=$BITRATE cache=${CACHE:-none} castline_cpu_s=$(python3 -c "print(round($after-$before,2))") origin_200s_before=[$origin_before] after=[$(origin_200s)] $result"
 done

@@ -77,6 +77,22 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 
+/// The origin's listener, with room for a join burst (`origin.listen_backlog`).
+fn bind_http(addr: SocketAddr, backlog: u32) -> anyhow::Result<TcpListener> {
+    let listener = crate::listen::bind(addr, backlog)
+        .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
+    if let (given, true) = crate::listen::effective(backlog, crate::listen::kernel_cap()) {
+        tracing::warn!(
+            asked = backlog,
+            given,
+            "the kernel caps the origin's listen backlog at net.core.somaxconn: \
+             a larger join burst waits for retried handshakes (raise it with sysctl; \
+             in Kubernetes an unsafe sysctl the kubelet must allow)"
+        );
+    }
+    Ok(listener)
+}
+
 impl App {
     pub async fn start(cfg: Config) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
@@ -161,7 +177,7 @@ impl App {
         );
 
         let rtmp = bind(cfg.server.rtmp_listen, "RTMP").await?;
-        let http = bind(cfg.server.http_listen, "HTTP").await?;
+        let http = bind_http(cfg.server.http_listen, cfg.origin.listen_backlog)?;
         let admin_l = bind(cfg.server.admin_listen, "admin").await?;
         let (rtmp_addr, http_addr, admin_addr) = (
             rtmp.local_addr()?,

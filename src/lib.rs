@@ -7,6 +7,7 @@ pub mod config;
 pub mod hub;
 pub mod ingest;
 pub mod lifecycle;
+pub mod listen;
 pub mod log_limit;
 pub mod media;
 pub mod metrics;

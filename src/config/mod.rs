@@ -608,6 +608,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("http_listen"), "{e}");
+        for bad in ["0", "70000"] {
+            let e = Config::from_toml(&format!("[origin]\nlisten_backlog = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("origin.listen_backlog"), "{bad}: {e}");
+        }
         let e = Config::from_toml("[hls]\nsegment_duraton = 1.0\n")
             .unwrap_err()
             .to_string();

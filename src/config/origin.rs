@@ -38,6 +38,11 @@ pub struct OriginConfig {
     /// client that only answers pings gives its slot back). One that sends
     /// no first request, and HTTP/1.1 between requests, close after 10 s.
     pub idle_timeout: f64,
+    /// Finished TCP handshakes the kernel holds for `accept` on
+    /// `server.http_listen`: a join burst larger than this is dropped and
+    /// retried by clients only after a second or more. Linux caps it at
+    /// `net.core.somaxconn` (4096 by default; castline says so at start).
+    pub listen_backlog: u32,
     /// The CDNs in front of this origin. With one or more that have a
     /// `base_url`, the multivariant playlist offers one pathway per CDN (HLS
     /// Content Steering) and `/live/NAME/steering.json` says which to use.
@@ -74,6 +79,7 @@ impl Default for OriginConfig {
             max_connections: 0,
             max_connections_per_address: 0,
             idle_timeout: 60.0,
+            listen_backlog: 4096,
             cdn: Vec::new(),
         }
     }
@@ -103,6 +109,12 @@ impl OriginConfig {
             return Err(ConfigError::Invalid {
                 key: "origin.idle_timeout",
                 reason: "use 1 to 3600 seconds".into(),
+            });
+        }
+        if !(1..=65_535).contains(&self.listen_backlog) {
+            return Err(ConfigError::Invalid {
+                key: "origin.listen_backlog",
+                reason: "use 1 to 65535".into(),
             });
         }
         self.validate_cdns()

@@ -1,0 +1,95 @@
+//! TCP listeners with a backlog of our choosing. `tokio::net::TcpListener::bind`
+//! listens with a backlog of 128 here: a join burst (a crowd pressing play at
+//! kick-off, a CDN reconnecting its edges) overflows it, and the kernel then
+//! drops handshakes that clients retry only after 1 s, 3 s, 7 s.
+
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket};
+
+/// Where Linux says how far it caps any listen backlog.
+const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
+
+/// Bind `addr` (with `SO_REUSEADDR`, as `TcpListener::bind` does) and listen
+/// with `backlog` finished handshakes waiting for `accept`. The kernel caps
+/// the backlog at `net.core.somaxconn` without saying so: see [`kernel_cap`].
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// `net.core.somaxconn`, when the kernel says (Linux).
+pub fn kernel_cap() -> Option<u32> {
+    parse_cap(&std::fs::read_to_string(SOMAXCONN).ok()?)
+}
+
+fn parse_cap(text: &str) -> Option<u32> {
+    text.trim().parse().ok()
+}
+
+/// The backlog the kernel will give when asked for `asked`, and whether it
+/// is less than that (worth a line in the log: raise `net.core.somaxconn`).
+pub fn effective(asked: u32, cap: Option<u32>) -> (u32, bool) {
+    match cap {
+        Some(cap) if cap < asked => (cap, true),
+        _ => (asked, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_kernel_cap_is_read_and_applied() {
+        assert_eq!(parse_cap("4096\n"), Some(4096));
+        assert_eq!(parse_cap("many"), None);
+        assert_eq!(effective(4096, Some(4096)), (4096, false));
+        assert_eq!(effective(8192, Some(4096)), (4096, true));
+        assert_eq!(effective(4096, None), (4096, false));
+    }
+
+    /// Handshakes that complete while nobody accepts: with a small backlog
+    /// the kernel drops the rest (their connect would retry after a second);
+    /// with ours they all complete.
+    async fn handshakes_completed(backlog: u32, clients: usize) -> usize {
+        let listener = bind("127.0.0.1:0".parse().unwrap(), backlog).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut connects = tokio::task::JoinSet::new();
+        for _ in 0..clients {
+            connects.spawn(async move {
+                let c = tokio::net::TcpStream::connect(addr);
+                tokio::time::timeout(Duration::from_millis(700), c).await
+            });
+        }
+        let mut done = 0;
+        let mut open = Vec::new();
+        while let Some(r) = connects.join_next().await {
+            if let Ok(Ok(Ok(stream))) = r {
+                done += 1;
+                open.push(stream);
+            }
+        }
+        drop(listener);
+        done
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_connections_completes_its_handshakes_within_the_backlog() {
+        let cap = kernel_cap().unwrap_or(4096);
+        let clients = 600.min(cap as usize - 1);
+        // What tokio's bind would have given: most of the burst is dropped.
+        let small = handshakes_completed(64, clients).await;
+        assert!(small < clients, "{small} of {clients} with a backlog of 64");
+        // A backlog above the burst: every handshake completes.
+        let ours = handshakes_completed(cap, clients).await;
+        assert_eq!(ours, clients, "with a backlog of {cap}");
+    }
+}
