@@ -8,10 +8,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod disk;
 mod entry;
+pub mod epoch;
 pub mod object;
 mod persist;
 pub mod rendition;
@@ -75,6 +75,8 @@ pub struct Store {
     /// Itself, handed to each stream (see [`StreamEntry::pressure`]).
     this: std::sync::Weak<Store>,
     disk: Option<Arc<Disk>>,
+    /// Issues each session's epoch, never one issued before.
+    epochs: epoch::Epochs,
 }
 
 impl Store {
@@ -103,6 +105,9 @@ impl Store {
             max_vod,
             budget,
             this: this.clone(),
+            epochs: disk.as_ref().map_or_else(epoch::Epochs::in_memory, |d| {
+                epoch::Epochs::kept_in(d.root())
+            }),
             disk,
         })
     }
@@ -172,9 +177,10 @@ impl Store {
     pub fn open_stream(&self, name: &str) -> Arc<StreamEntry> {
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         let previous = streams.get(name).cloned();
-        let mut epoch = new_epoch();
-        // Never an epoch served before: not the previous session's, nor one
-        // on disk from before a restart (the clock may have gone back).
+        let mut epoch = self.epochs.next();
+        // Never an epoch served before (`epochs` already sees to it, from its
+        // record and the sessions on disk at start); a directory found here
+        // anyway would be another process's: step past it.
         while previous.as_ref().is_some_and(|p| p.epoch == epoch)
             || self
                 .disk
@@ -290,26 +296,11 @@ impl Store {
     }
 }
 
-/// Milliseconds since the Unix epoch in base 36: short, and increasing.
-fn new_epoch() -> String {
-    let mut n = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut s = Vec::new();
-    while n > 0 {
-        s.push(digits[(n % 36) as usize]);
-        n /= 36;
-    }
-    s.reverse();
-    String::from_utf8(s).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use std::time::{Duration, Instant};
+    use std::time::{Duration, Instant, SystemTime};
 
     /// The tier and bytes of `s` (memory reads are ready at once).
     fn contents(s: Option<Stored>) -> Option<(Tier, Vec<u8>)> {
@@ -500,6 +491,41 @@ mod tests {
         );
         store.remove("a", &b);
         assert!(store.stream("a").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_crashed_session_deleted_at_restart_never_lends_its_epoch_to_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            let disk = Disk::open(dir.path().to_path_buf(), Duration::from_secs(3), 1 << 30);
+            Store::with_disk(8, Budget::default(), Some(disk.unwrap()))
+        };
+        // A session that was live when castline stopped, written while the
+        // clock ran an hour ahead of the one it has now: no manifest.
+        let ahead = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + 3_600_000;
+        let crashed = epoch::encode(ahead);
+        let r = open().open_stream("game");
+        drop(r);
+        std::fs::create_dir_all(dir.path().join("game").join(&crashed)).unwrap();
+        std::fs::remove_file(dir.path().join(epoch::FILE)).unwrap();
+        let store = open();
+        assert!(store.restore(Duration::from_secs(60)).is_empty());
+        assert!(
+            !dir.path().join("game").join(&crashed).exists(),
+            "deleted at start"
+        );
+        let fresh = store.open_stream("game").epoch().to_string();
+        assert!(
+            epoch::decode(&fresh) > Some(ahead),
+            "{fresh} reissues or precedes {crashed}"
+        );
+        // And the next restart remembers it without the directory.
+        let again = open().open_stream("game").epoch().to_string();
+        assert!(epoch::decode(&again) > epoch::decode(&fresh));
     }
 
     #[test]

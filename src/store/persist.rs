@@ -115,6 +115,11 @@ impl Store {
         let now = SystemTime::now();
         for name_dir in dirs(disk.root()) {
             for dir in dirs(&name_dir) {
+                // Its URLs may sit in caches for a year: whether it is kept
+                // or deleted now, no later session gets its epoch.
+                if let Some(epoch) = dir.file_name().and_then(|e| e.to_str()) {
+                    self.epochs.saw(epoch);
+                }
                 match load_session(
                     &dir,
                     &disk,
