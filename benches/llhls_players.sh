@@ -16,6 +16,7 @@
 #        at once; join_ms is each player's wait for its first part)
 #        BACKLOG=128 ...   (origin.listen_backlog; 128 is what a listener gets
 #        from tokio's bind, 4096 castline's default)
+#        LOADGEN_NICE=-15 ...   (the load generator first on the CPU)
 #
 # Needs target/release/{castline,llhls-load} (cargo build --release) and ffmpeg.
 set -euo pipefail
@@ -60,7 +61,7 @@ for n in ${PLAYERS[@]}; do
   before=$(cpu_seconds $CASTLINE); origin_before=$(origin_200s)
   flags=(); [[ -n "${HTTP2:-}" ]] && flags+=(--http2 --per-connection "${PER_CONNECTION:-1}")
   [[ -n "${PRELOAD:-}" ]] && flags+=(--preload)
-  result=$(target/release/llhls-load --url "$URL" --players "$n" --seconds "$DURATION" \
+  result=$(nice -n "${LOADGEN_NICE:-0}" target/release/llhls-load --url "$URL" --players "$n" --seconds "$DURATION" \
     --ramp "${RAMP:-$(( n / 1000 + 2 ))}" "${flags[@]}")
   after=$(cpu_seconds $CASTLINE)
   echo "players=$n ramp_s=${RAMP:-$(( n / 1000 + 2 ))} backlog=${BACKLOG:-4096} bitrate=$BITRATE cache=${CACHE:-none} castline_cpu_s=$(python3 -c "print(round($after-$before,2))") origin_200s_before=[$origin_before] after=[$(origin_200s)] $result"

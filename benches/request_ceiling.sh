@@ -94,10 +94,12 @@ rate() { # wrk's Requests/sec, its socket errors/non-2xx and the kernel's droppe
 }
 for c in "${CONNECTIONS[@]}"; do
   for object in "$PART" index.m3u8; do
+    before=$(cpu_seconds "$CASTLINE")
     cr=$(rate "$c" "$BASE/$object")
+    cpu=$(python3 -c "print(round($(cpu_seconds "$CASTLINE") - $before, 2))")
     nr=$(rate "$c" "http://127.0.0.1:$NPORT/live/ceiling/source/$object")
     ratio=$(python3 -c "print(round(${cr%% *} / max(${nr%% *}, 1), 2))")
-    echo "connections=$c object=$(basename "$object") castline_rps=$cr nginx_rps=$nr ratio=$ratio"
+    echo "connections=$c object=$(basename "$object") castline_rps=$cr castline_cpu_s=$cpu nginx_rps=$nr ratio=$ratio"
   done
   need=$(python3 -c "print(round(2 * $c / $PART_TARGET))")
   echo "connections=$c: $c LL-HLS players at the live edge need about $need requests/s (a blocking reload and a part per ${PART_TARGET}s part)"
