@@ -457,3 +457,134 @@ fn behind_varnish_and_nginx_a_thousand_players_collapse_to_one_origin_fetch_per_
         assert_eq!(s["plain_playlists_older_than_max_age"], 0, "{cdn}: {s}");
     }
 }
+
+/// What docker/cdn/cloudfront/signed-url-function.js (CloudFront Functions
+/// JS 2.0) does with a viewer's GET of `uri`, run in node with `key` in
+/// place of CHANGE-ME: the request it forwards (its uri and x-castline-token)
+/// or the status it answers itself.
+fn cloudfront_function(key: &str, uri: &str) -> Result<(String, String), u64> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docker/cdn/cloudfront/signed-url-function.js"
+    );
+    let source = std::fs::read_to_string(path).expect("the shipped function");
+    assert!(source.contains("'CHANGE-ME'"), "the key placeholder");
+    let source = source.replace("'CHANGE-ME'", &format!("{key:?}"));
+    let script = format!(
+        "const handler = new Function('require', {src} + '\\nreturn handler;')(require);\n\
+         const out = handler({{ request: {{ method: 'GET', uri: {uri:?}, querystring: {{}}, headers: {{}} }} }});\n\
+         console.log(JSON.stringify(out));",
+        src = serde_json::Value::String(source),
+    );
+    let out = std::process::Command::new("node")
+        .args(["-e", &script])
+        .output()
+        .expect("node");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    if let Some(status) = v["statusCode"].as_u64() {
+        return Err(status);
+    }
+    let token = v["headers"]["x-castline-token"]["value"]
+        .as_str()
+        .unwrap_or_default();
+    Ok((
+        v["uri"].as_str().unwrap_or_default().to_string(),
+        token.to_string(),
+    ))
+}
+
+#[test]
+fn behind_cloudfront_a_signed_url_is_checked_at_the_edge_cached_without_its_token_and_checked_again_at_the_origin(
+) {
+    let key = "a-long-random-signing-key";
+    let server = Server::start(&format!(
+        "[ingest]\nreconnect_grace = 3.0\n[origin]\nsigning_key = \"{key}\"\n"
+    ));
+    let _p = Publisher::start(&server.rtmp_url("paid"), Publish::default());
+    let signed = server.signed_url("paid", "1h");
+    let base = signed.trim_end_matches("index.m3u8").to_string();
+    let m = wait_media_at(
+        &format!("{base}source/index.m3u8"),
+        2,
+        Duration::from_secs(30),
+    );
+    let origin = format!("http://{}", server.http);
+    let signed_path = |rest: &str| format!("{}{rest}", &base[origin.len()..]);
+    let token = signed_path("").split("/live/").next().unwrap().to_string();
+    let segment = format!("source/{}", m.segments[0].0);
+    for rest in ["index.m3u8", "source/index.m3u8", segment.as_str()] {
+        // At the edge: the token goes from the path (the cache key) to the header.
+        let (uri, edge_token) = cloudfront_function(key, &signed_path(rest)).expect("accepted");
+        assert_eq!(uri, format!("/live/paid/{rest}"));
+        assert_eq!(edge_token, token);
+        // At the origin: the forwarded request is answered as the signed URL is.
+        let forwarded = request_with(
+            "GET",
+            &format!("{origin}{uri}"),
+            &[("x-castline-token", &edge_token)],
+        );
+        assert_eq!(forwarded.status, 200, "{rest}: {}", forwarded.text());
+        if rest.ends_with(".m4s") {
+            let direct = get(&format!("{base}{rest}"));
+            assert_eq!(forwarded.body, direct.body, "the same bytes");
+            assert_eq!(
+                forwarded.header("etag"),
+                direct.header("etag"),
+                "one identity"
+            );
+        }
+    }
+    // The edge answers 403 itself for a tampered, expired or other-stream token.
+    let seg = signed_path(&segment);
+    let other_expiry = seg.replacen("/s/", "/s/1", 1);
+    assert_eq!(cloudfront_function(key, &other_expiry), Err(403));
+    let mut flipped = seg.clone().into_bytes();
+    let at = seg.find("/live/").unwrap() - 1;
+    flipped[at] = if flipped[at] == b'0' { b'1' } else { b'0' };
+    assert_eq!(
+        cloudfront_function(key, &String::from_utf8(flipped).unwrap()),
+        Err(403)
+    );
+    let past = 1_000_000_000u64;
+    let expired = format!(
+        "/s/{past}/{}/live/paid/index.m3u8",
+        castline::origin::signed::sign(key.as_bytes(), "paid", past)
+    );
+    assert_eq!(cloudfront_function(key, &expired), Err(403));
+    assert_eq!(cloudfront_function(key, "/live/paid/index.m3u8"), Err(403));
+    assert_eq!(
+        cloudfront_function(key, &seg.replace("/live/paid/", "/live/free/")),
+        Err(403)
+    );
+    // The origin checks the header token again: around the edge, a wrong one is refused.
+    let mv = format!("{origin}/live/paid/index.m3u8");
+    let bad = format!(
+        "/s/{past}/{}",
+        castline::origin::signed::sign(key.as_bytes(), "paid", past)
+    );
+    assert_eq!(
+        request_with("GET", &mv, &[("x-castline-token", &bad)]).status,
+        403
+    );
+    let last = if token.ends_with('0') { "1" } else { "0" };
+    let other = format!("{}{last}", &token[..token.len() - 1]);
+    assert_eq!(
+        request_with("GET", &mv, &[("x-castline-token", &other)]).status,
+        403
+    );
+    let free = format!("{origin}/live/free/index.m3u8");
+    assert_eq!(
+        request_with("GET", &free, &[("x-castline-token", &token)]).status,
+        403
+    );
+    assert_eq!(
+        request_with("GET", &mv, &[("x-castline-token", "/s/1/zz")]).status,
+        403
+    );
+    assert_eq!(get(&mv).status, 403);
+}

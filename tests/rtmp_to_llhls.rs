@@ -313,6 +313,17 @@ fn blocking_reload_preload_hint_and_error_codes() {
     );
     let yes = get(&format!("{playlist}?_HLS_skip=YES")).text();
     assert!(!yes.contains("RECENTLY-REMOVED-DATERANGES"), "{yes}");
+    assert!(yes.contains("#EXT-X-SKIP:"), "{yes}");
+    // An unknown _HLS_skip value is ignored: where YES skips, it gets the
+    // full playlist (not a 400, and not a delta).
+    let no = get(&format!("{playlist}?_HLS_skip=NO"));
+    assert_eq!(no.status, 200);
+    let no = no.text();
+    assert!(!no.contains("EXT-X-SKIP"), "{no}");
+    assert!(
+        parse_media(&no).segments.len() > parse_media(&yes).segments.len(),
+        "the full playlist lists the segments the delta skips"
+    );
 
     // 503 once a request has been held for 3 target durations: pause the publisher.
     publisher.signal("-STOP");
@@ -818,10 +829,6 @@ fn media_answers_etags_304s_and_byte_ranges_and_http_details_hold() {
     assert_eq!(plain.header("content-encoding"), None);
     assert!(plain.text().starts_with("#EXTM3U"));
     assert_eq!(get(&seg_url).header("vary"), None, "media does not vary");
-    // An unknown _HLS_skip value is ignored: the full playlist, not 400.
-    let r = get(&server.url("/live/cdn/source/index.m3u8?_HLS_skip=NO"));
-    assert_eq!(r.status, 200);
-    assert!(!r.text().contains("EXT-X-SKIP"));
     // Egress by object class: at least the two full media bodies fetched above.
     let text = get(&format!("http://{}/metrics", server.admin)).text();
     let sent = |class: &str| -> f64 {

@@ -215,9 +215,18 @@ impl Origin {
     }
 
     pub async fn handle(&self, req: Request<Incoming>, client: std::net::IpAddr) -> Reply {
-        let path = req.uri().path();
         let is_get = req.method() == Method::GET;
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        // A token a CDN took off the path at its edge comes back in a
+        // header; it is checked as if it led the path.
+        let edge_token = self
+            .access
+            .signing_key
+            .as_ref()
+            .filter(|_| !req.uri().path().starts_with("/s/"))
+            .and_then(|_| signed::token_prefix(header(signed::TOKEN_HEADER)?))
+            .map(|token| format!("{token}{}", req.uri().path()));
+        let path = edge_token.as_deref().unwrap_or(req.uri().path());
         let signed = match &self.access.signing_key {
             None => Ok(path),
             // OPTIONS (a CORS preflight) carries no credentials.

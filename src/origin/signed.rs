@@ -19,6 +19,22 @@ pub enum TokenError {
     BadSignature,
 }
 
+/// The header in which a CDN that checked a signed URL at its edge, and took
+/// the token off the path to keep it out of its cache key, passes the token
+/// on (`/s/EXPIRY/SIG`; docker/cdn/cloudfront/signed-url-function.js). The
+/// origin checks it as if it led the path.
+pub const TOKEN_HEADER: &str = "x-castline-token";
+
+/// A [`TOKEN_HEADER`] value that has a token's shape (`/s/DIGITS/HEX`, no
+/// more): anything else is not put in front of a path.
+pub fn token_prefix(value: &str) -> Option<&str> {
+    let rest = value.strip_prefix("/s/")?;
+    let (expiry, sig) = rest.split_once('/')?;
+    let digits = (1..=19).contains(&expiry.len()) && expiry.bytes().all(|b| b.is_ascii_digit());
+    let hex = sig.len() == 64 && sig.bytes().all(|b| b.is_ascii_hexdigit());
+    (digits && hex).then_some(value)
+}
+
 /// The signature of `stream` until `expiry`.
 pub fn sign(key: &[u8], stream: &str, expiry: u64) -> String {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
@@ -99,5 +115,21 @@ mod tests {
             Err(TokenError::Missing)
         );
         assert_eq!(verify(KEY, "/s/1000", 0), Err(TokenError::Missing));
+    }
+
+    #[test]
+    fn a_token_header_is_taken_only_in_a_tokens_shape() {
+        let sig = "ab".repeat(32);
+        let ok = format!("/s/1800000000/{sig}");
+        assert_eq!(super::token_prefix(&ok), Some(ok.as_str()));
+        for bad in [
+            format!("/s/1800000000/{sig}/live/other"),
+            format!("/s/18x/{sig}"),
+            format!("s/1800000000/{sig}"),
+            "/s/1800000000/abc".to_string(),
+            String::new(),
+        ] {
+            assert_eq!(super::token_prefix(&bad), None, "{bad}");
+        }
     }
 }
