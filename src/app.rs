@@ -177,6 +177,8 @@ impl App {
         );
 
         let rtmp = bind(cfg.server.rtmp_listen, "RTMP").await?;
+        // What the kernel had dropped before: not castline's.
+        let overflows = crate::listen::Overflows::starting_at(crate::listen::listen_overflows());
         let http = bind_http(cfg.server.http_listen, cfg.origin.listen_backlog)?;
         let admin_l = bind(cfg.server.admin_listen, "admin").await?;
         let (rtmp_addr, http_addr, admin_addr) = (
@@ -338,6 +340,7 @@ impl App {
             cdns,
             vod_keep,
             ready: false.into(),
+            overflows,
         });
         tasks.spawn(admin.clone().serve(admin_l, life.clone()));
         admin.ready.store(true, Ordering::Relaxed);

@@ -33,6 +33,52 @@ fn parse_cap(text: &str) -> Option<u32> {
     text.trim().parse().ok()
 }
 
+/// Where Linux counts, per network namespace, the handshakes it dropped
+/// because a listener's accept queue was full.
+const NETSTAT: &str = "/proc/net/netstat";
+
+/// `TcpExtListenOverflows` of this network namespace (in a pod: the pod's
+/// own), when the kernel says: the handshakes dropped for a full backlog.
+pub fn listen_overflows() -> Option<u64> {
+    parse_listen_overflows(&std::fs::read_to_string(NETSTAT).ok()?)
+}
+
+/// The `ListenOverflows` column of the `TcpExt:` header line and its values line.
+fn parse_listen_overflows(text: &str) -> Option<u64> {
+    let mut tcp_ext = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp_ext.next()?, tcp_ext.next()?);
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
+/// Turns readings of a kernel counter into increments from a baseline (the
+/// reading when castline started): what `castline_tcp_listen_overflows_total`
+/// adds at each scrape.
+#[derive(Debug, Default)]
+pub struct Overflows {
+    last: std::sync::Mutex<Option<u64>>,
+}
+
+impl Overflows {
+    /// The reading at start: what came before is not castline's.
+    pub fn starting_at(reading: Option<u64>) -> Overflows {
+        Overflows {
+            last: std::sync::Mutex::new(reading),
+        }
+    }
+
+    /// How much the counter rose since the last reading (0 for the first
+    /// reading, or one lower than the last: a counter that was reset).
+    pub fn rise(&self, reading: u64) -> u64 {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let rise = last.map_or(0, |l| reading.saturating_sub(l));
+        *last = Some(reading);
+        rise
+    }
+}
+
 /// The backlog the kernel will give when asked for `asked`, and whether it
 /// is less than that (worth a line in the log: raise `net.core.somaxconn`).
 pub fn effective(asked: u32, cap: Option<u32>) -> (u32, bool) {
@@ -54,6 +100,28 @@ mod tests {
         assert_eq!(effective(4096, Some(4096)), (4096, false));
         assert_eq!(effective(8192, Some(4096)), (4096, true));
         assert_eq!(effective(4096, None), (4096, false));
+    }
+
+    #[test]
+    fn listen_overflows_are_read_from_the_tcp_ext_lines() {
+        let netstat = "TcpExt: SyncookiesSent ListenOverflows ListenDrops\n\
+                       TcpExt: 4 23046 23046\n\
+                       IpExt: InNoRoutes\nIpExt: 0\n";
+        assert_eq!(parse_listen_overflows(netstat), Some(23046));
+        assert_eq!(
+            parse_listen_overflows("IpExt: InNoRoutes\nIpExt: 0\n"),
+            None
+        );
+        assert_eq!(
+            parse_listen_overflows("TcpExt: ListenDrops\nTcpExt: 1\n"),
+            None
+        );
+        let o = Overflows::starting_at(Some(100));
+        assert_eq!(o.rise(100), 0);
+        assert_eq!(o.rise(130), 30);
+        assert_eq!(o.rise(5), 0, "reset");
+        assert_eq!(o.rise(7), 2);
+        assert_eq!(Overflows::starting_at(None).rise(50), 0);
     }
 
     /// Handshakes that complete while nobody accepts: with a small backlog

@@ -136,6 +136,8 @@ pub struct Metrics {
     pub blocked_requests: Gauge,
     pub http_connections: Gauge,
     pub http_refusals: Family<ReasonLabel, Counter>,
+    /// Handshakes the kernel dropped for a full accept queue, since start.
+    pub tcp_listen_overflows: Counter,
     pub capacity_utilization: Gauge<f64, AtomicU64>,
     pub capacity_ratio: Family<ResourceLabel, Gauge<f64, AtomicU64>>,
     pub desired_capacity: Gauge<f64, AtomicU64>,
@@ -208,6 +210,7 @@ impl Metrics {
             blocked_requests: Gauge::default(),
             http_connections: Gauge::default(),
             http_refusals: Family::default(),
+            tcp_listen_overflows: Counter::default(),
             capacity_utilization: Gauge::default(),
             capacity_ratio: Family::default(),
             desired_capacity: Gauge::default(),
@@ -484,6 +487,11 @@ impl Metrics {
             "http_refusals",
             "Origin connections closed at once, by reason: max_connections (the origin is full) or per_address (origin.max_connections_per_address)",
             m.http_refusals.clone(),
+        );
+        registry.register(
+            "tcp_listen_overflows",
+            "Connections the kernel dropped in their handshake since castline started, because a listener's accept queue was full (TcpExtListenOverflows of castline's network namespace): a join burst past origin.listen_backlog or net.core.somaxconn",
+            m.tcp_listen_overflows.clone(),
         );
         registry.register(
             "capacity_utilization",

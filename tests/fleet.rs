@@ -270,6 +270,33 @@ fn a_scheduled_event_raises_the_desired_capacity_before_it_starts() {
 
 /// Every sample name a /metrics text carries (counters with `_total`,
 /// histograms with `_bucket`/`_sum`/`_count`).
+#[test]
+fn handshakes_dropped_past_the_listen_backlog_are_counted() {
+    use socket2::{Domain, Socket, Type};
+    let server = Server::start("[origin]\nlisten_backlog = 1\n");
+    let series = "castline_tcp_listen_overflows_total";
+    let before = value(&metrics(&server), series).expect("the series is there from the start");
+    // Nobody accepts while castline is stopped: past the backlog's one (or
+    // two) finished handshakes, the kernel drops the rest of this burst.
+    server.signal("-STOP");
+    let burst: Vec<Socket> = (0..20)
+        .filter_map(|_| {
+            let s = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
+            s.set_nonblocking(true).ok()?;
+            let _ = s.connect(&server.http.into()); // EINPROGRESS
+            Some(s)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal("-CONT");
+    // At least the 17 over the backlog; other tests' sockets in this network
+    // namespace can only add to it.
+    wait_metric(&server, series, |v| v.is_some_and(|v| v >= before + 17.0));
+    drop(burst);
+    // The origin answers once it accepts again.
+    assert_eq!(get(&server.url("/live/none/index.m3u8")).status, 404);
+}
+
 fn sample_names(text: &str) -> std::collections::BTreeSet<String> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())

@@ -38,6 +38,8 @@ pub struct Admin {
     pub vod_keep: std::time::Duration,
     /// False while starting or draining.
     pub ready: AtomicBool,
+    /// The kernel's dropped-handshake counter, read at each scrape.
+    pub overflows: crate::listen::Overflows,
 }
 
 impl Admin {
@@ -126,6 +128,10 @@ impl Admin {
                 self.metrics
                     .vod_sessions
                     .set(self.store.vod_sessions() as i64);
+                if let Some(reading) = crate::listen::listen_overflows() {
+                    let rise = self.overflows.rise(reading);
+                    self.metrics.tcp_listen_overflows.inc_by(rise);
+                }
                 if openmetrics {
                     (
                         StatusCode::OK,
