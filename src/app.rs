@@ -274,6 +274,7 @@ impl App {
                 .flatten(),
             signing_key: (!cfg.origin.signing_key.is_empty())
                 .then(|| cfg.origin.signing_key.as_bytes().to_vec()),
+            edge_tokens: cfg.origin.cdn_checks_tokens,
         };
         if access.signing_key.is_some() {
             tracing::info!(

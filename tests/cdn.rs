@@ -459,9 +459,10 @@ fn behind_varnish_and_nginx_a_thousand_players_collapse_to_one_origin_fetch_per_
 }
 
 /// What docker/cdn/cloudfront/signed-url-function.js (CloudFront Functions
-/// JS 2.0) does with a viewer's GET of `uri`, run in node with `key` in
-/// place of CHANGE-ME: the request it forwards (its uri and x-castline-token)
-/// or the status it answers itself.
+/// JS 2.0) does with a viewer's GET of `uri` (sent with a token header of
+/// the viewer's own, which must not survive), run in node with `key` in
+/// place of CHANGE-ME: the request it forwards (its uri and
+/// x-castline-token) or the status it answers itself.
 fn cloudfront_function(key: &str, uri: &str) -> Result<(String, String), u64> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -472,7 +473,8 @@ fn cloudfront_function(key: &str, uri: &str) -> Result<(String, String), u64> {
     let source = source.replace("'CHANGE-ME'", &format!("{key:?}"));
     let script = format!(
         "const handler = new Function('require', {src} + '\\nreturn handler;')(require);\n\
-         const out = handler({{ request: {{ method: 'GET', uri: {uri:?}, querystring: {{}}, headers: {{}} }} }});\n\
+         const headers = {{ 'x-castline-token': {{ value: '/s/9999999999/forged' }} }};\n\
+         const out = handler({{ request: {{ method: 'GET', uri: {uri:?}, querystring: {{}}, headers }} }});\n\
          console.log(JSON.stringify(out));",
         src = serde_json::Value::String(source),
     );
@@ -487,6 +489,9 @@ fn cloudfront_function(key: &str, uri: &str) -> Result<(String, String), u64> {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     if let Some(status) = v["statusCode"].as_u64() {
+        // CloudFront's form of a generated body.
+        assert_eq!(v["body"]["encoding"], "text", "{v}");
+        assert!(v["body"]["data"].is_string(), "{v}");
         return Err(status);
     }
     let token = v["headers"]["x-castline-token"]["value"]
@@ -503,34 +508,48 @@ fn behind_cloudfront_a_signed_url_is_checked_at_the_edge_cached_without_its_toke
 ) {
     let key = "a-long-random-signing-key";
     let server = Server::start(&format!(
-        "[ingest]\nreconnect_grace = 3.0\n[origin]\nsigning_key = \"{key}\"\n"
+        "[ingest]\nreconnect_grace = 3.0\n[origin]\nsigning_key = \"{key}\"\n\
+         cdn_secret = \"edge-only-7f3b\"\ncdn_checks_tokens = true\n"
     ));
+    // CloudFront adds the secret to every origin request (an origin custom header).
+    let secret = ("x-castline-cdn-secret", "edge-only-7f3b");
+    let fetch = |url: &str, token: Option<&str>| match token {
+        Some(t) => request_with("GET", url, &[secret, ("x-castline-token", t)]),
+        None => request_with("GET", url, &[secret]),
+    };
     let _p = Publisher::start(&server.rtmp_url("paid"), Publish::default());
     let signed = server.signed_url("paid", "1h");
     let base = signed.trim_end_matches("index.m3u8").to_string();
-    let m = wait_media_at(
-        &format!("{base}source/index.m3u8"),
-        2,
-        Duration::from_secs(30),
-    );
+    let playlist = format!("{base}source/index.m3u8");
+    let start = std::time::Instant::now();
+    let m = loop {
+        let r = fetch(&playlist, None);
+        let m = parse_media(&if r.status == 200 {
+            r.text()
+        } else {
+            String::new()
+        });
+        if m.segments.len() >= 2 || start.elapsed() > Duration::from_secs(30) {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(m.segments.len() >= 2, "no two segments at {playlist}");
     let origin = format!("http://{}", server.http);
     let signed_path = |rest: &str| format!("{}{rest}", &base[origin.len()..]);
     let token = signed_path("").split("/live/").next().unwrap().to_string();
     let segment = format!("source/{}", m.segments[0].0);
     for rest in ["index.m3u8", "source/index.m3u8", segment.as_str()] {
-        // At the edge: the token goes from the path (the cache key) to the header.
+        // At the edge: the token goes from the path (the cache key) to the
+        // header, and the viewer's own header is gone.
         let (uri, edge_token) = cloudfront_function(key, &signed_path(rest)).expect("accepted");
         assert_eq!(uri, format!("/live/paid/{rest}"));
         assert_eq!(edge_token, token);
         // At the origin: the forwarded request is answered as the signed URL is.
-        let forwarded = request_with(
-            "GET",
-            &format!("{origin}{uri}"),
-            &[("x-castline-token", &edge_token)],
-        );
+        let forwarded = fetch(&format!("{origin}{uri}"), Some(&edge_token));
         assert_eq!(forwarded.status, 200, "{rest}: {}", forwarded.text());
         if rest.ends_with(".m4s") {
-            let direct = get(&format!("{base}{rest}"));
+            let direct = fetch(&format!("{base}{rest}"), None);
             assert_eq!(forwarded.body, direct.body, "the same bytes");
             assert_eq!(
                 forwarded.header("etag"),
@@ -539,7 +558,8 @@ fn behind_cloudfront_a_signed_url_is_checked_at_the_edge_cached_without_its_toke
             );
         }
     }
-    // The edge answers 403 itself for a tampered, expired or other-stream token.
+    // The edge answers 403 itself for a tampered, expired, other-stream or
+    // missing token.
     let seg = signed_path(&segment);
     let other_expiry = seg.replacen("/s/", "/s/1", 1);
     assert_eq!(cloudfront_function(key, &other_expiry), Err(403));
@@ -552,39 +572,30 @@ fn behind_cloudfront_a_signed_url_is_checked_at_the_edge_cached_without_its_toke
     );
     let past = 1_000_000_000u64;
     let expired = format!(
-        "/s/{past}/{}/live/paid/index.m3u8",
+        "/s/{past}/{}",
         castline::origin::signed::sign(key.as_bytes(), "paid", past)
     );
-    assert_eq!(cloudfront_function(key, &expired), Err(403));
+    let expired_url = format!("{expired}/live/paid/index.m3u8");
+    assert_eq!(cloudfront_function(key, &expired_url), Err(403));
     assert_eq!(cloudfront_function(key, "/live/paid/index.m3u8"), Err(403));
     assert_eq!(
         cloudfront_function(key, &seg.replace("/live/paid/", "/live/free/")),
         Err(403)
     );
-    // The origin checks the header token again: around the edge, a wrong one is refused.
+    // The origin checks the header token again: a wrong one is refused, and
+    // a right one without the CDN secret (a viewer around the CDN) too.
     let mv = format!("{origin}/live/paid/index.m3u8");
-    let bad = format!(
-        "/s/{past}/{}",
-        castline::origin::signed::sign(key.as_bytes(), "paid", past)
-    );
+    assert_eq!(fetch(&mv, Some(&token)).status, 200);
     assert_eq!(
-        request_with("GET", &mv, &[("x-castline-token", &bad)]).status,
+        request_with("GET", &mv, &[("x-castline-token", &token)]).status,
         403
     );
+    assert_eq!(fetch(&mv, Some(&expired)).status, 403);
     let last = if token.ends_with('0') { "1" } else { "0" };
     let other = format!("{}{last}", &token[..token.len() - 1]);
-    assert_eq!(
-        request_with("GET", &mv, &[("x-castline-token", &other)]).status,
-        403
-    );
+    assert_eq!(fetch(&mv, Some(&other)).status, 403);
     let free = format!("{origin}/live/free/index.m3u8");
-    assert_eq!(
-        request_with("GET", &free, &[("x-castline-token", &token)]).status,
-        403
-    );
-    assert_eq!(
-        request_with("GET", &mv, &[("x-castline-token", "/s/1/zz")]).status,
-        403
-    );
-    assert_eq!(get(&mv).status, 403);
+    assert_eq!(fetch(&free, Some(&token)).status, 403);
+    assert_eq!(fetch(&mv, Some("/s/1/zz")).status, 403);
+    assert_eq!(fetch(&mv, None).status, 403);
 }

@@ -1064,6 +1064,13 @@ fn signed_urls_play_and_unsigned_expired_or_tampered_ones_get_403() {
     assert!(!seg.body.is_empty());
     // Without the token, with another stream's, tampered, or expired: 403.
     assert_eq!(get(&server.url("/live/paid/index.m3u8")).status, 403);
+    // A valid token in x-castline-token counts only where a CDN is trusted to
+    // have checked it (origin.cdn_checks_tokens): not here, so a viewer's
+    // header cannot get an unsigned path into a cache.
+    let token = &signed[signed.find("/s/").unwrap()..signed.find("/live/").unwrap()];
+    let header = [("x-castline-token", token)];
+    let unsigned = request_with("GET", &server.url("/live/paid/index.m3u8"), &header);
+    assert_eq!(unsigned.status, 403);
     let other = signed.replace("/live/paid/", "/live/free/");
     assert_eq!(get(&other).status, 403);
     let mut tampered = signed.clone();

@@ -608,6 +608,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("http_listen"), "{e}");
+        let e = Config::from_toml("[origin]\nsigning_key = \"k\"\ncdn_checks_tokens = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("origin.cdn_checks_tokens"), "{e}");
         for bad in ["0", "70000"] {
             let e = Config::from_toml(&format!("[origin]\nlisten_backlog = {bad}\n"))
                 .unwrap_err()

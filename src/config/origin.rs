@@ -21,6 +21,12 @@ pub struct OriginConfig {
     /// Non-empty: playback URLs must be signed with this key
     /// (`castline sign --stream NAME --ttl 1h`); others get 403.
     pub signing_key: String,
+    /// The CDN checks signed URLs at its edge and passes the token on in
+    /// the `x-castline-token` header (CloudFront with
+    /// docker/cdn/cloudfront/signed-url-function.js). Only then does the
+    /// origin take a token from that header, and only with `cdn_secret`
+    /// set: a viewer's own header must never reach it through a cache.
+    pub cdn_checks_tokens: bool,
     /// The header by which a CDN names itself to the origin (each CDN is set
     /// up to add it with its `id`): requests and egress are counted per CDN.
     pub cdn_header: String,
@@ -72,6 +78,7 @@ impl Default for OriginConfig {
             cdn_secret: String::new(),
             cdn_secret_header: "x-castline-cdn-secret".into(),
             signing_key: String::new(),
+            cdn_checks_tokens: false,
             tls_cert: None,
             tls_key: None,
             cdn_header: "x-castline-cdn".into(),
@@ -109,6 +116,12 @@ impl OriginConfig {
             return Err(ConfigError::Invalid {
                 key: "origin.idle_timeout",
                 reason: "use 1 to 3600 seconds".into(),
+            });
+        }
+        if self.cdn_checks_tokens && (self.signing_key.is_empty() || self.cdn_secret.is_empty()) {
+            return Err(ConfigError::Invalid {
+                key: "origin.cdn_checks_tokens",
+                reason: "needs origin.signing_key and origin.cdn_secret (only the CDN may pass a token in a header)".into(),
             });
         }
         if !(1..=65_535).contains(&self.listen_backlog) {

@@ -7,6 +7,9 @@ pub struct Access {
     pub cdn_secret: Option<(http::HeaderName, String)>,
     /// With a key, playback URLs must be signed (`signed.rs`).
     pub signing_key: Option<Vec<u8>>,
+    /// A token may come in `signed::TOKEN_HEADER` (`origin.cdn_checks_tokens`:
+    /// the CDN checked it at its edge; the config demands the CDN secret).
+    pub edge_tokens: bool,
 }
 
 impl Access {
@@ -49,6 +52,7 @@ mod tests {
         let access = super::Access {
             cdn_secret: Some((http::HeaderName::from_static("x-s"), "s3cret".into())),
             signing_key: None,
+            edge_tokens: false,
         };
         let mut h = http::HeaderMap::new();
         assert!(!access.allows(&h));

@@ -218,11 +218,13 @@ impl Origin {
         let is_get = req.method() == Method::GET;
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         // A token a CDN took off the path at its edge comes back in a
-        // header; it is checked as if it led the path.
+        // header (only where the config says the CDN checks tokens, and the
+        // request carries the CDN secret); it is checked as if it led the path.
         let edge_token = self
             .access
             .signing_key
             .as_ref()
+            .filter(|_| self.access.edge_tokens && self.access.allows(req.headers()))
             .filter(|_| !req.uri().path().starts_with("/s/"))
             .and_then(|_| signed::token_prefix(header(signed::TOKEN_HEADER)?))
             .map(|token| format!("{token}{}", req.uri().path()));

@@ -44,9 +44,17 @@ impl Epochs {
     }
 
     /// An epoch was found on disk (a session from before a restart, kept or
-    /// about to be deleted): none at or below it is issued again.
+    /// about to be deleted): none at or below it is issued again. A name
+    /// that reads as more than a year ahead of the clock was never issued
+    /// from a clock (an older castline suffixed a `b` on a collision, which
+    /// reads 36 times larger): it is left to the directory check.
     pub fn saw(&self, epoch: &str) {
-        if let Some(n) = decode(epoch) {
+        self.saw_at(epoch, now_ms());
+    }
+
+    fn saw_at(&self, epoch: &str, now_ms: u64) {
+        let plausible = now_ms.saturating_add(FUTURE_LIMIT_MS);
+        if let Some(n) = decode(epoch).filter(|&n| n <= plausible) {
             let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
             *last = (*last).max(n);
         }
@@ -54,10 +62,7 @@ impl Epochs {
 
     /// A new epoch, now.
     pub fn next(&self) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        self.next_at(now)
+        self.next_at(now_ms())
     }
 
     /// A new epoch at `now_ms`: the clock, or one past the last epoch when
@@ -77,10 +82,23 @@ impl Epochs {
     }
 }
 
-/// Write `n` to `file` whole (a temporary file, then a rename).
+/// How far ahead of the clock an epoch found on disk may be and still count.
+const FUTURE_LIMIT_MS: u64 = 366 * 24 * 3600 * 1000;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Write `n` to `file` whole and durably (a temporary file, synced, then a
+/// rename), so a power cut leaves the old record or the new one.
 fn record(file: &Path, n: u64) -> std::io::Result<()> {
+    use std::io::Write;
     let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, format!("{n}\n"))?;
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(format!("{n}\n").as_bytes())?;
+    f.sync_all()?;
     std::fs::rename(&tmp, file)
 }
 
@@ -150,5 +168,16 @@ mod tests {
         assert_eq!(decode(&again.next_at(1)), Some(9_000_001));
         again.saw("not-an-epoch");
         assert_eq!(decode(&again.next_at(1)), Some(9_000_002));
+    }
+
+    #[test]
+    fn an_epoch_far_in_the_future_does_not_drag_the_clock_along() {
+        let e = Epochs::in_memory();
+        let now = 1_796_000_000_000;
+        // An older castline's collision suffix: "…b" reads 36 times larger.
+        let suffixed = format!("{}b", encode(now));
+        e.saw_at(&suffixed, now);
+        e.saw_at(&encode(now + 3_600_000), now);
+        assert_eq!(decode(&e.next_at(now)), Some(now + 3_600_001));
     }
 }

@@ -175,9 +175,11 @@ impl Store {
     /// A fresh entry for a stream that starts now. The name's previous
     /// session, if it is still kept, stays servable under its own epoch.
     pub fn open_stream(&self, name: &str) -> Arc<StreamEntry> {
+        // Issued (and recorded on disk) before every origin lookup waits on
+        // the streams lock.
+        let mut epoch = self.epochs.next();
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         let previous = streams.get(name).cloned();
-        let mut epoch = self.epochs.next();
         // Never an epoch served before (`epochs` already sees to it, from its
         // record and the sessions on disk at start); a directory found here
         // anyway would be another process's: step past it.
@@ -187,7 +189,7 @@ impl Store {
                 .as_ref()
                 .is_some_and(|d| d.session_dir(name, &epoch).exists())
         {
-            epoch.push('b');
+            epoch = self.epochs.next();
         }
         if let Some(p) = previous {
             self.archive

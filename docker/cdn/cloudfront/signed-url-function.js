@@ -8,12 +8,14 @@
 // the token off the path (every viewer of a stream then shares one cached
 // object) and hands it to the origin in the x-castline-token header, which
 // the origin request policy forwards and the cache policy leaves out. castline
-// checks the token from that header again on every miss. A missing, tampered
-// or expired token is answered 403 here and never reaches the cache.
+// checks the token from that header again on every miss (with
+// origin.cdn_checks_tokens = true, and only on requests that carry the CDN
+// secret, which CloudFront adds as an origin custom header). A missing,
+// tampered or expired token is answered 403 here and never reaches the cache.
 //
 // Deploy: replace CHANGE-ME with origin.signing_key (or read it from a
-// KeyValueStore), publish the function, and associate it with the
-// distribution's behaviors as a viewer-request function.
+// KeyValueStore), publish the function, and associate it with every
+// behavior of the distribution as its viewer-request function.
 
 var crypto = require('crypto');
 
@@ -29,7 +31,7 @@ function forbidden(why) {
             'cache-control': { value: 'no-store' },
             'access-control-allow-origin': { value: '*' }
         },
-        body: why + '\n'
+        body: { encoding: 'text', data: why + '\n' }
     };
 }
 
@@ -47,6 +49,8 @@ function sameText(a, b) {
 
 function handler(event) {
     var request = event.request;
+    // Only this function puts a token in that header, never a viewer.
+    delete request.headers['x-castline-token'];
     // A CORS preflight carries no credentials (castline answers it unsigned).
     if (request.method === 'OPTIONS') {
         return request;

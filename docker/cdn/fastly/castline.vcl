@@ -42,6 +42,9 @@ sub vcl_recv {
 
   # The origin reads no cookies.
   unset req.http.Cookie;
+  # A viewer's own token header never reaches the origin (this VCL forwards
+  # the token on the path).
+  unset req.http.x-castline-token;
 
   # Content steering answers one player (_HLS_pathway, _HLS_throughput;
   # private, no-store): forwarded with its query string, never cached.
