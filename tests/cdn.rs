@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use castline::origin::signed::{edge_header, sign};
 use common::cdn_proxy::CdnProxy;
 use common::*;
 
@@ -544,7 +545,7 @@ fn behind_cloudfront_a_signed_url_is_checked_at_the_edge_cached_without_its_toke
         // header, and the viewer's own header is gone.
         let (uri, edge_token) = cloudfront_function(key, &signed_path(rest)).expect("accepted");
         assert_eq!(uri, format!("/live/paid/{rest}"));
-        assert_eq!(edge_token, token);
+        assert_eq!(edge_token, edge_header(key.as_bytes(), &token));
         // At the origin: the forwarded request is answered as the signed URL is.
         let forwarded = fetch(&format!("{origin}{uri}"), Some(&edge_token));
         assert_eq!(forwarded.status, 200, "{rest}: {}", forwarded.text());
@@ -571,10 +572,7 @@ fn behind_cloudfront_a_signed_url_is_checked_at_the_edge_cached_without_its_toke
         Err(403)
     );
     let past = 1_000_000_000u64;
-    let expired = format!(
-        "/s/{past}/{}",
-        castline::origin::signed::sign(key.as_bytes(), "paid", past)
-    );
+    let expired = format!("/s/{past}/{}", sign(key.as_bytes(), "paid", past));
     let expired_url = format!("{expired}/live/paid/index.m3u8");
     assert_eq!(cloudfront_function(key, &expired_url), Err(403));
     assert_eq!(cloudfront_function(key, "/live/paid/index.m3u8"), Err(403));
@@ -582,20 +580,45 @@ fn behind_cloudfront_a_signed_url_is_checked_at_the_edge_cached_without_its_toke
         cloudfront_function(key, &seg.replace("/live/paid/", "/live/free/")),
         Err(403)
     );
-    // The origin checks the header token again: a wrong one is refused, and
-    // a right one without the CDN secret (a viewer around the CDN) too.
+    // The origin checks the header token and the edge's proof again: a
+    // token without the proof (a viewer's own header), a wrong proof, a
+    // wrong token, or a right one without the CDN secret are refused.
     let mv = format!("{origin}/live/paid/index.m3u8");
-    assert_eq!(fetch(&mv, Some(&token)).status, 200);
+    let edge = |t: &str| edge_header(key.as_bytes(), t);
+    assert_eq!(fetch(&mv, Some(&edge(&token))).status, 200);
+    assert_eq!(fetch(&mv, Some(&token)).status, 403, "no proof");
+    let forged = edge_header(b"not-the-key", &token);
     assert_eq!(
-        request_with("GET", &mv, &[("x-castline-token", &token)]).status,
+        fetch(&mv, Some(&forged)).status,
+        403,
+        "a proof without the key"
+    );
+    assert_eq!(
+        request_with("GET", &mv, &[("x-castline-token", &edge(&token))]).status,
         403
     );
-    assert_eq!(fetch(&mv, Some(&expired)).status, 403);
     let last = if token.ends_with('0') { "1" } else { "0" };
     let other = format!("{}{last}", &token[..token.len() - 1]);
-    assert_eq!(fetch(&mv, Some(&other)).status, 403);
+    assert_eq!(fetch(&mv, Some(&edge(&other))).status, 403);
     let free = format!("{origin}/live/free/index.m3u8");
-    assert_eq!(fetch(&free, Some(&token)).status, 403);
-    assert_eq!(fetch(&mv, Some("/s/1/zz")).status, 403);
+    assert_eq!(fetch(&free, Some(&edge(&token))).status, 403);
     assert_eq!(fetch(&mv, None).status, 403);
+    // Expiry: the edge checked it, so the origin allows the seconds a miss
+    // takes past it, and no more.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token_at = |expiry: u64| format!("/s/{expiry}/{}", sign(key.as_bytes(), "paid", expiry));
+    assert_eq!(fetch(&mv, Some(&edge(&token_at(now - 5)))).status, 200);
+    assert_eq!(fetch(&mv, Some(&edge(&token_at(past)))).status, 403);
+    assert_eq!(
+        fetch(
+            &format!("{origin}{}/live/paid/index.m3u8", token_at(now - 5)),
+            None
+        )
+        .status,
+        403,
+        "a path token gets no grace"
+    );
 }

@@ -22,10 +22,11 @@ pub struct OriginConfig {
     /// (`castline sign --stream NAME --ttl 1h`); others get 403.
     pub signing_key: String,
     /// The CDN checks signed URLs at its edge and passes the token on in
-    /// the `x-castline-token` header (CloudFront with
+    /// the `x-castline-token` header with its proof (CloudFront with
     /// docker/cdn/cloudfront/signed-url-function.js). Only then does the
-    /// origin take a token from that header, and only with `cdn_secret`
-    /// set: a viewer's own header must never reach it through a cache.
+    /// origin take a token from that header, only with `cdn_secret` set and
+    /// sent, and only with the proof: a viewer's own header must never get
+    /// an unsigned path into a cache.
     pub cdn_checks_tokens: bool,
     /// The header by which a CDN names itself to the origin (each CDN is set
     /// up to add it with its `id`): requests and egress are counted per CDN.

@@ -217,23 +217,29 @@ impl Origin {
     pub async fn handle(&self, req: Request<Incoming>, client: std::net::IpAddr) -> Reply {
         let is_get = req.method() == Method::GET;
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        // A token a CDN took off the path at its edge comes back in a
-        // header (only where the config says the CDN checks tokens, and the
-        // request carries the CDN secret); it is checked as if it led the path.
+        // A token a CDN took off the path at its edge comes back in a header
+        // with the edge's proof (only where the config says the CDN checks
+        // tokens, and the request carries the CDN secret); it is checked as
+        // if it led the path, with a little grace on its expiry (the edge
+        // checked that already).
         let edge_token = self
             .access
             .signing_key
             .as_ref()
             .filter(|_| self.access.edge_tokens && self.access.allows(req.headers()))
             .filter(|_| !req.uri().path().starts_with("/s/"))
-            .and_then(|_| signed::token_prefix(header(signed::TOKEN_HEADER)?))
+            .and_then(|key| signed::edge_token(key, header(signed::TOKEN_HEADER)?))
             .map(|token| format!("{token}{}", req.uri().path()));
         let path = edge_token.as_deref().unwrap_or(req.uri().path());
+        let now = match edge_token.is_some() {
+            true => unix_now().saturating_sub(signed::EDGE_GRACE_SECS),
+            false => unix_now(),
+        };
         let signed = match &self.access.signing_key {
             None => Ok(path),
             // OPTIONS (a CORS preflight) carries no credentials.
             Some(_) if req.method() == Method::OPTIONS => Ok(path),
-            Some(key) => signed::verify(key, path, unix_now()).map_err(|e| e.to_string()),
+            Some(key) => signed::verify(key, path, now).map_err(|e| e.to_string()),
         };
         // The path without a signed-URL prefix: what names the object.
         let identity = signed_inner(&self.access, path);

@@ -21,29 +21,60 @@ pub enum TokenError {
 
 /// The header in which a CDN that checked a signed URL at its edge, and took
 /// the token off the path to keep it out of its cache key, passes the token
-/// on (`/s/EXPIRY/SIG`; docker/cdn/cloudfront/signed-url-function.js). The
-/// origin checks it as if it led the path.
+/// on (docker/cdn/cloudfront/signed-url-function.js): `/s/EXPIRY/SIG/EDGE`,
+/// where EDGE, the hex HMAC-SHA256 of `edge:/s/EXPIRY/SIG` under the same
+/// key, proves that whoever wrote it holds the key (the edge function), not
+/// a viewer who holds a token. The origin checks the token as if it led the
+/// path.
 pub const TOKEN_HEADER: &str = "x-castline-token";
 
-/// A [`TOKEN_HEADER`] value that has a token's shape (`/s/DIGITS/HEX`, no
-/// more): anything else is not put in front of a path.
-pub fn token_prefix(value: &str) -> Option<&str> {
-    let rest = value.strip_prefix("/s/")?;
+/// How long past its expiry the origin still takes a token the edge
+/// checked: the two clocks and a miss's round trip differ by seconds, and a
+/// refusal there would be one viewer's 403 under a key everyone shares.
+pub const EDGE_GRACE_SECS: u64 = 30;
+
+/// The [`TOKEN_HEADER`] value the edge sends for `token` (`/s/EXPIRY/SIG`).
+pub fn edge_header(key: &[u8], token: &str) -> String {
+    format!(
+        "{token}/{}",
+        hex(&edge_mac(key, token).finalize().into_bytes())
+    )
+}
+
+fn edge_mac(key: &[u8], token: &str) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(b"edge:");
+    mac.update(token.as_bytes());
+    mac
+}
+
+/// The token (`/s/EXPIRY/SIG`) of a [`TOKEN_HEADER`] value whose edge proof
+/// checks out under `key`; `None` for anything else, a viewer's own header
+/// included.
+pub fn edge_token<'a>(key: &[u8], value: &'a str) -> Option<&'a str> {
+    let (token, proof) = value.rsplit_once('/')?;
+    let rest = token.strip_prefix("/s/")?;
     let (expiry, sig) = rest.split_once('/')?;
     let digits = (1..=19).contains(&expiry.len()) && expiry.bytes().all(|b| b.is_ascii_digit());
-    let hex = sig.len() == 64 && sig.bytes().all(|b| b.is_ascii_hexdigit());
-    (digits && hex).then_some(value)
+    let hex_sig = sig.len() == 64 && sig.bytes().all(|b| b.is_ascii_hexdigit());
+    if !(digits && hex_sig) {
+        return None;
+    }
+    // verify_slice compares in constant time.
+    let proof = decode_hex(proof)?;
+    edge_mac(key, token).verify_slice(&proof).ok()?;
+    Some(token)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The signature of `stream` until `expiry`.
 pub fn sign(key: &[u8], stream: &str, expiry: u64) -> String {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(format!("{stream}:{expiry}").as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&mac.finalize().into_bytes())
 }
 
 /// The path a signed URL names, once its token checks out at `now`.
@@ -118,18 +149,20 @@ mod tests {
     }
 
     #[test]
-    fn a_token_header_is_taken_only_in_a_tokens_shape() {
-        let sig = "ab".repeat(32);
-        let ok = format!("/s/1800000000/{sig}");
-        assert_eq!(super::token_prefix(&ok), Some(ok.as_str()));
-        for bad in [
-            format!("/s/1800000000/{sig}/live/other"),
-            format!("/s/18x/{sig}"),
-            format!("s/1800000000/{sig}"),
-            "/s/1800000000/abc".to_string(),
-            String::new(),
-        ] {
-            assert_eq!(super::token_prefix(&bad), None, "{bad}");
-        }
+    fn an_edge_header_is_taken_only_with_its_proof() {
+        let key = b"k";
+        let token = format!("/s/1800000000/{}", super::sign(key, "game", 1_800_000_000));
+        let header = super::edge_header(key, &token);
+        assert_eq!(super::edge_token(key, &header), Some(token.as_str()));
+        // A viewer holds the token but not the key: no proof it can write.
+        assert_eq!(super::edge_token(key, &token), None);
+        assert_eq!(
+            super::edge_token(key, &format!("{token}/{}", "ab".repeat(32))),
+            None
+        );
+        assert_eq!(super::edge_token(b"other", &header), None);
+        let other = super::edge_header(key, "/s/1800000000/abc");
+        assert_eq!(super::edge_token(key, &other), None, "not a token's shape");
+        assert_eq!(super::edge_token(key, ""), None);
     }
 }

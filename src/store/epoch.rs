@@ -53,9 +53,9 @@ impl Epochs {
     }
 
     fn saw_at(&self, epoch: &str, now_ms: u64) {
-        let plausible = now_ms.saturating_add(FUTURE_LIMIT_MS);
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let plausible = now_ms.max(*last).saturating_add(FUTURE_LIMIT_MS);
         if let Some(n) = decode(epoch).filter(|&n| n <= plausible) {
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
             *last = (*last).max(n);
         }
     }
@@ -91,15 +91,19 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Write `n` to `file` whole and durably (a temporary file, synced, then a
-/// rename), so a power cut leaves the old record or the new one.
+/// Write `n` to `file` whole and durably (a temporary file, synced, renamed,
+/// and the rename synced), so a power cut leaves the old record or the new.
 fn record(file: &Path, n: u64) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = file.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(format!("{n}\n").as_bytes())?;
     f.sync_all()?;
-    std::fs::rename(&tmp, file)
+    std::fs::rename(&tmp, file)?;
+    match file.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 /// `n` in base 36, lower case.

@@ -182,7 +182,9 @@ impl Store {
         let previous = streams.get(name).cloned();
         // Never an epoch served before (`epochs` already sees to it, from its
         // record and the sessions on disk at start); a directory found here
-        // anyway would be another process's: step past it.
+        // anyway would be another process's: step past it. (Two opens of one
+        // name racing to this lock could leave the newer session with the
+        // smaller epoch: still unique, which is all a URL needs.)
         while previous.as_ref().is_some_and(|p| p.epoch == epoch)
             || self
                 .disk

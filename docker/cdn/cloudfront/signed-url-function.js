@@ -7,11 +7,12 @@
 // CloudFront cache key always holds the whole path, so this function takes
 // the token off the path (every viewer of a stream then shares one cached
 // object) and hands it to the origin in the x-castline-token header, which
-// the origin request policy forwards and the cache policy leaves out. castline
-// checks the token from that header again on every miss (with
-// origin.cdn_checks_tokens = true, and only on requests that carry the CDN
-// secret, which CloudFront adds as an origin custom header). A missing,
-// tampered or expired token is answered 403 here and never reaches the cache.
+// the origin request policy forwards and the cache policy leaves out, with an
+// HMAC of its own ("edge:" + token) that only a holder of the key can write.
+// castline checks both again on every miss (with origin.cdn_checks_tokens =
+// true, and only on requests that carry the CDN secret, which CloudFront adds
+// as an origin custom header). A missing, tampered or expired token is
+// answered 403 here and never reaches the cache.
 //
 // Deploy: replace CHANGE-ME with origin.signing_key (or read it from a
 // KeyValueStore), publish the function, and associate it with every
@@ -71,7 +72,11 @@ function handler(event) {
     if (Math.floor(Date.now() / 1000) > Number(expiry)) {
         return forbidden('expired');
     }
-    request.headers['x-castline-token'] = { value: '/s/' + expiry + '/' + sig };
+    // The token, and proof that this function (which holds the key) wrote
+    // it: a viewer who holds a token cannot make one.
+    var token = '/s/' + expiry + '/' + sig;
+    var proof = crypto.createHmac('sha256', SIGNING_KEY).update('edge:' + token).digest('hex');
+    request.headers['x-castline-token'] = { value: token + '/' + proof };
     request.uri = m[3];
     return request;
 }

@@ -34,6 +34,9 @@ sub vcl_recv {
   declare local var.sig STRING;
   declare local var.stream STRING;
 #FASTLY recv
+  # A viewer's own token header never reaches the origin (this VCL forwards
+  # the token on the path).
+  unset req.http.x-castline-token;
 
   # Only GET and HEAD are cached; OPTIONS (CORS preflight) goes through.
   if (req.method != "GET" && req.method != "HEAD") {
@@ -42,9 +45,6 @@ sub vcl_recv {
 
   # The origin reads no cookies.
   unset req.http.Cookie;
-  # A viewer's own token header never reaches the origin (this VCL forwards
-  # the token on the path).
-  unset req.http.x-castline-token;
 
   # Content steering answers one player (_HLS_pathway, _HLS_throughput;
   # private, no-store): forwarded with its query string, never cached.
@@ -68,6 +68,11 @@ sub vcl_recv {
   # "STREAM:EXPIRY". Checked here when the key is configured.
   unset req.http.X-Castline-Signed;
   set var.key = table.lookup(castline_config, "signing_key", "");
+  # With the key, every playback URL is signed: an unsigned one must not
+  # look up what signed ones cached under the path after their token.
+  if (var.key != "" && req.url.path !~ "^/s/") {
+    error 403 "Signed URLs only";
+  }
   if (var.key != "" && req.url.path ~ "^/s/") {
     if (req.url.path ~ "^/s/([0-9]{1,19})/([0-9A-Fa-f]{64})/live/([^/]+)/") {
       set var.expiry = re.group.1;
@@ -94,6 +99,7 @@ sub vcl_recv {
 sub vcl_hash {
 #FASTLY hash
   if (req.http.X-Castline-Signed == "1") {
+    set req.hash += "signed:";
     set req.hash += regsub(req.url, "^/s/[^/]+/[^/]+/", "/");
   } else {
     set req.hash += req.url;
@@ -131,6 +137,12 @@ sub vcl_fetch {
   # Errors (404 no-cache, 400/403/503 no-store): 1 s, never stale, so a
   # burst of players or the requests collapsed on a blocking request that
   # timed out share one answer, and nobody waits on it.
+  # A token checked here that the origin refuses (it expired between the two
+  # checks): that viewer's answer only, never shared under the token-less key.
+  if (beresp.status == 403 && req.http.X-Castline-Signed == "1") {
+    set beresp.ttl = 0s;
+    return(pass);
+  }
   if (beresp.status >= 400) {
     set beresp.cacheable = true;
     set beresp.ttl = 1s;

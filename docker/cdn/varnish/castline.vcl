@@ -38,6 +38,10 @@ acl castline_purgers {
 }
 
 sub vcl_recv {
+    # Only a CDN that checked a signed URL may pass its token in this header
+    # (CloudFront's function); a viewer's own never reaches the origin.
+    unset req.http.x-castline-token;
+
     # BAN with "Surrogate-Key: castline-STREAM" (or castline-STREAM-RENDITION)
     # drops every object the origin tagged with that key.
     if (req.method == "BAN") {
@@ -58,9 +62,6 @@ sub vcl_recv {
 
     # The origin reads no cookies; a cookie must not split or bypass the cache.
     unset req.http.Cookie;
-    # Only a CDN that checked a signed URL may pass its token in this header
-    # (CloudFront's function); a viewer's own must never reach the origin.
-    unset req.http.x-castline-token;
 
     # Content steering answers one player (it reads _HLS_pathway and
     # _HLS_throughput, and says private, no-store): forward it untouched,
