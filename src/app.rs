@@ -81,7 +81,7 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 fn bind_http(addr: SocketAddr, backlog: u32) -> anyhow::Result<TcpListener> {
     let listener = crate::listen::bind(addr, backlog)
         .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
-    if let (given, true) = crate::listen::effective(backlog, crate::listen::kernel_cap()) {
+    if let Some(given) = crate::listen::capped(backlog, crate::listen::kernel_cap()) {
         tracing::warn!(
             asked = backlog,
             given,

@@ -56,7 +56,7 @@ fn parse_listen_overflows(text: &str) -> Option<u64> {
 /// Turns readings of a kernel counter into increments from a baseline (the
 /// reading when castline started): what `castline_tcp_listen_overflows_total`
 /// adds at each scrape.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Overflows {
     last: std::sync::Mutex<Option<u64>>,
 }
@@ -79,13 +79,10 @@ impl Overflows {
     }
 }
 
-/// The backlog the kernel will give when asked for `asked`, and whether it
-/// is less than that (worth a line in the log: raise `net.core.somaxconn`).
-pub fn effective(asked: u32, cap: Option<u32>) -> (u32, bool) {
-    match cap {
-        Some(cap) if cap < asked => (cap, true),
-        _ => (asked, false),
-    }
+/// The backlog the kernel gives instead of `asked`, when its cap is lower
+/// (worth a line in the log: raise `net.core.somaxconn`).
+pub fn capped(asked: u32, cap: Option<u32>) -> Option<u32> {
+    cap.filter(|&cap| cap < asked)
 }
 
 #[cfg(test)]
@@ -97,9 +94,9 @@ mod tests {
     fn the_kernel_cap_is_read_and_applied() {
         assert_eq!(parse_cap("4096\n"), Some(4096));
         assert_eq!(parse_cap("many"), None);
-        assert_eq!(effective(4096, Some(4096)), (4096, false));
-        assert_eq!(effective(8192, Some(4096)), (4096, true));
-        assert_eq!(effective(4096, None), (4096, false));
+        assert_eq!(capped(4096, Some(4096)), None);
+        assert_eq!(capped(8192, Some(4096)), Some(4096));
+        assert_eq!(capped(4096, None), None);
     }
 
     #[test]

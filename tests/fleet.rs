@@ -268,8 +268,6 @@ fn a_scheduled_event_raises_the_desired_capacity_before_it_starts() {
     assert_eq!(request("POST", &api).status, 400);
 }
 
-/// Every sample name a /metrics text carries (counters with `_total`,
-/// histograms with `_bucket`/`_sum`/`_count`).
 #[test]
 fn handshakes_dropped_past_the_listen_backlog_are_counted() {
     use socket2::{Domain, Socket, Type};
@@ -297,6 +295,8 @@ fn handshakes_dropped_past_the_listen_backlog_are_counted() {
     assert_eq!(get(&server.url("/live/none/index.m3u8")).status, 404);
 }
 
+/// Every sample name a /metrics text carries (counters with `_total`,
+/// histograms with `_bucket`/`_sum`/`_count`).
 fn sample_names(text: &str) -> std::collections::BTreeSet<String> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())

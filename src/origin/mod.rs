@@ -231,9 +231,10 @@ impl Origin {
             .and_then(|key| signed::edge_token(key, header(signed::TOKEN_HEADER)?))
             .map(|token| format!("{token}{}", req.uri().path()));
         let path = edge_token.as_deref().unwrap_or(req.uri().path());
-        let now = match edge_token.is_some() {
-            true => unix_now().saturating_sub(signed::EDGE_GRACE_SECS),
-            false => unix_now(),
+        let now = if edge_token.is_some() {
+            unix_now().saturating_sub(signed::EDGE_GRACE_SECS)
+        } else {
+            unix_now()
         };
         let signed = match &self.access.signing_key {
             None => Ok(path),
