@@ -46,7 +46,7 @@ deps-bench:
 	$(call install_missing,$(TEST_TOOLS) $(BENCH_TOOLS))
 
 deps-node:
-	@cd tests/player && { [ -d node_modules/hls.js ] && [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; }
+	@cd tests/player && { [ -d node_modules/hls.js ] && [ -d node_modules/playwright-core ] && [ -d node_modules/shaka-player ] || npm ci --no-audit --no-fund; }
 
 build:
 	$(CARGO) build --release

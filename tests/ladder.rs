@@ -783,10 +783,76 @@ fn alignment_survives_a_transcoder_that_falls_behind() {
             pts[0]
         );
     }
+    // One timeline across the drop: TARGETDURATION kept, the same MSNs,
+    // dates and discontinuities in every rendition, audio included.
+    let named: Vec<(&str, &Media)> = renditions
+        .iter()
+        .copied()
+        .zip(&ms)
+        .chain([("audio", &audio)])
+        .collect();
+    assert!(assert_one_timeline(&named, 1.0 / 30.0) >= 3);
     for (r, m) in renditions.iter().zip(&ms) {
         assert_decodes(&server, "hiccup", r, m);
     }
     assert_decodes(&server, "hiccup", "audio", &audio);
+}
+
+/// A publisher whose audio reaches a cut instant before its video does (an
+/// encoder without B-frames, as GStreamer's x264enc with zerolatency, whose
+/// frame times do not fall on the cut instants: its live sources jitter),
+/// so the audio makes the cut. Before, the rungs never heard of such cuts:
+/// here every video segment lasted 7 s under TARGETDURATION 1 and the video
+/// went from MSN 0 to 7 while the audio listed every number.
+#[test]
+fn audio_sent_ahead_of_the_video_leaves_every_rung_on_the_schedule() {
+    let server = Server::start_logged(SMALL_LADDER);
+    let _p = Publisher::start(
+        &server.rtmp_url("ahead"),
+        Publish {
+            size: "640x480",
+            // 70 ms frames, no B-frames: only every 7th cut instant has a
+            // video frame on it; before the others the audio frame that
+            // reaches the instant is sent first (ffmpeg interleaves by time).
+            fps: "100/7",
+            bframes: 0,
+            gop_frames: 14,
+            seconds: 30,
+            ..Default::default()
+        },
+    );
+    let names = ["360p", "240p", "audio"];
+    let start = Instant::now();
+    let ms = loop {
+        let ms: Vec<Media> = names.iter().map(|r| media(&server, "ahead", r)).collect();
+        if ms.iter().all(|m| m.segments.len() >= 8) {
+            break ms;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "fewer than 8 segments in every rendition:\n{}",
+            ms[0].text
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let named: Vec<(&str, &Media)> = names.iter().copied().zip(&ms).collect();
+    assert!(assert_one_timeline(&named, 0.07) >= 6);
+    // Each video segment opens with the first frame at or after its instant.
+    for (name, m) in &named[..2] {
+        for (uri, d) in &m.segments {
+            assert!(
+                (d - 1.0).abs() < 0.071,
+                "{name}: {uri} lasts {d} s:\n{}",
+                m.text
+            );
+        }
+    }
+    assert_aligned(&server, "ahead", &names[..2], 3);
+    assert!(
+        !server.log().contains("longer than TARGETDURATION"),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -887,7 +953,7 @@ fn a_rung_with_a_frame_rate_cap_halves_a_sixty_fps_source_and_stays_aligned() {
     let _p = Publisher::start(
         &server.rtmp_url("sixty"),
         Publish {
-            fps: 60,
+            fps: "60",
             gop_frames: 120,
             seconds: 30,
             ..Default::default()

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::multivariant::MultivariantWriter;
 use super::playlist::{self, Form, MediaPlaylist, PartEntry, RenditionReport, SegmentEntry};
-use super::segmenter::{Output, Segmenter, SegmenterConfig};
+use super::segmenter::{Output, SegmentCut, Segmenter, SegmenterConfig};
 use crate::media::{AccessUnit, MediaInfo};
 use crate::metrics::{Metrics, ReasonLabel, RenditionLabel};
 use crate::store::{Playlists, Rendition, RenditionMeta, SnapshotKey, StreamEntry, Update};
@@ -34,8 +34,8 @@ pub struct PackagerConfig {
 pub enum Input {
     /// The rendition's track from here on (one track per rendition).
     Tracks(Arc<MediaInfo>),
-    /// A frame, and the MSN of the segment it opens, if it opens one.
-    Media(AccessUnit, Option<u64>),
+    /// A frame, and the segment it opens (MSN and date), if it opens one.
+    Media(AccessUnit, Option<SegmentCut>),
     /// The next frame opens a segment (the schedule already knows the cut):
     /// the open part is complete now, not when that frame comes.
     CutFollows,
@@ -232,12 +232,17 @@ impl RenditionPackager {
                 self.playlist.target_duration = td;
                 if duration.round() > td as f64 {
                     self.metrics.segments_over_target.inc();
+                    // The schedule opens a segment at least every TARGETDURATION
+                    // (on the clock, or at `hls.max_segment_duration`), so a longer
+                    // one means this rendition never got the cut that should have
+                    // closed it: a bug to report, not the source's keyframes.
                     tracing::warn!(
                         stream = self.stream.name(),
+                        rendition = self.rendition.name(),
                         msn,
                         duration,
                         td,
-                        "segment longer than TARGETDURATION: the source's keyframe interval grew"
+                        "segment longer than TARGETDURATION: this rendition missed the cut that should have closed it"
                     );
                 }
                 self.playlist.trim(self.cfg.dvr_window.as_secs_f64());
@@ -455,8 +460,15 @@ mod tests {
                 data: bytes::Bytes::from_static(&[0, 0, 0, 1, 0x65]),
                 received: std::time::Instant::now(),
             },
-            (i == 0).then_some(0),
+            (i == 0).then(|| cut(0)),
         )
+    }
+
+    fn cut(msn: u64) -> SegmentCut {
+        SegmentCut {
+            msn,
+            program_date_time: std::time::SystemTime::now(),
+        }
     }
 
     fn video_info() -> Input {
@@ -482,7 +494,7 @@ mod tests {
                 data: bytes::Bytes::from(data),
                 received: std::time::Instant::now(),
             },
-            key.then_some((i / 30) as u64),
+            key.then(|| cut((i / 30) as u64)),
         )
     }
 

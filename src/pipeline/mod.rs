@@ -12,7 +12,7 @@
 mod lag;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
@@ -353,7 +353,7 @@ impl Stream {
     /// New tracks (a reconnect, or a new sequence header): timestamps start
     /// over, so the next frame opens a new segment behind a discontinuity.
     async fn tracks(&mut self, info: Arc<MediaInfo>) -> bool {
-        self.schedule.restart();
+        self.schedule.new_session();
         self.audio_rate = info.timescale(TrackKind::Audio);
         let mut ok = true;
         if let (Some(tx), Some(a)) = (&self.audio, info.audio_only()) {
@@ -372,9 +372,14 @@ impl Stream {
     }
 
     async fn media(&mut self, au: AccessUnit) -> bool {
+        // When the frame arrived from the network: what a new session's
+        // PROGRAM-DATE-TIME is anchored at.
+        let wall = SystemTime::now()
+            .checked_sub(au.received.elapsed())
+            .unwrap_or_else(SystemTime::now);
         match au.track {
             TrackKind::Video => {
-                let cut = self.schedule.video(au.pts, au.keyframe);
+                let cut = self.schedule.video(au.pts, au.keyframe, wall);
                 // Only the passthrough rung serves source frames as they
                 // are; transcoded rungs force an IDR at every cut.
                 if cut.is_some() && !au.keyframe && self.source.is_some() {
@@ -382,8 +387,8 @@ impl Stream {
                 }
                 let mut ok = true;
                 if let Some(tx) = &self.source {
-                    let msn = cut.map(|c| c.msn);
-                    ok &= tx.send(Input::Media(au.clone(), msn)).await.is_ok();
+                    let opens = cut.map(|c| c.segment());
+                    ok &= tx.send(Input::Media(au.clone(), opens)).await.is_ok();
                 }
                 if let Some(t) = &self.transcoder {
                     ok &= t.send(Job::Packet(au, cut)).await;
@@ -392,13 +397,13 @@ impl Stream {
             }
             TrackKind::Audio => {
                 let at = rescale(au.pts, self.audio_rate, VIDEO_TIMESCALE);
-                let msn = self.schedule.audio(at);
+                let opens = self.schedule.audio(at, wall).map(|c| c.segment());
                 let Some(tx) = &self.audio else {
                     return true;
                 };
                 // AAC frames are 1024 samples: where the next one is presented is known.
                 let next = rescale(au.pts + SAMPLES_PER_FRAME, self.audio_rate, VIDEO_TIMESCALE);
-                let mut ok = tx.send(Input::Media(au, msn)).await.is_ok();
+                let mut ok = tx.send(Input::Media(au, opens)).await.is_ok();
                 if self.schedule.audio_cut_before(next) {
                     ok &= tx.send(Input::CutFollows).await.is_ok();
                 }

@@ -17,13 +17,14 @@ use super::worker::{take_by_pts, LOOKUP};
 use crate::media::{annexb, AccessUnit, AvcConfig, MediaInfo, TrackKind};
 use crate::metrics::Metrics;
 use crate::package::packager::Input;
+use crate::package::segmenter::SegmentCut;
 
 /// What the decode thread sends each rung.
 pub(super) enum RungJob {
     Frame {
         frame: ffmpeg::frame::Video,
         pts: i64,
-        cut: Option<u64>,
+        cut: Option<SegmentCut>,
         /// An IDR that opens no segment (`transcode.keyframe_interval`).
         refresh: bool,
         times: FrameTimes,
@@ -57,8 +58,8 @@ impl FrameTimes {
 /// Whether a frame must be encoded as an IDR, and why.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Forced {
-    /// It opens segment N.
-    Cut(u64),
+    /// It opens a segment.
+    Cut(SegmentCut),
     /// `transcode.keyframe_interval`: it opens an independent part.
     Refresh,
     No,
@@ -107,7 +108,7 @@ pub(super) struct RungWorker {
     pub(super) settings: EncoderSettings,
     pub(super) output: mpsc::Sender<Input>,
     pub(super) metrics: Arc<Metrics>,
-    pub(super) cuts: VecDeque<(i64, u64)>,
+    pub(super) cuts: VecDeque<(i64, SegmentCut)>,
     pub(super) times: VecDeque<(i64, FrameTimes)>,
     pub(super) warned_not_idr: bool,
     pub(super) fault: Option<(u64, Fault)>,
@@ -327,8 +328,8 @@ impl RungWorker {
             Forced::No => ffmpeg::picture::Type::None,
             Forced::Cut(_) | Forced::Refresh => ffmpeg::picture::Type::I,
         });
-        if let Forced::Cut(msn) = key {
-            push_bounded(&mut self.cuts, (pts, msn));
+        if let Forced::Cut(cut) = key {
+            push_bounded(&mut self.cuts, (pts, cut));
         }
         push_bounded(&mut self.times, (pts, times));
         if !failed {
@@ -376,10 +377,10 @@ impl RungWorker {
                 self.cuts.pop_front();
             }
             let cut = match self.cuts.front() {
-                Some((p, msn)) if *p == pts => {
-                    let msn = *msn;
+                Some((p, cut)) if *p == pts => {
+                    let cut = *cut;
                     self.cuts.pop_front();
-                    Some(msn)
+                    Some(cut)
                 }
                 _ => None,
             };

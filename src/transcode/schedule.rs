@@ -16,13 +16,26 @@
 //!   frame comes: that segment does not start with an IDR, but no segment
 //!   outgrows TARGETDURATION.
 //!
-//! A track that follows (audio, or the decoded video of the rungs) opens
-//! segment N with its first frame presented at or after the cut's instant.
-//! After a start or a restart, a stream with video cuts first at a source
-//! keyframe (the decoder can only resume there), so audio and every rung
-//! restart at the same instant.
+//! A cut is made by whichever track reaches its instant first; every track
+//! then opens segment N with its first frame presented at or after the
+//! cut's instant. In interval mode the audio often gets there first (an
+//! encoder without B-frames on a busy machine sends its audio ahead of its
+//! video); the video still gets that cut, with the same MSN, when it reaches
+//! the instant. After a start or a restart, a stream with video cuts first
+//! at a source keyframe (the decoder can only resume there), so audio and
+//! every rung restart at the same instant.
+//!
+//! Each cut also carries the segment's EXT-X-PROGRAM-DATE-TIME, from one
+//! clock per stream: the wall-clock time at which the first frame of a
+//! publishing session arrived, carried on by the source's media time. So
+//! every rendition dates MSN N alike, and a reconnect (a new session, whose
+//! clock starts over) re-anchors every rendition at once, never before a
+//! date already given.
 
 use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+use crate::media::VIDEO_TIMESCALE;
 
 /// All instants here are on the stream's 90 kHz clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +43,39 @@ pub struct Cut {
     pub msn: u64,
     /// Presentation time from which frames belong to segment `msn`.
     pub at: i64,
+    /// The segment's EXT-X-PROGRAM-DATE-TIME: the date of instant `at`.
+    pub program_date_time: SystemTime,
+}
+
+impl Cut {
+    /// What a rendition's segmenter needs of it.
+    pub fn segment(&self) -> crate::package::segmenter::SegmentCut {
+        crate::package::segmenter::SegmentCut {
+            msn: self.msn,
+            program_date_time: self.program_date_time,
+        }
+    }
+}
+
+/// Source presentation time (90 kHz) → wall-clock date, for one session.
+#[derive(Debug, Clone, Copy)]
+struct DateAnchor {
+    wall: SystemTime,
+    at: i64,
+}
+
+impl DateAnchor {
+    fn date(&self, pts: i64) -> SystemTime {
+        let ticks = pts - self.at;
+        let d = Duration::from_nanos(
+            (ticks.unsigned_abs() as u128 * 1_000_000_000 / VIDEO_TIMESCALE as u128) as u64,
+        );
+        if ticks >= 0 {
+            self.wall + d
+        } else {
+            self.wall.checked_sub(d).unwrap_or(self.wall)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +100,12 @@ pub struct CutSchedule {
     restart: bool,
     /// Cuts the audio track has not reached yet, oldest first.
     audio_pending: VecDeque<Cut>,
+    /// Cuts the audio made that the video has not reached yet, oldest first.
+    video_pending: VecDeque<Cut>,
+    /// The session's date clock; none until its first cut.
+    anchor: Option<DateAnchor>,
+    /// The latest date any frame has had (a new anchor never goes before it).
+    latest: Option<SystemTime>,
 }
 
 impl CutSchedule {
@@ -67,6 +119,9 @@ impl CutSchedule {
             last_at: None,
             restart: true,
             audio_pending: VecDeque::new(),
+            video_pending: VecDeque::new(),
+            anchor: None,
+            latest: None,
         }
     }
 
@@ -74,46 +129,90 @@ impl CutSchedule {
         self.mode
     }
 
-    /// Timestamps start over (a new publishing session) or input was lost:
-    /// the next cut happens at the first frame that can take one.
+    /// Input was lost (the source's clock runs on): the next cut happens at
+    /// the first frame that can take one, dated on the same clock.
     pub fn restart(&mut self) {
         self.restart = true;
         self.origin = None;
         self.audio_pending.clear();
+        self.video_pending.clear();
     }
 
-    fn open(&mut self, at: i64) -> Cut {
+    /// Timestamps start over (a new publishing session): as
+    /// [`CutSchedule::restart`], and the next cut re-anchors the dates.
+    pub fn new_session(&mut self) {
+        self.restart();
+        self.anchor = None;
+    }
+
+    /// Note the date of a frame presented at `pts`.
+    fn seen(&mut self, pts: i64) {
+        if let Some(a) = self.anchor {
+            let d = a.date(pts);
+            if self.latest.is_none_or(|l| d > l) {
+                self.latest = Some(d);
+            }
+        }
+    }
+
+    /// Open the next segment at `at`; `pts` is the frame that made the cut,
+    /// which arrived at `wall`.
+    fn open(&mut self, at: i64, pts: i64, wall: SystemTime) -> Cut {
+        let latest = self.latest;
+        let anchor = *self.anchor.get_or_insert_with(|| {
+            // A new session starts at its arrival, but never before a date
+            // the previous one has already given out.
+            let mut a = DateAnchor { wall, at: pts };
+            if let Some(latest) = latest {
+                let floor = latest + Duration::from_millis(1);
+                let first = a.date(at);
+                if first < floor {
+                    a.wall += floor.duration_since(first).unwrap_or_default();
+                }
+            }
+            a
+        });
         let cut = Cut {
             msn: self.next_msn,
             at,
+            program_date_time: anchor.date(at),
         };
         self.next_msn += 1;
         self.last_at = Some(at);
         self.restart = false;
-        if self.audio_pending.len() >= PENDING {
-            self.audio_pending.pop_front();
+        for q in [&mut self.audio_pending, &mut self.video_pending] {
+            if q.len() >= PENDING {
+                q.pop_front();
+            }
+            q.push_back(cut);
         }
-        self.audio_pending.push_back(cut);
         cut
     }
 
     /// The interval instant at or before `pts`, if it is past the last cut.
-    fn interval_cut(&mut self, pts: i64, every: i64) -> Option<Cut> {
+    fn interval_cut(&mut self, pts: i64, every: i64, wall: SystemTime) -> Option<Cut> {
         let origin = *self.origin.get_or_insert(pts);
         let k = (pts - origin).div_euclid(every);
         let at = origin + k * every;
         match self.last_at {
             Some(last) if at <= last => None,
-            _ => Some(self.open(at)),
+            _ => Some(self.open(at, pts, wall)),
         }
     }
 
-    /// A source video access unit (decode order) with presentation time `pts`.
-    /// Returns the cut it opens, if any. In keyframe mode the cut is this very
-    /// frame; in interval mode it is the instant `at`, and the frame to make an
-    /// IDR is the first one *presented* at or after it.
-    pub fn video(&mut self, pts: i64, keyframe: bool) -> Option<Cut> {
-        match self.mode {
+    /// A source video access unit (decode order) with presentation time
+    /// `pts`, which arrived at `wall`. Returns the cut it opens, if any. In
+    /// keyframe mode the cut is this very frame; in interval mode it is the
+    /// instant `at` (made by this frame, or by audio that got there first),
+    /// and the frame to make an IDR is the first one *presented* at or after it.
+    pub fn video(&mut self, pts: i64, keyframe: bool, wall: SystemTime) -> Option<Cut> {
+        let cut = self.video_cut(pts, keyframe, wall);
+        self.seen(pts);
+        cut
+    }
+
+    fn video_cut(&mut self, pts: i64, keyframe: bool, wall: SystemTime) -> Option<Cut> {
+        let cut = match self.mode {
             CutMode::Keyframes { min, max } => {
                 let since = self.last_at.map(|last| pts - last);
                 let due = if keyframe {
@@ -122,7 +221,7 @@ impl CutSchedule {
                     // After a (re)start only a keyframe can begin the stream.
                     !self.restart && since.is_some_and(|s| s >= max)
                 };
-                due.then(|| self.open(pts))
+                due.then(|| self.open(pts, pts, wall))
             }
             CutMode::Interval { every } => {
                 if self.restart {
@@ -132,9 +231,16 @@ impl CutSchedule {
                     self.origin = None;
                     self.last_at = None;
                 }
-                self.interval_cut(pts, every)
+                self.interval_cut(pts, every, wall)
             }
+        };
+        // Every cut this frame has reached, whoever made it: the latest one
+        // (a frame past two cuts, after a hole in the video, opens the later).
+        let mut reached = None;
+        while self.video_pending.front().is_some_and(|c| c.at <= pts) {
+            reached = self.video_pending.pop_front();
         }
+        reached.or(cut)
     }
 
     /// Whether the audio frame presented at `next` (the one after the frame
@@ -155,24 +261,29 @@ impl CutSchedule {
         }
     }
 
-    /// A source audio frame presented at `pts` (90 kHz). Returns the MSN of
-    /// the segment it opens in the audio rendition, if it opens one. In
-    /// interval mode the audio may reach an instant before the video does.
-    pub fn audio(&mut self, pts: i64) -> Option<u64> {
+    /// A source audio frame presented at `pts` (90 kHz), which arrived at
+    /// `wall`. Returns the cut of the segment it opens in the audio
+    /// rendition, if it opens one. In interval mode the audio may reach an
+    /// instant before the video does, and makes the cut.
+    pub fn audio(&mut self, pts: i64, wall: SystemTime) -> Option<Cut> {
         if let CutMode::Interval { every } = self.mode {
             if self.restart && !self.has_video {
                 self.origin = None;
                 self.last_at = None;
             }
             if !(self.restart && self.has_video) {
-                self.interval_cut(pts, every);
+                self.interval_cut(pts, every, wall);
             }
         }
+        if !self.has_video {
+            self.video_pending.clear();
+        }
+        self.seen(pts);
         let front = self.audio_pending.front()?;
         if pts < front.at {
             return None;
         }
-        self.audio_pending.pop_front().map(|c| c.msn)
+        self.audio_pending.pop_front()
     }
 }
 
@@ -181,6 +292,12 @@ mod tests {
     use super::*;
 
     const SECOND: i64 = 90_000;
+    /// When every test frame arrived (dates are tested on their own).
+    const W: SystemTime = SystemTime::UNIX_EPOCH;
+
+    fn msn_at(c: Cut) -> (u64, i64) {
+        (c.msn, c.at)
+    }
 
     #[test]
     fn interval_cuts_every_second_whatever_the_gop() {
@@ -188,7 +305,7 @@ mod tests {
         let mut cuts = Vec::new();
         // 30 fps, keyframe only at 0: cuts do not need source keyframes.
         for i in 0..91 {
-            if let Some(c) = s.video(i * 3000, i == 0) {
+            if let Some(c) = s.video(i * 3000, i == 0, W) {
                 cuts.push((c.msn, c.at));
             }
         }
@@ -201,14 +318,14 @@ mod tests {
     #[test]
     fn b_frame_order_cuts_at_the_instant_not_the_packet() {
         let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
-        assert_eq!(s.video(0, true).map(|c| c.at), Some(0));
+        assert_eq!(s.video(0, true, W).map(|c| c.at), Some(0));
         // Decode order: a P frame presented at 1.033 s arrives before the B
         // frame presented at 1.0 s; the cut is the instant 1.0 s either way.
         assert_eq!(
-            s.video(SECOND + 3000, false),
-            Some(Cut { msn: 1, at: SECOND })
+            s.video(SECOND + 3000, false, W).map(msn_at),
+            Some((1, SECOND))
         );
-        assert_eq!(s.video(SECOND, false), None);
+        assert_eq!(s.video(SECOND, false, W), None);
     }
 
     #[test]
@@ -223,7 +340,7 @@ mod tests {
         let mut msns = Vec::new();
         for i in 0..181 {
             // A 2 s GOP at 30 fps.
-            if let Some(c) = s.video(i * 3000, i % 60 == 0) {
+            if let Some(c) = s.video(i * 3000, i % 60 == 0, W) {
                 msns.push((c.msn, c.at / 3000));
             }
         }
@@ -243,7 +360,7 @@ mod tests {
         // No keyframe until frame 30 (a restart waits for one), then a 10 s GOP.
         for i in 0..331 {
             let key = i == 30 || (i > 30 && (i - 30) % 300 == 0);
-            if let Some(c) = s.video(i * 3000, key) {
+            if let Some(c) = s.video(i * 3000, key, W) {
                 cuts.push((c.msn, i, key));
             }
         }
@@ -262,8 +379,8 @@ mod tests {
         );
         // After a restart, a keyframe again.
         s.restart();
-        assert_eq!(s.video(400 * 3000, false), None);
-        assert!(s.video(401 * 3000, true).is_some());
+        assert_eq!(s.video(400 * 3000, false, W), None);
+        assert!(s.video(401 * 3000, true, W).is_some());
     }
 
     #[test]
@@ -282,12 +399,12 @@ mod tests {
         while v <= 3 * SECOND {
             // At equal times the video goes first (as ffmpeg interleaves).
             if a < v {
-                if let Some(m) = s.audio(a) {
-                    audio_msns.push((m, a));
+                if let Some(c) = s.audio(a, W) {
+                    audio_msns.push((c.msn, a));
                 }
                 a += 1920;
             } else {
-                if let Some(c) = s.video(v, v % SECOND == 0) {
+                if let Some(c) = s.video(v, v % SECOND == 0, W) {
                     video_msns.push(c.msn);
                 }
                 v += 3000;
@@ -306,32 +423,45 @@ mod tests {
     #[test]
     fn audio_ahead_of_video_opens_the_interval_cut_first() {
         let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
-        assert_eq!(s.video(0, true).map(|c| c.msn), Some(0));
-        assert_eq!(s.audio(0), Some(0));
-        assert_eq!(s.audio(SECOND + 100), Some(1));
-        // The video reaching the same instant later gets the same cut, once.
-        assert_eq!(s.video(SECOND + 3000, false), None);
+        assert_eq!(s.video(0, true, W).map(|c| c.msn), Some(0));
+        assert_eq!(s.audio(0, W).map(msn_at), Some((0, 0)));
+        let by_audio = s.audio(SECOND + 100, W);
+        assert_eq!(by_audio.map(msn_at), Some((1, SECOND)));
+        // The video reaching the same instant later gets the same cut (so
+        // the rungs force an IDR there and open MSN 1), once.
+        assert_eq!(s.video(SECOND - 3000, false, W), None);
+        assert_eq!(s.video(SECOND + 3000, false, W), by_audio);
+        assert_eq!(s.video(SECOND + 6000, false, W), None);
+        // Audio running more than a segment ahead: the video still gets
+        // every cut, in order, each at its own instant.
+        for n in 2..5 {
+            s.audio(n * SECOND + 100, W);
+        }
+        let video: Vec<_> = (31..120)
+            .filter_map(|i| s.video(SECOND + i * 3000, false, W).map(msn_at))
+            .collect();
+        assert_eq!(
+            video,
+            vec![(2, 2 * SECOND), (3, 3 * SECOND), (4, 4 * SECOND)]
+        );
     }
 
     #[test]
     fn restart_cuts_at_the_next_frame_and_numbering_continues() {
         let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
         for i in 0..40 {
-            s.video(i * 3000, i == 0);
+            s.video(i * 3000, i == 0, W);
         }
         s.restart();
         // The new session's clock starts again near 0; audio waits for the
         // video to anchor the cut, and the video for a keyframe.
-        assert_eq!(s.audio(100), None);
-        assert_eq!(s.video(200, false), None);
-        assert_eq!(s.video(500, true), Some(Cut { msn: 2, at: 500 }));
-        assert_eq!(s.audio(1000), Some(2));
+        assert_eq!(s.audio(100, W), None);
+        assert_eq!(s.video(200, false, W), None);
+        assert_eq!(s.video(500, true, W).map(msn_at), Some((2, 500)));
+        assert_eq!(s.audio(1000, W).map(|c| c.msn), Some(2));
         assert_eq!(
-            s.video(500 + SECOND, false),
-            Some(Cut {
-                msn: 3,
-                at: 500 + SECOND
-            })
+            s.video(500 + SECOND, false, W).map(msn_at),
+            Some((3, 500 + SECOND))
         );
         let mut k = CutSchedule::new(
             CutMode::Keyframes {
@@ -340,26 +470,23 @@ mod tests {
             },
             true,
         );
-        k.video(0, true);
+        k.video(0, true, W);
         k.restart();
         assert_eq!(
-            k.video(3000, false),
+            k.video(3000, false, W),
             None,
             "keyframe mode waits for a keyframe"
         );
-        assert_eq!(k.video(6000, true).map(|c| c.msn), Some(1));
+        assert_eq!(k.video(6000, true, W).map(|c| c.msn), Some(1));
     }
 
     #[test]
     fn a_gap_in_the_input_skips_instants_without_skipping_numbers() {
         let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
-        s.video(0, true);
+        s.video(0, true, W);
         assert_eq!(
-            s.video(5 * SECOND + 10, false),
-            Some(Cut {
-                msn: 1,
-                at: 5 * SECOND
-            })
+            s.video(5 * SECOND + 10, false, W).map(msn_at),
+            Some((1, 5 * SECOND))
         );
     }
 
@@ -373,17 +500,17 @@ mod tests {
             },
             true,
         );
-        s.video(0, true);
-        assert_eq!(s.audio(0), Some(0));
-        s.video(SECOND, true);
+        s.video(0, true, W);
+        assert_eq!(s.audio(0, W).map(|c| c.msn), Some(0));
+        s.video(SECOND, true, W);
         let before = SECOND - 1000; // the last frame presented before the cut
-        assert_eq!(s.audio(before), None);
+        assert_eq!(s.audio(before, W), None);
         assert!(s.audio_cut_before(before + 1920));
         assert!(!s.audio_cut_before(SECOND - 1));
         // Interval mode: the next clock instant is known without the video.
         let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
-        s.video(0, true);
-        assert_eq!(s.audio(0), Some(0));
+        s.video(0, true, W);
+        assert_eq!(s.audio(0, W).map(|c| c.msn), Some(0));
         assert!(!s.audio_cut_before(1920));
         assert!(s.audio_cut_before(SECOND + 500));
     }
@@ -391,13 +518,65 @@ mod tests {
     #[test]
     fn audio_only_streams_cut_on_the_clock() {
         let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, false);
-        let msns: Vec<u64> = (0..100).filter_map(|n| s.audio(n * 1920)).collect();
+        let msns: Vec<u64> = (0..100)
+            .filter_map(|n| s.audio(n * 1920, W).map(|c| c.msn))
+            .collect();
         assert_eq!(msns, vec![0, 1, 2], "2.13 s of audio");
         s.restart();
         assert_eq!(
-            s.audio(50),
+            s.audio(50, W).map(|c| c.msn),
             Some(3),
             "audio alone restarts at its next frame"
         );
+    }
+
+    /// The date of the 90 kHz instant `ticks` after `base`.
+    fn date(base: SystemTime, ticks: i64) -> SystemTime {
+        base + Duration::from_nanos((ticks as u64) * 1_000_000_000 / 90_000)
+    }
+
+    #[test]
+    fn every_track_dates_a_cut_alike_from_the_first_frame_and_the_media_time() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
+        // The first video frame (presented at 0.5 s) arrived at t0; later
+        // frames arrive late or early (a busy encoder), which moves no date.
+        let first = s.video(SECOND / 2, true, t0).unwrap();
+        assert_eq!(first.program_date_time, t0);
+        let late = t0 + Duration::from_secs(3);
+        assert_eq!(s.audio(SECOND / 2 + 100, late), Some(first));
+        // Cuts every second from 0.5 s: the audio makes the one at 1.5 s.
+        let by_audio = s.audio(3 * SECOND / 2 + 100, late).unwrap();
+        assert_eq!(by_audio.program_date_time, date(t0, SECOND));
+        assert_eq!(s.video(3 * SECOND / 2 + 3000, false, late), Some(by_audio));
+        let c2 = s.video(5 * SECOND / 2, false, t0).unwrap();
+        assert_eq!(c2.program_date_time, date(t0, 2 * SECOND));
+        assert_eq!(s.audio(5 * SECOND / 2 + 5, t0), Some(c2));
+    }
+
+    #[test]
+    fn a_new_session_dates_from_its_arrival_and_a_lost_input_from_the_media_time() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
+        for i in 0..90 {
+            s.video(i * 3000, i == 0, t0);
+        }
+        // Input lost at 3 s, resumed at 10 s of the same clock: media time.
+        s.restart();
+        let c = s
+            .video(10 * SECOND, true, t0 + Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(c.program_date_time, date(t0, 10 * SECOND));
+        // A reconnect 5 s later: its clock starts over at 0, its date is its arrival.
+        s.new_session();
+        let back = t0 + Duration::from_secs(15);
+        let c = s.video(0, true, back).unwrap();
+        assert_eq!((c.msn, c.program_date_time), (4, back));
+        // A session that arrives "before" dates already given (a clock that
+        // ran ahead of the wall) starts just after them.
+        s.video(20 * SECOND, false, back);
+        s.new_session();
+        let c = s.video(0, true, back + Duration::from_secs(1)).unwrap();
+        assert!(c.program_date_time > date(back, 20 * SECOND), "{c:?}");
     }
 }

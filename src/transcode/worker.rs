@@ -450,7 +450,7 @@ impl DecodeWorker {
         while self.pending.front().is_some_and(|c| c.at <= pts) {
             opened = self.pending.pop_front();
         }
-        let cut = opened.map(|c| c.msn);
+        let cut = opened.map(|c| c.segment());
         if cut.is_none() && !self.started {
             return true;
         }

@@ -265,7 +265,11 @@ pub struct Publish {
     pub bitrate: &'static str,
     /// Also write what is published to this FLV file (ffmpeg's tee muxer).
     pub tee: Option<&'static str>,
-    pub fps: u32,
+    /// The test picture's frame rate: a number or a fraction (`100/7`).
+    pub fps: &'static str,
+    /// x264's B-frames (OBS sends 2; GStreamer's zerolatency and many
+    /// hardware encoders none, so their video is not sent ahead of its time).
+    pub bframes: u32,
 }
 
 impl Default for Publish {
@@ -279,7 +283,8 @@ impl Default for Publish {
             preset: "veryfast",
             bitrate: "400k",
             tee: None,
-            fps: 30,
+            fps: "30",
+            bframes: 2,
         }
     }
 }
@@ -301,6 +306,7 @@ impl Publisher {
         if p.audio {
             cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
         }
+        let bframes = p.bframes.to_string();
         if p.video {
             let g = p.gop_frames.to_string();
             cmd.args([
@@ -311,7 +317,7 @@ impl Publisher {
                 "-profile:v",
                 "high",
                 "-bf",
-                "2",
+                &bframes,
                 "-g",
                 &g,
                 "-keyint_min",
@@ -482,7 +488,12 @@ pub struct Media {
     pub media_sequence: u64,
     pub maps: Vec<String>,
     pub pdt: Vec<String>,
+    /// msn → its EXT-X-PROGRAM-DATE-TIME, for every segment that has one
+    /// (complete, or still only parts).
+    pub dates: std::collections::BTreeMap<u64, String>,
     pub discontinuities: usize,
+    /// The MSNs that follow an EXT-X-DISCONTINUITY.
+    pub discontinuity_msns: Vec<u64>,
     /// (uri, duration) of complete segments.
     pub segments: Vec<(String, f64)>,
     /// (uri, duration, independent)
@@ -506,7 +517,25 @@ pub fn parse_media(text: &str) -> Media {
         ..Default::default()
     };
     let mut extinf: Option<f64> = None;
+    // Tags that apply to the next segment, whose MSN its first URI names.
+    let mut date: Option<String> = None;
+    let mut discontinuity = false;
     for line in text.lines() {
+        let uri = if line.starts_with("#EXT-X-PART:") {
+            attr(line, "URI")
+        } else if !line.starts_with('#') && !line.is_empty() {
+            Some(line)
+        } else {
+            None
+        };
+        if let Some(msn) = uri.map(msn_of) {
+            if let Some(d) = date.take() {
+                m.dates.insert(msn, d);
+            }
+            if std::mem::take(&mut discontinuity) {
+                m.discontinuity_msns.push(msn);
+            }
+        }
         if let Some(v) = line.strip_prefix("#EXT-X-VERSION:") {
             m.version = v.parse().unwrap();
         } else if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
@@ -521,8 +550,10 @@ pub fn parse_media(text: &str) -> Media {
             m.maps.push(attr(line, "URI").unwrap().to_string());
         } else if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
             m.pdt.push(v.to_string());
+            date = Some(v.to_string());
         } else if line == "#EXT-X-DISCONTINUITY" {
             m.discontinuities += 1;
+            discontinuity = true;
         } else if line.starts_with("#EXT-X-PART:") {
             let d = attr(line, "DURATION").unwrap().parse().unwrap();
             m.parts.push((
@@ -830,4 +861,114 @@ pub fn test_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
         .success();
     assert!(ok, "openssl made no test certificate");
     (cert, key)
+}
+
+/// DESIGN.md's one timeline, over media playlists of one stream read at
+/// about the same moment: each segment at most TARGETDURATION (EXTINF
+/// rounded, RFC 8216 4.4.3.1); MSNs named by position (no number skipped);
+/// and over the MSNs every rendition lists, the same segments, the same
+/// EXT-X-PROGRAM-DATE-TIME and the same discontinuities everywhere (a date
+/// a player derives from EXTINFs may differ by up to one `frame`, seconds:
+/// each rendition's segment opens with its first frame at or after the cut).
+/// Returns how many MSNs every rendition lists.
+pub fn assert_one_timeline(renditions: &[(&str, &Media)], frame: f64) -> usize {
+    for (name, m) in renditions {
+        for (uri, d) in &m.segments {
+            assert!(
+                d.round() <= m.target_duration,
+                "{name}: {uri} lasts {d} s under TARGETDURATION {}:\n{}",
+                m.target_duration,
+                m.text
+            );
+        }
+        let first = m.media_sequence + m.skip.unwrap_or(0);
+        for (i, (uri, _)) in m.segments.iter().enumerate() {
+            assert_eq!(
+                msn_of(uri),
+                first + i as u64,
+                "{name}: segment {uri} is not numbered by its position (an MSN was skipped):\n{}",
+                m.text
+            );
+        }
+    }
+    let complete = |m: &Media| -> Vec<u64> { m.segments.iter().map(|(u, _)| msn_of(u)).collect() };
+    let lo = renditions
+        .iter()
+        .filter_map(|(_, m)| complete(m).first().copied())
+        .max()
+        .expect("segments listed");
+    let hi = renditions
+        .iter()
+        .filter_map(|(_, m)| complete(m).last().copied())
+        .min()
+        .expect("segments listed");
+    let (first_name, first) = renditions[0];
+    for (name, m) in renditions {
+        let listed: Vec<u64> = complete(m)
+            .into_iter()
+            .filter(|n| (lo..=hi).contains(n))
+            .collect();
+        assert_eq!(
+            listed,
+            (lo..=hi).collect::<Vec<_>>(),
+            "{name} lists other segments than the rest:\n{}",
+            m.text
+        );
+        let (dates, first_dates) = (implied_dates(m), implied_dates(first));
+        for msn in lo..=hi {
+            if let (Some(a), Some(b)) = (m.dates.get(&msn), first.dates.get(&msn)) {
+                assert_eq!(
+                    a, b,
+                    "segment {msn}: PROGRAM-DATE-TIME differs between {first_name} and {name}:\n{}\n{}",
+                    first.text, m.text
+                );
+            }
+            // Where only one lists the tag: the date its EXTINFs imply, within a frame.
+            let (a, b) = (dates[&msn], first_dates[&msn]);
+            assert!(
+                (a - b).abs() <= frame + 0.001,
+                "segment {msn} is dated {a} in {name} and {b} in {first_name}:\n{}\n{}",
+                m.text,
+                first.text
+            );
+        }
+        let cuts = |m: &Media| -> Vec<u64> {
+            m.discontinuity_msns
+                .iter()
+                .copied()
+                .filter(|n| (lo..=hi).contains(n))
+                .collect()
+        };
+        assert_eq!(
+            cuts(m),
+            cuts(first),
+            "discontinuities differ between {first_name} and {name}:\n{}\n{}",
+            first.text,
+            m.text
+        );
+    }
+    (hi + 1).saturating_sub(lo) as usize
+}
+
+/// msn → date (Unix seconds) of every complete segment: its own
+/// EXT-X-PROGRAM-DATE-TIME, or the last one plus the EXTINFs since.
+pub fn implied_dates(m: &Media) -> std::collections::BTreeMap<u64, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut next: Option<f64> = None;
+    for (uri, d) in &m.segments {
+        let msn = msn_of(uri);
+        if let Some(text) = m.dates.get(&msn) {
+            let t = humantime::parse_rfc3339(text)
+                .unwrap_or_else(|e| panic!("PROGRAM-DATE-TIME {text}: {e}"));
+            next = Some(
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64(),
+            );
+        }
+        let at = next.expect("the first segment listed carries PROGRAM-DATE-TIME");
+        out.insert(msn, at);
+        next = Some(at + d);
+    }
+    out
 }

@@ -3,10 +3,11 @@
 //
 // usage: node play.mjs <multivariant-url> <seconds> [start-level]
 //   start-level: hls.js startLevel (0 = the lowest bitrate; ABR then climbs).
+//   PLAYER=shaka: Shaka Player (npm shaka-player) instead of hls.js.
 //
-// Serves a tiny page (plus hls.js from node_modules) on 127.0.0.1:<random>,
+// Serves a tiny page (plus the player from node_modules) on 127.0.0.1:<random>,
 // opens it in /usr/bin/chromium through playwright-core, plays <url> with
-// hls.js in low-latency mode for <seconds>, then prints ONE line of JSON:
+// hls.js (or Shaka) in low-latency mode for <seconds>, then prints ONE line of JSON:
 //   {"started":bool,"currentTime":n,"fatalErrors":[...],"nonFatalErrors":[...],
 //    "partsLoaded":n,"latency":n, ...extra diagnostics}
 // Exit codes: 0 ok (started && playedSeconds >= seconds*0.5 && no fatal errors),
@@ -24,6 +25,8 @@ import { chromium } from "playwright-core";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const HLS_JS = path.join(HERE, "node_modules", "hls.js", "dist", "hls.min.js");
+const SHAKA_JS = path.join(HERE, "node_modules", "shaka-player", "dist", "shaka-player.compiled.js");
+const PLAYER = process.env.PLAYER || "hlsjs";
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const MAX_ERRORS_KEPT = 50;
 
@@ -37,7 +40,9 @@ const seconds = Number(secondsArg);
 if (!srcUrl || !Number.isFinite(seconds) || seconds <= 0) {
   die(2, "usage: node play.mjs <multivariant-url> <seconds>");
 }
-if (!fs.existsSync(HLS_JS)) die(2, `missing ${HLS_JS}; run npm install in ${HERE}`);
+if (PLAYER !== "hlsjs" && PLAYER !== "shaka") die(2, `PLAYER=${PLAYER}: hlsjs or shaka`);
+const PLAYER_JS = PLAYER === "shaka" ? SHAKA_JS : HLS_JS;
+if (!fs.existsSync(PLAYER_JS)) die(2, `missing ${PLAYER_JS}; run npm install in ${HERE}`);
 
 // Chromium's first start on a fresh machine pages in its whole binary and
 // builds its caches: give it a minute, apart from the playback time.
@@ -103,7 +108,7 @@ const PAGE = `<!doctype html>
   video.muted = true;
   video.addEventListener("playing", function () {
     S.playingEvents++;
-    if (S.firstPlayingTime === null) S.firstPlayingTime = video.currentTime;
+    if (S.firstPlayingTime === null) { S.firstPlayingTime = video.currentTime; S.startedAt = performance.now() / 1000; }
   });
   video.addEventListener("waiting", function () {
     S.waitingEvents++;
@@ -189,14 +194,119 @@ const PAGE = `<!doctype html>
 </script>
 </body></html>`;
 
+
+// The same checks with Shaka Player: the same __S fields, plus Shaka's own
+// view (its stall and gap-jump counters, live latency, buffered ranges per
+// SourceBuffer at each waiting and gap jump) in __shakaSnap().
+const SHAKA_PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>castline player check (Shaka)</title></head>
+<body>
+<video id="v" muted playsinline autoplay></video>
+<script src="/shaka.js"></script>
+<script>
+(function () {
+  var S = window.__S = {
+    hlsVersion: null, shakaVersion: (window.shaka && shaka.Player.version) || null,
+    supported: false, playingEvents: 0, firstPlayingTime: null, maxCurrentTime: 0,
+    fatalErrors: [], nonFatalErrors: [], nonFatalCount: 0,
+    fragsLoaded: 0, partsLoaded: 0, levels: null, mediaError: null, playRejected: null,
+    waitingEvents: 0, stallsAfterStart: 0, stalls: [], levelSwitches: [], bufferedLevels: [],
+    audioTracks: 0, fragHosts: {}, hostOrder: [], steeringLoads: 0, gaps: [], startedAt: null,
+  };
+  var video = document.getElementById("v");
+  video.muted = true;
+  var player = null;
+  function ranges(list) {
+    return (list || []).map(function (r) { return [Math.round(r.start * 1000) / 1000, Math.round(r.end * 1000) / 1000]; });
+  }
+  function buffers() {
+    if (!player) return null;
+    var b = player.getBufferedInfo();
+    return { audio: ranges(b.audio), video: ranges(b.video) };
+  }
+  video.addEventListener("playing", function () {
+    S.playingEvents++;
+    if (S.firstPlayingTime === null) { S.firstPlayingTime = video.currentTime; S.startedAt = performance.now() / 1000; }
+  });
+  video.addEventListener("waiting", function () {
+    S.waitingEvents++;
+    if (S.firstPlayingTime !== null) S.stallsAfterStart++;
+    if (S.firstPlayingTime !== null && S.stalls.length < 20) {
+      S.stalls.push({ t: Math.round(performance.now()) / 1000, currentTime: video.currentTime, buffered: buffers() });
+    }
+  });
+  video.addEventListener("timeupdate", function () {
+    if (video.currentTime > S.maxCurrentTime) S.maxCurrentTime = video.currentTime;
+  });
+  video.addEventListener("error", function () {
+    var e = video.error;
+    S.mediaError = e ? { code: e.code, message: e.message } : { code: null };
+  });
+  if (!window.shaka) { S.fatalErrors.push({ type: "setup", details: "shaka not loaded", fatal: true }); return; }
+  shaka.polyfill.installAll();
+  if (!shaka.Player.isBrowserSupported()) { S.fatalErrors.push({ type: "setup", details: "browser not supported", fatal: true }); return; }
+  S.supported = true;
+  player = window.__shaka = new shaka.Player();
+  var config = { streaming: { lowLatencyMode: true } };
+  var params = new URLSearchParams(location.search);
+  // config=JSON (PLAYER_SHAKA_CONFIG): more Shaka settings.
+  if (params.get("config") !== null) config = Object.assign(config, JSON.parse(params.get("config")));
+  player.configure(config);
+  player.addEventListener("error", function (ev) {
+    var d = ev.detail || {};
+    var o = { type: "shaka", details: String(d.code), category: d.category, fatal: d.severity === 2,
+              data: JSON.stringify(d.data || []).slice(0, 300), t: Math.round(performance.now()) / 1000 };
+    if (o.fatal) { S.fatalErrors.push(o); return; }
+    S.nonFatalCount++;
+    if (S.nonFatalErrors.length < ${MAX_ERRORS_KEPT}) S.nonFatalErrors.push(o);
+  });
+  player.addEventListener("gapjumped", function () {
+    if (S.gaps.length < 40) S.gaps.push({ t: Math.round(performance.now()) / 1000, currentTime: video.currentTime, buffered: buffers() });
+  });
+  player.addEventListener("adaptation", function () {
+    var v = player.getVariantTracks().filter(function (t) { return t.active; })[0];
+    if (v) { S.levelSwitches.push(v.height); if (S.bufferedLevels.indexOf(v.height) < 0) S.bufferedLevels.push(v.height); }
+  });
+  player.getNetworkingEngine().registerResponseFilter(function (type, response) {
+    if (type === shaka.net.NetworkingEngine.RequestType.SEGMENT) {
+      S.fragsLoaded++;
+      if (/\\.\\d+\\.m4s/.test(response.uri)) S.partsLoaded++;
+      var host = new URL(response.uri).host;
+      S.fragHosts[host] = (S.fragHosts[host] || 0) + 1;
+      if (S.hostOrder[S.hostOrder.length - 1] !== host) S.hostOrder.push(host);
+    }
+  });
+  var src = params.get("src");
+  player.attach(video).then(function () { return player.load(src); }).then(function () {
+    S.levels = player.getVariantTracks().map(function (t) {
+      return { bitrate: t.bandwidth, width: t.width, height: t.height, codecs: t.codecs };
+    });
+    S.audioTracks = player.getAudioTracks ? player.getAudioTracks().length : 0;
+    var p = video.play();
+    if (p && p.catch) p.catch(function (e) { S.playRejected = String(e && e.message || e); });
+  }).catch(function (e) {
+    S.fatalErrors.push({ type: "load", details: String(e && (e.code || e.message) || e), fatal: true,
+                         data: JSON.stringify(e && e.data || []).slice(0, 300) });
+  });
+  window.__shakaSnap = function () {
+    var st = player.getStats();
+    var range = player.seekRange();
+    return { gapsJumped: st.gapsJumped, stallsDetected: st.stallsDetected, bufferingTime: st.bufferingTime,
+             playTime: st.playTime, liveLatency: st.liveLatency, edgeLatency: range.end - video.currentTime,
+             height: st.height, buffered: buffers() };
+  };
+})();
+</script>
+</body></html>`;
+
 const server = http.createServer((req, res) => {
   const u = new URL(req.url, "http://127.0.0.1");
   if (u.pathname === "/") {
     res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
-    res.end(PAGE);
-  } else if (u.pathname === "/hls.min.js") {
+    res.end(PLAYER === "shaka" ? SHAKA_PAGE : PAGE);
+  } else if (u.pathname === "/hls.min.js" || u.pathname === "/shaka.js") {
     res.writeHead(200, { "content-type": "application/javascript", "cache-control": "no-store" });
-    fs.createReadStream(HLS_JS).pipe(res);
+    fs.createReadStream(PLAYER_JS).pipe(res);
   } else if (u.pathname === "/favicon.ico") {
     res.writeHead(204);
     res.end();
@@ -232,6 +342,7 @@ function snapshotInPage() {
     // (castline anchors PDT at the first frame's arrival): the delay behind
     // the publisher, which hls.js's own latency (edge-relative) cannot see.
     pdtLatency: h && h.playingDate ? num((Date.now() - h.playingDate.getTime()) / 1000) : null,
+    shaka: window.__shakaSnap ? window.__shakaSnap() : null,
   };
 }
 
@@ -282,7 +393,8 @@ async function main() {
   let pageUrl = `http://127.0.0.1:${port}/?src=${encodeURIComponent(srcUrl)}`;
   if (startLevelArg !== undefined) pageUrl += `&startLevel=${encodeURIComponent(startLevelArg)}`;
   if (debugFilter) pageUrl += "&debug=1";
-  if (process.env.PLAYER_HLS_CONFIG) pageUrl += `&config=${encodeURIComponent(process.env.PLAYER_HLS_CONFIG)}`;
+  const playerConfig = PLAYER === "shaka" ? process.env.PLAYER_SHAKA_CONFIG : process.env.PLAYER_HLS_CONFIG;
+  if (playerConfig) pageUrl += `&config=${encodeURIComponent(playerConfig)}`;
   if (process.env.PLAYER_LEVEL_CAP) pageUrl += `&cap=${encodeURIComponent(process.env.PLAYER_LEVEL_CAP)}`;
   process.stderr.write(`chromium started in ${Date.now() - launchStart} ms\n`);
   // PLAYER_SETTLE_S: let the browser's own start-up work finish before
@@ -305,6 +417,7 @@ async function main() {
       ` lat=${snap.latency == null ? "-" : snap.latency.toFixed(2)} rate=${snap.playbackRate}` +
       ` edge=${snap.edge == null ? "-" : snap.edge.toFixed(2)} age=${snap.age == null ? "-" : snap.age.toFixed(2)} level=${snap.level}` +
       ` pdtlat=${snap.pdtLatency == null ? "-" : snap.pdtLatency.toFixed(2)}` +
+      (snap.shaka ? ` shaka: gaps=${snap.shaka.gapsJumped} stalls=${snap.shaka.stallsDetected} lat=${Number(snap.shaka.edgeLatency).toFixed(2)} h=${snap.shaka.height}` : "") +
       ` err=${S.fatalErrors.length}F/${S.nonFatalCount}nf\n`,
     );
   }
@@ -342,6 +455,21 @@ async function main() {
     mediaError: S.mediaError,
     playRejected: S.playRejected,
     hlsVersion: S.hlsVersion,
+    player: PLAYER,
+    // Shaka's own view (null with hls.js): its counters, latency behind the
+    // live edge, the buffered ranges at each gap it jumped, start-up time.
+    shaka: snap.shaka ? {
+      version: S.shakaVersion,
+      gapsJumped: snap.shaka.gapsJumped,
+      stallsDetected: snap.shaka.stallsDetected,
+      bufferingTime: round(snap.shaka.bufferingTime),
+      playTime: round(snap.shaka.playTime),
+      liveLatency: round(snap.shaka.liveLatency),
+      edgeLatency: round(snap.shaka.edgeLatency),
+      gaps: S.gaps,
+      buffered: snap.shaka.buffered,
+    } : null,
+    startupSeconds: S.startedAt == null ? null : round(S.startedAt),
   };
   printed = true;
   process.stdout.write(JSON.stringify(result) + "\n");

@@ -36,6 +36,16 @@ pub struct SegmenterConfig {
     pub part_target: Duration,
 }
 
+/// Where the stream's cut schedule opens a segment: its MSN and its
+/// EXT-X-PROGRAM-DATE-TIME, the same in every rendition (derived from the
+/// source's media time at the cut, not from when each rendition's output
+/// happened to be ready).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentCut {
+    pub msn: u64,
+    pub program_date_time: SystemTime,
+}
+
 /// What a segment's playlist entry needs to know when its first part appears.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentStart {
@@ -123,8 +133,8 @@ pub struct Segmenter {
 enum Cuts {
     /// The lead track's IDRs, once the segment reached its target.
     Own,
-    /// The stream's cut schedule: `Some(msn)` opens segment `msn` at this frame.
-    Scheduled(Option<u64>),
+    /// The stream's cut schedule: `Some(cut)` opens segment `cut.msn` at this frame.
+    Scheduled(Option<SegmentCut>),
 }
 
 /// Audio held while waiting for video, at most (about 20 s at 48 kHz).
@@ -256,12 +266,13 @@ impl Segmenter {
     }
 
     /// An access unit of a single-track rendition whose cuts come from the
-    /// stream's schedule: `cut` is the MSN of the segment this frame opens.
-    /// Frames before the first cut (or after a gap, until the next) are dropped.
+    /// stream's schedule: `cut` names the segment this frame opens (its MSN
+    /// and PROGRAM-DATE-TIME). Frames before the first cut (or after a gap,
+    /// until the next) are dropped.
     pub fn push_scheduled(
         &mut self,
         au: AccessUnit,
-        cut: Option<u64>,
+        cut: Option<SegmentCut>,
     ) -> Result<Vec<Output>, BoxError> {
         self.push_with(au, Cuts::Scheduled(cut))
     }
@@ -306,8 +317,8 @@ impl Segmenter {
             Cuts::Scheduled(None) if self.segment.is_none() => return Ok(Vec::new()),
             Cuts::Scheduled(cut) => cut,
         };
-        if let Some(msn) = scheduled_cut {
-            self.next_msn = msn;
+        if let Some(cut) = scheduled_cut {
+            self.next_msn = cut.msn;
         }
         self.max_pts = self.max_pts.max(p.pts);
         self.wait_keyframe = false;
@@ -338,17 +349,24 @@ impl Segmenter {
             out.extend(self.close_segment());
         }
         if self.segment.is_none() {
-            let now = SystemTime::now();
-            let (wall, tick) = *self.clock_anchor.get_or_insert((now, t));
-            let since = Duration::from_nanos(
-                ((t - tick).max(0) as i128 * 1_000_000_000 / self.lead_scale as i128) as u64,
-            );
+            // Scheduled: the schedule's date, the same in every rendition.
+            // Own cuts: the wall clock at this track's first frame, on by media time.
+            let program_date_time = match scheduled_cut {
+                Some(cut) => cut.program_date_time,
+                None => {
+                    let (wall, tick) = *self.clock_anchor.get_or_insert((SystemTime::now(), t));
+                    wall + Duration::from_nanos(
+                        ((t - tick).max(0) as i128 * 1_000_000_000 / self.lead_scale as i128)
+                            as u64,
+                    )
+                }
+            };
             self.segment = Some(OpenSegment {
                 start: SegmentStart {
                     msn: self.next_msn,
                     discontinuity: std::mem::take(&mut self.discontinuity),
                     init_id: self.init_id,
-                    program_date_time: wall + since,
+                    program_date_time,
                 },
                 first_tick: t,
                 ticks: 0,

@@ -206,7 +206,7 @@ fn scheduled_cuts_name_the_segments_whatever_the_keyframes() {
     for i in 1..=90 {
         let ms = i * 1000 / 30;
         // The schedule opens MSN 7 at frame 1, then one every 30 frames.
-        let cut = (i % 30 == 1).then_some(7 + (i / 30) as u64);
+        let cut = (i % 30 == 1).then(|| at(7 + (i / 30) as u64));
         out.extend(seg.push_scheduled(video(ms, cut.is_some()), cut).unwrap());
     }
     let ends: Vec<u64> = out
@@ -231,7 +231,7 @@ fn scheduled_cuts_name_the_segments_whatever_the_keyframes() {
         .push_scheduled(video(3100, false), None)
         .unwrap()
         .is_empty());
-    let out = seg.push_scheduled(video(3200, true), Some(12)).unwrap();
+    let out = seg.push_scheduled(video(3200, true), Some(at(12))).unwrap();
     assert!(out.is_empty(), "a part needs more than one frame");
     let out: Vec<Output> = (1..8)
         .flat_map(|i| {
@@ -244,6 +244,19 @@ fn scheduled_cuts_name_the_segments_whatever_the_keyframes() {
     };
     assert_eq!(p.segment.msn, 12);
     assert!(p.segment.discontinuity);
+    assert_eq!(
+        p.segment.program_date_time,
+        at(12).program_date_time,
+        "the schedule's date, not this rendition's clock"
+    );
+}
+
+/// The cut that opens segment `msn`, dated a second per MSN.
+fn at(msn: u64) -> SegmentCut {
+    SegmentCut {
+        msn,
+        program_date_time: std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + msn),
+    }
 }
 
 /// (tfdt, sum of sample durations) of every part's first track.
@@ -305,7 +318,7 @@ fn a_part_told_that_a_cut_follows_is_complete_at_once_and_gapless() {
     let mut seg = Segmenter::new(cfg());
     seg.set_tracks(info(false, true)).unwrap();
     let mut out = Vec::new();
-    out.extend(seg.push_scheduled(audio(0), Some(0)).unwrap());
+    out.extend(seg.push_scheduled(audio(0), Some(at(0))).unwrap());
     for n in 1..5 {
         out.extend(seg.push_scheduled(audio(n), None).unwrap());
     }
@@ -316,7 +329,7 @@ fn a_part_told_that_a_cut_follows_is_complete_at_once_and_gapless() {
         "{ended:?}"
     );
     out.extend(ended);
-    let next = seg.push_scheduled(audio(5), Some(1)).unwrap();
+    let next = seg.push_scheduled(audio(5), Some(at(1))).unwrap();
     assert!(next
         .iter()
         .any(|o| matches!(o, Output::SegmentEnd { msn: 0, .. })));
