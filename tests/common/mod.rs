@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cdn_proxy;
+pub mod player;
 pub mod rtmp_client;
 
 use std::io::{BufRead, BufReader, Read};

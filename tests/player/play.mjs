@@ -41,7 +41,9 @@ if (!srcUrl || !Number.isFinite(seconds) || seconds <= 0) {
   die(2, "usage: node play.mjs <multivariant-url> <seconds>");
 }
 if (PLAYER !== "hlsjs" && PLAYER !== "shaka") die(2, `PLAYER=${PLAYER}: hlsjs or shaka`);
-const PLAYER_JS = PLAYER === "shaka" ? SHAKA_JS : HLS_JS;
+// PLAYER_DEBUG with Shaka: its debug build, which can log (see the page).
+const PLAYER_JS = PLAYER !== "shaka" ? HLS_JS
+  : process.env.PLAYER_DEBUG ? SHAKA_JS.replace(".compiled.js", ".compiled.debug.js") : SHAKA_JS;
 if (!fs.existsSync(PLAYER_JS)) die(2, `missing ${PLAYER_JS}; run npm install in ${HERE}`);
 
 // Chromium's first start on a fresh machine pages in its whole binary and
@@ -244,6 +246,9 @@ const SHAKA_PAGE = `<!doctype html>
   });
   if (!window.shaka) { S.fatalErrors.push({ type: "setup", details: "shaka not loaded", fatal: true }); return; }
   shaka.polyfill.installAll();
+  if (new URLSearchParams(location.search).get("debug") !== null && shaka.log && shaka.log.setLevel) {
+    shaka.log.setLevel(shaka.log.Level[new URLSearchParams(location.search).get("level") || "V1"]);
+  }
   if (!shaka.Player.isBrowserSupported()) { S.fatalErrors.push({ type: "setup", details: "browser not supported", fatal: true }); return; }
   S.supported = true;
   player = window.__shaka = new shaka.Player();
@@ -282,6 +287,21 @@ const SHAKA_PAGE = `<!doctype html>
       return { bitrate: t.bandwidth, width: t.width, height: t.height, codecs: t.codecs };
     });
     S.audioTracks = player.getAudioTracks ? player.getAudioTracks().length : 0;
+    var first = player.getVariantTracks().filter(function (t) { return t.active; })[0];
+    if (first && S.levelSwitches.length === 0) { S.levelSwitches.push(first.height); S.bufferedLevels.push(first.height); }
+    // switchAt=S (PLAYER_SWITCH_AT): S seconds after the start, switch to the
+    // tallest rung by hand (Shaka's own ABR, measuring blocked part requests,
+    // may take long to climb), keeping what is buffered.
+    var switchAt = params.get("switchAt");
+    if (switchAt !== null) {
+      setTimeout(function () {
+        var top = player.getVariantTracks().sort(function (a, b) { return b.height - a.height; })[0];
+        player.configure({ abr: { enabled: false } });
+        player.selectVariantTrack(top, false);
+        S.levelSwitches.push(top.height);
+        if (S.bufferedLevels.indexOf(top.height) < 0) S.bufferedLevels.push(top.height);
+      }, Number(switchAt) * 1000);
+    }
     var p = video.play();
     if (p && p.catch) p.catch(function (e) { S.playRejected = String(e && e.message || e); });
   }).catch(function (e) {
@@ -389,12 +409,21 @@ async function main() {
     process.stderr.write(`[request failed] ${r.url()}: ${r.failure() && r.failure().errorText}\n`);
   });
   page.on("crash", () => process.stderr.write("[page crashed]\n"));
+  // PLAYER_TRACE=1: every media request and when its answer finished, on stderr.
+  if (process.env.PLAYER_TRACE) {
+    page.on("requestfinished", (r) => {
+      if (r.url().indexOf("/live/") >= 0) {
+        process.stderr.write(`[trace ${((Date.now() - t0) / 1000).toFixed(3)}] ${r.url().replace(/^https?:\/\/[^/]+/, "")}\n`);
+      }
+    });
+  }
 
   let pageUrl = `http://127.0.0.1:${port}/?src=${encodeURIComponent(srcUrl)}`;
   if (startLevelArg !== undefined) pageUrl += `&startLevel=${encodeURIComponent(startLevelArg)}`;
-  if (debugFilter) pageUrl += "&debug=1";
+  if (debugFilter) pageUrl += "&debug=1" + (process.env.PLAYER_LOG_LEVEL ? `&level=${process.env.PLAYER_LOG_LEVEL}` : "");
   const playerConfig = PLAYER === "shaka" ? process.env.PLAYER_SHAKA_CONFIG : process.env.PLAYER_HLS_CONFIG;
   if (playerConfig) pageUrl += `&config=${encodeURIComponent(playerConfig)}`;
+  if (process.env.PLAYER_SWITCH_AT) pageUrl += `&switchAt=${encodeURIComponent(process.env.PLAYER_SWITCH_AT)}`;
   if (process.env.PLAYER_LEVEL_CAP) pageUrl += `&cap=${encodeURIComponent(process.env.PLAYER_LEVEL_CAP)}`;
   process.stderr.write(`chromium started in ${Date.now() - launchStart} ms\n`);
   // PLAYER_SETTLE_S: let the browser's own start-up work finish before
@@ -466,6 +495,7 @@ async function main() {
       playTime: round(snap.shaka.playTime),
       liveLatency: round(snap.shaka.liveLatency),
       edgeLatency: round(snap.shaka.edgeLatency),
+      height: snap.shaka.height,
       gaps: S.gaps,
       buffered: snap.shaka.buffered,
     } : null,

@@ -126,6 +126,9 @@ pub struct Segmenter {
     discontinuity: bool,
     last_lead_dts: Option<i64>,
     clock_anchor: Option<(SystemTime, i64)>,
+    /// Told that the next frame opens a segment ([`Segmenter::end_part`]):
+    /// the next part is that segment's first.
+    cut_follows: bool,
 }
 
 /// Who decides where segments start.
@@ -166,6 +169,7 @@ impl Segmenter {
             discontinuity: false,
             last_lead_dts: None,
             clock_anchor: None,
+            cut_follows: false,
         }
     }
 
@@ -226,6 +230,7 @@ impl Segmenter {
     /// next frame as usual; if that frame opens no segment after all, it
     /// simply starts the next part.
     pub fn end_part(&mut self) -> Result<Vec<Output>, BoxError> {
+        self.cut_follows = true;
         let Some(part) = &self.part else {
             return Ok(Vec::new());
         };
@@ -242,6 +247,7 @@ impl Segmenter {
     /// prediction of where the next frame will go.
     pub fn next_part(&self) -> (u64, u32) {
         match &self.segment {
+            Some(_) if self.cut_follows && self.part.is_none() => (self.next_msn, 0),
             Some(seg) if self.part.is_some() => (seg.start.msn, seg.parts),
             Some(seg) => {
                 let expected = self
@@ -282,6 +288,9 @@ impl Segmenter {
             return Ok(Vec::new());
         };
         let scale = info.timescale(au.track);
+        if au.track == self.lead {
+            self.cut_follows = false;
+        }
         if self.rebase {
             // Continue the timeline after the previous session: past its last
             // decode time and past its latest presentation time, so no picture

@@ -329,7 +329,11 @@ fn a_part_told_that_a_cut_follows_is_complete_at_once_and_gapless() {
         "{ended:?}"
     );
     out.extend(ended);
+    // The preload hint names the next segment's first part, not a part of
+    // this one that will never exist (Shaka takes its 404 as a critical error).
+    assert_eq!(seg.next_part(), (1, 0));
     let next = seg.push_scheduled(audio(5), Some(at(1))).unwrap();
+    assert_eq!(seg.next_part(), (1, 0), "part 1.0 is open");
     assert!(next
         .iter()
         .any(|o| matches!(o, Output::SegmentEnd { msn: 0, .. })));

@@ -1,0 +1,153 @@
+//! Shaka Player (npm `shaka-player` 5.2.12, low-latency mode) in headless
+//! Chromium plays castline's LL-HLS without a stall, beside hls.js.
+//!
+//! Shaka 5.2.12 in its default HLS "segments" mode re-sets a SourceBuffer's
+//! timestampOffset (calling abort() first) whenever the offset it wants
+//! differs by 1 ms or more from the buffer's, and stores a negative offset
+//! 1 ms higher (a workaround for Edge). A live stream's media time is ahead of
+//! Shaka's presentation time (which starts at 0 at the earliest segment
+//! listed), so the offset is negative and every later append sits on that
+//! 1 ms threshold: floating-point noise decides, and after each abort() the
+//! browser drops the next part that does not start with an IDR. Measured
+//! (2026-12-07): 22 buffer holes jumped in 35 s, one at every segment
+//! boundary, the last parts of each segment missing from the video buffer.
+//! Fixed upstream after 5.2.12 (shaka-player#10589). So the suite plays
+//! Shaka as its maintainers advise for 5.2.12 (`manifest.hls.sequenceMode`),
+//! and also with Shaka's defaults on a ladder whose every part starts with
+//! an IDR (`transcode.keyframe_interval` = the part duration), which no
+//! abort can cut into.
+
+mod common;
+
+use std::time::Duration;
+
+use common::player::{play_with, ONE_PLAYER};
+use common::*;
+
+/// Shaka's maintainers' advice for 5.2.x: sequence mode (castline's tracks
+/// are gapless, so appending them back to back places them right).
+const SEQUENCE_MODE: &str = r#"{"manifest":{"hls":{"sequenceMode":true}}}"#;
+
+/// The small three-rung ladder of the hls.js ladder test.
+const LADDER: &str = "[[transcode.rungs]]\nname = \"360p\"\nheight = 360\nbitrate_kbps = 800\n\
+     [[transcode.rungs]]\nname = \"270p\"\nheight = 270\nbitrate_kbps = 450\n\
+     [[transcode.rungs]]\nname = \"180p\"\nheight = 180\nbitrate_kbps = 250\n";
+
+/// Play `stream` on `server` in Shaka for `seconds` (with `config`, JSON for
+/// `player.configure`, beyond low-latency mode) and assert: it started, no
+/// error, no stall after the start (the video element's waiting events and
+/// Shaka's own stall and gap-jump counters), a live latency reported.
+fn assert_shaka_plays(
+    server: &Server,
+    stream: &str,
+    seconds: u32,
+    config: &str,
+    more_env: &[(&str, &str)],
+) -> serde_json::Value {
+    let url = server.url(&format!("/live/{stream}/index.m3u8"));
+    wait_for(&url, Duration::from_secs(60));
+    let mut env = vec![("PLAYER", "shaka")];
+    env.extend_from_slice(more_env);
+    if !config.is_empty() {
+        env.push(("PLAYER_SHAKA_CONFIG", config));
+    }
+    let (result, ok) = play_with(&url, seconds, None, &env);
+    assert_eq!(result["player"], "shaka", "{result}");
+    assert_eq!(result["started"], true, "playback never started: {result}");
+    assert_eq!(
+        result["fatalErrors"].as_array().map(|a| a.len()),
+        Some(0),
+        "Shaka reported errors: {result}"
+    );
+    let shaka = &result["shaka"];
+    assert_eq!(shaka["gapsJumped"], 0, "Shaka jumped buffer gaps: {result}");
+    assert_eq!(
+        shaka["stallsDetected"], 0,
+        "Shaka detected stalls: {result}"
+    );
+    assert_eq!(result["stallsAfterStart"], 0, "playback stalled: {result}");
+    assert!(
+        result["playedSeconds"].as_f64().unwrap_or(0.0) >= seconds as f64 * 0.6,
+        "played too little: {result}"
+    );
+    let latency = shaka["edgeLatency"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (0.0..5.0).contains(&latency),
+        "no live latency reported: {result}"
+    );
+    eprintln!(
+        "shaka: latency behind the live edge {latency} s, live latency {}, startup {} s, heights played {}",
+        shaka["liveLatency"], result["startupSeconds"], result["levelSwitches"]
+    );
+    assert!(ok, "player check failed: {result}");
+    result
+}
+
+#[test]
+fn shaka_plays_the_ladder_without_a_stall_across_a_level_switch() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(LADDER);
+    let _p = Publisher::start(
+        &server.rtmp_url("ladder"),
+        Publish {
+            size: "640x360",
+            bitrate: "1000k",
+            gop_frames: 60,
+            ..Default::default()
+        },
+    );
+    // Start on the lowest rung (a low first bandwidth estimate), then switch
+    // to the tallest while playing: a level switch must not stall either.
+    // (Shaka's ABR, timing blocked part requests, climbs slowly by itself.)
+    let config = r#"{"manifest":{"hls":{"sequenceMode":true}},"abr":{"defaultBandwidthEstimate":200000,"useNetworkInformation":false}}"#;
+    let result = assert_shaka_plays(&server, "ladder", 30, config, &[("PLAYER_SWITCH_AT", "12")]);
+    let heights: Vec<u64> = result["levelSwitches"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+        .unwrap_or_default();
+    assert!(
+        heights.first() == Some(&180) && heights.iter().any(|&h| h > 180),
+        "Shaka did not play the lowest rung, then the tallest: {result}"
+    );
+    assert_eq!(
+        result["shaka"]["height"], 360,
+        "the tallest rung is on screen at the end: {result}"
+    );
+    assert_eq!(
+        result["levels"].as_array().map(|l| l.len()),
+        Some(3),
+        "Shaka should see the three rungs: {result}"
+    );
+    assert_eq!(result["audioTracks"], 1, "one audio rendition: {result}");
+}
+
+#[test]
+fn shaka_plays_a_passthrough_stream_without_a_stall() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("[transcode]\nenabled = false\n");
+    let _p = Publisher::start(&server.rtmp_url("source"), Publish::default());
+    assert_shaka_plays(&server, "source", 30, SEQUENCE_MODE, &[]);
+}
+
+#[test]
+fn shaka_with_its_defaults_plays_a_ladder_whose_every_part_is_independent() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&format!("[transcode]\nkeyframe_interval = 0.2\n{LADDER}"));
+    let _p = Publisher::start(
+        &server.rtmp_url("keyed"),
+        Publish {
+            size: "640x360",
+            bitrate: "1000k",
+            gop_frames: 60,
+            ..Default::default()
+        },
+    );
+    // Every part of every rung starts with an IDR.
+    let m = wait_rendition(&server, "keyed", "360p", 3, Duration::from_secs(60));
+    assert!(
+        m.parts.iter().all(|(_, _, independent)| *independent),
+        "{}",
+        m.text
+    );
+    assert_shaka_plays(&server, "keyed", 30, "", &[]);
+}
