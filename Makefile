@@ -72,6 +72,7 @@ bench: deps-bench
 	bash benches/ladder.sh
 	STARTS=8 bash benches/player_latency.sh
 	CASTLINE_NICE=-10 STARTS=8 bash benches/player_latency.sh
+	bash benches/player_qoe.sh
 
 lint:
 	$(CARGO) fmt --check

@@ -365,7 +365,7 @@ impl Metrics {
         registry.register("segments", "Segments completed", m.segments.clone());
         registry.register(
             "segments_over_target",
-            "Segments longer than the target duration allows (source GOP too long)",
+            "Segments longer than TARGETDURATION: a rendition missed a cut (should stay 0)",
             m.segments_over_target.clone(),
         );
         registry.register(

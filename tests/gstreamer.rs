@@ -160,3 +160,59 @@ fn gstreamer_publishes_without_timeline_holes_and_its_eos_ends_the_stream_at_onc
         );
     }
 }
+
+/// GStreamer as a new user would run it at 720p (issue 28): x264enc with
+/// zerolatency (no B-frames, so nothing sends its video ahead of its time),
+/// live sources whose frame times jitter, flvmux, 1,024-sample AAC; the
+/// default ladder (720p, 480p, 360p) on this 2-core machine, which GStreamer's
+/// own 720p encode keeps busy. Before, a cut the audio reached first never
+/// reached the rungs: segments of 2-7 s under TARGETDURATION 1, video MSNs
+/// skipped while the audio's went on.
+#[test]
+fn gstreamer_at_720p_keeps_one_timeline_across_the_ladder() {
+    let server = Server::start("[ingest]\nreconnect_grace = 10.0\n");
+    let seconds = 15;
+    let video_buffers = format!("num-buffers={}", seconds * 30);
+    let audio_buffers = format!("num-buffers={}", seconds * 48_000 / 1024);
+    let location = format!("location={}", server.rtmp_url("gst720"));
+    let status = Command::new("gst-launch-1.0")
+        .args(["-q", "-e", "videotestsrc", "is-live=true", "pattern=smpte"])
+        .args([&video_buffers, "!"])
+        .args([
+            "video/x-raw,width=1280,height=720,framerate=30/1,format=I420",
+            "!",
+            "timeoverlay",
+            "!",
+        ])
+        .args([
+            "x264enc",
+            "tune=zerolatency",
+            "speed-preset=veryfast",
+            "bitrate=2500",
+            "key-int-max=60",
+            "!",
+            "h264parse",
+            "!",
+        ])
+        .args(["flvmux", "name=m", "streamable=true", "!", "rtmp2sink"])
+        .arg(&location)
+        .args(["audiotestsrc", "is-live=true", "wave=sine", "freq=440"])
+        .arg(&audio_buffers)
+        .args(["!", "audio/x-raw,rate=48000,channels=2", "!"])
+        .args(["voaacenc", "bitrate=128000", "!", "aacparse", "!", "m."])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run gst-launch-1.0");
+    assert!(status.success(), "gst-launch-1.0 failed: {status}");
+    let names = ["720p", "480p", "360p", "audio"];
+    let ms: Vec<Media> = names
+        .iter()
+        .map(|r| wait_for_endlist(&server, &format!("/live/gst720/{r}/index.m3u8")))
+        .collect();
+    let named: Vec<(&str, &Media)> = names.iter().copied().zip(&ms).collect();
+    let common = assert_one_timeline(&named, 1.0 / 30.0);
+    assert!(common >= 10, "{common} segments in every rendition");
+    for (name, m) in &named[..3] {
+        assert_eq!(m.target_duration, 1.0, "{name}: {}", m.text);
+    }
+}

@@ -1133,3 +1133,70 @@ fn the_scale_graph_feeds_every_rung_at_its_size_across_a_resolution_change() {
         "the graph refused frames"
     );
 }
+
+/// DESIGN.md's one timeline from the start, across a reconnect, to the end:
+/// every rendition (audio included) lists the same MSNs with the same
+/// PROGRAM-DATE-TIME and one DISCONTINUITY at the same MSN, and the dates
+/// after it jump by the outage in every rendition alike. Before, the video
+/// renditions' dates carried on from the last segment while the audio's
+/// jumped to the wall clock (2.8 to 7.2 s apart after real OBS reconnects),
+/// and the audio could list a last segment the video renditions did not.
+#[test]
+fn every_rendition_keeps_one_timeline_across_a_reconnect_and_the_end() {
+    let server = Server::start(&format!("[ingest]\nreconnect_grace = 15.0\n{SMALL_LADDER}"));
+    let mut first = Publisher::start(
+        &server.rtmp_url("again"),
+        Publish {
+            size: "640x480",
+            ..Default::default()
+        },
+    );
+    wait_rendition(&server, "again", "240p", 4, Duration::from_secs(60));
+    first.kill(); // a network drop: no unpublish
+    std::thread::sleep(Duration::from_secs(3));
+    let second = Publisher::start(
+        &server.rtmp_url("again"),
+        Publish {
+            size: "640x480",
+            seconds: 8,
+            ..Default::default()
+        },
+    );
+    let (ok, err) = second.wait(Duration::from_secs(60));
+    assert!(ok, "ffmpeg failed: {err}");
+    let names = ["360p", "240p", "audio"];
+    let ms: Vec<Media> = names
+        .iter()
+        .map(|r| wait_for_endlist(&server, &format!("/live/again/{r}/index.m3u8")))
+        .collect();
+    let named: Vec<(&str, &Media)> = names.iter().copied().zip(&ms).collect();
+    assert!(assert_one_timeline(&named, 1.0 / 30.0) >= 8);
+    for (name, m) in &named {
+        assert_eq!(m.discontinuity_msns.len(), 1, "{name}:\n{}", m.text);
+        // Every MSN of the session to its end, in every rendition.
+        assert_eq!(
+            m.segments.last().map(|(u, _)| msn_of(u)),
+            ms[0].segments.last().map(|(u, _)| msn_of(u)),
+            "{name} ends on another MSN:\n{}\n{}",
+            m.text,
+            ms[0].text
+        );
+    }
+    // The dates jump by the outage (3 s and ffmpeg's start), alike everywhere.
+    let at = ms[0].discontinuity_msns[0];
+    for (name, m) in &named {
+        let dates = implied_dates(m);
+        let before = m
+            .segments
+            .iter()
+            .find(|(u, _)| msn_of(u) == at - 1)
+            .map(|(_, d)| dates[&(at - 1)] + d)
+            .expect("the segment before the reconnect");
+        let jump = dates[&at] - before;
+        assert!(
+            jump > 2.5 && jump < 15.0,
+            "{name}: dates jump {jump} s:\n{}",
+            m.text
+        );
+    }
+}

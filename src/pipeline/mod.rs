@@ -11,6 +11,7 @@
 
 mod lag;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -28,7 +29,7 @@ use crate::package::packager::{self, Input, PackagerConfig, RenditionPackager};
 use crate::store::{Store, StreamEntry};
 use crate::transcode::encoder::{Backend, Presets};
 use crate::transcode::plan;
-use crate::transcode::schedule::{CutMode, CutSchedule};
+use crate::transcode::schedule::{Cut, CutMode, CutSchedule};
 use crate::transcode::worker::{FramePath, Job, RungTarget, Transcoder};
 
 /// The passthrough video rendition's name in URLs.
@@ -193,7 +194,26 @@ struct Stream {
     metrics: Arc<Metrics>,
     /// Said once per stream: its keyframes are too far apart.
     told_long_gop: bool,
+    /// Audio from a cut only the audio has reached (the publisher sends its
+    /// audio ahead of its video): held until the video gets there, so the
+    /// audio never lists a segment the video renditions will not have; dropped
+    /// if the session ends first. At most [`HELD_AUDIO`] frames.
+    held: VecDeque<HeldAudio>,
+    /// Said once per stream: the video fell too far behind the audio.
+    told_audio_ahead: bool,
 }
+
+/// An audio frame on its way to the audio rendition.
+struct HeldAudio {
+    au: AccessUnit,
+    opens: Option<Cut>,
+    /// The schedule already knows the next frame opens a segment.
+    cut_follows: bool,
+}
+
+/// Audio frames held while the video catches up with a cut (about 5.5 s at
+/// 48 kHz): past it the video is not coming, and the audio goes on alone.
+const HELD_AUDIO: usize = 256;
 
 impl Stream {
     /// Plan the renditions for the first tracks and start them.
@@ -334,6 +354,8 @@ impl Stream {
             entry,
             metrics,
             told_long_gop: false,
+            held: VecDeque::new(),
+            told_audio_ahead: false,
         }
     }
 
@@ -353,7 +375,11 @@ impl Stream {
     /// New tracks (a reconnect, or a new sequence header): timestamps start
     /// over, so the next frame opens a new segment behind a discontinuity.
     async fn tracks(&mut self, info: Arc<MediaInfo>) -> bool {
+        let unused = self.drop_held_audio();
         self.schedule.new_session();
+        if let Some(msn) = unused {
+            self.schedule.take_back(msn);
+        }
         self.audio_rate = info.timescale(TrackKind::Audio);
         let mut ok = true;
         if let (Some(tx), Some(a)) = (&self.audio, info.audio_only()) {
@@ -393,29 +419,88 @@ impl Stream {
                 if let Some(t) = &self.transcoder {
                     ok &= t.send(Job::Packet(au, cut)).await;
                 }
+                // The video may have reached the cut the held audio waits for.
+                while self
+                    .held
+                    .front()
+                    .is_some_and(|f| f.opens.is_none_or(|c| self.schedule.video_reached(c.msn)))
+                {
+                    if let Some(f) = self.held.pop_front() {
+                        ok &= self.send_audio(f).await;
+                    }
+                }
                 ok
             }
             TrackKind::Audio => {
                 let at = rescale(au.pts, self.audio_rate, VIDEO_TIMESCALE);
-                let opens = self.schedule.audio(at, wall).map(|c| c.segment());
-                let Some(tx) = &self.audio else {
+                let opens = self.schedule.audio(at, wall);
+                if self.audio.is_none() {
                     return true;
-                };
+                }
                 // AAC frames are 1024 samples: where the next one is presented is known.
                 let next = rescale(au.pts + SAMPLES_PER_FRAME, self.audio_rate, VIDEO_TIMESCALE);
-                let mut ok = tx.send(Input::Media(au, opens)).await.is_ok();
-                if self.schedule.audio_cut_before(next) {
-                    ok &= tx.send(Input::CutFollows).await.is_ok();
+                let frame = HeldAudio {
+                    au,
+                    opens,
+                    cut_follows: self.schedule.audio_cut_before(next),
+                };
+                let ahead = opens.is_some_and(|c| !self.schedule.video_reached(c.msn));
+                if !ahead && self.held.is_empty() {
+                    return self.send_audio(frame).await;
                 }
+                let mut ok = true;
+                if self.held.len() >= HELD_AUDIO {
+                    if !std::mem::replace(&mut self.told_audio_ahead, true) {
+                        tracing::warn!(stream = %self.name, "the video is more than 5 s behind the audio: the audio goes on alone (its segments may not match the video's)");
+                    }
+                    if let Some(f) = self.held.pop_front() {
+                        ok &= self.send_audio(f).await;
+                    }
+                }
+                self.held.push_back(frame);
                 ok
             }
         }
     }
 
+    /// Hand one audio frame to the audio rendition.
+    async fn send_audio(&self, f: HeldAudio) -> bool {
+        let Some(tx) = &self.audio else {
+            return true;
+        };
+        let mut ok = tx
+            .send(Input::Media(f.au, f.opens.map(|c| c.segment())))
+            .await
+            .is_ok();
+        if f.cut_follows {
+            ok &= tx.send(Input::CutFollows).await.is_ok();
+        }
+        ok
+    }
+
+    /// The session ended with audio held at a cut the video never reached:
+    /// drop it. Returns the first such cut's MSN (no rendition used it).
+    fn drop_held_audio(&mut self) -> Option<u64> {
+        let unused = self
+            .held
+            .iter()
+            .find_map(|f| f.opens.filter(|c| !self.schedule.video_reached(c.msn)))
+            .map(|c| c.msn);
+        if !self.held.is_empty() {
+            tracing::debug!(stream = %self.name, frames = self.held.len(), "audio past the video's last cut is dropped");
+        }
+        self.held.clear();
+        unused
+    }
+
     /// Input was lost: every rendition closes what it has and resumes at the
     /// next cut, so MSN N still names the same instant everywhere.
     async fn gap(&mut self) -> bool {
+        let unused = self.drop_held_audio();
         self.schedule.restart();
+        if let Some(msn) = unused {
+            self.schedule.take_back(msn);
+        }
         let mut ok = true;
         for tx in self.audio.iter().chain(self.source.iter()) {
             ok &= tx.send(Input::Gap).await.is_ok();
@@ -427,6 +512,7 @@ impl Stream {
     }
 
     async fn end(mut self) {
+        self.drop_held_audio();
         for tx in self.audio.iter().chain(self.source.iter()) {
             let _ = tx.send(Input::End).await;
         }

@@ -145,6 +145,21 @@ impl CutSchedule {
         self.anchor = None;
     }
 
+    /// Whether the video has reached the cut `msn` (or the stream has no
+    /// video to wait for): until then, only the audio has opened it.
+    pub fn video_reached(&self, msn: u64) -> bool {
+        !self.has_video || !self.video_pending.iter().any(|c| c.msn == msn)
+    }
+
+    /// The cut `msn` and any after it opened nothing in any rendition (the
+    /// audio that reached them was held back and is dropped, the video never
+    /// got there): their numbers go to the next cuts instead, so no MSN is
+    /// skipped. Call right after [`CutSchedule::restart`] or
+    /// [`CutSchedule::new_session`].
+    pub fn take_back(&mut self, msn: u64) {
+        self.next_msn = self.next_msn.min(msn);
+    }
+
     /// Note the date of a frame presented at `pts`.
     fn seen(&mut self, pts: i64) {
         if let Some(a) = self.anchor {
@@ -578,5 +593,24 @@ mod tests {
         s.new_session();
         let c = s.video(0, true, back + Duration::from_secs(1)).unwrap();
         assert!(c.program_date_time > date(back, 20 * SECOND), "{c:?}");
+    }
+
+    #[test]
+    fn a_cut_only_the_audio_reached_can_be_taken_back_when_the_session_ends() {
+        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
+        s.video(0, true, W);
+        assert_eq!(s.audio(0, W).map(|c| c.msn), Some(0));
+        assert!(s.video_reached(0));
+        // The audio opens cut 1; the video has not got there yet.
+        assert_eq!(s.audio(SECOND + 100, W).map(|c| c.msn), Some(1));
+        assert!(!s.video_reached(1));
+        // The publisher drops before its video reaches 1 s: nobody used MSN
+        // 1, so the new session's first cut takes it.
+        s.new_session();
+        s.take_back(1);
+        assert_eq!(s.video(0, true, W).map(|c| c.msn), Some(1));
+        // An audio-only stream has no video to wait for.
+        let a = CutSchedule::new(CutMode::Interval { every: SECOND }, false);
+        assert!(a.video_reached(7));
     }
 }

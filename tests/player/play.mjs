@@ -67,6 +67,36 @@ function setupFailure(msg) {
   }
 }
 
+// The video element's events, the same for every player page (which defines
+// S, video and stallInfo()): start, stalls after the start (the first 20, with
+// the page's stallInfo()), the time spent stalled, the furthest playhead, errors.
+const VIDEO_EVENTS = `
+  S.stalledMs = 0; S.waitingSince = null;
+  video.addEventListener("playing", function () {
+    S.playingEvents++;
+    if (S.firstPlayingTime === null) { S.firstPlayingTime = video.currentTime; S.startedAt = performance.now() / 1000; }
+    if (S.waitingSince !== null) { S.stalledMs += performance.now() - S.waitingSince; S.waitingSince = null; }
+  });
+  video.addEventListener("waiting", function () {
+    S.waitingEvents++;
+    if (S.firstPlayingTime === null) return;
+    S.stallsAfterStart++;
+    if (S.waitingSince === null) S.waitingSince = performance.now();
+    if (S.stalls.length < 20) {
+      var o = stallInfo();
+      o.t = Math.round(performance.now()) / 1000; o.currentTime = video.currentTime;
+      S.stalls.push(o);
+    }
+  });
+  video.addEventListener("timeupdate", function () {
+    if (video.currentTime > S.maxCurrentTime) S.maxCurrentTime = video.currentTime;
+  });
+  video.addEventListener("error", function () {
+    var e = video.error;
+    S.mediaError = e ? { code: e.code, message: e.message } : { code: null };
+  });
+`;
+
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>castline player check</title></head>
 <body>
@@ -108,31 +138,16 @@ const PAGE = `<!doctype html>
   var src = new URLSearchParams(location.search).get("src");
   var video = document.getElementById("v");
   video.muted = true;
-  video.addEventListener("playing", function () {
-    S.playingEvents++;
-    if (S.firstPlayingTime === null) { S.firstPlayingTime = video.currentTime; S.startedAt = performance.now() / 1000; }
-  });
-  video.addEventListener("waiting", function () {
-    S.waitingEvents++;
-    if (S.firstPlayingTime !== null) S.stallsAfterStart++;
-    // Where each stall after the start happened (the first 20): page time, playhead, and
-    // how much was buffered ahead of it, for diagnosing what ran dry.
-    if (S.firstPlayingTime !== null && S.stalls.length < 20) {
-      var ahead = null, b = video.buffered;
-      for (var i = 0; i < b.length; i++) {
-        if (b.start(i) <= video.currentTime + 0.05 && video.currentTime <= b.end(i)) ahead = b.end(i) - video.currentTime;
-      }
-      S.stalls.push({ t: Math.round(performance.now()) / 1000, currentTime: video.currentTime,
-                      bufferedAhead: ahead, latency: window.__hls ? window.__hls.latency : null });
+  // Where each stall after the start happened: how much was buffered ahead
+  // of the playhead, and hls.js's latency then.
+  function stallInfo() {
+    var ahead = null, b = video.buffered;
+    for (var i = 0; i < b.length; i++) {
+      if (b.start(i) <= video.currentTime + 0.05 && video.currentTime <= b.end(i)) ahead = b.end(i) - video.currentTime;
     }
-  });
-  video.addEventListener("timeupdate", function () {
-    if (video.currentTime > S.maxCurrentTime) S.maxCurrentTime = video.currentTime;
-  });
-  video.addEventListener("error", function () {
-    var e = video.error;
-    S.mediaError = e ? { code: e.code, message: e.message } : { code: null };
-  });
+    return { bufferedAhead: ahead, latency: window.__hls ? window.__hls.latency : null };
+  }
+  ${VIDEO_EVENTS}
   if (!window.Hls || !Hls.isSupported()) {
     S.fatalErrors.push({ type: "setup", details: window.Hls ? "Hls.isSupported() == false" : "hls.js not loaded", fatal: true });
     return;
@@ -226,24 +241,9 @@ const SHAKA_PAGE = `<!doctype html>
     var b = player.getBufferedInfo();
     return { audio: ranges(b.audio), video: ranges(b.video) };
   }
-  video.addEventListener("playing", function () {
-    S.playingEvents++;
-    if (S.firstPlayingTime === null) { S.firstPlayingTime = video.currentTime; S.startedAt = performance.now() / 1000; }
-  });
-  video.addEventListener("waiting", function () {
-    S.waitingEvents++;
-    if (S.firstPlayingTime !== null) S.stallsAfterStart++;
-    if (S.firstPlayingTime !== null && S.stalls.length < 20) {
-      S.stalls.push({ t: Math.round(performance.now()) / 1000, currentTime: video.currentTime, buffered: buffers() });
-    }
-  });
-  video.addEventListener("timeupdate", function () {
-    if (video.currentTime > S.maxCurrentTime) S.maxCurrentTime = video.currentTime;
-  });
-  video.addEventListener("error", function () {
-    var e = video.error;
-    S.mediaError = e ? { code: e.code, message: e.message } : { code: null };
-  });
+  // Where each stall after the start happened: the ranges in each SourceBuffer.
+  function stallInfo() { return { buffered: buffers() }; }
+  ${VIDEO_EVENTS}
   if (!window.shaka) { S.fatalErrors.push({ type: "setup", details: "shaka not loaded", fatal: true }); return; }
   shaka.polyfill.installAll();
   if (new URLSearchParams(location.search).get("debug") !== null && shaka.log && shaka.log.setLevel) {
@@ -361,7 +361,11 @@ function snapshotInPage() {
     // Wall clock minus the EXT-X-PROGRAM-DATE-TIME of the frame on screen
     // (castline anchors PDT at the first frame's arrival): the delay behind
     // the publisher, which hls.js's own latency (edge-relative) cannot see.
-    pdtLatency: h && h.playingDate ? num((Date.now() - h.playingDate.getTime()) / 1000) : null,
+    pdtLatency: h && h.playingDate ? num((Date.now() - h.playingDate.getTime()) / 1000)
+      : window.__shaka && window.__shaka.getPlayheadTimeAsDate() ? num((Date.now() - window.__shaka.getPlayheadTimeAsDate().getTime()) / 1000) : null,
+    // Time stalled after the start, a stall still going on included.
+    stalledSeconds: S.firstPlayingTime === null ? 0 : ((S.stalledMs || 0) + (S.waitingSince !== null && S.waitingSince !== undefined ? performance.now() - S.waitingSince : 0)) / 1000,
+    pageSeconds: performance.now() / 1000,
     shaka: window.__shakaSnap ? window.__shakaSnap() : null,
   };
 }
@@ -436,10 +440,13 @@ async function main() {
   // Poll once a second (also gives a progress trace on stderr).
   const deadline = t0 + seconds * 1000;
   let snap = null;
+  // Wall clock minus the playhead's PROGRAM-DATE-TIME, once a second after the start.
+  const behindSamples = [];
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
     snap = await page.evaluate(snapshotInPage);
     const S = snap.S;
+    if (S.firstPlayingTime !== null && snap.pdtLatency != null) behindSamples.push(Math.round(snap.pdtLatency * 1000) / 1000);
     process.stderr.write(
       `t=${((Date.now() - t0) / 1000).toFixed(1)}s ct=${snap.currentTime.toFixed(2)} rs=${snap.readyState}` +
       ` paused=${snap.paused} frags=${S.fragsLoaded} parts=${S.partsLoaded}` +
@@ -500,6 +507,11 @@ async function main() {
       buffered: snap.shaka.buffered,
     } : null,
     startupSeconds: S.startedAt == null ? null : round(S.startedAt),
+    // Behind the publisher (wall clock - PDT of the playhead), sampled once a second.
+    behindSamples,
+    stalledSeconds: round(snap.stalledSeconds),
+    // Time stalled over time since the start.
+    rebufferRatio: S.startedAt == null ? null : round(snap.stalledSeconds / Math.max(0.001, snap.pageSeconds - S.startedAt)),
   };
   printed = true;
   process.stdout.write(JSON.stringify(result) + "\n");
