@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
         let text = render(&pl, &reports, Form::Full);
         // As the packager does: the thread's compressor, reused.
         g.bench_function(format!("gzip_full_{name}"), |b| {
-            b.iter(|| castline::package::playlist::gzip(text.as_bytes()))
+            b.iter(|| castline::gzip::gzip(text.as_bytes()))
         });
     }
     g.finish();

@@ -122,7 +122,11 @@ impl App {
             },
             dvr_window: Config::duration(cfg.hls.dvr_window),
             vod_keep: Config::duration(cfg.hls.vod_keep),
-            target_duration: None,
+            // Set per stream by its cut schedule (pipeline::Stream::build).
+            target_duration: Config::duration(cfg.hls.segment_duration)
+                .as_secs_f64()
+                .ceil()
+                .max(1.0) as u32,
         };
         let ladder = if cfg.transcode.enabled {
             Some(Self::ladder(&cfg, &metrics)?)
@@ -419,7 +423,7 @@ impl App {
             tracing::info!("transcode.gpu_frames = false: frames are decoded and scaled on the CPU and uploaded by NVENC");
             return FramePath::Cpu;
         }
-        match transcode::gpu::open() {
+        match transcode::open_gpu_path() {
             Ok(device) => {
                 tracing::info!("GPU frame path: NVDEC decodes, scale_cuda scales every rung, NVENC encodes from GPU memory");
                 FramePath::Cuda(Arc::new(device))
@@ -534,7 +538,7 @@ mod tests {
 
     #[test]
     fn without_a_cuda_device_an_nvenc_ladder_decodes_and_scales_on_the_cpu() {
-        // The real probe: transcode::gpu::open fails here, as on a node whose
+        // The real probe: transcode::open_gpu_path fails here, as on a node whose
         // GPU has NVENC but whose CUDA device cannot open.
         if encoder::nvidia_device_present() {
             eprintln!("an NVIDIA device is present: this check is for machines without one");

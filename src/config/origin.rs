@@ -147,7 +147,7 @@ impl OriginConfig {
         }
         let mut seen = std::collections::HashSet::new();
         for c in &self.cdn {
-            if !crate::origin::steering::is_pathway_id(&c.id) {
+            if !crate::pathway_id::is_valid(&c.id) {
                 return invalid(
                     "origin.cdn.id",
                     format!("{:?}: use 1-32 of A-Z a-z 0-9 . - _", c.id),

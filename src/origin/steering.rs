@@ -27,13 +27,7 @@ pub enum SteeringError {
     UnknownCdn(String),
 }
 
-/// A legal Pathway ID (the spec: characters `[a-zA-Z0-9]`, `.`, `-`, `_`),
-/// at most 32 of them so it can be a metric label.
-pub fn is_pathway_id(s: &str) -> bool {
-    (1..=32).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-}
+use crate::pathway_id::is_valid as is_pathway_id;
 
 /// One CDN as the steering decision sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -23,9 +23,10 @@ pub struct PackagerConfig {
     pub segmenter: SegmenterConfig,
     pub dvr_window: Duration,
     pub vod_keep: Duration,
-    /// TARGETDURATION when the cut schedule fixes it in advance (segments cut
-    /// every `segment_duration`); `None`: learnt from the first segment.
-    pub target_duration: Option<u32>,
+    /// TARGETDURATION, fixed before the first frame by the stream's cut
+    /// schedule (the segment duration rounded up with cuts on the clock,
+    /// the longest a segment may get with keyframe cuts); it never changes.
+    pub target_duration: u32,
 }
 
 /// What a rendition packager consumes, whoever produces it (the stream's
@@ -55,8 +56,6 @@ pub struct RenditionPackager {
     rendition: Arc<Rendition>,
     segmenter: Segmenter,
     playlist: MediaPlaylist,
-    /// Unknown until the first segment completes (it must never change after).
-    target_duration: Option<u32>,
     info: Option<Arc<MediaInfo>>,
     stats: BitrateStats,
     metrics: Arc<Metrics>,
@@ -97,13 +96,12 @@ impl RenditionPackager {
             segmenter: Segmenter::new(cfg.segmenter),
             playlist: MediaPlaylist::new(
                 stream.epoch().to_string(),
-                cfg.target_duration.unwrap_or(1),
+                cfg.target_duration.max(1),
                 part_target,
             ),
             rendition: stream.rendition(rendition),
             stream,
             cfg,
-            target_duration: cfg.target_duration,
             info: None,
             stats: BitrateStats::default(),
             metrics,
@@ -219,17 +217,7 @@ impl RenditionPackager {
                     seg.duration = Some(duration);
                 }
                 self.segment_stats(duration, frames);
-                let td = *self.target_duration.get_or_insert_with(|| {
-                    let target = self
-                        .cfg
-                        .segmenter
-                        .segment_target
-                        .as_secs_f64()
-                        .round()
-                        .max(1.0);
-                    target.max(duration.round()) as u32
-                });
-                self.playlist.target_duration = td;
+                let td = self.playlist.target_duration;
                 if duration.round() > td as f64 {
                     self.metrics.segments_over_target.inc();
                     // The schedule opens a segment at least every TARGETDURATION
@@ -246,7 +234,7 @@ impl RenditionPackager {
                     );
                 }
                 self.playlist.trim(self.cfg.dvr_window.as_secs_f64());
-                let pressure = self.within_budget();
+                let pressure = self.enforce_budgets();
                 self.playlist.preload_hint = Some(self.segmenter.next_part());
                 let playlists = self.render(SnapshotKey::Segment(msn));
                 self.rendition.apply(Update {
@@ -270,7 +258,7 @@ impl RenditionPackager {
     /// leaves the playlist at each segment end (so the window shrinks while
     /// the budget is exceeded and grows back below it), and what is unlisted
     /// is freed at once. Returns whether a budget is exceeded.
-    fn within_budget(&mut self) -> bool {
+    fn enforce_budgets(&mut self) -> bool {
         if let Some((name, epoch)) = self.stream.disk_pressure() {
             self.metrics
                 .vod_evictions
@@ -324,7 +312,7 @@ impl RenditionPackager {
     }
 
     fn base_update(&self) -> Update {
-        let target_duration = Duration::from_secs(self.target_duration.unwrap_or(1) as u64);
+        let target_duration = Duration::from_secs(self.playlist.target_duration as u64);
         Update {
             first_msn: self.playlist.media_sequence(),
             // The window can run one segment over before it is trimmed.
@@ -335,8 +323,6 @@ impl RenditionPackager {
     }
 
     fn render(&self, key: SnapshotKey) -> Option<(SnapshotKey, Playlists)> {
-        // No playlist before the target duration is known.
-        self.target_duration?;
         let reports: Vec<RenditionReport> = self
             .stream
             .renditions()
@@ -357,8 +343,8 @@ impl RenditionPackager {
         Some((
             key,
             Playlists {
-                full_gzip: playlist::gzip(&full),
-                delta_gzip: playlist::gzip(&delta),
+                full_gzip: crate::gzip::gzip(&full),
+                delta_gzip: crate::gzip::gzip(&delta),
                 full,
                 delta,
             },
@@ -446,7 +432,7 @@ mod tests {
             },
             dvr_window: Duration::from_secs(60),
             vod_keep: Duration::ZERO,
-            target_duration: Some(1),
+            target_duration: 1,
         }
     }
 

@@ -305,10 +305,10 @@ impl Stream {
         // cuts) the longest a segment may get: a cut past it comes at most a
         // frame late, and EXTINF rounds to at most this.
         let mut pcfg = cfg.packager;
-        pcfg.target_duration = Some(match mode {
+        pcfg.target_duration = match mode {
             CutMode::Interval { .. } => cfg.segment_duration.as_secs_f64().ceil().max(1.0) as u32,
             CutMode::Keyframes { .. } => max_secs.round().max(1.0) as u32,
-        });
+        };
 
         let mut video_names: Vec<String> = rungs.iter().map(|(n, _)| n.clone()).collect();
         if passthrough {

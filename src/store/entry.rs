@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use super::catalog::Multivariant;
 use super::{Budget, Disk, Pressure, Rendition, Store};
-use crate::package::multivariant::Multivariant;
 
 /// All renditions of one stream, and its multivariant playlist.
 pub struct StreamEntry {

@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use super::catalog::Multivariant;
 use super::{Budget, Disk, Rendition, Store, StreamEntry};
-use crate::package::multivariant::Multivariant;
 
 use super::rendition::RenditionRecord;
 

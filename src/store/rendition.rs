@@ -521,8 +521,8 @@ impl Rendition {
         let full = Bytes::from(std::fs::read(dir.join(PLAYLIST))?);
         let delta = Bytes::from(std::fs::read(dir.join(DELTA))?);
         st.latest = Some(Playlists {
-            full_gzip: crate::package::playlist::gzip(&full),
-            delta_gzip: crate::package::playlist::gzip(&delta),
+            full_gzip: crate::gzip::gzip(&full),
+            delta_gzip: crate::gzip::gzip(&delta),
             full,
             delta,
         });

@@ -9,8 +9,6 @@
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::ffi;
 
-use super::graph::{check_filters, Scaler};
-
 /// A CUDA device context, opened once at start and shared by every stream
 /// (decoders, graphs and encoders each take their own reference).
 pub struct CudaDevice(*mut ffi::AVBufferRef);
@@ -110,18 +108,6 @@ unsafe extern "C" fn pick_cuda(
     ffi::avcodec_default_get_format(ctx, formats)
 }
 
-/// Whether the GPU frame path can run here: a CUDA device opens and FFmpeg
-/// has the graph's filters. On success, the device to share.
-pub fn open() -> Result<CudaDevice, String> {
-    check_filters(Scaler::Cuda).map_err(|e| e.to_string())?;
-    CudaDevice::open()
-}
-
-/// [`open`], for `castline probe`.
-pub fn probe() -> Result<(), String> {
-    open().map(drop)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +118,7 @@ mod tests {
             return; // a GPU machine: the probe may well succeed
         }
         ffmpeg::init().unwrap();
-        let e = probe().unwrap_err();
+        let e = crate::transcode::open_gpu_path().map(drop).unwrap_err();
         assert!(e.contains("CUDA"), "{e}");
     }
 }

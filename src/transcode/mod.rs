@@ -6,7 +6,7 @@
 //!   rendition of a stream (pure).
 //! - [`encoder`]: the x264 and NVENC backends, their option mapping (pure),
 //!   the start-up probe and the backend choice.
-//! - [`gpu`]: the GPU frame path's CUDA device, NVDEC setup and probe.
+//! - [`gpu`]: the GPU frame path's CUDA device and NVDEC setup.
 //! - [`graph`]: one libavfilter graph per stream scaling to every rung
 //!   (`scale_cuda` on the GPU frame path).
 //! - [`worker`]: the decode and encode threads of one stream.
@@ -20,6 +20,14 @@ pub mod schedule;
 pub mod worker;
 
 use ffmpeg_next as ffmpeg;
+
+/// Whether the GPU frame path can run here: a CUDA device opens
+/// ([`gpu`]) and FFmpeg has the scale graph's filters ([`graph`]). On
+/// success, the device to share.
+pub fn open_gpu_path() -> Result<gpu::CudaDevice, String> {
+    graph::check_filters(graph::Scaler::Cuda).map_err(|e| e.to_string())?;
+    gpu::CudaDevice::open()
+}
 
 /// Initialise FFmpeg once: only errors reach the log (libx264 would
 /// otherwise print its statistics for every closed encoder).
@@ -42,7 +50,7 @@ pub fn probe_report() -> Vec<String> {
             Err(e) => format!("{:<6} ({}): unavailable: {e}", b.label(), b.codec_name()),
         })
         .collect();
-    lines.push(match gpu::probe() {
+    lines.push(match open_gpu_path().map(drop) {
         Ok(()) => "cuda   (NVDEC + scale_cuda): works: with NVENC, frames stay on the GPU".into(),
         Err(e) => format!("cuda   (NVDEC + scale_cuda): unavailable: {e}"),
     });

@@ -13,11 +13,19 @@ use tokio::sync::mpsc;
 
 use super::encoder::{Backend, EncoderSettings};
 use super::plan::{FrameRateCap, Rung};
-use super::worker::{take_by_pts, LOOKUP};
 use crate::media::{annexb, AccessUnit, AvcConfig, MediaInfo, TrackKind};
 use crate::metrics::Metrics;
 use crate::package::packager::Input;
 use crate::package::segmenter::SegmentCut;
+
+/// Bound on the small per-thread lookup queues (cuts, arrival times).
+pub(super) const LOOKUP: usize = 256;
+
+/// What was kept for the frame or packet of `pts`, taken out of `q`.
+pub(super) fn take_by_pts<T>(q: &mut VecDeque<(i64, T)>, pts: i64) -> Option<T> {
+    let i = q.iter().position(|(p, _)| *p == pts)?;
+    q.remove(i).map(|(_, t)| t)
+}
 
 /// What the decode thread sends each rung.
 pub(super) enum RungJob {

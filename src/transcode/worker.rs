@@ -17,7 +17,7 @@ use super::encoder::{open_rung, Backend, EncoderError, FrameInput, Presets};
 use super::gpu::{self, CudaDevice};
 use super::graph::{Output, ScaleGraph, Scaler};
 use super::plan::{FrameRateCap, KeyframeClock, Rung};
-use super::rung::{injected_fault, Fault, FrameTimes, RungJob, RungWorker};
+use super::rung::{injected_fault, take_by_pts, Fault, FrameTimes, RungJob, RungWorker, LOOKUP};
 use super::schedule::Cut;
 use crate::media::{AccessUnit, AvcConfig, MediaInfo, VIDEO_TIMESCALE};
 use crate::metrics::Metrics;
@@ -86,8 +86,6 @@ impl std::fmt::Debug for FramePath {
 const DECODE_QUEUE: usize = 64;
 /// Decoded frames waiting for one rung's encoder.
 const RUNG_QUEUE: usize = 4;
-/// Bound on the small per-thread lookup queues (cuts, arrival times).
-pub(super) const LOOKUP: usize = 256;
 
 pub struct Transcoder {
     tx: mpsc::Sender<Job>,
@@ -266,12 +264,6 @@ fn share(frame: &ffmpeg::frame::Video) -> Option<ffmpeg::frame::Video> {
     // to the source's buffers and copies its properties into the empty frame.
     let r = unsafe { ffmpeg::ffi::av_frame_ref(out.as_mut_ptr(), frame.as_ptr()) };
     (r >= 0).then_some(out)
-}
-
-/// What was kept for the frame or packet of `pts`, taken out of `q`.
-pub(super) fn take_by_pts<T>(q: &mut VecDeque<(i64, T)>, pts: i64) -> Option<T> {
-    let i = q.iter().position(|(p, _)| *p == pts)?;
-    q.remove(i).map(|(_, t)| t)
 }
 
 /// The decode thread's scale graph (GPU frame path): one frame in, one
