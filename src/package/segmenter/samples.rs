@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::media::aac::SAMPLES_PER_FRAME;
 use crate::package::boxes::Sample;
 
 /// A frame waiting for its part to close, on the rendition's timeline.
@@ -50,26 +49,6 @@ pub(super) fn to_samples(frames: &[Pending], start: i64, end: i64) -> (Vec<Sampl
         })
         .collect();
     (samples, end)
-}
-
-/// AAC samples: 1024 each unless the next frame says otherwise (a gap).
-pub(super) fn audio_run(frames: &[Pending], following: Option<i64>) -> Vec<Sample> {
-    frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let next = frames.get(i + 1).map(|n| n.dts).or(following);
-            let duration = next.map_or(SAMPLES_PER_FRAME, |n| {
-                (n - f.dts).clamp(1, 4 * SAMPLES_PER_FRAME)
-            });
-            Sample {
-                duration: duration as u32,
-                cts_offset: 0,
-                sync: true,
-                data: f.data.clone(),
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

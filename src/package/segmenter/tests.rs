@@ -41,27 +41,26 @@ fn cfg() -> SegmenterConfig {
     }
 }
 
-/// 30 fps with millisecond timestamps (as RTMP delivers them), IDR every `gop` frames.
-fn run(seg: &mut Segmenter, frames: i64, gop: i64, with_audio: bool) -> Vec<Output> {
+/// 30 fps with millisecond timestamps (as RTMP delivers them), an IDR every
+/// `gop` frames, and the schedule opening a segment at each (numbered from
+/// `first_msn`), as it does for a passthrough rung.
+fn run(seg: &mut Segmenter, frames: i64, gop: i64, first_msn: u64) -> Vec<Output> {
     let mut out = Vec::new();
-    let mut next_audio = 0;
     for i in 0..frames {
         let ms = (i * 1000 + 15) / 30;
-        while with_audio && next_audio * 1024 * 1000 / 48_000 <= ms {
-            out.extend(seg.push(audio(next_audio)).unwrap());
-            next_audio += 1;
-        }
-        out.extend(seg.push(video(ms, i % gop == 0)).unwrap());
+        let key = i % gop == 0;
+        let cut = key.then(|| at(first_msn + (i / gop) as u64));
+        out.extend(seg.push_scheduled(video(ms, key), cut).unwrap());
     }
     out
 }
 
 #[test]
-fn parts_never_exceed_the_target_and_segments_follow_idrs() {
+fn parts_never_exceed_the_target_and_segments_follow_the_cuts() {
     let mut seg = Segmenter::new(cfg());
-    let mut out = seg.set_tracks(info(true, true)).unwrap();
+    let mut out = seg.set_tracks(info(true, false)).unwrap();
     assert!(matches!(out[0], Output::Init { id: 1, .. }));
-    out.extend(run(&mut seg, 30 * 5 + 1, 30, true));
+    out.extend(run(&mut seg, 30 * 5 + 1, 30, 0));
     let parts: Vec<&Part> = out
         .iter()
         .filter_map(|o| {
@@ -105,10 +104,10 @@ fn parts_never_exceed_the_target_and_segments_follow_idrs() {
 }
 
 #[test]
-fn a_two_second_gop_makes_two_second_segments() {
+fn cuts_two_seconds_apart_make_two_second_segments() {
     let mut seg = Segmenter::new(cfg());
     seg.set_tracks(info(true, false)).unwrap();
-    let out = run(&mut seg, 60 * 3 + 1, 60, false);
+    let out = run(&mut seg, 60 * 3 + 1, 60, 0);
     let durations: Vec<f64> = out
         .iter()
         .filter_map(|o| {
@@ -130,7 +129,7 @@ fn a_two_second_gop_makes_two_second_segments() {
 fn a_part_is_complete_when_its_last_frame_arrives() {
     let mut seg = Segmenter::new(cfg());
     seg.set_tracks(info(true, false)).unwrap();
-    let out = run(&mut seg, 6, 30, false);
+    let out = run(&mut seg, 6, 30, 0);
     assert_eq!(
         out.iter().filter(|o| matches!(o, Output::Part(_))).count(),
         1,
@@ -142,14 +141,14 @@ fn a_part_is_complete_when_its_last_frame_arrives() {
 #[test]
 fn reconnect_continues_the_timeline_behind_a_discontinuity() {
     let mut seg = Segmenter::new(cfg());
-    seg.set_tracks(info(true, true)).unwrap();
-    run(&mut seg, 61, 30, true);
-    let out = seg.set_tracks(info(true, true)).unwrap();
+    seg.set_tracks(info(true, false)).unwrap();
+    run(&mut seg, 61, 30, 0);
+    let out = seg.set_tracks(info(true, false)).unwrap();
     assert!(
         out.iter().all(|o| !matches!(o, Output::Init { .. })),
         "same codecs keep the same init"
     );
-    let out = run(&mut seg, 31, 30, true);
+    let out = run(&mut seg, 31, 30, 3);
     let Some(Output::Part(first)) = out.iter().find(|o| matches!(o, Output::Part(_))) else {
         panic!("no part")
     };
@@ -164,12 +163,15 @@ fn reconnect_continues_the_timeline_behind_a_discontinuity() {
 }
 
 #[test]
-fn audio_only_streams_cut_on_audio() {
+fn an_audio_rendition_cuts_where_the_schedule_says() {
     let mut seg = Segmenter::new(cfg());
     seg.set_tracks(info(false, true)).unwrap();
     let mut out = Vec::new();
     for n in 0..200 {
-        out.extend(seg.push(audio(n)).unwrap());
+        // The first frame at or after each whole second (1,024 samples at 48 kHz).
+        let cut = (n == 0 || n * 1024 / 48_000 > (n - 1) * 1024 / 48_000)
+            .then(|| at((n * 1024 / 48_000) as u64));
+        out.extend(seg.push_scheduled(audio(n), cut).unwrap());
     }
     let segs = out
         .iter()
@@ -182,12 +184,18 @@ fn audio_only_streams_cut_on_audio() {
 }
 
 #[test]
-fn frames_before_the_first_keyframe_are_skipped() {
+fn frames_before_the_first_cut_are_skipped() {
     let mut seg = Segmenter::new(cfg());
     seg.set_tracks(info(true, false)).unwrap();
-    assert!(seg.push(video(0, false)).unwrap().is_empty());
+    assert!(seg
+        .push_scheduled(video(0, false), None)
+        .unwrap()
+        .is_empty());
     let out: Vec<Output> = (1..8)
-        .flat_map(|i| seg.push(video(i * 33, i == 1)).unwrap())
+        .flat_map(|i| {
+            seg.push_scheduled(video(i * 33, i == 1), (i == 1).then(|| at(0)))
+                .unwrap()
+        })
         .collect();
     let Some(Output::Part(p)) = out.first() else {
         panic!("expected a part")
@@ -289,7 +297,8 @@ fn parts_leave_no_hole_in_the_timeline_whatever_the_rounding() {
     let out: Vec<Output> = (0..24 * 4 + 1)
         .flat_map(|i| {
             let ms = (i * 1000 + 12) / 24;
-            seg.push(video(ms, i % 24 == 0)).unwrap()
+            let cut = (i % 24 == 0).then(|| at((i / 24) as u64));
+            seg.push_scheduled(video(ms, i % 24 == 0), cut).unwrap()
         })
         .collect();
     let t = timeline(&out);
