@@ -32,9 +32,8 @@ SETTLE="${SETTLE:-4}"
 PLAYERS="${PLAYERS:-hlsjs shaka shaka-seq}"
 CONFIGS="${CONFIGS:-ladder passthrough}"
 cd "$(dirname "$0")/.."
-ROOT="$(pwd)"
-CASTLINE="$ROOT/target/release/castline"
-[[ -x "$CASTLINE" ]] || { echo "run cargo build --release first" >&2; exit 1; }
+[[ -x target/release/castline ]] || { echo "run cargo build --release first" >&2; exit 1; }
+source benches/common.sh
 TMP="$(mktemp -d -t castline-qoe.XXXXXX)"
 PIDS=()
 stop_all() {
@@ -54,24 +53,13 @@ ffmpeg -nostdin -v error -f lavfi -i testsrc2=size=1280x720:rate=30 \
 for CONFIG in $CONFIGS; do
   mkdir -p "$TMP/$CONFIG"
   {
-    echo "[server]"
-    echo "data_dir = \"$TMP/$CONFIG/data\""
     echo "[hls]"
     echo "dvr_window = ${DVR_WINDOW:-10}.0"
     if [[ "$CONFIG" == passthrough ]]; then echo "[transcode]"; echo "enabled = false"; fi
   } >"$TMP/$CONFIG/castline.toml"
-  RUST_LOG=warn "$CASTLINE" serve --config "$TMP/$CONFIG/castline.toml" --rtmp-listen 127.0.0.1:0 \
-    --srt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-    >"$TMP/$CONFIG/out" 2>"$TMP/$CONFIG/err" &
-  PIDS+=($!)
-  RTMP="" HTTP=""
-  for _ in $(seq 1 100); do
-    RTMP="$(sed -n 's/^rtmp listening on //p' "$TMP/$CONFIG/out")"
-    HTTP="$(sed -n 's/^http listening on //p' "$TMP/$CONFIG/out")"
-    [[ -n "$RTMP" && -n "$HTTP" ]] && break
-    sleep 0.1
-  done
-  [[ -n "$HTTP" ]] || { echo "castline did not start" >&2; cat "$TMP/$CONFIG/err" >&2; exit 1; }
+  RUST_LOG=warn start_castline "$TMP/$CONFIG/castline.toml" "$TMP/$CONFIG/data"
+  PIDS+=("$CASTLINE")
+  [[ -n "$HTTP" ]] || { echo "castline did not start" >&2; cat "$TMP/$CONFIG/data.err" >&2; exit 1; }
   ffmpeg -nostdin -v error -re -i "$SRC" -c copy -f flv "rtmp://$RTMP/live/qoe" &
   PIDS+=($!)
   URL="http://$HTTP/live/qoe/index.m3u8"

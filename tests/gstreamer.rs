@@ -210,7 +210,9 @@ fn gstreamer_at_720p_keeps_one_timeline_across_the_ladder() {
         .map(|r| wait_for_endlist(&server, &format!("/live/gst720/{r}/index.m3u8")))
         .collect();
     let named: Vec<(&str, &Media)> = names.iter().copied().zip(&ms).collect();
-    let common = assert_one_timeline(&named, 1.0 / 30.0);
+    // GStreamer's live frame times are 16 to 48 ms apart: a segment opens
+    // with the first frame at or after its cut, up to 48 ms after it.
+    let common = assert_one_timeline(&named, 0.048);
     assert!(common >= 10, "{common} segments in every rendition");
     for (name, m) in &named[..3] {
         assert_eq!(m.target_duration, 1.0, "{name}: {}", m.text);
