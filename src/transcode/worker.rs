@@ -338,6 +338,12 @@ impl DecodeWorker {
         while let Some(job) = rx.blocking_recv() {
             match job {
                 Job::Tracks(info) => {
+                    // What the decoder still holds (B-frame reordering) goes
+                    // out first: a cut already handed to the video must reach
+                    // the rungs, or the audio would list a segment they lack.
+                    if decoder.send_eof().is_ok() {
+                        self.drain(&mut decoder);
+                    }
                     if let Some(v) = info.video.as_ref().filter(|v| **v != self.source) {
                         match open_decoder(v, self.device.as_deref()) {
                             Ok(d) => {
@@ -345,6 +351,7 @@ impl DecodeWorker {
                                 self.source = v.clone();
                             }
                             Err(e) => {
+                                decoder.flush();
                                 tracing::error!(stream = %self.stream, error = %e, "cannot reopen the decoder for the new session")
                             }
                         }
@@ -370,6 +377,9 @@ impl DecodeWorker {
                     }
                 }
                 Job::Gap => {
+                    if decoder.send_eof().is_ok() {
+                        self.drain(&mut decoder);
+                    }
                     decoder.flush();
                     self.restart();
                 }
