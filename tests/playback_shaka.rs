@@ -46,6 +46,10 @@ fn assert_shaka_plays(
 ) -> serde_json::Value {
     let url = server.url(&format!("/live/{stream}/index.m3u8"));
     wait_for(&url, Duration::from_secs(60));
+    // A viewer who comes a few seconds after the stream went live: Shaka
+    // 5.2.12 loading in the stream's first second failed now and then with
+    // "Cannot read properties of undefined (reading 'match')" (not chased).
+    wait_rendition(server, stream, "audio", 3, Duration::from_secs(60));
     let mut env = vec![("PLAYER", "shaka")];
     env.extend_from_slice(more_env);
     if !config.is_empty() {
@@ -70,14 +74,16 @@ fn assert_shaka_plays(
         result["playedSeconds"].as_f64().unwrap_or(0.0) >= seconds as f64 * 0.6,
         "played too little: {result}"
     );
-    let latency = shaka["edgeLatency"].as_f64().unwrap_or(f64::NAN);
+    // Shaka's own live latency (its seek range's end minus the playhead can
+    // be a little below 0: the range ends a presentation delay early).
+    let latency = shaka["liveLatency"].as_f64().unwrap_or(f64::NAN);
     assert!(
-        (0.0..5.0).contains(&latency),
+        latency > 0.0 && latency < 5.0,
         "no live latency reported: {result}"
     );
     eprintln!(
-        "shaka: latency behind the live edge {latency} s, live latency {}, startup {} s, heights played {}",
-        shaka["liveLatency"], result["startupSeconds"], result["levelSwitches"]
+        "shaka: live latency {latency} s, behind the seek range's end {} s, startup {} s, heights played {}",
+        shaka["edgeLatency"], result["startupSeconds"], result["levelSwitches"]
     );
     assert!(ok, "player check failed: {result}");
     result
