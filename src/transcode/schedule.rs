@@ -104,8 +104,12 @@ pub struct CutSchedule {
     video_pending: VecDeque<Cut>,
     /// The session's date clock; none until its first cut.
     anchor: Option<DateAnchor>,
-    /// The latest date any frame has had (a new anchor never goes before it).
+    /// The latest date a frame of an earlier session had (a new anchor
+    /// never goes before it).
     latest: Option<SystemTime>,
+    /// The highest presentation time of this session so far, dated only
+    /// when the session ends (not per frame).
+    max_pts: Option<i64>,
 }
 
 impl CutSchedule {
@@ -122,6 +126,7 @@ impl CutSchedule {
             video_pending: VecDeque::new(),
             anchor: None,
             latest: None,
+            max_pts: None,
         }
     }
 
@@ -142,7 +147,13 @@ impl CutSchedule {
     /// [`CutSchedule::restart`], and the next cut re-anchors the dates.
     pub fn new_session(&mut self) {
         self.restart();
-        self.anchor = None;
+        let (anchor, max_pts) = (self.anchor.take(), self.max_pts.take());
+        if let (Some(a), Some(pts)) = (anchor, max_pts) {
+            let last = a.date(pts);
+            if self.latest.is_none_or(|l| last > l) {
+                self.latest = Some(last);
+            }
+        }
     }
 
     /// Whether the video has reached the cut `msn` (or the stream has no
@@ -160,13 +171,10 @@ impl CutSchedule {
         self.next_msn = self.next_msn.min(msn);
     }
 
-    /// Note the date of a frame presented at `pts`.
+    /// Note a frame presented at `pts`.
     fn seen(&mut self, pts: i64) {
-        if let Some(a) = self.anchor {
-            let d = a.date(pts);
-            if self.latest.is_none_or(|l| d > l) {
-                self.latest = Some(d);
-            }
+        if self.max_pts.is_none_or(|m| pts > m) {
+            self.max_pts = Some(pts);
         }
     }
 
