@@ -42,6 +42,7 @@ fn playlist(segments: u64) -> MediaPlaylist {
                 .map(|i| PartEntry {
                     duration: 0.2,
                     independent: i == 0,
+                    size: 14_000,
                 })
                 .collect(),
             duration: Some(1.0),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quality of experience per player and per config: several fresh starts of hls.js and
 # Shaka Player (headless Chromium) on one live stream, on the default ladder and on
-# passthrough.
+# passthrough, each with parts as their own files (the default) and as byte ranges of
+# their segment (`hls.part_addressing = "byteranges"`, configs `*-byteranges`).
 #
 # A real-time RTMP publish of a 720p30 source (x264 -bf 2, 2 s GOP, AAC), encoded once
 # to a file as long as the run and copied out, so no encoder shares the machine with
@@ -21,7 +22,7 @@
 # start), over all starts.
 #
 # Usage: benches/player_qoe.sh   (STARTS=3 PLAY_SECONDS=30 SETTLE=4 PLAYERS="hlsjs shaka shaka-seq"
-#                                 CONFIGS="ladder passthrough")
+#                                 CONFIGS="ladder passthrough ladder-byteranges passthrough-byteranges")
 # Needs: target/release/castline (cargo build --release), ffmpeg, node + tests/player deps,
 # chromium, curl, python3.
 set -euo pipefail
@@ -30,7 +31,7 @@ STARTS="${STARTS:-3}"
 PLAY="${PLAY_SECONDS:-30}"
 SETTLE="${SETTLE:-4}"
 PLAYERS="${PLAYERS:-hlsjs shaka shaka-seq}"
-CONFIGS="${CONFIGS:-ladder passthrough}"
+CONFIGS="${CONFIGS:-ladder passthrough ladder-byteranges passthrough-byteranges}"
 cd "$(dirname "$0")/.."
 [[ -x target/release/castline ]] || { echo "run cargo build --release first" >&2; exit 1; }
 source benches/common.sh
@@ -55,7 +56,8 @@ for CONFIG in $CONFIGS; do
   {
     echo "[hls]"
     echo "dvr_window = ${DVR_WINDOW:-10}.0"
-    if [[ "$CONFIG" == passthrough ]]; then echo "[transcode]"; echo "enabled = false"; fi
+    if [[ "$CONFIG" == *byteranges ]]; then echo 'part_addressing = "byteranges"'; fi
+    if [[ "$CONFIG" == passthrough* ]]; then echo "[transcode]"; echo "enabled = false"; fi
   } >"$TMP/$CONFIG/castline.toml"
   RUST_LOG=warn start_castline "$TMP/$CONFIG/castline.toml" "$TMP/$CONFIG/data"
   PIDS+=("$CASTLINE")

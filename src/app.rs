@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::metrics::{BackendLabel, FramePathLabel};
 use crate::origin::steering::Cdns;
 use crate::package::packager::PackagerConfig;
+use crate::package::playlist::PartAddressing;
 use crate::package::segmenter::SegmenterConfig;
 use crate::pipeline::{self, LadderConfig, PipelineConfig};
 use crate::store::Store;
@@ -127,6 +128,10 @@ impl App {
                 .as_secs_f64()
                 .ceil()
                 .max(1.0) as u32,
+            part_addressing: match cfg.hls.part_addressing {
+                crate::config::PartAddressing::Files => PartAddressing::Files,
+                crate::config::PartAddressing::ByteRanges => PartAddressing::ByteRanges,
+            },
         };
         let ladder = if cfg.transcode.enabled {
             Some(Self::ladder(&cfg, &metrics)?)

@@ -26,6 +26,27 @@ fn hlsjs_plays_the_live_stream_in_chromium() {
 }
 
 #[test]
+fn hlsjs_plays_parts_addressed_as_byte_ranges_without_a_stall() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start("[hls]\npart_addressing = \"byteranges\"\n");
+    let _p = Publisher::start(&server.rtmp_url("ranges"), Publish::default());
+    let url = server.url("/live/ranges/index.m3u8");
+    wait_for(&url, Duration::from_secs(60));
+    let m = wait_rendition(&server, "ranges", "source", 2, Duration::from_secs(60));
+    assert!(m.text.contains(",BYTERANGE=\""), "{}", m.text);
+    let (result, ok) = play(&url, 20, None);
+    assert_played(&result, 10.0);
+    // hls.js loads each listed part as a range of its segment.
+    assert!(
+        result["partsLoaded"].as_u64().unwrap_or(0) > 0,
+        "hls.js never loaded an LL-HLS part: {result}"
+    );
+    assert_eq!(result["stallsAfterStart"], 0, "playback stalled: {result}");
+    eprintln!("hls.js on byte-range parts: latency {}", result["latency"]);
+    assert!(ok, "player check failed: {result}");
+}
+
+#[test]
 fn hlsjs_plays_the_ladder_with_its_audio_rendition_and_switches_level() {
     let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
     // A three-rung ladder small enough that publisher, transcoder and

@@ -11,11 +11,14 @@
 //! browser drops the next part that does not start with an IDR. Measured
 //! (2026-12-07): 22 buffer holes jumped in 35 s, one at every segment
 //! boundary, the last parts of each segment missing from the video buffer.
-//! Fixed upstream after 5.2.12 (shaka-player#10589). So the suite plays
-//! Shaka as its maintainers advise for 5.2.12 (`manifest.hls.sequenceMode`),
-//! and also with Shaka's defaults on a ladder whose every part starts with
-//! an IDR (`transcode.keyframe_interval` = the part duration), which no
-//! abort can cut into.
+//! Fixed upstream after 5.2.12 (shaka-player#10589). Shaka skips that re-set
+//! for the chunks of one growing response, which is how it reads parts that
+//! are byte ranges of their segment: so with `hls.part_addressing =
+//! "byteranges"` it plays with its defaults. The suite plays Shaka that way,
+//! as its maintainers advise for 5.2.12 (`manifest.hls.sequenceMode`), and
+//! with its defaults on a ladder whose every part starts with an IDR
+//! (`transcode.keyframe_interval` = the part duration), which no abort can
+//! cut into.
 
 mod common;
 
@@ -44,6 +47,19 @@ fn assert_shaka_plays(
     config: &str,
     more_env: &[(&str, &str)],
 ) -> serde_json::Value {
+    assert_shaka_plays_after(server, stream, seconds, config, more_env, 0.0)
+}
+
+/// As [`assert_shaka_plays`], counting only the stalls and buffer gaps
+/// that come `settle` seconds or more after the page loaded.
+fn assert_shaka_plays_after(
+    server: &Server,
+    stream: &str,
+    seconds: u32,
+    config: &str,
+    more_env: &[(&str, &str)],
+    settle: f64,
+) -> serde_json::Value {
     let url = server.url(&format!("/live/{stream}/index.m3u8"));
     wait_for(&url, Duration::from_secs(60));
     // A viewer who comes a few seconds after the stream went live: Shaka
@@ -64,12 +80,30 @@ fn assert_shaka_plays(
         "Shaka reported errors: {result}"
     );
     let shaka = &result["shaka"];
-    assert_eq!(shaka["gapsJumped"], 0, "Shaka jumped buffer gaps: {result}");
+    let later = |events: &serde_json::Value| {
+        events.as_array().map_or(0, |a| {
+            a.iter()
+                .filter(|e| e["t"].as_f64().unwrap_or(f64::MAX) >= settle)
+                .count()
+        })
+    };
+    if settle == 0.0 {
+        assert_eq!(shaka["gapsJumped"], 0, "Shaka jumped buffer gaps: {result}");
+        assert_eq!(result["stallsAfterStart"], 0, "playback stalled: {result}");
+    } else {
+        // Every gap and stall is listed with its time (the first 20).
+        assert!(result["stalls"].as_array().is_some_and(|a| a.len() < 20));
+        assert_eq!(
+            later(&shaka["gaps"]),
+            0,
+            "Shaka jumped buffer gaps: {result}"
+        );
+        assert_eq!(later(&result["stalls"]), 0, "playback stalled: {result}");
+    }
     assert_eq!(
         shaka["stallsDetected"], 0,
         "Shaka detected stalls: {result}"
     );
-    assert_eq!(result["stallsAfterStart"], 0, "playback stalled: {result}");
     assert!(
         result["playedSeconds"].as_f64().unwrap_or(0.0) >= seconds as f64 * 0.6,
         "played too little: {result}"
@@ -89,24 +123,21 @@ fn assert_shaka_plays(
     result
 }
 
-#[test]
-fn shaka_plays_the_ladder_without_a_stall_across_a_level_switch() {
-    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::start(LADDER);
-    let _p = Publisher::start(
-        &server.rtmp_url("ladder"),
+/// A 640x360 publish (x264 with B-frames, 2 s GOP), for the ladder tests.
+fn publish_360p(server: &Server, stream: &str) -> Publisher {
+    Publisher::start(
+        &server.rtmp_url(stream),
         Publish {
             size: "640x360",
             bitrate: "1000k",
             gop_frames: 60,
             ..Default::default()
         },
-    );
-    // Start on the lowest rung (a low first bandwidth estimate), then switch
-    // to the tallest while playing: a level switch must not stall either.
-    // (Shaka's ABR, timing blocked part requests, climbs slowly by itself.)
-    let config = r#"{"manifest":{"hls":{"sequenceMode":true}},"abr":{"defaultBandwidthEstimate":200000,"useNetworkInformation":false}}"#;
-    let result = assert_shaka_plays(&server, "ladder", 30, config, &[("PLAYER_SWITCH_AT", "12")]);
+    )
+}
+
+/// Shaka played the lowest rung first, then a taller one (the level switch).
+fn assert_lowest_rung_then_taller(result: &serde_json::Value) {
     let heights: Vec<u64> = result["levelSwitches"]
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
@@ -115,6 +146,19 @@ fn shaka_plays_the_ladder_without_a_stall_across_a_level_switch() {
         heights.first() == Some(&180) && heights.iter().any(|&h| h > 180),
         "Shaka did not play the lowest rung, then the tallest: {result}"
     );
+}
+
+#[test]
+fn shaka_plays_the_ladder_without_a_stall_across_a_level_switch() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(LADDER);
+    let _p = publish_360p(&server, "ladder");
+    // Start on the lowest rung (a low first bandwidth estimate), then switch
+    // to the tallest while playing: a level switch must not stall either.
+    // (Shaka's ABR, timing blocked part requests, climbs slowly by itself.)
+    let config = r#"{"manifest":{"hls":{"sequenceMode":true}},"abr":{"defaultBandwidthEstimate":200000,"useNetworkInformation":false}}"#;
+    let result = assert_shaka_plays(&server, "ladder", 30, config, &[("PLAYER_SWITCH_AT", "12")]);
+    assert_lowest_rung_then_taller(&result);
     assert_eq!(
         result["shaka"]["height"], 360,
         "the tallest rung is on screen at the end: {result}"
@@ -139,15 +183,7 @@ fn shaka_plays_a_passthrough_stream_without_a_stall() {
 fn shaka_with_its_defaults_plays_a_ladder_whose_every_part_is_independent() {
     let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start(&format!("[transcode]\nkeyframe_interval = 0.2\n{LADDER}"));
-    let _p = Publisher::start(
-        &server.rtmp_url("keyed"),
-        Publish {
-            size: "640x360",
-            bitrate: "1000k",
-            gop_frames: 60,
-            ..Default::default()
-        },
-    );
+    let _p = publish_360p(&server, "keyed");
     // Every part of every rung starts with an IDR.
     let m = wait_rendition(&server, "keyed", "360p", 3, Duration::from_secs(60));
     assert!(
@@ -156,4 +192,36 @@ fn shaka_with_its_defaults_plays_a_ladder_whose_every_part_is_independent() {
         m.text
     );
     assert_shaka_plays(&server, "keyed", 30, "", &[]);
+}
+
+/// `hls.part_addressing = "byteranges"`: each part a byte range of its
+/// segment, the preload hint the rest of the open segment. Shaka 5.2.12 then
+/// reads the open segment as one growing response and appends its parts as
+/// chunks, a path on which it leaves the buffer's timestamp offset alone: it
+/// plays with its defaults, no sequence mode.
+const BYTE_RANGES: &str = "[hls]\npart_addressing = \"byteranges\"\n";
+
+/// Seconds after the page loads from which a stall or gap counts, with byte
+/// ranges. In its first seconds Shaka 5.2.12 may still lose the middle
+/// parts of one segment it streams (seen in about 2 of 5 starts, at 1-3 s:
+/// one hole of ~0.6 s that it jumps); every later segment arrives whole.
+const SETTLE: f64 = 6.0;
+
+#[test]
+fn shaka_with_its_defaults_plays_byte_range_parts_of_the_ladder_across_a_level_switch() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&format!("{BYTE_RANGES}{LADDER}"));
+    let _p = publish_360p(&server, "ranged");
+    let config = r#"{"abr":{"defaultBandwidthEstimate":200000,"useNetworkInformation":false}}"#;
+    let switch = [("PLAYER_SWITCH_AT", "12")];
+    let result = assert_shaka_plays_after(&server, "ranged", 30, config, &switch, SETTLE);
+    assert_lowest_rung_then_taller(&result);
+}
+
+#[test]
+fn shaka_with_its_defaults_plays_byte_range_parts_of_a_passthrough_stream() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&format!("{BYTE_RANGES}[transcode]\nenabled = false\n"));
+    let _p = Publisher::start(&server.rtmp_url("ranged"), Publish::default());
+    assert_shaka_plays_after(&server, "ranged", 30, "", &[], SETTLE);
 }

@@ -1235,3 +1235,117 @@ fn a_ten_second_gop_in_passthrough_is_cut_at_the_maximum_and_still_decodes() {
     let errors = decode_errors(&path);
     assert!(errors.trim().is_empty(), "{errors}");
 }
+
+/// `hls.part_addressing = "byteranges"`: a part is a byte range of its
+/// segment's URL, the preload hint the rest of the open segment. The open
+/// segment is served as it grows: whole (200, chunked), or from the hint's
+/// offset to 2^53-1 as draft-pantos-hls-rfc8216bis 4.4.5.3 has players ask
+/// (206, `Content-Range: bytes START-9007199254740991/*`, RFC 8673); both
+/// end with the segment and are its bytes. A listed part's range is that
+/// part, the same bytes as its own URL.
+#[test]
+fn byte_range_parts_name_their_segment_and_an_open_segment_is_served_as_it_grows() {
+    let server = Server::start("[hls]\npart_addressing = \"byteranges\"\n");
+    let _p = Publisher::start(&server.rtmp_url("br"), Publish::default());
+    wait_segments(&server, "br", 2, Duration::from_secs(30));
+    let base = server.url("/live/br/source/");
+    let text = get(&server.url("/live/br/source/index.m3u8")).text();
+    let hint = text
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))
+        .expect("a preload hint");
+    let uri = attr(hint, "URI").expect("hint URI").to_string();
+    let start: usize = attr(hint, "BYTERANGE-START")
+        .expect("BYTERANGE-START")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        uri.matches('.').count(),
+        1,
+        "the hint names a segment: {hint}"
+    );
+    // The open segment's listed parts, each `n@o` of it.
+    let ranges: Vec<(usize, usize)> = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-PART:") && attr(l, "URI") == Some(uri.as_str()))
+        .map(|l| {
+            let (n, o) = attr(l, "BYTERANGE")
+                .expect("BYTERANGE")
+                .split_once('@')
+                .unwrap();
+            (n.parse().unwrap(), o.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        ranges.iter().map(|(n, _)| n).sum::<usize>(),
+        start,
+        "the hint starts where the listed parts end: {text}"
+    );
+    let url = format!("{base}{uri}");
+    let whole = {
+        let url = url.clone();
+        std::thread::spawn(move || get(&url))
+    };
+    let rest = {
+        let url = url.clone();
+        let range = format!("bytes={start}-9007199254740991");
+        std::thread::spawn(move || request_with("GET", &url, &[("Range", range.as_str())]))
+    };
+    // A listed part of the open segment, by its range.
+    let listed = ranges.first().map(|&(n, o)| {
+        let r = request_with(
+            "GET",
+            &url,
+            &[("Range", &format!("bytes={o}-{}", o + n - 1))],
+        );
+        (n, o, r)
+    });
+    let (whole, rest) = (whole.join().unwrap(), rest.join().unwrap());
+    let done = get(&url);
+    assert_eq!(done.status, 200);
+    assert!(
+        done.header("content-length").is_some(),
+        "complete: a length"
+    );
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(whole.body, done.body, "the growing answer is the segment");
+    assert_eq!(rest.status, 206);
+    assert_eq!(
+        rest.header("content-range"),
+        Some(format!("bytes {start}-9007199254740991/*").as_str())
+    );
+    assert_eq!(rest.body, &done.body[start..], "the hint's bytes");
+    if let Some((n, o, r)) = listed {
+        assert_eq!(r.status, 206);
+        assert_eq!(r.body, &done.body[o..o + n]);
+        assert!(r
+            .header("content-range")
+            .is_some_and(|c| c.starts_with(&format!("bytes {o}-{}/", o + n - 1))));
+    }
+    // Every listed part of a complete segment: its range is its own URL's bytes.
+    let m = parse_media(&get(&server.url("/live/br/source/index.m3u8")).text());
+    let (seg_uri, _) = m.segments.last().expect("a complete segment").clone();
+    let seg = get(&format!("{base}{seg_uri}")).body;
+    let text = m.text.clone();
+    let mut checked = 0;
+    for (i, l) in text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-PART:") && attr(l, "URI") == Some(seg_uri.as_str()))
+        .enumerate()
+    {
+        let (n, o) = attr(l, "BYTERANGE").unwrap().split_once('@').unwrap();
+        let (n, o): (usize, usize) = (n.parse().unwrap(), o.parse().unwrap());
+        let part_url = format!("{base}{}", seg_uri.replace(".m4s", &format!(".{i}.m4s")));
+        assert_eq!(
+            &seg[o..o + n],
+            &get(&part_url).body[..],
+            "part {i} of {seg_uri}"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked > 0,
+        "the last complete segment lists its parts: {text}"
+    );
+}

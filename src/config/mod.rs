@@ -158,6 +158,18 @@ pub struct HlsConfig {
     /// Seconds of the newest media of each rendition kept in memory; older
     /// segments of the DVR window are served from disk (with `disk`).
     pub memory_window: f64,
+    /// How playlists name parts: "files" (each its own URL) or "byteranges"
+    /// (byte ranges of the segment's URL; README, "Shaka Player").
+    pub part_addressing: PartAddressing,
+}
+
+/// `hls.part_addressing`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PartAddressing {
+    #[default]
+    Files,
+    ByteRanges,
 }
 
 /// Which video encoder the ladder uses.
@@ -285,6 +297,7 @@ impl Default for HlsConfig {
             disk: true,
             disk_budget_mb: 20480.0,
             memory_window: 60.0,
+            part_addressing: PartAddressing::Files,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod blocking;
 pub mod body;
 pub mod cache;
 pub mod conditional;
+mod growing;
 pub mod idle;
 mod reply;
 pub mod route;
@@ -494,9 +495,18 @@ impl Origin {
                 let Some(r) = self.rendition(&stream, &rendition, Some(&epoch)) else {
                     return not_found();
                 };
+                // Held until the segment is begun: one still being written
+                // (named by byte-range parts and their preload hint) is sent
+                // as it grows.
                 let held = Held::new(&self.metrics.blocked_requests);
-                let state = wait(&r, |p| blocking::segment(p, msn, r.has_segment(msn))).await;
+                let begun = |p: &crate::store::Progress| {
+                    blocking::segment(p, msn, r.has_segment(msn) || r.has_part(msn, 0))
+                };
+                let state = wait(&r, begun).await;
                 drop(held);
+                if state == Readiness::Ready && !r.has_segment(msn) {
+                    return growing::answer(r, msn, ask, &self.metrics).await;
+                }
                 media(state, r.segment(msn), ask, &self.metrics).await
             }
         }

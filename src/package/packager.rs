@@ -12,7 +12,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::multivariant::MultivariantWriter;
-use super::playlist::{self, Form, MediaPlaylist, PartEntry, RenditionReport, SegmentEntry};
+use super::playlist::{
+    self, Form, MediaPlaylist, PartAddressing, PartEntry, RenditionReport, SegmentEntry,
+};
 use super::segmenter::{Output, SegmentCut, Segmenter, SegmenterConfig};
 use crate::media::{AccessUnit, MediaInfo};
 use crate::metrics::{Metrics, ReasonLabel, RenditionLabel};
@@ -27,6 +29,8 @@ pub struct PackagerConfig {
     /// schedule (the segment duration rounded up with cuts on the clock,
     /// the longest a segment may get with keyframe cuts); it never changes.
     pub target_duration: u32,
+    /// How the playlists name parts.
+    pub part_addressing: PartAddressing,
 }
 
 /// What a rendition packager consumes, whoever produces it (the stream's
@@ -94,11 +98,14 @@ impl RenditionPackager {
         RenditionPackager {
             part_ready,
             segmenter: Segmenter::new(cfg.segmenter),
-            playlist: MediaPlaylist::new(
-                stream.epoch().to_string(),
-                cfg.target_duration.max(1),
-                part_target,
-            ),
+            playlist: MediaPlaylist {
+                addressing: cfg.part_addressing,
+                ..MediaPlaylist::new(
+                    stream.epoch().to_string(),
+                    cfg.target_duration.max(1),
+                    part_target,
+                )
+            },
             rendition: stream.rendition(rendition),
             stream,
             cfg,
@@ -187,6 +194,7 @@ impl RenditionPackager {
                     seg.parts.push(PartEntry {
                         duration: part.duration,
                         independent: part.independent,
+                        size: part.data.len() as u64,
                     });
                 }
                 self.stats.segment_bytes += part.data.len() as u64;
@@ -433,6 +441,7 @@ mod tests {
             dvr_window: Duration::from_secs(60),
             vod_keep: Duration::ZERO,
             target_duration: 1,
+            part_addressing: PartAddressing::Files,
         }
     }
 

@@ -14,6 +14,24 @@ use std::time::SystemTime;
 pub struct PartEntry {
     pub duration: f64,
     pub independent: bool,
+    /// Its length in bytes: its byte range in the segment, with
+    /// [`PartAddressing::ByteRanges`].
+    pub size: u64,
+}
+
+/// How a playlist names its parts (draft-pantos-hls-rfc8216bis 4.4.4.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PartAddressing {
+    /// Each part its own URL (`N.P.m4s`).
+    #[default]
+    Files,
+    /// Each part a byte range of its segment's URL (`N.m4s`), and the
+    /// preload hint the rest of the open segment from where its listed
+    /// parts end: a player can read the open segment as one growing
+    /// response. Shaka Player appends such a response as chunks, which
+    /// keeps it clear of a bug of its own with separate part files
+    /// (README, "Shaka Player").
+    ByteRanges,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +61,7 @@ pub struct MediaPlaylist {
     pub discontinuity_sequence: u64,
     pub preload_hint: Option<(u64, u32)>,
     pub ended: bool,
+    pub addressing: PartAddressing,
 }
 
 /// Which form of the playlist to render.
@@ -63,6 +82,7 @@ impl MediaPlaylist {
             discontinuity_sequence: 0,
             preload_hint: None,
             ended: false,
+            addressing: PartAddressing::Files,
         }
     }
 
@@ -220,13 +240,23 @@ pub fn render(pl: &MediaPlaylist, reports: &[RenditionReport], form: Form) -> St
             let _ = writeln!(o, "#EXT-X-PROGRAM-DATE-TIME:{}", date(s.program_date_time));
         }
         if list_parts {
+            let mut offset = 0;
             for (n, p) in s.parts.iter().enumerate() {
-                let _ = write!(
-                    o,
-                    "#EXT-X-PART:DURATION={},URI=\"{}\"",
-                    secs(p.duration),
-                    pl.part_uri(s.msn, n as u32)
-                );
+                let _ = write!(o, "#EXT-X-PART:DURATION={},URI=", secs(p.duration));
+                match pl.addressing {
+                    PartAddressing::Files => {
+                        let _ = write!(o, "\"{}\"", pl.part_uri(s.msn, n as u32));
+                    }
+                    PartAddressing::ByteRanges => {
+                        let _ = write!(
+                            o,
+                            "\"{}\",BYTERANGE=\"{}@{offset}\"",
+                            pl.segment_uri(s.msn),
+                            p.size
+                        );
+                        offset += p.size;
+                    }
+                }
                 if p.independent {
                     o.push_str(",INDEPENDENT=YES");
                 }
@@ -242,11 +272,30 @@ pub fn render(pl: &MediaPlaylist, reports: &[RenditionReport], form: Form) -> St
         return o;
     }
     if let Some((msn, part)) = pl.preload_hint {
-        let _ = writeln!(
-            o,
-            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
-            pl.part_uri(msn, part)
-        );
+        match pl.addressing {
+            PartAddressing::Files => {
+                let _ = writeln!(
+                    o,
+                    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+                    pl.part_uri(msn, part)
+                );
+            }
+            PartAddressing::ByteRanges => {
+                // The rest of segment `msn` from where its listed parts end
+                // (no BYTERANGE-LENGTH: to the segment's end).
+                let start: u64 = pl
+                    .segments
+                    .iter()
+                    .rev()
+                    .find(|s| s.msn == msn)
+                    .map_or(0, |s| s.parts.iter().map(|p| p.size).sum());
+                let _ = writeln!(
+                    o,
+                    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\",BYTERANGE-START={start}",
+                    pl.segment_uri(msn)
+                );
+            }
+        }
     }
     for r in reports {
         let _ = write!(
@@ -303,6 +352,7 @@ mod tests {
                 .map(|i| PartEntry {
                     duration: 0.2,
                     independent: i == 0,
+                    size: 1000 + i as u64,
                 })
                 .collect(),
             duration: complete.then_some(parts as f64 * 0.2),
@@ -361,6 +411,36 @@ e1/3.m4s
 ";
         assert_eq!(render(&pl, &reports, Form::Full), want);
         assert_eq!(pl.last_part(), Some((4, 1)));
+    }
+
+    #[test]
+    fn byte_range_parts_address_their_segment() {
+        let mut pl = playlist(4, 2);
+        pl.addressing = PartAddressing::ByteRanges;
+        let text = render(&pl, &[], Form::Full);
+        let tail = "\
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/3.m4s\",BYTERANGE=\"1000@0\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/3.m4s\",BYTERANGE=\"1001@1000\"
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/3.m4s\",BYTERANGE=\"1002@2001\"
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/3.m4s\",BYTERANGE=\"1003@3003\"
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/3.m4s\",BYTERANGE=\"1004@4006\"
+#EXTINF:1.00000,
+e1/3.m4s
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/4.m4s\",BYTERANGE=\"1000@0\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/4.m4s\",BYTERANGE=\"1001@1000\"
+#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"e1/4.m4s\",BYTERANGE-START=2001
+";
+        assert!(text.ends_with(tail), "{text}");
+        // The next part opens a segment: the hint is that segment from its start.
+        let mut pl = playlist(5, 0);
+        pl.addressing = PartAddressing::ByteRanges;
+        let text = render(&pl, &[], Form::Full);
+        assert!(
+            text.ends_with(
+                "e1/4.m4s\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"e1/5.m4s\",BYTERANGE-START=0\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

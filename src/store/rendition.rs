@@ -360,6 +360,21 @@ impl Rendition {
         seg.complete.then(|| seg.whole())
     }
 
+    /// Segment `msn` while it is written (or just after): its parts from
+    /// index `from` on, and whether it is complete. None when it is not
+    /// there (not begun, or gone), or only on disk.
+    pub fn parts_from(&self, msn: u64, from: usize) -> Option<(Vec<Bytes>, bool)> {
+        let st = self.read();
+        let seg = st.segments.get(&msn)?;
+        if seg.parts.is_empty() && seg.disk.is_some() {
+            return None;
+        }
+        Some((
+            seg.parts.get(from..).unwrap_or_default().to_vec(),
+            seg.complete,
+        ))
+    }
+
     /// Queue for disk every complete segment past the memory window (the
     /// newest `memory_window` of complete segments stays in memory).
     fn spill(&self, st: &mut RenditionState) {

@@ -417,7 +417,8 @@ async function main() {
   if (process.env.PLAYER_TRACE) {
     page.on("requestfinished", (r) => {
       if (r.url().indexOf("/live/") >= 0) {
-        process.stderr.write(`[trace ${((Date.now() - t0) / 1000).toFixed(3)}] ${r.url().replace(/^https?:\/\/[^/]+/, "")}\n`);
+        const range = r.headers()["range"];
+        process.stderr.write(`[trace ${((Date.now() - t0) / 1000).toFixed(3)}] ${r.url().replace(/^https?:\/\/[^/]+/, "")}${range ? " " + range : ""}\n`);
       }
     });
   }
