@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::Admin;
@@ -43,14 +42,13 @@ pub struct App {
     hub: Arc<Hub>,
     store: Arc<Store>,
     drain: Drain,
-    /// Origin connections (tracked, closed gracefully at the end).
+    /// The one drain signal and the trackers of every connection (HTTP,
+    /// RTMP, SRT) and every stream's pipeline.
     life: Lifecycle,
-    /// Every RTMP and SRT connection's task.
-    ingest_tasks: tokio_util::task::TaskTracker,
     /// The capacity sampler (stopped last).
     sampler: tokio::task::JoinHandle<()>,
-    /// The ingest and admin listeners stop accepting when this turns true.
-    shutdown: watch::Sender<bool>,
+    /// The accept loops (RTMP, SRT, origin, admin): they end when
+    /// `life.accept` is cancelled.
     tasks: JoinSet<()>,
 }
 
@@ -160,12 +158,8 @@ impl App {
                 .unwrap_or_default();
             tracing::info!(stream = %r.name, epoch = %r.epoch, ?keep, "serving an ended session kept on disk");
             let (store, stop) = (store.clone(), stop_vod.clone());
-            pipelines.spawn(async move {
-                tokio::select! {
-                    _ = tokio::time::sleep(keep) => store.remove(&r.name, &r.epoch),
-                    _ = stop.cancelled() => {}
-                }
-            });
+            pipelines
+                .spawn(async move { store.expire_after(&r.name, &r.epoch, keep, &stop).await });
         }
         let hub = Hub::new(
             HubLimits {
@@ -270,9 +264,9 @@ impl App {
                 })
             },
             playback_base: playback_base.clone(),
-            tasks: tokio_util::task::TaskTracker::new(),
+            // Ingest connections are tracked with the HTTP ones: one drain waits for all.
+            tasks: life.tasks.clone(),
         });
-        let ingest_tasks = ctx.tasks.clone();
         let access = crate::origin::Access {
             cdn_secret: (!cfg.origin.cdn_secret.is_empty())
                 .then(|| {
@@ -310,15 +304,14 @@ impl App {
             None
         };
         let srt_addr = srt.as_ref().map(|s| s.local_addr);
-        let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let listener = RtmpListener {
             listener: rtmp,
             ctx,
         };
-        tasks.spawn(listener.run(rx.clone()));
+        tasks.spawn(listener.run(life.accept.clone()));
         if let Some(srt) = srt {
-            tasks.spawn(srt.run(rx.clone()));
+            tasks.spawn(srt.run(life.accept.clone()));
         }
         let viewers = Arc::new(crate::origin::viewers::Viewers::new(VIEWER_WINDOW));
         let per_address = cfg.origin.max_connections_per_address;
@@ -368,9 +361,7 @@ impl App {
                 timeout: Config::duration(cfg.server.drain_timeout),
             },
             life,
-            ingest_tasks,
             sampler,
-            shutdown,
             tasks,
         })
     }
@@ -457,10 +448,10 @@ impl App {
         self.hub.start_draining();
         let deadline = tokio::time::Instant::now() + self.drain.timeout;
         tracing::info!(streams = self.hub.open_streams(), timeout = ?self.drain.timeout, "draining: new publishers are refused; live publishers may finish");
-        while self.hub.open_streams() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        if self.hub.open_streams() > 0 {
+        if tokio::time::timeout_at(deadline, self.hub.all_closed())
+            .await
+            .is_err()
+        {
             self.hub.close_publishers();
         }
         // Each stream's pipeline writes its ENDLIST playlists and returns
@@ -480,19 +471,15 @@ impl App {
             ended = self.all_playlists_ended(),
             "draining: every stream's pipeline has finished; closing connections"
         );
-        let _ = self.shutdown.send(true);
         self.life.accept.cancel();
         self.life.close.cancel();
         self.life.tasks.close();
-        self.ingest_tasks.close();
-        let both = async {
-            self.life.tasks.wait().await;
-            self.ingest_tasks.wait().await;
-        };
-        if tokio::time::timeout(FINISH, both).await.is_err() {
+        if tokio::time::timeout(FINISH, self.life.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
-                http = self.life.tasks.len(),
-                ingest = self.ingest_tasks.len(),
+                connections = self.life.tasks.len(),
                 "connections still open after the drain; closing them"
             );
         }

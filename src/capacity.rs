@@ -313,7 +313,9 @@ pub async fn run(
         metrics
             .desired_capacity
             .set(desired(u, unix, &gauge.prewarm(unix)));
-        metrics.live_streams.set(hub.live_streams().len() as i64);
+        metrics
+            .live_streams
+            .set(hub.open_stream_names().len() as i64);
         let known = |name: &str| store.stream(name).is_some();
         let counts = viewers.estimate(now, known);
         for (name, n) in &counts {

@@ -119,7 +119,7 @@ impl Admin {
             "/metrics" => {
                 self.metrics
                     .live_streams
-                    .set(self.hub.live_streams().len() as i64);
+                    .set(self.hub.open_stream_names().len() as i64);
                 self.metrics.store_bytes.set(self.store.bytes() as i64);
                 if let Some(d) = self.store.disk() {
                     self.metrics.disk_bytes.set(d.bytes() as i64);
@@ -147,7 +147,7 @@ impl Admin {
                 }
             }
             "/api/streams" => {
-                let names = self.hub.live_streams();
+                let names = self.hub.open_stream_names();
                 (
                     StatusCode::OK,
                     "application/json",

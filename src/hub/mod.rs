@@ -71,17 +71,19 @@ pub struct Hub {
     max_queue_bytes: usize,
     on_new: OnNewStream,
     /// The clock `HubStream::last_input` counts from.
-    epoch: Instant,
+    time_base: Instant,
     /// Set by [`Hub::start_draining`]: no new publishers, no reconnect grace.
     draining: AtomicBool,
+    /// Notified each time a stream ends (for [`Hub::all_closed`]).
+    closed: tokio::sync::Notify,
 }
 
 pub struct HubStream {
     name: String,
     tx: broadcast::Sender<HubEvent>,
     state: Mutex<PublishState>,
-    epoch: Instant,
-    /// Milliseconds after `epoch` of the publisher's last input (one atomic
+    time_base: Instant,
+    /// Milliseconds after `time_base` of the publisher's last input (one atomic
     /// store per frame, no lock).
     last_input: AtomicU64,
     /// Media bytes and access units received, for the ingest rates.
@@ -117,7 +119,8 @@ impl Hub {
             takeover_after: limits.takeover_after,
             max_queue_bytes: limits.max_queue_bytes,
             on_new,
-            epoch: Instant::now(),
+            time_base: Instant::now(),
+            closed: tokio::sync::Notify::new(),
             draining: AtomicBool::new(false),
         })
     }
@@ -191,6 +194,18 @@ impl Hub {
         self.streams.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Resolves once no stream is open (none published, none waiting for
+    /// a reconnect).
+    pub async fn all_closed(&self) {
+        loop {
+            let closed = self.closed.notified();
+            if self.open_streams() == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
@@ -245,7 +260,7 @@ impl Hub {
                 ended: false,
                 kick: Some(kick),
             }),
-            epoch: self.epoch,
+            time_base: self.time_base,
             last_input: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             frames: AtomicU64::new(0),
@@ -281,7 +296,9 @@ impl Hub {
         Ok(())
     }
 
-    pub fn live_streams(&self) -> Vec<String> {
+    /// The names of the open streams (with a publisher, or waiting for one
+    /// to reconnect), sorted.
+    pub fn open_stream_names(&self) -> Vec<String> {
         let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let mut names: Vec<String> = streams.keys().cloned().collect();
         names.sort();
@@ -303,6 +320,8 @@ impl Hub {
         {
             streams.remove(&stream.name);
         }
+        drop(streams);
+        self.closed.notify_waiters();
         let _ = stream.tx.send(HubEvent::End);
         tracing::info!(stream = %stream.name, "stream ended");
     }
@@ -319,14 +338,14 @@ impl HubStream {
     }
 
     fn touch(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
+        let ms = self.time_base.elapsed().as_millis() as u64;
         self.last_input.store(ms, Ordering::Relaxed);
     }
 
     /// How long the publisher has sent nothing.
     fn silent_for(&self) -> Duration {
         let last = Duration::from_millis(self.last_input.load(Ordering::Relaxed));
-        self.epoch.elapsed().saturating_sub(last)
+        self.time_base.elapsed().saturating_sub(last)
     }
 }
 
@@ -479,7 +498,7 @@ mod tests {
         });
         let mut rx = subs.lock().unwrap().pop().unwrap();
         assert!(matches!(rx.recv().await, Ok(HubEvent::Tracks(_))));
-        assert_eq!(hub.live_streams(), vec!["a".to_string()]);
+        assert_eq!(hub.open_stream_names(), vec!["a".to_string()]);
     }
 
     #[tokio::test]
@@ -491,14 +510,14 @@ mod tests {
         assert_eq!(subs.lock().unwrap().len(), 1, "no new stream was created");
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(
-            hub.live_streams(),
+            hub.open_stream_names(),
             vec!["a".to_string()],
             "stale grace timer must not end it"
         );
         p2.finish();
         let mut rx = subs.lock().unwrap().pop().unwrap();
         assert!(matches!(rx.recv().await, Ok(HubEvent::End)));
-        assert!(hub.live_streams().is_empty());
+        assert!(hub.open_stream_names().is_empty());
     }
 
     #[tokio::test]
@@ -582,7 +601,7 @@ mod tests {
         assert_eq!(hub.check_claim("new"), Err(HubError::Draining));
         assert_eq!(hub.claim("waiting").err(), Some(HubError::Draining));
         // The stream waiting for its publisher ended at once.
-        assert_eq!(hub.live_streams(), ["live"]);
+        assert_eq!(hub.open_stream_names(), ["live"]);
         assert!(ended(&mut subs.lock().unwrap()[1]));
         // The live one goes on until its publisher drops: then no grace.
         assert!(!ended(&mut subs.lock().unwrap()[0]));
@@ -593,8 +612,18 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), live.taken_over())
             .await
             .expect("told to disconnect");
+        let closed = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.all_closed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!closed.is_finished(), "a stream is still open");
         drop(live);
         assert!(ended(&mut subs.lock().unwrap()[0]));
         assert_eq!(hub.open_streams(), 0);
+        tokio::time::timeout(Duration::from_secs(1), closed)
+            .await
+            .expect("all_closed resolves when the last stream ends")
+            .unwrap();
     }
 }

@@ -35,8 +35,8 @@ pub struct IngestContext {
     pub log_limiter: LogLimiter,
     /// Printed when a stream goes live, e.g. `http://HOST:8080`.
     pub playback_base: String,
-    /// Every ingest connection's task (RTMP and SRT), so shutdown can wait
-    /// for them.
+    /// Every ingest connection's task (RTMP and SRT): the `Lifecycle`'s one
+    /// connection tracker, so shutdown waits for them with the HTTP ones.
     pub tasks: tokio_util::task::TaskTracker,
 }
 

@@ -127,13 +127,11 @@ pub async fn run(
         tracing::info!(stream = %name, dropped_events = e.dropped, lags = e.lags, "the stream ended while its pipeline was behind");
     }
     stream.end().await;
-    // What is still only in memory goes to disk, with the manifest a
-    // restart serves the VOD again from.
-    entry.persist().await;
+    let evicted = store.end_session(&entry).await;
     metrics.pipeline_queue_events.remove(&label);
     metrics.pipeline_speed.remove(&label);
     tracing::info!(stream = %name, keep = ?cfg.packager.vod_keep, "stream ended; kept as VOD");
-    for (old, epoch) in store.ended(&entry) {
+    for (old, epoch) in evicted {
         metrics
             .vod_evictions
             .get_or_create(&crate::metrics::ReasonLabel {
@@ -145,11 +143,9 @@ pub async fn run(
     // Only the store holds the session now, so evicting it frees its media.
     let epoch = entry.epoch().to_string();
     drop(entry);
-    tokio::select! {
-        _ = tokio::time::sleep(cfg.packager.vod_keep) => {}
-        _ = stop_vod.cancelled() => return,
-    }
-    store.remove(&name, &epoch);
+    store
+        .expire_after(&name, &epoch, cfg.packager.vod_keep, &stop_vod)
+        .await;
 }
 
 /// How fast the pipeline takes in the source: seconds of video (by PTS)

@@ -248,9 +248,35 @@ impl Store {
             .collect()
     }
 
-    /// `entry` has ended and is kept as VOD. Evicts the oldest ended sessions
-    /// past the limit; returns them (name, epoch).
-    pub fn ended(&self, entry: &Arc<StreamEntry>) -> Vec<(String, String)> {
+    /// `entry`'s session has ended, in one call: it is marked ended, what it
+    /// holds only in memory goes to disk with the manifest a restart serves
+    /// it again from ([`StreamEntry::close`]), and it is kept as VOD.
+    /// Evicts the oldest ended sessions past `hls.max_vod_sessions`; returns
+    /// them (name, epoch). [`Store::expire_after`] removes it when its VOD
+    /// time is over.
+    pub async fn end_session(&self, entry: &Arc<StreamEntry>) -> Vec<(String, String)> {
+        entry.close().await;
+        self.ended(entry)
+    }
+
+    /// Remove session `epoch` of `name` once `keep` has passed, unless
+    /// `stop` comes first (a process that leaves keeps no VOD).
+    pub async fn expire_after(
+        &self,
+        name: &str,
+        epoch: &str,
+        keep: std::time::Duration,
+        stop: &tokio_util::sync::CancellationToken,
+    ) {
+        tokio::select! {
+            _ = tokio::time::sleep(keep) => self.remove(name, epoch),
+            _ = stop.cancelled() => {}
+        }
+    }
+
+    /// `entry` is kept as VOD. Evicts the oldest ended sessions past the
+    /// limit; returns them (name, epoch).
+    fn ended(&self, entry: &Arc<StreamEntry>) -> Vec<(String, String)> {
         let evicted: Vec<Arc<StreamEntry>> = {
             let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
             ended.push_back(entry.clone());
@@ -417,8 +443,7 @@ mod tests {
         for msn in 0..6 {
             segment_of(&r, msn, "x");
         }
-        old.persist().await;
-        store.ended(&old);
+        store.end_session(&old).await;
         assert_eq!(disk.bytes(), 1_200, "the VOD is on disk");
         let live = store.open_stream("live");
         let lr = live.rendition("v");
@@ -461,8 +486,7 @@ mod tests {
         for msn in 0..5 {
             segment_of(&r, msn, "x");
         }
-        vod.persist().await;
-        store.ended(&vod);
+        store.end_session(&vod).await;
         assert_eq!(store.bytes(), 1_000, "kept in memory within its window");
         let live = store.open_stream("live");
         let _lr = hold(&live, 900);

@@ -46,7 +46,7 @@ impl StreamEntry {
     /// then its manifest (so a restart serves it again), and free its media
     /// memory. Without a disk tier it stays in memory. Errors are logged
     /// and counted; the session is then served from memory.
-    pub async fn persist(self: &Arc<Self>) {
+    pub(super) async fn close(self: &Arc<Self>) {
         let now = SystemTime::now();
         *self.ended_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
         // A multivariant request held for a first rendering that will not
@@ -289,9 +289,8 @@ mod tests {
             ..Default::default()
         });
         e.set_multivariant(Arc::new(Multivariant::default()), Bytes::from_static(b"mv"));
-        e.persist().await;
+        assert!(store.end_session(&e).await.is_empty());
         assert!(e.persisted());
-        assert!(store.ended(&e).is_empty());
         assert_eq!(
             store.bytes(),
             4 + 2 * 200,

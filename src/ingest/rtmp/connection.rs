@@ -320,7 +320,7 @@ impl Connection {
                         self.promote()?;
                         // A new stream takes memory; a reconnect or takeover
                         // of one the hub already holds does not.
-                        if !self.ctx.hub.live_streams().contains(&name) {
+                        if !self.ctx.hub.open_stream_names().contains(&name) {
                             if let Some(why) = (self.ctx.capacity)() {
                                 return Err(RtmpError::AtCapacity(why.0, why.1));
                             }

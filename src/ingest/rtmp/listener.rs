@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::connection::{self, IngestContext};
 
@@ -15,11 +15,12 @@ pub struct RtmpListener {
 }
 
 impl RtmpListener {
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Accept until `stop` (the [`crate::lifecycle::Lifecycle`]'s `accept`).
+    pub async fn run(self, stop: CancellationToken) {
         loop {
             let accepted = tokio::select! {
                 a = self.listener.accept() => a,
-                _ = shutdown.changed() => break,
+                _ = stop.cancelled() => break,
             };
             let (tcp, peer) = match accepted {
                 Ok(x) => x,

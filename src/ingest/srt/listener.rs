@@ -15,7 +15,7 @@ use srt_protocol::settings::{KeySettings, Passphrase};
 use srt_tokio::access::{RejectReason, ServerRejectReason};
 use srt_tokio::options::KeySize;
 use srt_tokio::{ConnectionRequest, SocketStatistics, SrtIncoming, SrtListener, SrtSocket};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::demux::{DemuxCounts, DemuxError, Demuxer};
 use super::guard;
@@ -143,11 +143,12 @@ impl SrtIngest {
         })
     }
 
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    /// Take callers until `stop` (the [`crate::lifecycle::Lifecycle`]'s `accept`).
+    pub async fn run(mut self, stop: CancellationToken) {
         loop {
             let request = tokio::select! {
                 r = self.incoming.incoming().next() => r,
-                _ = shutdown.changed() => break,
+                _ = stop.cancelled() => break,
             };
             let Some(request) = request else {
                 // srt-tokio's listener task ended (it panicked?): SRT ingest is down.
@@ -242,7 +243,7 @@ fn decide(
     let slot = pending
         .promote()
         .map_err(|(_, why)| SrtError::Admission(why))?;
-    if !ctx.hub.live_streams().contains(&name) {
+    if !ctx.hub.open_stream_names().contains(&name) {
         if let Some(why) = (ctx.capacity)() {
             return Err(SrtError::AtCapacity(why.0, why.1));
         }
