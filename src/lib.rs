@@ -17,6 +17,7 @@ pub mod package;
 pub mod pathway_id;
 pub mod per_address;
 pub mod pipeline;
+pub mod publish;
 pub mod store;
 pub mod stream_name;
 pub mod transcode;

@@ -5,7 +5,8 @@
 //! - [`segmenter`]: pure state machine cutting parts and segments at aligned IDRs.
 //! - [`playlist`]: the media-playlist model and its pure text renderer.
 //! - [`multivariant`]: the multivariant playlist renderer (pure).
-//! - [`packager`]: the task that drives one rendition from a hub queue into the store.
+//! - [`packager`]: the task that drives one rendition from its queue into the
+//!   [`crate::publish`] seam.
 
 pub mod boxes;
 pub mod multivariant;

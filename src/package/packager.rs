@@ -1,24 +1,20 @@
 //! Drives one rendition: its input (one track, with the stream's cuts) →
-//! segmenter → playlist model → store.
-//!
-//! Each new part or segment is rendered once (full and delta forms) and put
-//! in the store with its media, so any number of viewers woken by it cost one
-//! rendering.
+//! segmenter → [`Event`]s through the [`Publish`] seam (in one process,
+//! [`crate::publish::local::LocalRendition`] keeps the playlist and the
+//! store). It measures the rendition's bit rate for the multivariant
+//! playlist, and it reads nothing back.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::multivariant::MultivariantWriter;
-use super::playlist::{
-    self, Form, MediaPlaylist, PartAddressing, PartEntry, RenditionReport, SegmentEntry,
-};
+use super::playlist::PartAddressing;
 use super::segmenter::{Output, SegmentCut, Segmenter, SegmenterConfig};
 use crate::media::{AccessUnit, MediaInfo};
-use crate::metrics::{Metrics, ReasonLabel, RenditionLabel};
-use crate::store::{Playlists, Rendition, RenditionMeta, SnapshotKey, StreamEntry, Update};
+use crate::metrics::Metrics;
+use crate::publish::{Event, Publish};
+use crate::store::RenditionMeta;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PackagerConfig {
@@ -53,20 +49,15 @@ pub enum Input {
 
 /// One rendition's packaging state. Synchronous; [`run`] feeds it.
 pub struct RenditionPackager {
-    /// `castline_part_ready_seconds{rendition}`, this rendition's.
-    part_ready: prometheus_client::metrics::histogram::Histogram,
-    cfg: PackagerConfig,
-    stream: Arc<StreamEntry>,
-    rendition: Arc<Rendition>,
+    /// For logs: the stream and rendition this is.
+    stream: String,
+    rendition: String,
     segmenter: Segmenter,
-    playlist: MediaPlaylist,
+    /// Where what is made goes (this process's store, for now).
+    publisher: Box<dyn Publish>,
     info: Option<Arc<MediaInfo>>,
     stats: BitrateStats,
     metrics: Arc<Metrics>,
-    multivariant: Option<Arc<MultivariantWriter>>,
-    segments_done: u64,
-    /// Said once per rendition: a budget shortened the DVR window.
-    told_budget: bool,
     /// Test hook: panic while handling input number N (to test [`run`]'s guard).
     #[cfg(test)]
     panic_after: Option<u32>,
@@ -83,51 +74,23 @@ struct BitrateStats {
 
 impl RenditionPackager {
     pub fn new(
-        cfg: PackagerConfig,
-        stream: Arc<StreamEntry>,
+        segmenter: SegmenterConfig,
+        publisher: Box<dyn Publish>,
+        stream: &str,
         rendition: &str,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let part_target = cfg.segmenter.part_target.as_secs_f64();
-        let part_ready = metrics
-            .part_ready_seconds
-            .get_or_create(&RenditionLabel {
-                rendition: rendition.to_string(),
-            })
-            .clone();
         RenditionPackager {
-            part_ready,
-            segmenter: Segmenter::new(cfg.segmenter),
-            playlist: MediaPlaylist {
-                addressing: cfg.part_addressing,
-                ..MediaPlaylist::new(
-                    stream.epoch().to_string(),
-                    cfg.target_duration.max(1),
-                    part_target,
-                )
-            },
-            rendition: stream.rendition(rendition),
-            stream,
-            cfg,
+            stream: stream.to_string(),
+            rendition: rendition.to_string(),
+            segmenter: Segmenter::new(segmenter),
+            publisher,
             info: None,
             stats: BitrateStats::default(),
             metrics,
-            multivariant: None,
-            segments_done: 0,
-            told_budget: false,
             #[cfg(test)]
             panic_after: None,
         }
-    }
-
-    /// Refresh the stream's multivariant playlist as segments complete.
-    pub fn with_multivariant(mut self, writer: Arc<MultivariantWriter>) -> Self {
-        self.multivariant = Some(writer);
-        self
-    }
-
-    pub fn rendition(&self) -> &Arc<Rendition> {
-        &self.rendition
     }
 
     /// Handle one input. Returns false once the stream has ended.
@@ -148,7 +111,7 @@ impl RenditionPackager {
             Input::End => {
                 let out = self.segmenter.finish();
                 self.apply_outputs(out);
-                self.end();
+                self.publisher.publish(Event::End);
                 return false;
             }
         };
@@ -165,198 +128,36 @@ impl RenditionPackager {
             }
             Err(e) => {
                 self.metrics.packaging_errors.inc();
-                tracing::error!(stream = self.stream.name(), error = %e, "packaging failed")
+                tracing::error!(stream = %self.stream, error = %e, "packaging failed")
             }
         }
     }
 
     fn apply(&mut self, output: Output) {
-        match output {
-            Output::Init { id, data } => {
-                self.rendition.apply(Update {
-                    init: Some((id, data)),
-                    ..self.base_update()
-                });
-            }
+        let event = match output {
+            Output::Init { id, data } => Event::Init { id, data },
             Output::Part(part) => {
-                let msn = part.segment.msn;
-                if self.playlist.segments.back().map(|s| s.msn) != Some(msn) {
-                    self.playlist.segments.push_back(SegmentEntry {
-                        msn,
-                        discontinuity: part.segment.discontinuity,
-                        init_id: part.segment.init_id,
-                        program_date_time: part.segment.program_date_time,
-                        parts: Vec::new(),
-                        duration: None,
-                    });
-                }
-                if let Some(seg) = self.playlist.segments.back_mut() {
-                    seg.parts.push(PartEntry {
-                        duration: part.duration,
-                        independent: part.independent,
-                        size: part.data.len() as u64,
-                    });
-                }
                 self.stats.segment_bytes += part.data.len() as u64;
-                self.playlist.preload_hint = Some(self.segmenter.next_part());
-                let playlists = self.render(SnapshotKey::Part(msn, part.index));
-                let ready = part.received.elapsed();
-                self.rendition.apply(Update {
-                    part: Some((msn, part.index, part.data)),
-                    playlists,
-                    part_ready: Some(ready),
-                    ..self.base_update()
-                });
-                self.metrics.parts.inc();
-                self.part_ready.observe(ready.as_secs_f64());
+                Event::Part {
+                    part,
+                    next: self.segmenter.next_part(),
+                }
             }
             Output::SegmentEnd {
                 msn,
                 duration,
                 frames,
             } => {
-                if let Some(seg) = self
-                    .playlist
-                    .segments
-                    .iter_mut()
-                    .rev()
-                    .find(|s| s.msn == msn)
-                {
-                    seg.duration = Some(duration);
-                }
                 self.segment_stats(duration, frames);
-                let td = self.playlist.target_duration;
-                if duration.round() > td as f64 {
-                    self.metrics.segments_over_target.inc();
-                    // The schedule opens a segment at least every TARGETDURATION
-                    // (on the clock, or at `hls.max_segment_duration`), so a longer
-                    // one means this rendition never got the cut that should have
-                    // closed it: a bug to report, not the source's keyframes.
-                    tracing::warn!(
-                        stream = self.stream.name(),
-                        rendition = self.rendition.name(),
-                        msn,
-                        duration,
-                        td,
-                        "segment longer than TARGETDURATION: this rendition missed the cut that should have closed it"
-                    );
-                }
-                self.playlist.trim(self.cfg.dvr_window.as_secs_f64());
-                let pressure = self.enforce_budgets();
-                self.playlist.preload_hint = Some(self.segmenter.next_part());
-                let playlists = self.render(SnapshotKey::Segment(msn));
-                self.rendition.apply(Update {
-                    segment_complete: Some((msn, Duration::from_secs_f64(duration.max(0.0)))),
-                    playlists,
+                Event::SegmentEnd {
+                    msn,
+                    duration,
                     meta: self.meta(),
-                    free_unlisted: pressure,
-                    ..self.base_update()
-                });
-                self.metrics.segments.inc();
-                self.segments_done += 1;
-                if let Some(w) = &self.multivariant {
-                    // After a few segments, list whatever renditions are ready.
-                    w.refresh(self.segments_done >= 4);
+                    next: self.segmenter.next_part(),
                 }
             }
-        }
-    }
-
-    /// Past a memory budget the DVR window gives way: one segment more
-    /// leaves the playlist at each segment end (so the window shrinks while
-    /// the budget is exceeded and grows back below it), and what is unlisted
-    /// is freed at once. Returns whether a budget is exceeded.
-    fn enforce_budgets(&mut self) -> bool {
-        if let Some((name, epoch)) = self.stream.disk_pressure() {
-            self.metrics
-                .vod_evictions
-                .get_or_create(&ReasonLabel {
-                    reason: "disk_budget".into(),
-                })
-                .inc();
-            tracing::info!(stream = %name, %epoch, "disk budget reached: the oldest ended session is removed");
-        }
-        let (pressure, evicted) = self.stream.pressure();
-        if let Some((name, epoch)) = evicted {
-            self.metrics
-                .vod_evictions
-                .get_or_create(&ReasonLabel {
-                    reason: "memory_budget".into(),
-                })
-                .inc();
-            tracing::info!(stream = %name, %epoch, "memory budget reached: the oldest ended session is removed");
-        }
-        let Some(pressure) = pressure else {
-            return false;
         };
-        if self.playlist.trim_oldest() {
-            self.metrics
-                .budget_trims
-                .get_or_create(&ReasonLabel {
-                    reason: pressure.reason().into(),
-                })
-                .inc();
-            if !std::mem::replace(&mut self.told_budget, true) {
-                tracing::warn!(
-                    stream = self.stream.name(),
-                    rendition = self.rendition.name(),
-                    budget = pressure.reason(),
-                    "memory budget reached: the DVR window is shortened"
-                );
-            }
-        }
-        true
-    }
-
-    fn end(&mut self) {
-        self.playlist.ended = true;
-        self.playlist.preload_hint = None;
-        let playlists = self.render(SnapshotKey::Other);
-        self.rendition.apply(Update {
-            playlists,
-            ended: true,
-            ..self.base_update()
-        });
-    }
-
-    fn base_update(&self) -> Update {
-        let target_duration = Duration::from_secs(self.playlist.target_duration as u64);
-        Update {
-            first_msn: self.playlist.media_sequence(),
-            // The window can run one segment over before it is trimmed.
-            playlist_duration: self.cfg.dvr_window + target_duration,
-            target_duration,
-            ..Default::default()
-        }
-    }
-
-    fn render(&self, key: SnapshotKey) -> Option<(SnapshotKey, Playlists)> {
-        let reports: Vec<RenditionReport> = self
-            .stream
-            .renditions()
-            .iter()
-            .filter(|r| !Arc::ptr_eq(r, &self.rendition))
-            .filter_map(|r| {
-                let (last_msn, last_part) = r.progress().last_part?;
-                Some(RenditionReport {
-                    rendition: r.name().to_string(),
-                    last_msn,
-                    last_part: Some(last_part),
-                })
-            })
-            .collect();
-        let full = Bytes::from(playlist::render(&self.playlist, &reports, Form::Full));
-        let delta = Bytes::from(playlist::render(&self.playlist, &reports, Form::Delta));
-        // Compressed once per rendering, like the rendering itself.
-        Some((
-            key,
-            Playlists {
-                full_gzip: crate::gzip::gzip(&full),
-                delta_gzip: crate::gzip::gzip(&delta),
-                full,
-                delta,
-            },
-        ))
+        self.publisher.publish(event);
     }
 
     fn segment_stats(&mut self, duration: f64, frames: u32) {
@@ -399,7 +200,7 @@ impl RenditionPackager {
 }
 
 /// Package one rendition until its input ends. A packager that panics is
-/// noticed here: counted, logged, its playlist ended (EXT-X-ENDLIST) as far
+/// noticed here: counted, logged, its rendition ended (EXT-X-ENDLIST) as far
 /// as its state allows, and its input closed, so the stream's pipeline ends
 /// the stream instead of leaving one rendition silent.
 pub async fn run(mut packager: RenditionPackager, mut rx: mpsc::Receiver<Input>) {
@@ -411,11 +212,11 @@ pub async fn run(mut packager: RenditionPackager, mut rx: mpsc::Receiver<Input>)
             Err(_) => {
                 packager.metrics.packager_panics.inc();
                 tracing::error!(
-                    stream = packager.stream.name(),
-                    rendition = packager.rendition.name(),
+                    stream = %packager.stream,
+                    rendition = %packager.rendition,
                     "the packager failed; ending its rendition and the stream"
                 );
-                let _ = catch_unwind(AssertUnwindSafe(|| packager.end()));
+                let _ = catch_unwind(AssertUnwindSafe(|| packager.publisher.publish(Event::End)));
                 return;
             }
         }
@@ -430,7 +231,24 @@ mod tests {
     use crate::media::avc::tests::AVCC_320X240;
     use crate::media::{AccessUnit, AvcConfig, TrackKind};
     use crate::package::segmenter::SegmenterConfig;
-    use crate::store::Store;
+    use crate::publish::local::LocalRendition;
+    use crate::store::{Store, StreamEntry};
+
+    /// A packager publishing to `entry` in this process.
+    fn packager(entry: &Arc<StreamEntry>, metrics: &Arc<Metrics>) -> RenditionPackager {
+        let local = LocalRendition::new(cfg(), entry.clone(), "v", metrics.clone());
+        RenditionPackager::new(
+            cfg().segmenter,
+            Box::new(local),
+            entry.name(),
+            "v",
+            metrics.clone(),
+        )
+    }
+
+    fn first_msn(entry: &StreamEntry) -> u64 {
+        entry.find_rendition("v").unwrap().progress().first_msn
+    }
 
     fn cfg() -> PackagerConfig {
         PackagerConfig {
@@ -502,7 +320,7 @@ mod tests {
         let store = Store::with_limits(8, budget);
         let entry = store.open_stream("s");
         let metrics = Arc::new(Metrics::new());
-        let mut p = RenditionPackager::new(cfg(), entry.clone(), "v", metrics.clone());
+        let mut p = packager(&entry, &metrics);
         p.handle(video_info());
         for i in 0..(20 * 30 + 1) {
             p.handle(second_gop_frame(i));
@@ -510,7 +328,7 @@ mod tests {
         // 20 one-second segments of 30 kB each against a 60 s window: only
         // the 3 s RFC 8216 asks for stay listed, and only they are held;
         // every segment that left the playlist left it for the budget.
-        assert_eq!(p.playlist.media_sequence(), 17);
+        assert_eq!(first_msn(&entry), 17);
         let held = entry.bytes();
         assert!(held < 4 * 30_000, "{held} bytes held");
         let text = metrics.encode();
@@ -524,12 +342,12 @@ mod tests {
     fn within_its_budget_a_stream_keeps_its_whole_window() {
         let store = Store::new();
         let entry = store.open_stream("s");
-        let mut p = RenditionPackager::new(cfg(), entry, "v", Arc::new(Metrics::new()));
+        let mut p = packager(&entry, &Arc::new(Metrics::new()));
         p.handle(video_info());
         for i in 0..(20 * 30 + 1) {
             p.handle(second_gop_frame(i));
         }
-        assert_eq!(p.playlist.media_sequence(), 0);
+        assert_eq!(first_msn(&entry), 0);
     }
 
     #[tokio::test]
@@ -537,7 +355,7 @@ mod tests {
         let store = Store::new();
         let entry = store.open_stream("s");
         let metrics = Arc::new(Metrics::new());
-        let mut p = RenditionPackager::new(cfg(), entry.clone(), "v", metrics.clone());
+        let mut p = packager(&entry, &metrics);
         p.panic_after = Some(8);
         let (tx, rx) = mpsc::channel(64);
         let task = tokio::spawn(run(p, rx));

@@ -26,6 +26,7 @@ use crate::media::{rescale, AccessUnit, MediaInfo, TrackKind, VIDEO_TIMESCALE};
 use crate::metrics::{Metrics, ReasonLabel, StreamLabel};
 use crate::package::multivariant::MultivariantWriter;
 use crate::package::packager::{self, Input, PackagerConfig, RenditionPackager};
+use crate::publish::local::LocalRendition;
 use crate::store::{Store, StreamEntry};
 use crate::transcode::encoder::{Backend, Presets};
 use crate::transcode::plan;
@@ -318,8 +319,15 @@ impl Stream {
         ));
         let mut packagers = JoinSet::new();
         let mut spawn = |rendition: &str, rx: mpsc::Receiver<Input>| {
-            let p = RenditionPackager::new(pcfg, entry.clone(), rendition, metrics.clone())
+            let local = LocalRendition::new(pcfg, entry.clone(), rendition, metrics.clone())
                 .with_multivariant(writer.clone());
+            let p = RenditionPackager::new(
+                pcfg.segmenter,
+                Box::new(local),
+                entry.name(),
+                rendition,
+                metrics.clone(),
+            );
             packagers.spawn(packager::run(p, rx));
         };
         let mut open = |rendition: &str, track: Option<MediaInfo>| {
