@@ -332,132 +332,15 @@ impl Origin {
             }
         };
         match route {
-            Route::Multivariant { stream } => {
-                let Some(entry) = self.store.stream(&stream) else {
-                    return not_found();
-                };
-                let first = match entry.multivariant_with_model() {
-                    Some(m) => Some(m),
-                    None => {
-                        let _held = Held::new(&self.metrics.blocked_requests);
-                        entry.multivariant_within(MULTIVARIANT_HOLD).await
-                    }
-                };
-                let Some((model, bytes)) = first else {
-                    return not_found();
-                };
-                let pathways = self.cdns.pathways();
-                if pathways.is_empty() {
-                    let reply = ok(ObjectClass::Multivariant, bytes, Duration::ZERO);
-                    return (ObjectClass::Multivariant, reply);
-                }
-                // Steered: rendered per request (a few lines, once per player
-                // start) with the pathway this player starts on.
-                let path = format!("{signed_prefix}/live/{stream}");
-                let initial = self.cdns.deal();
-                let text = multivariant::render_steered(&model, &pathways, &path, &initial);
-                let mut reply = ok(ObjectClass::Multivariant, Bytes::from(text), Duration::ZERO);
-                if !signed_prefix.is_empty() {
-                    // Absolute URIs carry this viewer's token: no shared caches.
-                    reply.headers_mut().insert(
-                        "cache-control",
-                        http::HeaderValue::from_static("private, no-store"),
-                    );
-                }
-                (ObjectClass::Multivariant, reply)
-            }
-            Route::Steering { stream } => {
-                let floor = self
-                    .store
-                    .stream(&stream)
-                    .and_then(|s| s.multivariant_with_model());
-                if self.cdns.pathways().is_empty() || floor.is_none() {
-                    return not_found();
-                }
-                let floor = floor.map_or(0, |(m, _)| m.floor_bandwidth());
-                let body = self.cdns.manifest(&steering::parse_query(query), floor);
-                (
-                    ObjectClass::Steering,
-                    ok(ObjectClass::Steering, body, Duration::ZERO),
-                )
-            }
+            Route::Multivariant { stream } => self.multivariant(&stream, signed_prefix).await,
+            Route::Steering { stream } => self.steering(&stream, query),
             Route::Media {
                 stream,
                 rendition,
                 directives,
             } => {
-                let Some(r) = self.rendition(&stream, &rendition, None) else {
-                    return not_found();
-                };
-                let blocking = directives.msn.is_some();
-                // A late player or edge (its part exists already) gets the
-                // newest playlist at once, so it catches up in one round trip;
-                // requests that had to wait share the rendering made when
-                // their part arrived.
-                let late =
-                    blocking && blocking::playlist(&r.progress(), &directives) == Readiness::Ready;
-                let held = Held::new(&self.metrics.blocked_requests);
-                let state = wait(&r, |p| blocking::playlist(p, &directives)).await;
-                drop(held);
-                match state {
-                    Readiness::Ready => {}
-                    Readiness::TooFarAhead => {
-                        return (
-                            ObjectClass::Error,
-                            error(
-                                StatusCode::BAD_REQUEST,
-                                "_HLS_msn is more than two past the last segment",
-                            ),
-                        )
-                    }
-                    Readiness::Wait => {
-                        return (
-                            ObjectClass::Error,
-                            error(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "not available within 3 target durations",
-                            ),
-                        )
-                    }
-                    Readiness::Gone => return not_found(),
-                }
-                let progress = r.progress();
-                let key = match (directives.msn, directives.part) {
-                    (Some(m), Some(p)) => Some(SnapshotKey::Part(m, p)),
-                    (Some(m), None) => Some(SnapshotKey::Segment(m)),
-                    _ => None,
-                };
-                let Some(pls) = r.playlists(key.filter(|_| !progress.ended && !late)) else {
-                    return not_found();
-                };
-                let class = if progress.ended {
-                    ObjectClass::EndedPlaylist
-                } else if blocking {
-                    ObjectClass::BlockingPlaylist
-                } else {
-                    ObjectClass::LivePlaylist
-                };
-                let (plain, gz) = if directives.skip_dateranges {
-                    // Rare (players skip DATERANGEs only where there are
-                    // some): made from the YES form, sent uncompressed.
-                    (playlist::delta_v2(&pls.delta), Bytes::new())
-                } else if directives.skip {
-                    (pls.delta, pls.delta_gzip)
-                } else {
-                    (pls.full, pls.full_gzip)
-                };
-                let gzip = !gz.is_empty() && accepts_gzip(accept_encoding);
-                let mut reply = ok(
-                    class,
-                    if gzip { gz } else { plain },
-                    progress.target_duration,
-                );
-                let h = reply.headers_mut();
-                h.insert("vary", http::HeaderValue::from_static("Accept-Encoding"));
-                if gzip {
-                    h.insert("content-encoding", http::HeaderValue::from_static("gzip"));
-                }
-                (class, reply)
+                self.media_playlist(&stream, &rendition, directives, accept_encoding)
+                    .await
             }
             Route::Init {
                 stream,
@@ -477,39 +360,197 @@ impl Origin {
                 epoch,
                 msn,
                 part,
-            } => {
-                let Some(r) = self.rendition(&stream, &rendition, Some(&epoch)) else {
-                    return not_found();
-                };
-                let held = Held::new(&self.metrics.blocked_requests);
-                let state = wait(&r, |p| blocking::part(p, msn, part, r.has_part(msn, part))).await;
-                drop(held);
-                media(state, r.part(msn, part), ask, &self.metrics).await
-            }
+            } => self.part(&stream, &rendition, &epoch, msn, part, ask).await,
             Route::Segment {
                 stream,
                 rendition,
                 epoch,
                 msn,
-            } => {
-                let Some(r) = self.rendition(&stream, &rendition, Some(&epoch)) else {
-                    return not_found();
-                };
-                // Held until the segment is begun: one still being written
-                // (named by byte-range parts and their preload hint) is sent
-                // as it grows.
-                let held = Held::new(&self.metrics.blocked_requests);
-                let begun = |p: &crate::store::Progress| {
-                    blocking::segment(p, msn, r.has_segment(msn) || r.has_part(msn, 0))
-                };
-                let state = wait(&r, begun).await;
-                drop(held);
-                if state == Readiness::Ready && !r.has_segment(msn) {
-                    return growing::answer(r, msn, ask, &self.metrics).await;
-                }
-                media(state, r.segment(msn), ask, &self.metrics).await
-            }
+            } => self.segment(&stream, &rendition, &epoch, msn, ask).await,
         }
+    }
+
+    /// The multivariant playlist: as rendered, or steered (rendered per
+    /// player start with the pathway it is dealt).
+    async fn multivariant(&self, stream: &str, signed_prefix: &str) -> (ObjectClass, Reply) {
+        let Some(entry) = self.store.stream(stream) else {
+            return not_found();
+        };
+        let first = match entry.multivariant_with_model() {
+            Some(m) => Some(m),
+            None => {
+                let _held = Held::new(&self.metrics.blocked_requests);
+                entry.multivariant_within(MULTIVARIANT_HOLD).await
+            }
+        };
+        let Some((model, bytes)) = first else {
+            return not_found();
+        };
+        let pathways = self.cdns.pathways();
+        if pathways.is_empty() {
+            let reply = ok(ObjectClass::Multivariant, bytes, Duration::ZERO);
+            return (ObjectClass::Multivariant, reply);
+        }
+        // Steered: rendered per request (a few lines, once per player
+        // start) with the pathway this player starts on.
+        let path = format!("{signed_prefix}/live/{stream}");
+        let initial = self.cdns.deal();
+        let text = multivariant::render_steered(&model, &pathways, &path, &initial);
+        let mut reply = ok(ObjectClass::Multivariant, Bytes::from(text), Duration::ZERO);
+        if !signed_prefix.is_empty() {
+            // Absolute URIs carry this viewer's token: no shared caches.
+            reply.headers_mut().insert(
+                "cache-control",
+                http::HeaderValue::from_static("private, no-store"),
+            );
+        }
+        (ObjectClass::Multivariant, reply)
+    }
+
+    /// The content steering manifest.
+    fn steering(&self, stream: &str, query: Option<&str>) -> (ObjectClass, Reply) {
+        let floor = self
+            .store
+            .stream(stream)
+            .and_then(|s| s.multivariant_with_model());
+        if self.cdns.pathways().is_empty() || floor.is_none() {
+            return not_found();
+        }
+        let floor = floor.map_or(0, |(m, _)| m.floor_bandwidth());
+        let body = self.cdns.manifest(&steering::parse_query(query), floor);
+        (
+            ObjectClass::Steering,
+            ok(ObjectClass::Steering, body, Duration::ZERO),
+        )
+    }
+
+    /// A media playlist, held while its delivery directives ask (LL-HLS
+    /// blocking reload).
+    async fn media_playlist(
+        &self,
+        stream: &str,
+        rendition: &str,
+        directives: route::Directives,
+        accept_encoding: Option<&str>,
+    ) -> (ObjectClass, Reply) {
+        let Some(r) = self.rendition(stream, rendition, None) else {
+            return not_found();
+        };
+        let blocking = directives.msn.is_some();
+        // A late player or edge (its part exists already) gets the
+        // newest playlist at once, so it catches up in one round trip;
+        // requests that had to wait share the rendering made when
+        // their part arrived.
+        let late = blocking && blocking::playlist(&r.progress(), &directives) == Readiness::Ready;
+        let held = Held::new(&self.metrics.blocked_requests);
+        let state = wait(&r, |p| blocking::playlist(p, &directives)).await;
+        drop(held);
+        match state {
+            Readiness::Ready => {}
+            Readiness::TooFarAhead => {
+                return (
+                    ObjectClass::Error,
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        "_HLS_msn is more than two past the last segment",
+                    ),
+                )
+            }
+            Readiness::Wait => {
+                return (
+                    ObjectClass::Error,
+                    error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not available within 3 target durations",
+                    ),
+                )
+            }
+            Readiness::Gone => return not_found(),
+        }
+        let progress = r.progress();
+        let key = match (directives.msn, directives.part) {
+            (Some(m), Some(p)) => Some(SnapshotKey::Part(m, p)),
+            (Some(m), None) => Some(SnapshotKey::Segment(m)),
+            _ => None,
+        };
+        let Some(pls) = r.playlists(key.filter(|_| !progress.ended && !late)) else {
+            return not_found();
+        };
+        let class = if progress.ended {
+            ObjectClass::EndedPlaylist
+        } else if blocking {
+            ObjectClass::BlockingPlaylist
+        } else {
+            ObjectClass::LivePlaylist
+        };
+        let (plain, gz) = if directives.skip_dateranges {
+            // Rare (players skip DATERANGEs only where there are
+            // some): made from the YES form, sent uncompressed.
+            (playlist::delta_v2(&pls.delta), Bytes::new())
+        } else if directives.skip {
+            (pls.delta, pls.delta_gzip)
+        } else {
+            (pls.full, pls.full_gzip)
+        };
+        let gzip = !gz.is_empty() && accepts_gzip(accept_encoding);
+        let mut reply = ok(
+            class,
+            if gzip { gz } else { plain },
+            progress.target_duration,
+        );
+        let h = reply.headers_mut();
+        h.insert("vary", http::HeaderValue::from_static("Accept-Encoding"));
+        if gzip {
+            h.insert("content-encoding", http::HeaderValue::from_static("gzip"));
+        }
+        (class, reply)
+    }
+
+    /// A part, the preload-hinted one held until it is complete.
+    async fn part(
+        &self,
+        stream: &str,
+        rendition: &str,
+        epoch: &str,
+        msn: u64,
+        part: u32,
+        ask: &MediaAsk<'_>,
+    ) -> (ObjectClass, Reply) {
+        let Some(r) = self.rendition(stream, rendition, Some(epoch)) else {
+            return not_found();
+        };
+        let held = Held::new(&self.metrics.blocked_requests);
+        let state = wait(&r, |p| blocking::part(p, msn, part, r.has_part(msn, part))).await;
+        drop(held);
+        media(state, r.part(msn, part), ask, &self.metrics).await
+    }
+
+    /// A segment: held until it is begun; one still being written is sent
+    /// as it grows.
+    async fn segment(
+        &self,
+        stream: &str,
+        rendition: &str,
+        epoch: &str,
+        msn: u64,
+        ask: &MediaAsk<'_>,
+    ) -> (ObjectClass, Reply) {
+        let Some(r) = self.rendition(stream, rendition, Some(epoch)) else {
+            return not_found();
+        };
+        // Held until the segment is begun: one still being written
+        // (named by byte-range parts and their preload hint) is sent
+        // as it grows.
+        let held = Held::new(&self.metrics.blocked_requests);
+        let begun = |p: &crate::store::Progress| {
+            blocking::segment(p, msn, r.has_segment(msn) || r.has_part(msn, 0))
+        };
+        let state = wait(&r, begun).await;
+        drop(held);
+        if state == Readiness::Ready && !r.has_segment(msn) {
+            return growing::answer(r, msn, ask, &self.metrics).await;
+        }
+        media(state, r.segment(msn), ask, &self.metrics).await
     }
 
     fn rendition(
