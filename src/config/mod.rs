@@ -336,76 +336,11 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Every key in range, each section by itself, then what spans sections.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let seg = secs("hls.segment_duration", self.hls.segment_duration, 0.5, 10.0)?;
-        let part = secs("hls.part_duration", self.hls.part_duration, 0.05, 2.0)?;
-        if part > seg {
-            return Err(ConfigError::Invalid {
-                key: "hls.part_duration",
-                reason: "must not be longer than hls.segment_duration".into(),
-            });
-        }
-        if self.hls.max_segment_duration != 0.0 {
-            let max = secs(
-                "hls.max_segment_duration",
-                self.hls.max_segment_duration,
-                0.5,
-                30.0,
-            )?;
-            if max < seg {
-                return Err(ConfigError::Invalid {
-                    key: "hls.max_segment_duration",
-                    reason: "must not be shorter than hls.segment_duration".into(),
-                });
-            }
-        }
-        let dvr = secs("hls.dvr_window", self.hls.dvr_window, 0.0, 24.0 * 3600.0)?;
-        if dvr < seg * 3 {
-            return Err(ConfigError::Invalid {
-                key: "hls.dvr_window",
-                reason: "must hold at least 3 segments".into(),
-            });
-        }
-        secs("hls.vod_keep", self.hls.vod_keep, 0.0, 7.0 * 24.0 * 3600.0)?;
-        let memory = secs(
-            "hls.memory_window",
-            self.hls.memory_window,
-            0.0,
-            24.0 * 3600.0,
-        )?;
-        if memory < seg * 3 {
-            return Err(ConfigError::Invalid {
-                key: "hls.memory_window",
-                reason: "must hold at least 3 segments (the live edge is served from memory)"
-                    .into(),
-            });
-        }
-        for (key, mb) in [
-            ("hls.memory_budget_mb", self.hls.memory_budget_mb),
-            ("hls.stream_budget_mb", self.hls.stream_budget_mb),
-            ("hls.disk_budget_mb", self.hls.disk_budget_mb),
-        ] {
-            if !(mb.is_finite() && mb > 0.0) {
-                return Err(ConfigError::Invalid {
-                    key,
-                    reason: format!("{mb} must be a positive number of MiB"),
-                });
-            }
-        }
-        secs(
-            "ingest.reconnect_grace",
-            self.ingest.reconnect_grace,
-            0.0,
-            600.0,
-        )?;
-        secs(
-            "ingest.handshake_timeout",
-            self.ingest.handshake_timeout,
-            0.1,
-            120.0,
-        )?;
-        secs("ingest.idle_timeout", self.ingest.idle_timeout, 1.0, 600.0)?;
-        secs("srt.latency", self.srt.latency, 0.02, 8.0)?;
+        self.hls.validate()?;
+        self.ingest.validate()?;
+        self.srt.validate()?;
         secs("server.drain_delay", self.server.drain_delay, 0.0, 600.0)?;
         secs(
             "server.drain_timeout",
@@ -415,68 +350,12 @@ impl Config {
         )?;
         self.origin.validate()?;
         self.limits.validate()?;
-        secs(
-            "srt.peer_idle_timeout",
-            self.srt.peer_idle_timeout,
-            1.0,
-            60.0,
-        )?;
-        let pass = self.srt.passphrase.chars().count();
-        if pass != 0 && !(10..=79).contains(&pass) {
-            return Err(ConfigError::Invalid {
-                key: "srt.passphrase",
-                reason: format!("{pass} characters; SRT takes 10 to 79 (or empty for none)"),
-            });
-        }
-        secs(
-            "ingest.max_timestamp_jump",
-            self.ingest.max_timestamp_jump,
-            1.0,
-            3600.0,
-        )?;
-        secs(
-            "ingest.takeover_after",
-            self.ingest.takeover_after,
-            0.5,
-            600.0,
-        )?;
-        secs(
-            "ingest.publish_timeout",
-            self.ingest.publish_timeout,
-            0.5,
-            120.0,
-        )?;
-        let q = self.ingest.max_queue_mb;
-        if !(q.is_finite() && q >= 1.0) {
-            return Err(ConfigError::Invalid {
-                key: "ingest.max_queue_mb",
-                reason: format!("{q} must be at least 1 MiB"),
-            });
-        }
-        if self.ingest.max_pending == 0 || self.ingest.max_pending_per_address == 0 {
-            return Err(ConfigError::Invalid {
-                key: "ingest.max_pending",
-                reason: "max_pending and max_pending_per_address must be at least 1".into(),
-            });
-        }
-        if !crate::stream_name::is_valid(&self.ingest.app) {
-            return Err(ConfigError::Invalid {
-                key: "ingest.app",
-                reason: "use 1-64 of A-Z a-z 0-9 _ -".into(),
-            });
-        }
-        if self.ingest.max_connections == 0 {
-            return Err(ConfigError::Invalid {
-                key: "ingest.max_connections",
-                reason: "must be at least 1".into(),
-            });
-        }
-        for (key, name) in &self.ingest.keys {
-            if key.is_empty() || !crate::stream_name::is_valid(name) {
-                return Err(ConfigError::Invalid { key: "ingest.keys", reason: format!("{key:?} = {name:?}: keys must be non-empty and names 1-64 of A-Z a-z 0-9 _ -") });
-            }
-        }
         self.transcode.validate()?;
+        self.keyframes_fit_parts()
+    }
+
+    /// `transcode.keyframe_interval`: 0, or a whole number of parts up to a segment.
+    fn keyframes_fit_parts(&self) -> Result<(), ConfigError> {
         let ki = self.transcode.keyframe_interval;
         if ki != 0.0 {
             let parts = ki / self.hls.part_duration;
@@ -499,6 +378,129 @@ impl Config {
 
     pub fn duration(v: f64) -> Duration {
         Duration::from_secs_f64(v.max(0.0))
+    }
+}
+
+impl HlsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let seg = secs("hls.segment_duration", self.segment_duration, 0.5, 10.0)?;
+        let part = secs("hls.part_duration", self.part_duration, 0.05, 2.0)?;
+        if part > seg {
+            return Err(ConfigError::Invalid {
+                key: "hls.part_duration",
+                reason: "must not be longer than hls.segment_duration".into(),
+            });
+        }
+        if self.max_segment_duration != 0.0 {
+            let max = secs(
+                "hls.max_segment_duration",
+                self.max_segment_duration,
+                0.5,
+                30.0,
+            )?;
+            if max < seg {
+                return Err(ConfigError::Invalid {
+                    key: "hls.max_segment_duration",
+                    reason: "must not be shorter than hls.segment_duration".into(),
+                });
+            }
+        }
+        let dvr = secs("hls.dvr_window", self.dvr_window, 0.0, 24.0 * 3600.0)?;
+        if dvr < seg * 3 {
+            return Err(ConfigError::Invalid {
+                key: "hls.dvr_window",
+                reason: "must hold at least 3 segments".into(),
+            });
+        }
+        secs("hls.vod_keep", self.vod_keep, 0.0, 7.0 * 24.0 * 3600.0)?;
+        let memory = secs("hls.memory_window", self.memory_window, 0.0, 24.0 * 3600.0)?;
+        if memory < seg * 3 {
+            return Err(ConfigError::Invalid {
+                key: "hls.memory_window",
+                reason: "must hold at least 3 segments (the live edge is served from memory)"
+                    .into(),
+            });
+        }
+        for (key, mb) in [
+            ("hls.memory_budget_mb", self.memory_budget_mb),
+            ("hls.stream_budget_mb", self.stream_budget_mb),
+            ("hls.disk_budget_mb", self.disk_budget_mb),
+        ] {
+            if !(mb.is_finite() && mb > 0.0) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("{mb} must be a positive number of MiB"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl IngestConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        secs("ingest.reconnect_grace", self.reconnect_grace, 0.0, 600.0)?;
+        secs(
+            "ingest.handshake_timeout",
+            self.handshake_timeout,
+            0.1,
+            120.0,
+        )?;
+        secs("ingest.idle_timeout", self.idle_timeout, 1.0, 600.0)?;
+        secs(
+            "ingest.max_timestamp_jump",
+            self.max_timestamp_jump,
+            1.0,
+            3600.0,
+        )?;
+        secs("ingest.takeover_after", self.takeover_after, 0.5, 600.0)?;
+        secs("ingest.publish_timeout", self.publish_timeout, 0.5, 120.0)?;
+        let q = self.max_queue_mb;
+        if !(q.is_finite() && q >= 1.0) {
+            return Err(ConfigError::Invalid {
+                key: "ingest.max_queue_mb",
+                reason: format!("{q} must be at least 1 MiB"),
+            });
+        }
+        if self.max_pending == 0 || self.max_pending_per_address == 0 {
+            return Err(ConfigError::Invalid {
+                key: "ingest.max_pending",
+                reason: "max_pending and max_pending_per_address must be at least 1".into(),
+            });
+        }
+        if !crate::stream_name::is_valid(&self.app) {
+            return Err(ConfigError::Invalid {
+                key: "ingest.app",
+                reason: "use 1-64 of A-Z a-z 0-9 _ -".into(),
+            });
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "ingest.max_connections",
+                reason: "must be at least 1".into(),
+            });
+        }
+        for (key, name) in &self.keys {
+            if key.is_empty() || !crate::stream_name::is_valid(name) {
+                return Err(ConfigError::Invalid { key: "ingest.keys", reason: format!("{key:?} = {name:?}: keys must be non-empty and names 1-64 of A-Z a-z 0-9 _ -") });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SrtConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        secs("srt.latency", self.latency, 0.02, 8.0)?;
+        secs("srt.peer_idle_timeout", self.peer_idle_timeout, 1.0, 60.0)?;
+        let pass = self.passphrase.chars().count();
+        if pass != 0 && !(10..=79).contains(&pass) {
+            return Err(ConfigError::Invalid {
+                key: "srt.passphrase",
+                reason: format!("{pass} characters; SRT takes 10 to 79 (or empty for none)"),
+            });
+        }
+        Ok(())
     }
 }
 
