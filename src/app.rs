@@ -92,45 +92,173 @@ fn bind_http(addr: SocketAddr, backlog: u32) -> anyhow::Result<TcpListener> {
     Ok(listener)
 }
 
+/// The store, with its disk tier when `hls.disk` is on.
+fn open_store(cfg: &Config, memory_budget: usize) -> anyhow::Result<Arc<Store>> {
+    let disk = if cfg.hls.disk {
+        let root = cfg.server.data_dir.join("sessions");
+        let window = Config::duration(cfg.hls.memory_window);
+        let budget = (cfg.hls.disk_budget_mb * 1024.0 * 1024.0) as u64;
+        Some(crate::store::Disk::open(root, window, budget)?)
+    } else {
+        None
+    };
+    let store = Store::with_disk(
+        cfg.hls.max_vod_sessions,
+        crate::store::Budget {
+            total: memory_budget,
+            per_stream: (cfg.hls.stream_budget_mb * 1024.0 * 1024.0) as usize,
+        },
+        disk,
+    );
+    Ok(store)
+}
+
+/// What every rendition's packager and playlist share (TARGETDURATION is set
+/// per stream by its cut schedule, `pipeline::Stream::build`).
+fn packager_config(cfg: &Config) -> PackagerConfig {
+    PackagerConfig {
+        segmenter: SegmenterConfig {
+            segment_target: Config::duration(cfg.hls.segment_duration),
+            part_target: Config::duration(cfg.hls.part_duration),
+        },
+        dvr_window: Config::duration(cfg.hls.dvr_window),
+        vod_keep: Config::duration(cfg.hls.vod_keep),
+        // Set per stream by its cut schedule (pipeline::Stream::build).
+        target_duration: Config::duration(cfg.hls.segment_duration)
+            .as_secs_f64()
+            .ceil()
+            .max(1.0) as u32,
+        part_addressing: match cfg.hls.part_addressing {
+            crate::config::PartAddressing::Files => PartAddressing::Files,
+            crate::config::PartAddressing::ByteRanges => PartAddressing::ByteRanges,
+        },
+    }
+}
+
+/// Sessions kept from before a restart go when their VOD time is over.
+fn expire_restored(
+    restored: Vec<crate::store::Restored>,
+    store: &Arc<Store>,
+    life: &Lifecycle,
+    vod_keep: std::time::Duration,
+) {
+    for r in restored {
+        let keep = (r.ended_at + vod_keep)
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tracing::info!(stream = %r.name, epoch = %r.epoch, ?keep, "serving an ended session kept on disk");
+        let (store, stop) = (store.clone(), life.stop_vod.clone());
+        life.pipelines
+            .spawn(async move { store.expire_after(&r.name, &r.epoch, keep, &stop).await });
+    }
+}
+
+/// The base of the playback URLs printed when a stream goes live.
+fn playback_base(cfg: &Config, http_addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    if cfg.server.public_url.is_empty() {
+        let host = if http_addr.ip().is_unspecified() {
+            "localhost".to_string()
+        } else {
+            http_addr.ip().to_string()
+        };
+        format!("{scheme}://{host}:{}", http_addr.port())
+    } else {
+        cfg.server.public_url.trim_end_matches('/').to_string()
+    }
+}
+
+/// `origin.max_connections`, or (0) what the open-files limit leaves after
+/// ingest and the disk tier.
+fn origin_max_connections(cfg: &Config) -> usize {
+    let open_files = open_files_limit();
+    match cfg.origin.max_connections {
+        0 => crate::origin::slots::auto_max_connections(open_files),
+        n => {
+            let reserve = crate::origin::slots::reserved_descriptors(open_files);
+            if n as u64 > open_files.saturating_sub(reserve) {
+                tracing::warn!(
+                    max_connections = n,
+                    open_files,
+                    "origin.max_connections is above the open-files limit less {reserve}: \
+                     viewers can take the descriptors ingest and the disk tier need"
+                );
+            }
+            n
+        }
+    }
+}
+
+/// Why a new stream cannot be taken now (the store near its memory budget,
+/// or the limits), if so: given to ingest as `IngestContext::capacity`.
+fn admit_new_stream(
+    store: Arc<Store>,
+    gauge: Arc<capacity::Gauge>,
+    budget: usize,
+) -> Box<dyn Fn() -> Option<(&'static str, String)> + Send + Sync> {
+    Box::new(move || {
+        let held = store.bytes();
+        // Live streams shrink their DVR to stay within the budget, so the
+        // store hovers just under it when full.
+        if held as f64 >= ADMIT_BELOW * budget as f64 {
+            let why = format!("the server's memory budget is used ({held} of {budget} bytes)");
+            return Some(("memory_budget", why));
+        }
+        gauge.full().map(|why| ("capacity", why))
+    })
+}
+
+/// Who may fetch from the origin: the CDN secret and signed URLs.
+fn origin_access(cfg: &Config) -> crate::origin::Access {
+    let access = crate::origin::Access {
+        cdn_secret: (!cfg.origin.cdn_secret.is_empty())
+            .then(|| {
+                http::HeaderName::from_bytes(cfg.origin.cdn_secret_header.as_bytes())
+                    .ok()
+                    .map(|h| (h, cfg.origin.cdn_secret.clone()))
+            })
+            .flatten(),
+        signing_key: (!cfg.origin.signing_key.is_empty())
+            .then(|| cfg.origin.signing_key.as_bytes().to_vec()),
+        edge_tokens: cfg.origin.cdn_checks_tokens,
+    };
+    if access.signing_key.is_some() {
+        tracing::info!("origin.signing_key is set: playback URLs must be signed (castline sign)");
+    }
+    if access.cdn_secret.is_some() {
+        tracing::info!(header = %cfg.origin.cdn_secret_header, "origin.cdn_secret is set: HTTP requests without it get 403");
+    }
+    access
+}
+
+/// The SRT listener, when `srt.enabled`.
+async fn bind_srt(cfg: &Config, ctx: &Arc<IngestContext>) -> anyhow::Result<Option<SrtIngest>> {
+    Ok(if cfg.srt.enabled {
+        let settings = SrtSettings {
+            passphrase: (!cfg.srt.passphrase.is_empty()).then(|| cfg.srt.passphrase.clone()),
+            latency: Config::duration(cfg.srt.latency),
+            peer_idle_timeout: Config::duration(cfg.srt.peer_idle_timeout),
+        };
+        let srt = SrtIngest::bind(cfg.server.srt_listen, settings, ctx.clone())
+            .await
+            .with_context(|| format!("cannot listen for SRT on {}", cfg.server.srt_listen))?;
+        if cfg.srt.passphrase.is_empty() {
+            tracing::info!("srt.passphrase is empty: SRT callers are not encrypted");
+        }
+        Some(srt)
+    } else {
+        None
+    })
+}
+
 impl App {
     pub async fn start(cfg: Config) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
         let memory_budget = (cfg.hls.memory_budget_mb * 1024.0 * 1024.0) as usize;
-        let disk = if cfg.hls.disk {
-            let root = cfg.server.data_dir.join("sessions");
-            let window = Config::duration(cfg.hls.memory_window);
-            let budget = (cfg.hls.disk_budget_mb * 1024.0 * 1024.0) as u64;
-            Some(crate::store::Disk::open(root, window, budget)?)
-        } else {
-            None
-        };
-        let store = Store::with_disk(
-            cfg.hls.max_vod_sessions,
-            crate::store::Budget {
-                total: memory_budget,
-                per_stream: (cfg.hls.stream_budget_mb * 1024.0 * 1024.0) as usize,
-            },
-            disk,
-        );
+        let store = open_store(&cfg, memory_budget)?;
         let vod_keep = Config::duration(cfg.hls.vod_keep);
         let restored = store.restore(vod_keep);
-        let pcfg = PackagerConfig {
-            segmenter: SegmenterConfig {
-                segment_target: Config::duration(cfg.hls.segment_duration),
-                part_target: Config::duration(cfg.hls.part_duration),
-            },
-            dvr_window: Config::duration(cfg.hls.dvr_window),
-            vod_keep: Config::duration(cfg.hls.vod_keep),
-            // Set per stream by its cut schedule (pipeline::Stream::build).
-            target_duration: Config::duration(cfg.hls.segment_duration)
-                .as_secs_f64()
-                .ceil()
-                .max(1.0) as u32,
-            part_addressing: match cfg.hls.part_addressing {
-                crate::config::PartAddressing::Files => PartAddressing::Files,
-                crate::config::PartAddressing::ByteRanges => PartAddressing::ByteRanges,
-            },
-        };
+        let pcfg = packager_config(&cfg);
         let ladder = if cfg.transcode.enabled {
             Some(Self::ladder(&cfg, &metrics)?)
         } else {
@@ -151,16 +279,7 @@ impl App {
         let (store2, metrics2) = (store.clone(), metrics.clone());
         let life = Lifecycle::new();
         let (pipelines, stop_vod) = (life.pipelines.clone(), life.stop_vod.clone());
-        // Sessions kept from before a restart go when their VOD time is over.
-        for r in restored {
-            let keep = (r.ended_at + vod_keep)
-                .duration_since(std::time::SystemTime::now())
-                .unwrap_or_default();
-            tracing::info!(stream = %r.name, epoch = %r.epoch, ?keep, "serving an ended session kept on disk");
-            let (store, stop) = (store.clone(), stop_vod.clone());
-            pipelines
-                .spawn(async move { store.expire_after(&r.name, &r.epoch, keep, &stop).await });
-        }
+        expire_restored(restored, &store, &life, vod_keep);
         let hub = Hub::new(
             HubLimits {
                 grace: Config::duration(cfg.ingest.reconnect_grace),
@@ -195,34 +314,9 @@ impl App {
             }
             _ => None,
         };
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let playback_base = if cfg.server.public_url.is_empty() {
-            let host = if http_addr.ip().is_unspecified() {
-                "localhost".to_string()
-            } else {
-                http_addr.ip().to_string()
-            };
-            format!("{scheme}://{host}:{}", http_addr.port())
-        } else {
-            cfg.server.public_url.trim_end_matches('/').to_string()
-        };
+        let playback_base = playback_base(&cfg, http_addr, tls.is_some());
 
-        let open_files = open_files_limit();
-        let max_connections = match cfg.origin.max_connections {
-            0 => crate::origin::slots::auto_max_connections(open_files),
-            n => {
-                let reserve = crate::origin::slots::reserved_descriptors(open_files);
-                if n as u64 > open_files.saturating_sub(reserve) {
-                    tracing::warn!(
-                        max_connections = n,
-                        open_files,
-                        "origin.max_connections is above the open-files limit less {reserve}: \
-                         viewers can take the descriptors ingest and the disk tier need"
-                    );
-                }
-                n
-            }
-        };
+        let max_connections = origin_max_connections(&cfg);
         let gauge = capacity::Gauge::new(
             capacity::Capacity::from_config(&cfg.limits, memory_budget, max_connections),
             cfg.limits.max_cpu < 1.0,
@@ -247,62 +341,13 @@ impl App {
                 publishers: cfg.ingest.max_connections,
             }),
             log_limiter: LogLimiter::new(std::time::Duration::from_secs(10)),
-            capacity: {
-                let (store, gauge) = (store.clone(), gauge.clone());
-                let budget = memory_budget;
-                Box::new(move || {
-                    let held = store.bytes();
-                    // Live streams shrink their DVR to stay within the
-                    // budget, so the store hovers just under it when full.
-                    if held as f64 >= ADMIT_BELOW * budget as f64 {
-                        let why = format!(
-                            "the server's memory budget is used ({held} of {budget} bytes)"
-                        );
-                        return Some(("memory_budget", why));
-                    }
-                    gauge.full().map(|why| ("capacity", why))
-                })
-            },
+            capacity: admit_new_stream(store.clone(), gauge.clone(), memory_budget),
             playback_base: playback_base.clone(),
             // Ingest connections are tracked with the HTTP ones: one drain waits for all.
             tasks: life.tasks.clone(),
         });
-        let access = crate::origin::Access {
-            cdn_secret: (!cfg.origin.cdn_secret.is_empty())
-                .then(|| {
-                    http::HeaderName::from_bytes(cfg.origin.cdn_secret_header.as_bytes())
-                        .ok()
-                        .map(|h| (h, cfg.origin.cdn_secret.clone()))
-                })
-                .flatten(),
-            signing_key: (!cfg.origin.signing_key.is_empty())
-                .then(|| cfg.origin.signing_key.as_bytes().to_vec()),
-            edge_tokens: cfg.origin.cdn_checks_tokens,
-        };
-        if access.signing_key.is_some() {
-            tracing::info!(
-                "origin.signing_key is set: playback URLs must be signed (castline sign)"
-            );
-        }
-        if access.cdn_secret.is_some() {
-            tracing::info!(header = %cfg.origin.cdn_secret_header, "origin.cdn_secret is set: HTTP requests without it get 403");
-        }
-        let srt = if cfg.srt.enabled {
-            let settings = SrtSettings {
-                passphrase: (!cfg.srt.passphrase.is_empty()).then(|| cfg.srt.passphrase.clone()),
-                latency: Config::duration(cfg.srt.latency),
-                peer_idle_timeout: Config::duration(cfg.srt.peer_idle_timeout),
-            };
-            let srt = SrtIngest::bind(cfg.server.srt_listen, settings, ctx.clone())
-                .await
-                .with_context(|| format!("cannot listen for SRT on {}", cfg.server.srt_listen))?;
-            if cfg.srt.passphrase.is_empty() {
-                tracing::info!("srt.passphrase is empty: SRT callers are not encrypted");
-            }
-            Some(srt)
-        } else {
-            None
-        };
+        let access = origin_access(&cfg);
+        let srt = bind_srt(&cfg, &ctx).await?;
         let srt_addr = srt.as_ref().map(|s| s.local_addr);
         let mut tasks = JoinSet::new();
         let listener = RtmpListener {
