@@ -641,15 +641,11 @@ fn every_audio_frame_sent_is_served_once_without_gaps() {
     );
     let (ok, err) = p.wait(Duration::from_secs(90));
     assert!(ok, "ffmpeg failed: {err}");
-    let start = Instant::now();
-    let m = loop {
-        let m = media(&server, "tone", "audio");
-        if m.endlist {
-            break m;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "no ENDLIST");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let m = wait_for_endlist_within(
+        &server,
+        "/live/tone/audio/index.m3u8",
+        Duration::from_secs(10),
+    );
     let served_file = assert_decodes(&server, "tone", "audio", &m);
     let served = packets(&served_file, "a");
     let sent = packets(&tee, "a");
@@ -825,19 +821,17 @@ fn audio_sent_ahead_of_the_video_leaves_every_rung_on_the_schedule() {
         },
     );
     let names = ["360p", "240p", "audio"];
-    let start = Instant::now();
-    let ms = loop {
+    let ms = poll(Duration::from_secs(40), || {
         let ms: Vec<Media> = names.iter().map(|r| media(&server, "ahead", r)).collect();
         if ms.iter().all(|m| m.segments.len() >= 8) {
-            break ms;
+            Ok(ms)
+        } else {
+            Err(format!(
+                "fewer than 8 segments in every rendition:\n{}",
+                ms[0].text
+            ))
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(40),
-            "fewer than 8 segments in every rendition:\n{}",
-            ms[0].text
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    });
     let named: Vec<(&str, &Media)> = names.iter().copied().zip(&ms).collect();
     assert!(assert_one_timeline(&named, 0.07) >= 6);
     // Each video segment opens with the first frame at or after its instant.

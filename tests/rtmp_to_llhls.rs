@@ -382,25 +382,19 @@ fn reconnect_within_grace_continues_the_playlist_with_a_discontinuity() {
     first.kill(); // a network drop: no unpublish
     std::thread::sleep(Duration::from_millis(1000));
     let _second = Publisher::start(&server.rtmp_url("blip"), Publish::default());
-    let start = Instant::now();
-    let after = loop {
+    let after = poll(Duration::from_secs(30), || {
         let m = parse_media(&get(&server.url("/live/blip/source/index.m3u8")).text());
-        if m.discontinuities > 0
-            && m.segments
-                .iter()
-                .filter(|(u, _)| msn_of(u) > msn_of(&before.segments.last().unwrap().0) + 1)
-                .count()
-                >= 2
-        {
-            break m;
+        let newer = m
+            .segments
+            .iter()
+            .filter(|(u, _)| msn_of(u) > msn_of(&before.segments.last().unwrap().0) + 1)
+            .count();
+        if m.discontinuities > 0 && newer >= 2 {
+            Ok(m)
+        } else {
+            Err(format!("no discontinuity after reconnect:\n{}", m.text))
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no discontinuity after reconnect:\n{}",
-            m.text
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    });
     assert!(!after.endlist);
     assert_eq!(
         after.media_sequence, before.media_sequence,
@@ -439,19 +433,11 @@ fn stream_that_ends_gets_endlist_and_stays_watchable() {
     );
     let (ok, err) = p.wait(Duration::from_secs(30));
     assert!(ok, "ffmpeg failed: {err}");
-    let start = Instant::now();
-    let m = loop {
-        let m = parse_media(&get(&server.url("/live/short/source/index.m3u8")).text());
-        if m.endlist {
-            break m;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no EXT-X-ENDLIST:\n{}",
-            m.text
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let m = wait_for_endlist_within(
+        &server,
+        "/live/short/source/index.m3u8",
+        Duration::from_secs(10),
+    );
     assert!(m.preload_hint.is_none());
     let listed: f64 = m.segments.iter().map(|(_, d)| d).sum();
     assert!(
@@ -564,10 +550,9 @@ fn a_silent_publisher_is_taken_over_by_the_same_key() {
     // network change the OS has not noticed yet).
     first.signal("-STOP");
     std::thread::sleep(Duration::from_millis(3500));
-    let started = Instant::now();
     let _second = Publisher::start(&server.rtmp_url("takeover"), Publish::default());
     let last_before = msn_of(&before.segments.last().unwrap().0);
-    let after = loop {
+    let after = poll(Duration::from_secs(15), || {
         let m = parse_media(&get(&server.url("/live/takeover/source/index.m3u8")).text());
         let newer = m
             .segments
@@ -575,15 +560,11 @@ fn a_silent_publisher_is_taken_over_by_the_same_key() {
             .filter(|(u, _)| msn_of(u) > last_before + 1)
             .count();
         if m.discontinuities > 0 && newer >= 2 {
-            break m;
+            Ok(m)
+        } else {
+            Err(format!("the new publisher did not take over:\n{}", m.text))
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the new publisher did not take over:\n{}",
-            m.text
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    });
     assert!(!after.endlist);
     assert_eq!(
         after.media_sequence, before.media_sequence,
@@ -614,22 +595,17 @@ fn an_ended_session_stays_servable_when_its_name_goes_live_again() {
     let (ok, err) =
         Publisher::start(&server.rtmp_url("twice"), short).wait(Duration::from_secs(30));
     assert!(ok, "{err}");
-    let start = Instant::now();
-    let vod = loop {
-        let m = parse_media(&get(&server.url("/live/twice/source/index.m3u8")).text());
-        if m.endlist {
-            break m;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "no ENDLIST");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let vod = wait_for_endlist_within(
+        &server,
+        "/live/twice/source/index.m3u8",
+        Duration::from_secs(10),
+    );
     let seg = server.url(&format!("/live/twice/source/{}", vod.segments[1].0));
     let init = server.url(&format!("/live/twice/source/{}", vod.maps[0]));
     let (seg_bytes, init_bytes) = (get(&seg).body, get(&init).body);
     // The same name goes live again: its playlists are the new session's...
     let _again = Publisher::start(&server.rtmp_url("twice"), Publish::default());
-    let start = Instant::now();
-    let live = loop {
+    let live = poll(Duration::from_secs(20), || {
         let r = get(&server.url("/live/twice/source/index.m3u8"));
         let m = if r.status == 200 {
             parse_media(&r.text())
@@ -637,14 +613,11 @@ fn an_ended_session_stays_servable_when_its_name_goes_live_again() {
             Media::default() // the new session has no playlist yet
         };
         if !m.endlist && !m.maps.is_empty() && m.maps[0] != vod.maps[0] {
-            break m;
+            Ok(m)
+        } else {
+            Err("the new session never showed".into())
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the new session never showed"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    });
     assert!(!live.endlist);
     // ...and the ended session's media still answers, with the same bytes.
     let (s, i) = (get(&seg), get(&init));
@@ -697,15 +670,14 @@ fn past_the_memory_budget_a_new_stream_is_refused_and_the_live_one_goes_on() {
     // The live stream goes on (its window no longer grows: the last
     // segment's number is what moves).
     let last = |m: &Media| m.media_sequence + m.segments.len() as u64;
-    let start = Instant::now();
-    let after = loop {
+    let after = poll(Duration::from_secs(20), || {
         let m = wait_segments(&server, "first", 1, Duration::from_secs(5));
         if last(&m) >= last(&before) + 2 {
-            break m;
+            Ok(m)
+        } else {
+            Err(m.text)
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "{}", m.text);
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    });
     assert_eq!(after.discontinuities, 0, "the live stream was disturbed");
     // The live stream gave up DVR to stay within the budget: the store holds
     // it and at most the segment a trim waits for (about 120 kB here).
@@ -730,15 +702,14 @@ fn a_part_is_served_as_long_as_its_segment_is_in_the_window() {
     let msn = msn_of(&part_uri);
     let part_bytes = get(&server.url(&format!("/live/keep/source/{part_uri}"))).body;
     // Wait until the playlist no longer lists that segment's parts.
-    let start = Instant::now();
-    let later = loop {
+    let later = poll(Duration::from_secs(30), || {
         let m = parse_media(&get(&playlist).text());
         if m.parts.iter().all(|(u, _, _)| msn_of(u) > msn) && m.segments.len() > 4 {
-            break m;
+            Ok(m)
+        } else {
+            Err(m.text)
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "{}", m.text);
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    });
     assert!(
         later.segments.iter().any(|(u, _)| msn_of(u) == msn),
         "still in the window"
@@ -938,16 +909,15 @@ fn a_player_asking_as_the_stream_starts_is_held_until_the_multivariant_exists() 
         serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null)
     };
     // The stream is open (its renditions exist) before a player can start.
-    let start = Instant::now();
-    loop {
+    let open = poll_every(Duration::from_secs(30), Duration::from_millis(20), || {
         let a = api();
         if a["renditions"].as_array().is_some_and(|r| !r.is_empty()) {
-            assert_eq!(a["playable"], false, "{a}");
-            break;
+            Ok(a)
+        } else {
+            Err(format!("never open: {a}"))
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "never open: {a}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    });
+    assert_eq!(open["playable"], false, "{open}");
     // A player asking now is held and gets the multivariant, not a 404.
     let r = get(&server.url("/live/early/index.m3u8"));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -1026,15 +996,14 @@ fn with_a_cdn_secret_only_requests_carrying_it_are_answered() {
     );
     let _p = Publisher::start(&server.rtmp_url("edge"), Publish::default());
     let url = server.url("/live/edge/index.m3u8");
-    let start = Instant::now();
-    let with = loop {
+    poll(Duration::from_secs(30), || {
         let r = request_with("GET", &url, &[("X-Castline-CDN-Secret", "edge-only-7f3a")]);
-        if r.status == 200 || start.elapsed() > Duration::from_secs(30) {
-            break r;
+        if r.status == 200 {
+            Ok(r)
+        } else {
+            Err(format!("{}: {}", r.status, r.text()))
         }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(with.status, 200, "{}", with.text());
+    });
     let without = get(&url);
     assert_eq!(without.status, 403);
     assert_eq!(without.header("cache-control"), Some("no-store"));
@@ -1104,14 +1073,14 @@ fn with_a_certificate_the_origin_serves_tls_with_alpn_h2_and_http_1_1() {
             .expect("curl");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let start = Instant::now();
-    let h2 = loop {
+    let h2 = poll(Duration::from_secs(30), || {
         let out = curl("--http2");
-        if out.ends_with("2 200") || start.elapsed() > Duration::from_secs(30) {
-            break out;
+        if out.ends_with("2 200") {
+            Ok(out)
+        } else {
+            Err(out)
         }
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    });
     assert!(
         h2.ends_with("2 200"),
         "ALPN h2 over TLS, verified certificate: {h2}"

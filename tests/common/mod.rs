@@ -464,18 +464,35 @@ pub fn get(url: &str) -> Reply {
 
 /// Poll `url` until it answers 200 (or panic after `limit`).
 pub fn wait_for(url: &str, limit: Duration) -> Reply {
-    let start = Instant::now();
-    loop {
+    poll(limit, || {
         let r = get(url);
         if r.status == 200 {
-            return r;
+            Ok(r)
+        } else {
+            Err(format!("{url} still {}", r.status))
         }
-        assert!(
-            start.elapsed() < limit,
-            "{url} still {} after {limit:?}",
-            r.status
-        );
-        std::thread::sleep(Duration::from_millis(200));
+    })
+}
+
+/// The tests' one way to wait: call `check` every 200 ms until it gives
+/// `Ok`, for at most `limit`; past it, panic with what its last `Err` said.
+pub fn poll<T>(limit: Duration, check: impl FnMut() -> Result<T, String>) -> T {
+    poll_every(limit, Duration::from_millis(200), check)
+}
+
+/// [`poll`], calling `check` every `every`.
+pub fn poll_every<T>(
+    limit: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(why) => assert!(start.elapsed() < limit, "after {limit:?}: {why}"),
+        }
+        std::thread::sleep(every);
     }
 }
 
@@ -580,19 +597,19 @@ pub fn parse_media(text: &str) -> Media {
 
 /// Poll the media playlist `path` until it ends (ENDLIST), for up to 30 s.
 pub fn wait_for_endlist(server: &Server, path: &str) -> Media {
-    let start = Instant::now();
-    loop {
+    wait_for_endlist_within(server, path, Duration::from_secs(30))
+}
+
+/// Poll the media playlist `path` until it ends (ENDLIST), for up to `limit`.
+pub fn wait_for_endlist_within(server: &Server, path: &str, limit: Duration) -> Media {
+    poll(limit, || {
         let m = parse_media(&get(&server.url(path)).text());
         if m.endlist {
-            return m;
+            Ok(m)
+        } else {
+            Err(format!("no ENDLIST: {}", m.text))
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no ENDLIST: {}",
-            m.text
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    })
 }
 
 /// The msn of a segment or part URI like `epoch/12.m4s` or `epoch/12.3.m4s`.
@@ -713,21 +730,16 @@ pub fn wait_rendition(
 /// Wait until the media playlist at `url` lists at least `segments` complete
 /// segments (or has ended).
 pub fn wait_media_at(url: &str, segments: usize, limit: Duration) -> Media {
-    let start = Instant::now();
-    loop {
+    poll(limit, || {
         let r = get(url);
         if r.status == 200 {
             let m = parse_media(&r.text());
             if m.segments.len() >= segments || m.endlist {
-                return m;
+                return Ok(m);
             }
         }
-        assert!(
-            start.elapsed() < limit,
-            "{url}: fewer than {segments} segments after {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        Err(format!("{url}: fewer than {segments} segments"))
+    })
 }
 
 /// The first video frame of `init` + `segment`: (presentation time in
