@@ -221,91 +221,15 @@ impl Stream {
         info: &Arc<MediaInfo>,
     ) -> Stream {
         let name = entry.name().to_string();
-        let fallback = |reason: &str| {
-            metrics
-                .ladder_fallbacks
-                .get_or_create(&ReasonLabel {
-                    reason: reason.to_string(),
-                })
-                .inc();
+        let (transcoder, rungs) = match (&cfg.ladder, &info.video) {
+            (Some(ladder), Some(video)) => start_ladder(ladder, &name, video, &metrics),
+            _ => (None, Vec::new()),
         };
-        // The transcoded rungs, if the ladder runs for this source.
-        let mut rungs = Vec::new();
-        let mut transcoder = None;
-        if let (Some(ladder), Some(video)) = (&cfg.ladder, &info.video) {
-            let plan = plan::plan(video.width, video.height, &ladder.rungs);
-            if !plan.skipped.is_empty() {
-                tracing::info!(stream = %name, source = %format!("{}x{}", video.width, video.height), skipped = ?plan.skipped, "rungs taller than the source are skipped, never upscaled");
-            }
-            if plan.rungs.is_empty() {
-                tracing::info!(stream = %name, "the source is smaller than every rung: served as published");
-                fallback("source_smaller_than_ladder");
-            } else {
-                let channels: Vec<_> = plan
-                    .rungs
-                    .iter()
-                    .map(|_| mpsc::channel(PACKAGER_QUEUE))
-                    .collect();
-                let targets = plan
-                    .rungs
-                    .iter()
-                    .zip(&channels)
-                    .map(|(rung, (tx, _))| RungTarget {
-                        rung: rung.clone(),
-                        output: tx.clone(),
-                    })
-                    .collect();
-                match Transcoder::start(
-                    &name,
-                    ladder.backend,
-                    &ladder.presets,
-                    &ladder.frames,
-                    video,
-                    targets,
-                    // With passthrough the source's keyframes make the cuts,
-                    // and the source rung could not follow extra IDRs.
-                    ladder.keyframe_interval.filter(|_| !ladder.passthrough),
-                    metrics.clone(),
-                ) {
-                    Ok(t) => {
-                        transcoder = Some(t);
-                        rungs = plan
-                            .rungs
-                            .into_iter()
-                            .zip(channels)
-                            .map(|(r, (_, rx))| (r.name, rx))
-                            .collect();
-                    }
-                    Err(e) => {
-                        tracing::error!(stream = %name, error = %e, "the ladder cannot start: served as published");
-                        fallback("encoder_failed");
-                    }
-                }
-            }
-        }
         let passthrough = info.video.is_some()
             && (transcoder.is_none() || cfg.ladder.as_ref().is_some_and(|l| l.passthrough));
-        let segment = (cfg.segment_duration.as_secs_f64() * VIDEO_TIMESCALE as f64) as i64;
-        // Transcoded rungs alone cut on the clock; a passthrough rung can only
-        // cut at the source's keyframes; an audio-only stream cuts on the clock.
-        let max_secs = cfg.max_segment_duration.as_secs_f64();
-        let mode = if passthrough {
-            CutMode::Keyframes {
-                min: segment - segment / 10,
-                max: (max_secs * VIDEO_TIMESCALE as f64) as i64,
-            }
-        } else {
-            CutMode::Interval { every: segment }
-        };
-        // TARGETDURATION is known before the first frame either way, so the
-        // playlists appear with the first part: the interval, or (keyframe
-        // cuts) the longest a segment may get: a cut past it comes at most a
-        // frame late, and EXTINF rounds to at most this.
+        let mode = cut_mode(cfg, passthrough);
         let mut pcfg = cfg.packager;
-        pcfg.target_duration = match mode {
-            CutMode::Interval { .. } => cfg.segment_duration.as_secs_f64().ceil().max(1.0) as u32,
-            CutMode::Keyframes { .. } => max_secs.round().max(1.0) as u32,
-        };
+        pcfg.target_duration = target_duration(cfg, mode);
 
         let mut video_names: Vec<String> = rungs.iter().map(|(n, _)| n.clone()).collect();
         if passthrough {
@@ -531,6 +455,101 @@ impl Stream {
                 tracing::error!(stream = %self.name, error = %e, "a packager task failed");
             }
         }
+    }
+}
+
+/// Start the ladder for `video`: the transcoder and each rung's packager
+/// queue, or none (counted, logged) when no rung fits the source or the
+/// encoder cannot start; the stream is then served as published.
+fn start_ladder(
+    ladder: &LadderConfig,
+    name: &str,
+    video: &crate::media::AvcConfig,
+    metrics: &Arc<Metrics>,
+) -> (Option<Transcoder>, Vec<(String, mpsc::Receiver<Input>)>) {
+    let fallback = |reason: &str| {
+        metrics
+            .ladder_fallbacks
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    };
+    let plan = plan::plan(video.width, video.height, &ladder.rungs);
+    if !plan.skipped.is_empty() {
+        tracing::info!(stream = %name, source = %format!("{}x{}", video.width, video.height), skipped = ?plan.skipped, "rungs taller than the source are skipped, never upscaled");
+    }
+    if plan.rungs.is_empty() {
+        tracing::info!(stream = %name, "the source is smaller than every rung: served as published");
+        fallback("source_smaller_than_ladder");
+        return (None, Vec::new());
+    }
+    let channels: Vec<_> = plan
+        .rungs
+        .iter()
+        .map(|_| mpsc::channel(PACKAGER_QUEUE))
+        .collect();
+    let targets = plan
+        .rungs
+        .iter()
+        .zip(&channels)
+        .map(|(rung, (tx, _))| RungTarget {
+            rung: rung.clone(),
+            output: tx.clone(),
+        })
+        .collect();
+    let started = Transcoder::start(
+        name,
+        ladder.backend,
+        &ladder.presets,
+        &ladder.frames,
+        video,
+        targets,
+        // With passthrough the source's keyframes make the cuts, and the
+        // source rung could not follow extra IDRs.
+        ladder.keyframe_interval.filter(|_| !ladder.passthrough),
+        metrics.clone(),
+    );
+    match started {
+        Ok(t) => {
+            let rungs = plan
+                .rungs
+                .into_iter()
+                .zip(channels)
+                .map(|(r, (_, rx))| (r.name, rx))
+                .collect();
+            (Some(t), rungs)
+        }
+        Err(e) => {
+            tracing::error!(stream = %name, error = %e, "the ladder cannot start: served as published");
+            fallback("encoder_failed");
+            (None, Vec::new())
+        }
+    }
+}
+
+/// Transcoded rungs alone cut on the clock; a passthrough rung can only cut
+/// at the source's keyframes; an audio-only stream cuts on the clock.
+fn cut_mode(cfg: &PipelineConfig, passthrough: bool) -> CutMode {
+    let segment = (cfg.segment_duration.as_secs_f64() * VIDEO_TIMESCALE as f64) as i64;
+    if passthrough {
+        CutMode::Keyframes {
+            min: segment - segment / 10,
+            max: (cfg.max_segment_duration.as_secs_f64() * VIDEO_TIMESCALE as f64) as i64,
+        }
+    } else {
+        CutMode::Interval { every: segment }
+    }
+}
+
+/// TARGETDURATION, known before the first frame either way, so the playlists
+/// appear with the first part: the interval, or (keyframe cuts) the longest a
+/// segment may get: a cut past it comes at most a frame late, and EXTINF
+/// rounds to at most this.
+fn target_duration(cfg: &PipelineConfig, mode: CutMode) -> u32 {
+    match mode {
+        CutMode::Interval { .. } => cfg.segment_duration.as_secs_f64().ceil().max(1.0) as u32,
+        CutMode::Keyframes { .. } => cfg.max_segment_duration.as_secs_f64().round().max(1.0) as u32,
     }
 }
 
