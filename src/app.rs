@@ -114,7 +114,7 @@ fn open_store(cfg: &Config, memory_budget: usize) -> anyhow::Result<Arc<Store>> 
 }
 
 /// What every rendition's packager and playlist share (TARGETDURATION is set
-/// per stream by its cut schedule, `pipeline::Stream::build`).
+/// per stream by its cut schedule, `pipeline::Renditions::build`).
 fn packager_config(cfg: &Config) -> PackagerConfig {
     PackagerConfig {
         segmenter: SegmenterConfig {
@@ -123,7 +123,6 @@ fn packager_config(cfg: &Config) -> PackagerConfig {
         },
         dvr_window: Config::duration(cfg.hls.dvr_window),
         vod_keep: Config::duration(cfg.hls.vod_keep),
-        // Set per stream by its cut schedule (pipeline::Stream::build).
         target_duration: Config::duration(cfg.hls.segment_duration)
             .as_secs_f64()
             .ceil()

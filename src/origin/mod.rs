@@ -39,7 +39,7 @@ use crate::lifecycle::Lifecycle;
 use crate::metrics::{EgressLabel, HttpLabel, Metrics};
 use crate::package::{multivariant, playlist};
 use crate::store::object::InMemory;
-use crate::store::{Rendition, SnapshotKey, Store, Stored, StreamEntry};
+use crate::store::{Rendition, SessionEntry, SnapshotKey, Store, Stored};
 use steering::Cdns;
 
 pub use access::Access;
@@ -559,7 +559,7 @@ impl Origin {
         rendition: &str,
         epoch: Option<&str>,
     ) -> Option<Arc<Rendition>> {
-        let entry: Arc<StreamEntry> = match epoch {
+        let entry: Arc<SessionEntry> = match epoch {
             // Media URLs name their session: a kept VOD stays servable after
             // the name went live again.
             Some(e) => self.store.session(stream, e)?,

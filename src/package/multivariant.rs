@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use crate::store::catalog::{AudioRendition, Multivariant, Variant};
-use crate::store::StreamEntry;
+use crate::store::SessionEntry;
 
 /// The GROUP-ID of the one audio rendition every variant refers to.
 pub const AUDIO_GROUP: &str = "audio";
@@ -112,7 +112,7 @@ fn write_pathway(o: &mut String, m: &Multivariant, pathway: Option<(&Pathway, &s
 ///
 /// [`refresh`]: MultivariantWriter::refresh
 pub struct MultivariantWriter {
-    stream: Arc<StreamEntry>,
+    stream: Arc<SessionEntry>,
     video: Vec<String>,
     audio: Option<String>,
     lock: Mutex<()>,
@@ -120,7 +120,7 @@ pub struct MultivariantWriter {
 
 impl MultivariantWriter {
     /// `video`: the video renditions' names; `audio`: the audio rendition's.
-    pub fn new(stream: Arc<StreamEntry>, video: Vec<String>, audio: Option<String>) -> Self {
+    pub fn new(stream: Arc<SessionEntry>, video: Vec<String>, audio: Option<String>) -> Self {
         MultivariantWriter {
             stream,
             video,

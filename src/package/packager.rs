@@ -232,10 +232,10 @@ mod tests {
     use crate::media::{AccessUnit, AvcConfig, TrackKind};
     use crate::package::segmenter::SegmenterConfig;
     use crate::publish::local::LocalRendition;
-    use crate::store::{Store, StreamEntry};
+    use crate::store::{SessionEntry, Store};
 
     /// A packager publishing to `entry` in this process.
-    fn packager(entry: &Arc<StreamEntry>, metrics: &Arc<Metrics>) -> RenditionPackager {
+    fn packager(entry: &Arc<SessionEntry>, metrics: &Arc<Metrics>) -> RenditionPackager {
         let local = LocalRendition::new(cfg(), entry.clone(), "v", metrics.clone());
         RenditionPackager::new(
             cfg().segmenter,
@@ -246,7 +246,7 @@ mod tests {
         )
     }
 
-    fn first_msn(entry: &StreamEntry) -> u64 {
+    fn first_msn(entry: &SessionEntry) -> u64 {
         entry.find_rendition("v").unwrap().progress().first_msn
     }
 

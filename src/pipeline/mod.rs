@@ -27,7 +27,7 @@ use crate::metrics::{Metrics, ReasonLabel, StreamLabel};
 use crate::package::multivariant::MultivariantWriter;
 use crate::package::packager::{self, Input, PackagerConfig, RenditionPackager};
 use crate::publish::local::LocalRendition;
-use crate::store::{Store, StreamEntry};
+use crate::store::{SessionEntry, Store};
 use crate::transcode::encoder::{Backend, Presets};
 use crate::transcode::plan;
 use crate::transcode::schedule::{Cut, CutMode, CutSchedule};
@@ -84,7 +84,7 @@ pub async fn run(
         }
     };
     let entry = store.open_stream(&name);
-    let mut stream = Stream::build(&cfg, entry.clone(), metrics.clone(), &info);
+    let mut stream = Renditions::build(&cfg, entry.clone(), metrics.clone(), &info);
     let label = StreamLabel {
         stream: name.clone(),
     };
@@ -179,7 +179,10 @@ impl Pace {
     }
 }
 
-struct Stream {
+/// One session's renditions as the pipeline feeds them: the cut schedule
+/// they share, the audio and passthrough packagers' queues, the transcoder
+/// that feeds the rungs' packagers, and the packager tasks.
+struct Renditions {
     name: String,
     schedule: CutSchedule,
     audio: Option<mpsc::Sender<Input>>,
@@ -187,7 +190,7 @@ struct Stream {
     transcoder: Option<Transcoder>,
     audio_rate: u32,
     packagers: JoinSet<()>,
-    entry: Arc<StreamEntry>,
+    entry: Arc<SessionEntry>,
     metrics: Arc<Metrics>,
     /// Said once per stream: its keyframes are too far apart.
     told_long_gop: bool,
@@ -212,14 +215,14 @@ struct HeldAudio {
 /// 48 kHz): past it the video is not coming, and the audio goes on alone.
 const HELD_AUDIO: usize = 256;
 
-impl Stream {
+impl Renditions {
     /// Plan the renditions for the first tracks and start them.
     fn build(
         cfg: &PipelineConfig,
-        entry: Arc<StreamEntry>,
+        entry: Arc<SessionEntry>,
         metrics: Arc<Metrics>,
         info: &Arc<MediaInfo>,
-    ) -> Stream {
+    ) -> Renditions {
         let name = entry.name().to_string();
         let (transcoder, rungs) = match (&cfg.ladder, &info.video) {
             (Some(ladder), Some(video)) => start_ladder(ladder, &name, video, &metrics),
@@ -271,7 +274,7 @@ impl Stream {
         for (rendition, rx) in rungs {
             spawn(&rendition, rx);
         }
-        Stream {
+        Renditions {
             name,
             schedule: CutSchedule::new(mode, info.video.is_some()),
             audio,

@@ -17,13 +17,13 @@ use crate::package::packager::PackagerConfig;
 use crate::package::playlist::{
     self, Form, MediaPlaylist, PartEntry, RenditionReport, SegmentEntry,
 };
-use crate::store::{Playlists, Rendition, SnapshotKey, StreamEntry, Update};
+use crate::store::{Playlists, Rendition, SessionEntry, SnapshotKey, Update};
 
 pub struct LocalRendition {
     /// `castline_part_ready_seconds{rendition}`, this rendition's.
     part_ready: prometheus_client::metrics::histogram::Histogram,
     cfg: PackagerConfig,
-    stream: Arc<StreamEntry>,
+    stream: Arc<SessionEntry>,
     rendition: Arc<Rendition>,
     playlist: MediaPlaylist,
     metrics: Arc<Metrics>,
@@ -36,7 +36,7 @@ pub struct LocalRendition {
 impl LocalRendition {
     pub fn new(
         cfg: PackagerConfig,
-        stream: Arc<StreamEntry>,
+        stream: Arc<SessionEntry>,
         rendition: &str,
         metrics: Arc<Metrics>,
     ) -> Self {

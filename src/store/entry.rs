@@ -10,8 +10,9 @@ use bytes::Bytes;
 use super::catalog::Multivariant;
 use super::{Budget, Disk, Pressure, Rendition, Store};
 
-/// All renditions of one stream, and its multivariant playlist.
-pub struct StreamEntry {
+/// One session of a stream (its epoch names its media URLs): its
+/// renditions and its multivariant playlist.
+pub struct SessionEntry {
     pub(super) total: Arc<AtomicUsize>,
     pub(super) budget: Budget,
     /// The store, to give up its oldest VOD before a live stream shrinks.
@@ -36,7 +37,7 @@ pub struct StreamEntry {
     pub(super) ended_at: Mutex<Option<SystemTime>>,
 }
 
-impl StreamEntry {
+impl SessionEntry {
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -19,7 +19,7 @@ pub mod rendition;
 pub mod retention;
 
 pub use disk::Disk;
-pub use entry::StreamEntry;
+pub use entry::SessionEntry;
 pub use object::{Object, Stored, Tier};
 pub use persist::Restored;
 pub use rendition::{Playlists, Progress, Rendition, RenditionMeta, SnapshotKey, Update};
@@ -66,14 +66,14 @@ impl Pressure {
 pub struct Store {
     /// Media bytes held by every rendition of every session.
     total: Arc<AtomicUsize>,
-    streams: RwLock<HashMap<String, Arc<StreamEntry>>>,
+    streams: RwLock<HashMap<String, Arc<SessionEntry>>>,
     /// Sessions a newer session of the same name replaced, by (name, epoch).
-    archive: RwLock<HashMap<(String, String), Arc<StreamEntry>>>,
+    archive: RwLock<HashMap<(String, String), Arc<SessionEntry>>>,
     /// Ended sessions, oldest first.
-    ended: Mutex<VecDeque<Arc<StreamEntry>>>,
+    ended: Mutex<VecDeque<Arc<SessionEntry>>>,
     max_vod: usize,
     budget: Budget,
-    /// Itself, handed to each stream (see [`StreamEntry::pressure`]).
+    /// Itself, handed to each stream (see [`SessionEntry::pressure`]).
     this: std::sync::Weak<Store>,
     disk: Option<Arc<Disk>>,
     /// Issues each session's epoch, never one issued before.
@@ -118,7 +118,7 @@ impl Store {
     }
 
     /// The ended sessions kept now, oldest first.
-    pub fn vod(&self) -> Vec<Arc<StreamEntry>> {
+    pub fn vod(&self) -> Vec<Arc<SessionEntry>> {
         self.ended
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -134,7 +134,7 @@ impl Store {
         if self.bytes() <= self.budget.total {
             return 0;
         }
-        let ended: Vec<Arc<StreamEntry>> = self.vod();
+        let ended: Vec<Arc<SessionEntry>> = self.vod();
         for e in ended.iter().filter(|e| e.persisted()) {
             let freed: usize = e.renditions().iter().map(|r| r.release_memory()).sum();
             if freed > 0 {
@@ -175,7 +175,7 @@ impl Store {
 
     /// A fresh entry for a stream that starts now. The name's previous
     /// session, if it is still kept, stays servable under its own epoch.
-    pub fn open_stream(&self, name: &str) -> Arc<StreamEntry> {
+    pub fn open_stream(&self, name: &str) -> Arc<SessionEntry> {
         // Issued (and recorded on disk) before every origin lookup waits on
         // the streams lock.
         let mut epoch = self.epochs.next();
@@ -200,7 +200,7 @@ impl Store {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert((p.name.clone(), p.epoch.clone()), p);
         }
-        let entry = Arc::new(StreamEntry {
+        let entry = Arc::new(SessionEntry {
             total: self.total.clone(),
             budget: self.budget,
             store: self.this.clone(),
@@ -219,7 +219,7 @@ impl Store {
     }
 
     /// The current session of `name`.
-    pub fn stream(&self, name: &str) -> Option<Arc<StreamEntry>> {
+    pub fn stream(&self, name: &str) -> Option<Arc<SessionEntry>> {
         self.streams
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -228,7 +228,7 @@ impl Store {
     }
 
     /// The session `epoch` of `name`, current or kept as VOD.
-    pub fn session(&self, name: &str, epoch: &str) -> Option<Arc<StreamEntry>> {
+    pub fn session(&self, name: &str, epoch: &str) -> Option<Arc<SessionEntry>> {
         if let Some(s) = self.stream(name).filter(|s| s.epoch == epoch) {
             return Some(s);
         }
@@ -239,7 +239,7 @@ impl Store {
             .cloned()
     }
 
-    pub fn streams(&self) -> Vec<Arc<StreamEntry>> {
+    pub fn streams(&self) -> Vec<Arc<SessionEntry>> {
         self.streams
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -250,11 +250,11 @@ impl Store {
 
     /// `entry`'s session has ended, in one call: it is marked ended, what it
     /// holds only in memory goes to disk with the manifest a restart serves
-    /// it again from ([`StreamEntry::close`]), and it is kept as VOD.
+    /// it again from ([`SessionEntry::close`]), and it is kept as VOD.
     /// Evicts the oldest ended sessions past `hls.max_vod_sessions`; returns
     /// them (name, epoch). [`Store::expire_after`] removes it when its VOD
     /// time is over.
-    pub async fn end_session(&self, entry: &Arc<StreamEntry>) -> Vec<(String, String)> {
+    pub async fn end_session(&self, entry: &Arc<SessionEntry>) -> Vec<(String, String)> {
         entry.close().await;
         self.ended(entry)
     }
@@ -276,8 +276,8 @@ impl Store {
 
     /// `entry` is kept as VOD. Evicts the oldest ended sessions past the
     /// limit; returns them (name, epoch).
-    fn ended(&self, entry: &Arc<StreamEntry>) -> Vec<(String, String)> {
-        let evicted: Vec<Arc<StreamEntry>> = {
+    fn ended(&self, entry: &Arc<SessionEntry>) -> Vec<(String, String)> {
+        let evicted: Vec<Arc<SessionEntry>> = {
             let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
             ended.push_back(entry.clone());
             let over = ended.len().saturating_sub(self.max_vod);
@@ -637,7 +637,7 @@ mod tests {
         assert_eq!(store.bytes(), 0, "a removed stream frees everything");
     }
 
-    fn hold(e: &StreamEntry, bytes: usize) -> Arc<Rendition> {
+    fn hold(e: &SessionEntry, bytes: usize) -> Arc<Rendition> {
         let r = e.rendition("v");
         r.apply(Update {
             part: Some((0, 0, Bytes::from(vec![0; bytes]))),

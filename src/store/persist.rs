@@ -1,4 +1,4 @@
-//! Ended sessions on disk: `StreamEntry::persist` writes one whole, with
+//! Ended sessions on disk: `SessionEntry::persist` writes one whole, with
 //! its manifest (`session.json`), when it ends; `Store::restore` serves
 //! them again at start and deletes what cannot be (a session that was live
 //! when castline stopped, or whose VOD time is over). The files are those of
@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::catalog::Multivariant;
-use super::{Budget, Disk, Rendition, Store, StreamEntry};
+use super::{Budget, Disk, Rendition, SessionEntry, Store};
 
 use super::rendition::RenditionRecord;
 
@@ -41,7 +41,7 @@ pub struct Restored {
     pub ended_at: SystemTime,
 }
 
-impl StreamEntry {
+impl SessionEntry {
     /// This session has ended: write what is still only in memory to disk,
     /// then its manifest (so a restart serves it again), and free its media
     /// memory. Without a disk tier it stays in memory. Errors are logged
@@ -190,7 +190,7 @@ fn load_session(
     total: Arc<AtomicUsize>,
     budget: Budget,
     store: std::sync::Weak<Store>,
-) -> Result<Arc<StreamEntry>, String> {
+) -> Result<Arc<SessionEntry>, String> {
     let text = std::fs::read(dir.join(MANIFEST)).map_err(|e| format!("{MANIFEST}: {e}"))?;
     let m: Manifest = serde_json::from_slice(&text).map_err(|e| format!("{MANIFEST}: {e}"))?;
     let named = dir.ends_with(std::path::Path::new(&m.name).join(&m.epoch));
@@ -215,7 +215,7 @@ fn load_session(
         }
         None => None,
     };
-    Ok(Arc::new(StreamEntry {
+    Ok(Arc::new(SessionEntry {
         total,
         budget,
         store,
