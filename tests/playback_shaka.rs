@@ -51,7 +51,8 @@ fn assert_shaka_plays(
 }
 
 /// As [`assert_shaka_plays`], counting only the stalls and buffer gaps
-/// that come `settle` seconds or more after the page loaded.
+/// that come `settle` seconds or more after the page loaded (and after
+/// playback started).
 fn assert_shaka_plays_after(
     server: &Server,
     stream: &str,
@@ -80,25 +81,28 @@ fn assert_shaka_plays_after(
         "Shaka reported errors: {result}"
     );
     let shaka = &result["shaka"];
+    // Gaps and stalls count from the start of playback (a gap Shaka jumps
+    // while it starts, before its first frame plays, is part of the start;
+    // CI saw one at a start mid-segment in sequence mode), or from `settle`.
+    let from = settle.max(result["startupSeconds"].as_f64().unwrap_or(0.0));
     let later = |events: &serde_json::Value| {
         events.as_array().map_or(0, |a| {
             a.iter()
-                .filter(|e| e["t"].as_f64().unwrap_or(f64::MAX) >= settle)
+                .filter(|e| e["t"].as_f64().unwrap_or(f64::MAX) >= from)
                 .count()
         })
     };
+    // Every gap and stall is listed with its time (the first 40 and 20).
+    assert!(shaka["gaps"].as_array().is_some_and(|a| a.len() < 40));
+    assert!(result["stalls"].as_array().is_some_and(|a| a.len() < 20));
+    assert_eq!(
+        later(&shaka["gaps"]),
+        0,
+        "Shaka jumped buffer gaps: {result}"
+    );
+    assert_eq!(later(&result["stalls"]), 0, "playback stalled: {result}");
     if settle == 0.0 {
-        assert_eq!(shaka["gapsJumped"], 0, "Shaka jumped buffer gaps: {result}");
         assert_eq!(result["stallsAfterStart"], 0, "playback stalled: {result}");
-    } else {
-        // Every gap and stall is listed with its time (the first 20).
-        assert!(result["stalls"].as_array().is_some_and(|a| a.len() < 20));
-        assert_eq!(
-            later(&shaka["gaps"]),
-            0,
-            "Shaka jumped buffer gaps: {result}"
-        );
-        assert_eq!(later(&result["stalls"]), 0, "playback stalled: {result}");
     }
     assert_eq!(
         shaka["stallsDetected"], 0,
