@@ -67,19 +67,14 @@ fn a_dvr_window_longer_than_memory_is_served_from_disk_and_decodes() {
     );
     let playlist = "/live/dvr/source/index.m3u8";
     wait_for(&server.url(playlist), Duration::from_secs(60));
-    let start = Instant::now();
-    let m = loop {
+    let m = poll(Duration::from_secs(30), || {
         let m = parse_media(&get(&server.url(playlist)).text());
         if m.segments.len() >= 10 {
-            break m;
+            Ok(m)
+        } else {
+            Err(format!("the DVR window never held 10 segments: {}", m.text))
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the DVR window never held 10 segments: {}",
-            m.text
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    });
     let (first, _) = &m.segments[0];
     let (epoch, file) = first.split_once('/').expect("EPOCH/MSN.m4s");
     let on_disk = server.sessions_dir().join("dvr").join(epoch).join("source");
@@ -319,22 +314,20 @@ fn a_kept_session_is_deleted_from_memory_and_disk_once_vod_keep_passes() {
     assert!(dir.join("source").exists(), "{dir:?}");
     // ...and gone from both once vod_keep has passed: every URL a 404 (not
     // other bytes), the files deleted, the API empty.
-    let start = Instant::now();
-    loop {
+    poll_every(Duration::from_secs(30), Duration::from_millis(500), || {
         let left: Vec<&String> = media
             .iter()
             .filter(|p| get(&server.url(p)).status != 404)
             .collect();
         if left.is_empty() && !dir.exists() {
-            break;
+            Ok(())
+        } else {
+            Err(format!(
+                "still served or on disk after the end: {left:?}, dir {}",
+                dir.exists()
+            ))
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "still served or on disk 30 s after the end: {left:?}, dir {}",
-            dir.exists()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    });
     assert_eq!(
         get(&server.url("/live/brief/source/index.m3u8")).status,
         404

@@ -19,18 +19,14 @@ fn value(text: &str, series: &str) -> Option<f64> {
 
 /// Poll /metrics until `series` satisfies `ok`.
 fn wait_metric(server: &Server, series: &str, ok: impl Fn(Option<f64>) -> bool) -> String {
-    let start = Instant::now();
-    loop {
+    poll(Duration::from_secs(30), || {
         let text = metrics(server);
         if ok(value(&text, series)) {
-            return text;
+            Ok(text)
+        } else {
+            Err(format!("{series} never got there: {text}"))
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{series} never got there: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    })
 }
 
 #[test]
@@ -162,15 +158,14 @@ fn a_full_resource_refuses_the_next_publisher(
     wait_rendition(&server, "one", "180p", 1, Duration::from_secs(30));
     load(&server);
     let readyz = format!("http://{}/readyz", server.admin);
-    let start = Instant::now();
-    let r = loop {
+    let r = poll(Duration::from_secs(15), || {
         let r = get(&readyz);
-        if r.status == 503 || start.elapsed() > Duration::from_secs(15) {
-            break r;
+        if r.status == 503 {
+            Ok(r)
+        } else {
+            Err(format!("{}: {}", r.status, r.text()))
         }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(r.status, 503, "{}", r.text());
+    });
     let told = format!("at capacity ({full}");
     assert!(r.text().contains(&told), "{}", r.text());
     let second = Publisher::start(

@@ -271,19 +271,18 @@ fn two_percent_packet_loss_is_repaired_by_srt_with_no_gap() {
     );
     // While live, the link's figures show the repair.
     wait_segments(&server, "lossy", 3, Duration::from_secs(60));
-    let start = Instant::now();
-    let retransmitted = loop {
+    poll_every(Duration::from_secs(8), Duration::from_millis(300), || {
         let r = metric(
             &metrics(&server),
             "castline_srt_packets_retransmitted_total{stream=\"lossy\"}",
         )
         .unwrap_or(0.0);
-        if r >= 10.0 || start.elapsed() > Duration::from_secs(8) {
-            break r;
+        if r >= 10.0 {
+            Ok(r)
+        } else {
+            Err(format!("retransmitted {r}"))
         }
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    assert!(retransmitted >= 10.0, "retransmitted {retransmitted}");
+    });
     // Until the caller is done, SRT never gives up on a packet (the link
     // metrics go with the stream, so they are read while it is live).
     let mut p = p;
@@ -338,18 +337,17 @@ fn two_percent_packet_loss_is_repaired_by_srt_with_no_gap() {
 /// Wait until `stream`'s playlist lists `n` segments after `after`.
 fn wait_past(server: &Server, stream: &str, after: u64, n: u64, limit: Duration) -> Media {
     let url = server.url(&format!("/live/{stream}/source/index.m3u8"));
-    let start = Instant::now();
-    loop {
+    poll(limit, || {
         let m = parse_media(&get(&url).text());
         if m.segments
             .last()
             .is_some_and(|(u, _)| msn_of(u) >= after + n)
         {
-            return m;
+            Ok(m)
+        } else {
+            Err(format!("{stream} stopped:\n{}", m.text))
         }
-        assert!(start.elapsed() < limit, "{stream} stopped:\n{}", m.text);
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    })
 }
 
 fn last_msn(m: &Media) -> u64 {
