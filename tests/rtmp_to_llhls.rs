@@ -1251,6 +1251,12 @@ fn byte_range_parts_name_their_segment_and_an_open_segment_is_served_as_it_grows
         "the hint starts where the listed parts end: {text}"
     );
     let url = format!("{base}{uri}");
+    // A revalidation of the segment being written: its URL names its bytes
+    // for good, so 304 (complete or not).
+    let etag = format!("\"br/source/{uri}\"");
+    let again = request_with("GET", &url, &[("If-None-Match", etag.as_str())]);
+    assert_eq!(again.status, 304, "{}", again.text());
+    assert_eq!(again.header("etag"), Some(etag.as_str()));
     let whole = {
         let url = url.clone();
         std::thread::spawn(move || get(&url))

@@ -22,7 +22,7 @@ use super::body::Chunks;
 use super::cache::ObjectClass;
 use super::conditional::{self, Growing};
 use super::reply::{error, media, not_found, ok, MediaAsk};
-use super::Reply;
+use super::{hold_limit, Reply};
 use crate::metrics::Metrics;
 use crate::store::Rendition;
 
@@ -35,9 +35,15 @@ pub(super) async fn answer(
 ) -> (ObjectClass, Reply) {
     let header = |name| ask.headers.get(name).and_then(|v| v.to_str().ok());
     let etag = conditional::etag(ask.path);
-    if conditional::not_modified(&etag, header("if-none-match")) {
-        // Its URL names its bytes for good, complete or not.
-        return media(Readiness::Ready, r.segment(msn), ask, metrics).await;
+    if conditional::not_modified(&etag, header("if-none-match")) && !r.has_segment(msn) {
+        // Its URL names its bytes for good, complete or not (a complete
+        // one's 304 comes from `media` below).
+        let mut reply = ok(ObjectClass::Media, Chunks::default(), Duration::ZERO);
+        *reply.status_mut() = StatusCode::NOT_MODIFIED;
+        if let Ok(v) = http::HeaderValue::from_str(&etag) {
+            reply.headers_mut().insert("etag", v);
+        }
+        return (ObjectClass::Media, reply);
     }
     let range = conditional::range_spec(header("range"));
     let limit = hold_limit(&r);
@@ -101,12 +107,6 @@ pub(super) async fn answer(
         }
     }
     (ObjectClass::Media, reply)
-}
-
-/// How long a request waits for a rendition to move: three target
-/// durations, as a blocking playlist request.
-fn hold_limit(r: &Rendition) -> Duration {
-    3 * r.progress().target_duration.max(Duration::from_secs(1))
 }
 
 /// Bytes `start..end` of the chain `parts` (end exclusive).

@@ -585,13 +585,17 @@ impl Drop for Held<'_> {
     }
 }
 
+/// The longest a request is held for a rendition to move: three target
+/// durations (a blocking playlist request, a part, a growing segment).
+fn hold_limit(r: &Rendition) -> Duration {
+    3 * r.progress().target_duration.max(Duration::from_secs(1))
+}
+
 /// Hold until `check` stops saying Wait, for at most three target durations.
 /// Every waiter on a rendition wakes on the same notification.
 async fn wait(r: &Rendition, check: impl Fn(&crate::store::Progress) -> Readiness) -> Readiness {
     let mut rx = r.subscribe();
-    let progress = r.progress();
-    let limit = 3 * progress.target_duration.max(Duration::from_secs(1));
-    let deadline = tokio::time::Instant::now() + limit;
+    let deadline = tokio::time::Instant::now() + hold_limit(r);
     loop {
         let state = check(&r.progress());
         if state != Readiness::Wait {
