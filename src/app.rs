@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use crate::admin::Admin;
 use crate::capacity;
 use crate::config::Config;
+use crate::config::Role;
 use crate::hub::{Hub, HubLimits};
 use crate::ingest::admission::{Admission, Limits};
 use crate::ingest::auth::StreamKeys;
@@ -27,20 +28,25 @@ use crate::package::packager::PackagerConfig;
 use crate::package::playlist::PartAddressing;
 use crate::package::segmenter::SegmenterConfig;
 use crate::pipeline::{self, LadderConfig, PipelineConfig};
+use crate::publish::Target;
 use crate::store::Store;
 use crate::transcode::worker::{FramePath, SCALE_GRAPH};
 use crate::transcode::{self, encoder};
 
 pub struct App {
-    pub rtmp_addr: SocketAddr,
-    /// None when `srt.enabled = false`.
+    /// None in role `origin`.
+    pub rtmp_addr: Option<SocketAddr>,
+    /// None when `srt.enabled = false`, and in role `origin`.
     pub srt_addr: Option<SocketAddr>,
+    /// Role `origin`: where pushes are taken.
+    pub push_addr: Option<SocketAddr>,
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub playback_base: String,
     admin: Arc<Admin>,
     hub: Arc<Hub>,
     store: Arc<Store>,
+    target: Arc<Target>,
     drain: Drain,
     /// The one drain signal and the trackers of every connection (HTTP,
     /// RTMP, SRT) and every stream's pipeline.
@@ -133,6 +139,78 @@ fn packager_config(cfg: &Config) -> PackagerConfig {
         },
     }
 }
+
+/// Where sessions are published: the origins (role `ingest`), else this
+/// process's store.
+fn publish_target(
+    cfg: &Config,
+    store: &Arc<Store>,
+    metrics: &Arc<Metrics>,
+    life: &Lifecycle,
+) -> Target {
+    if cfg.cluster.role != Role::Ingest {
+        return Target::Local {
+            store: store.clone(),
+            metrics: metrics.clone(),
+        };
+    }
+    let origins = cfg
+        .cluster
+        .origins
+        .iter()
+        .filter_map(|o| crate::config::push_authority(o).map(str::to_string))
+        .collect();
+    Target::Push(crate::publish::push::Pusher::start(
+        origins,
+        cfg.cluster.secret.clone(),
+        (cfg.cluster.queue_mb * 1024.0 * 1024.0) as usize,
+        Config::duration(cfg.hls.dvr_window),
+        Config::duration(cfg.hls.segment_duration),
+        metrics.clone(),
+        life.close.clone(),
+    ))
+}
+
+/// Role `origin`: the push port, and the task that ends pushed sessions
+/// whose ingest went silent for longer than a reconnect could take.
+async fn start_push_port(
+    cfg: &Config,
+    store: &Arc<Store>,
+    metrics: &Arc<Metrics>,
+    life: &Lifecycle,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = bind(cfg.cluster.listen, "pushes").await?;
+    let addr = listener.local_addr()?;
+    let receiver = Arc::new(crate::publish::receive::Receiver::new(
+        store.clone(),
+        metrics.clone(),
+        packager_config(cfg),
+        life.pipelines.clone(),
+        life.stop_vod.clone(),
+    ));
+    let port =
+        crate::publish::listener::PushPort::new(receiver.clone(), cfg.cluster.secret.clone());
+    tasks.spawn(port.serve(listener, life.clone()));
+    let silent = Config::duration(cfg.ingest.reconnect_grace) + SILENT_PUSHER;
+    let stop = life.accept.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => receiver.end_silent(silent),
+            }
+        }
+        // The process leaves: every pushed session ends here.
+        receiver.end_all();
+    });
+    tracing::info!(%addr, "role origin: taking pushes");
+    Ok(addr)
+}
+
+/// Role `origin`: a pushed session silent for the reconnect grace and this
+/// much more has lost its ingest for good.
+const SILENT_PUSHER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Sessions kept from before a restart go when their VOD time is over.
 fn expire_restored(
@@ -275,8 +353,11 @@ impl App {
         // Each new stream gets its pipeline; subscribing here, before the
         // publisher sends, loses nothing. The pipeline does the slow work
         // (opening encoders) in its own task, outside the hub's lock.
-        let (store2, metrics2) = (store.clone(), metrics.clone());
         let life = Lifecycle::new();
+        let role = cfg.cluster.role;
+        let target = Arc::new(publish_target(&cfg, &store, &metrics, &life));
+        let target2 = target.clone();
+        let metrics2 = metrics.clone();
         let (pipelines, stop_vod) = (life.pipelines.clone(), life.stop_vod.clone());
         expire_restored(restored, &store, &life, vod_keep);
         let hub = Hub::new(
@@ -288,7 +369,7 @@ impl App {
             Box::new(move |stream| {
                 pipelines.spawn(pipeline::run(
                     pipeline_cfg.clone(),
-                    store2.clone(),
+                    target.clone(),
                     metrics2.clone(),
                     stream.name().to_string(),
                     stream.subscribe(),
@@ -297,16 +378,16 @@ impl App {
             }),
         );
 
-        let rtmp = bind(cfg.server.rtmp_listen, "RTMP").await?;
+        let rtmp = match role {
+            Role::Origin => None,
+            _ => Some(bind(cfg.server.rtmp_listen, "RTMP").await?),
+        };
         // What the kernel had dropped before: not castline's.
         let overflows = crate::listen::Overflows::starting_at(crate::listen::listen_overflows());
         let http = bind_http(cfg.server.http_listen, cfg.origin.listen_backlog)?;
         let admin_l = bind(cfg.server.admin_listen, "admin").await?;
-        let (rtmp_addr, http_addr, admin_addr) = (
-            rtmp.local_addr()?,
-            http.local_addr()?,
-            admin_l.local_addr()?,
-        );
+        let rtmp_addr = rtmp.as_ref().map(|l| l.local_addr()).transpose()?;
+        let (http_addr, admin_addr) = (http.local_addr()?, admin_l.local_addr()?);
         let tls = match (&cfg.origin.tls_cert, &cfg.origin.tls_key) {
             (Some(cert), Some(key)) => {
                 Some(crate::origin::tls::acceptor(cert, key).context("origin TLS")?)
@@ -346,17 +427,24 @@ impl App {
             tasks: life.tasks.clone(),
         });
         let access = origin_access(&cfg);
-        let srt = bind_srt(&cfg, &ctx).await?;
-        let srt_addr = srt.as_ref().map(|s| s.local_addr);
         let mut tasks = JoinSet::new();
-        let listener = RtmpListener {
-            listener: rtmp,
-            ctx,
+        let srt = match rtmp {
+            Some(listener) => {
+                let srt = bind_srt(&cfg, &ctx).await?;
+                tasks.spawn(RtmpListener { listener, ctx }.run(life.accept.clone()));
+                srt
+            }
+            None => None,
         };
-        tasks.spawn(listener.run(life.accept.clone()));
+        let srt_addr = srt.as_ref().map(|s| s.local_addr);
         if let Some(srt) = srt {
             tasks.spawn(srt.run(life.accept.clone()));
         }
+        let push_addr = if role == Role::Origin {
+            Some(start_push_port(&cfg, &store, &metrics, &life, &mut tasks).await?)
+        } else {
+            None
+        };
         let viewers = Arc::new(crate::origin::viewers::Viewers::new(VIEWER_WINDOW));
         let per_address = cfg.origin.max_connections_per_address;
         tracing::info!(max_connections, per_address, "origin connection limits");
@@ -394,12 +482,14 @@ impl App {
         Ok(App {
             rtmp_addr,
             srt_addr,
+            push_addr,
             http_addr,
             admin_addr,
             playback_base,
             admin,
             hub,
             store,
+            target: target2,
             drain: Drain {
                 delay: Config::duration(cfg.server.drain_delay),
                 timeout: Config::duration(cfg.server.drain_timeout),
@@ -510,6 +600,17 @@ impl App {
                 pipelines = self.life.pipelines.len(),
                 "stream pipelines still running after the drain; leaving them"
             );
+        }
+        if let Target::Push(pusher) = &*self.target {
+            // Each stream's end reaches the origins before this process goes.
+            let flushed = async {
+                while !pusher.flushed() {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            };
+            if tokio::time::timeout(FINISH, flushed).await.is_err() {
+                tracing::warn!("origins not sent everything after the drain; leaving");
+            }
         }
         tracing::info!(
             ended = self.all_playlists_ended(),

@@ -171,26 +171,33 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let app = App::start(cfg).await?;
         // Machine-readable lines (tests and scripts read these), then the human ones.
-        println!("rtmp listening on {}", app.rtmp_addr);
+        if let Some(rtmp) = app.rtmp_addr {
+            println!("rtmp listening on {rtmp}");
+        }
         if let Some(srt) = app.srt_addr {
             println!("srt listening on {srt}");
         }
+        if let Some(push) = app.push_addr {
+            println!("push listening on {push}");
+        }
         println!("http listening on {}", app.http_addr);
         println!("admin listening on {}", app.admin_addr);
-        let rtmp_host = if app.rtmp_addr.ip().is_unspecified() {
-            "localhost".to_string()
-        } else {
-            app.rtmp_addr.ip().to_string()
-        };
-        println!(
-            "OBS server: rtmp://{rtmp_host}:{}/{rtmp_app}  ({key_rule})",
-            app.rtmp_addr.port()
-        );
-        if let Some(srt) = app.srt_addr {
+        if let Some(rtmp) = app.rtmp_addr {
+            let rtmp_host = if rtmp.ip().is_unspecified() {
+                "localhost".to_string()
+            } else {
+                rtmp.ip().to_string()
+            };
             println!(
-                "SRT:        srt://{rtmp_host}:{}?streamid=STREAM  (MPEG-TS)",
-                srt.port()
+                "OBS server: rtmp://{rtmp_host}:{}/{rtmp_app}  ({key_rule})",
+                rtmp.port()
             );
+            if let Some(srt) = app.srt_addr {
+                println!(
+                    "SRT:        srt://{rtmp_host}:{}?streamid=STREAM  (MPEG-TS)",
+                    srt.port()
+                );
+            }
         }
         println!("playback:   {}/live/STREAM/index.m3u8", app.playback_base);
         shutdown_signal().await;

@@ -62,6 +62,17 @@ pub struct FramePathLabel {
     pub path: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OriginLabel {
+    pub origin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OriginReasonLabel {
+    pub origin: String,
+    pub reason: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn transcode_latency_histogram() -> Histogram {
@@ -145,6 +156,16 @@ pub struct Metrics {
     pub viewers: Family<StreamLabel, Gauge>,
     pub pipeline_queue_events: Family<StreamLabel, Gauge>,
     pub pipeline_speed: Family<StreamLabel, Gauge<f64, AtomicU64>>,
+    pub push_latency_seconds: HistogramFamily<OriginLabel>,
+    pub push_bytes: Family<OriginLabel, Counter>,
+    pub push_objects: Family<OriginLabel, Counter>,
+    pub push_resyncs: Family<OriginLabel, Counter>,
+    pub push_refused: Family<OriginReasonLabel, Counter>,
+    pub push_origins: Gauge,
+    pub pushes_received: Family<ReasonLabel, Counter>,
+    pub pushes_rejected: Family<ReasonLabel, Counter>,
+    pub pushed_streams: Gauge,
+    pub push_last_timestamp: Family<StreamLabel, Gauge<f64, AtomicU64>>,
     /// Body bytes the origin sent, all classes (for the egress rate; not
     /// exported: `http_response_bytes` has them by class).
     pub egress_bytes: std::sync::atomic::AtomicU64,
@@ -190,6 +211,16 @@ impl Metrics {
             packager_panics: Counter::default(),
             // 0.1 ms .. ~1.6 s
             part_ready_seconds: Family::new_with_constructor(part_ready_histogram),
+            push_latency_seconds: Family::new_with_constructor(part_ready_histogram),
+            push_bytes: Family::default(),
+            push_objects: Family::default(),
+            push_resyncs: Family::default(),
+            push_refused: Family::default(),
+            push_origins: Gauge::default(),
+            pushes_received: Family::default(),
+            pushes_rejected: Family::default(),
+            pushed_streams: Gauge::default(),
+            push_last_timestamp: Family::default(),
             http_requests: Family::default(),
             http_bytes: Family::default(),
             storage_reads: Family::default(),
@@ -527,6 +558,56 @@ impl Metrics {
             "viewers",
             "Distinct client addresses the origin answered for each stream over the last 1-2 minutes (behind a CDN: its edge servers, not people)",
             m.viewers.clone(),
+        );
+        registry.register(
+            "push_latency_seconds",
+            "Ingest: from an object made to its push answered by each origin (role ingest)",
+            m.push_latency_seconds.clone(),
+        );
+        registry.register(
+            "push_bytes",
+            "Ingest: body bytes pushed to each origin",
+            m.push_bytes.clone(),
+        );
+        registry.register(
+            "push_objects",
+            "Ingest: pushes each origin took (objects, segment ends, session events)",
+            m.push_objects.clone(),
+        );
+        registry.register(
+            "push_resyncs",
+            "Ingest: times an origin was sent every live stream's window again (it appeared, fell a queue behind, or lost its connection)",
+            m.push_resyncs.clone(),
+        );
+        registry.register(
+            "push_refused",
+            "Ingest: pushes an origin refused, by reason",
+            m.push_refused.clone(),
+        );
+        registry.register(
+            "push_origins",
+            "Ingest: origins pushed to now (after discovery)",
+            m.push_origins.clone(),
+        );
+        registry.register(
+            "pushes_received",
+            "Origin: pushes taken, stored or a duplicate of what is stored",
+            m.pushes_received.clone(),
+        );
+        registry.register(
+            "pushes_rejected",
+            "Origin: pushes refused, by reason",
+            m.pushes_rejected.clone(),
+        );
+        registry.register(
+            "pushed_streams",
+            "Origin: live sessions fed by pushes",
+            m.pushed_streams.clone(),
+        );
+        registry.register(
+            "push_last_timestamp_seconds",
+            "Origin: when each live stream's last push was taken (Unix time; its age is time() minus this)",
+            m.push_last_timestamp.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod cluster;
 mod limits;
 mod origin;
 
+pub use cluster::{push_authority, ClusterConfig, Role};
 pub use limits::{full, half_an_hour, LimitsConfig, PrewarmConfig};
 pub use origin::{CdnConfig, OriginConfig};
 
@@ -37,6 +39,7 @@ pub struct Config {
     pub srt: SrtConfig,
     pub origin: OriginConfig,
     pub limits: LimitsConfig,
+    pub cluster: ClusterConfig,
 }
 
 impl HlsConfig {
@@ -351,6 +354,7 @@ impl Config {
         self.origin.validate()?;
         self.limits.validate()?;
         self.transcode.validate()?;
+        self.cluster.validate()?;
         self.keyframes_fit_parts()
     }
 

@@ -24,10 +24,8 @@ use crate::hub::HubEvent;
 use crate::media::aac::SAMPLES_PER_FRAME;
 use crate::media::{rescale, AccessUnit, MediaInfo, TrackKind, VIDEO_TIMESCALE};
 use crate::metrics::{Metrics, ReasonLabel, StreamLabel};
-use crate::package::multivariant::MultivariantWriter;
 use crate::package::packager::{self, Input, PackagerConfig, RenditionPackager};
-use crate::publish::local::LocalRendition;
-use crate::store::{SessionEntry, Store};
+use crate::publish::{Session, SessionPlan, Target};
 use crate::transcode::encoder::{Backend, Presets};
 use crate::transcode::plan;
 use crate::transcode::schedule::{Cut, CutMode, CutSchedule};
@@ -65,12 +63,12 @@ pub struct PipelineConfig {
     pub ladder: Option<LadderConfig>,
 }
 
-/// Run the pipeline of the stream `name` until it ends, then keep its VOD
-/// for `vod_keep` (or until `stop_vod` is cancelled: the process leaves)
-/// and remove it from the store.
+/// Run the pipeline of the stream `name` until it ends, publishing to
+/// `target`; then its session ends there (kept as VOD for `vod_keep`, or
+/// until `stop_vod` is cancelled: the process leaves).
 pub async fn run(
     cfg: Arc<PipelineConfig>,
-    store: Arc<Store>,
+    target: Arc<Target>,
     metrics: Arc<Metrics>,
     name: String,
     mut rx: broadcast::Receiver<HubEvent>,
@@ -83,8 +81,7 @@ pub async fn run(
             Ok(HubEvent::End) | Err(RecvError::Closed) => return,
         }
     };
-    let entry = store.open_stream(&name);
-    let mut stream = Renditions::build(&cfg, entry.clone(), metrics.clone(), &info);
+    let mut stream = Renditions::build(&cfg, &target, &name, metrics.clone(), &info);
     let label = StreamLabel {
         stream: name.clone(),
     };
@@ -127,26 +124,10 @@ pub async fn run(
     if let Some(e) = behind.take() {
         tracing::info!(stream = %name, dropped_events = e.dropped, lags = e.lags, "the stream ended while its pipeline was behind");
     }
-    stream.end().await;
-    let evicted = store.end_session(&entry).await;
+    let session = stream.end().await;
     metrics.pipeline_queue_events.remove(&label);
     metrics.pipeline_speed.remove(&label);
-    tracing::info!(stream = %name, keep = ?cfg.packager.vod_keep, "stream ended; kept as VOD");
-    for (old, epoch) in evicted {
-        metrics
-            .vod_evictions
-            .get_or_create(&crate::metrics::ReasonLabel {
-                reason: "max_vod_sessions".into(),
-            })
-            .inc();
-        tracing::info!(stream = %old, %epoch, vod = store.vod_sessions(), "VOD limit reached: the oldest ended session is removed");
-    }
-    // Only the store holds the session now, so evicting it frees its media.
-    let epoch = entry.epoch().to_string();
-    drop(entry);
-    store
-        .expire_after(&name, &epoch, cfg.packager.vod_keep, &stop_vod)
-        .await;
+    session.end(cfg.packager.vod_keep, &stop_vod).await;
 }
 
 /// How fast the pipeline takes in the source: seconds of video (by PTS)
@@ -190,7 +171,7 @@ struct Renditions {
     transcoder: Option<Transcoder>,
     audio_rate: u32,
     packagers: JoinSet<()>,
-    entry: Arc<SessionEntry>,
+    session: Session,
     metrics: Arc<Metrics>,
     /// Said once per stream: its keyframes are too far apart.
     told_long_gop: bool,
@@ -219,11 +200,12 @@ impl Renditions {
     /// Plan the renditions for the first tracks and start them.
     fn build(
         cfg: &PipelineConfig,
-        entry: Arc<SessionEntry>,
+        target: &Target,
+        name: &str,
         metrics: Arc<Metrics>,
         info: &Arc<MediaInfo>,
     ) -> Renditions {
-        let name = entry.name().to_string();
+        let name = name.to_string();
         let (transcoder, rungs) = match (&cfg.ladder, &info.video) {
             (Some(ladder), Some(video)) => start_ladder(ladder, &name, video, &metrics),
             _ => (None, Vec::new()),
@@ -238,20 +220,21 @@ impl Renditions {
         if passthrough {
             video_names.insert(0, SOURCE.to_string());
         }
-        let audio_name = info.audio.is_some().then(|| AUDIO.to_string());
-        let writer = Arc::new(MultivariantWriter::new(
-            entry.clone(),
-            video_names,
-            audio_name,
-        ));
+        let session = target.open(
+            &name,
+            SessionPlan {
+                video: video_names,
+                audio: info.audio.is_some().then(|| AUDIO.to_string()),
+                target_duration: pcfg.target_duration,
+                part_target: pcfg.segmenter.part_target,
+            },
+        );
         let mut packagers = JoinSet::new();
         let mut spawn = |rendition: &str, rx: mpsc::Receiver<Input>| {
-            let local = LocalRendition::new(pcfg, entry.clone(), rendition, metrics.clone())
-                .with_multivariant(writer.clone());
             let p = RenditionPackager::new(
                 pcfg.segmenter,
-                Box::new(local),
-                entry.name(),
+                session.rendition(rendition, pcfg),
+                &name,
                 rendition,
                 metrics.clone(),
             );
@@ -282,7 +265,7 @@ impl Renditions {
             transcoder,
             audio_rate: info.timescale(TrackKind::Audio),
             packagers,
-            entry,
+            session,
             metrics,
             told_long_gop: false,
             held: VecDeque::new(),
@@ -294,7 +277,7 @@ impl Renditions {
     /// say it once, and stop promising independent segments.
     fn cut_without_keyframe(&mut self) {
         self.metrics.segments_without_keyframe.inc();
-        self.entry.mark_dependent();
+        self.session.mark_dependent();
         if !std::mem::replace(&mut self.told_long_gop, true) {
             tracing::warn!(
                 stream = %self.name,
@@ -442,7 +425,9 @@ impl Renditions {
         ok
     }
 
-    async fn end(mut self) {
+    /// End every rendition, wait for their packagers, and hand back the
+    /// session to end.
+    async fn end(mut self) -> Session {
         self.drop_held_audio();
         for tx in self.audio.iter().chain(self.source.iter()) {
             let _ = tx.send(Input::End).await;
@@ -458,6 +443,7 @@ impl Renditions {
                 tracing::error!(stream = %self.name, error = %e, "a packager task failed");
             }
         }
+        self.session
     }
 }
 

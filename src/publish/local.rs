@@ -17,7 +17,75 @@ use crate::package::packager::PackagerConfig;
 use crate::package::playlist::{
     self, Form, MediaPlaylist, PartEntry, RenditionReport, SegmentEntry,
 };
-use crate::store::{Playlists, Rendition, SessionEntry, SnapshotKey, Update};
+use crate::store::{Playlists, Rendition, SessionEntry, SnapshotKey, Store, Update};
+
+/// One session served from this process's store: its entry and its
+/// multivariant playlist, and a [`LocalRendition`] per rendition.
+pub struct LocalSession {
+    store: Arc<Store>,
+    entry: Arc<SessionEntry>,
+    writer: Arc<MultivariantWriter>,
+    metrics: Arc<Metrics>,
+}
+
+impl LocalSession {
+    /// Serve `entry` (just opened in `store`) with the renditions of `plan`.
+    pub fn open(
+        store: Arc<Store>,
+        entry: Arc<SessionEntry>,
+        plan: &super::SessionPlan,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let writer = Arc::new(MultivariantWriter::new(
+            entry.clone(),
+            plan.video.clone(),
+            plan.audio.clone(),
+        ));
+        LocalSession {
+            store,
+            entry,
+            writer,
+            metrics,
+        }
+    }
+
+    pub fn entry(&self) -> &Arc<SessionEntry> {
+        &self.entry
+    }
+
+    pub fn rendition(&self, rendition: &str, cfg: PackagerConfig) -> LocalRendition {
+        LocalRendition::new(cfg, self.entry.clone(), rendition, self.metrics.clone())
+            .with_multivariant(self.writer.clone())
+    }
+
+    /// The session has ended: it is kept as VOD for `keep` (older VOD past
+    /// the limit is evicted, counted and logged), then removed, unless
+    /// `stop` comes first.
+    pub async fn end(self, keep: Duration, stop: &tokio_util::sync::CancellationToken) {
+        let LocalSession {
+            store,
+            entry,
+            writer,
+            metrics,
+        } = self;
+        let evicted = store.end_session(&entry).await;
+        let name = entry.name().to_string();
+        tracing::info!(stream = %name, ?keep, "stream ended; kept as VOD");
+        for (old, epoch) in evicted {
+            metrics
+                .vod_evictions
+                .get_or_create(&ReasonLabel {
+                    reason: "max_vod_sessions".into(),
+                })
+                .inc();
+            tracing::info!(stream = %old, %epoch, vod = store.vod_sessions(), "VOD limit reached: the oldest ended session is removed");
+        }
+        // Only the store holds the session now, so evicting it frees its media.
+        let epoch = entry.epoch().to_string();
+        drop((entry, writer));
+        store.expire_after(&name, &epoch, keep, stop).await;
+    }
+}
 
 pub struct LocalRendition {
     /// `castline_part_ready_seconds{rendition}`, this rendition's.

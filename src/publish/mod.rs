@@ -4,15 +4,26 @@
 //!
 //! [`local::LocalRendition`] serves it from this process: it keeps the
 //! rendition's playlist model, renders the playlists, applies the store's
-//! budgets and puts everything in the store. The fleet's origin tier will
-//! take the same events over HTTP.
+//! budgets and puts everything in the store. In role `ingest`,
+//! [`push::Pusher`] sends the same events to every origin over HTTP
+//! ([`wire`]), and each origin's [`receive::Receiver`] applies them to a
+//! `LocalRendition` of its own: one code path builds every playlist.
 
+pub mod listener;
 pub mod local;
+pub mod push;
+pub mod receive;
+pub mod wire;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::metrics::Metrics;
+use crate::package::packager::PackagerConfig;
 use crate::package::segmenter::Part;
-use crate::store::RenditionMeta;
+use crate::store::{RenditionMeta, Store};
+pub use wire::SessionPlan;
 
 /// One thing a rendition's packager made.
 #[derive(Debug, Clone)]
@@ -37,4 +48,74 @@ pub enum Event {
 /// Where a rendition's packager sends what it makes.
 pub trait Publish: Send {
     fn publish(&mut self, event: Event);
+}
+
+/// Where a process's sessions are published: its own store (role `all`)
+/// or the origins (role `ingest`).
+pub enum Target {
+    Local {
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+    },
+    Push(Arc<push::Pusher>),
+}
+
+impl Target {
+    /// A session of `stream` starts with the renditions and timing of `plan`.
+    pub fn open(&self, stream: &str, plan: SessionPlan) -> Session {
+        match self {
+            Target::Local { store, metrics } => Session::Local(local::LocalSession::open(
+                store.clone(),
+                store.open_stream(stream),
+                &plan,
+                metrics.clone(),
+            )),
+            Target::Push(p) => Session::Push(p.open(stream, plan)),
+        }
+    }
+}
+
+/// One publishing session, as its pipeline sees it.
+pub enum Session {
+    Local(local::LocalSession),
+    Push(push::PushSession),
+}
+
+impl Session {
+    /// The session's name in URLs.
+    pub fn epoch(&self) -> &str {
+        match self {
+            Session::Local(s) => s.entry().epoch(),
+            Session::Push(s) => s.epoch(),
+        }
+    }
+
+    /// Where `rendition`'s packager sends what it makes.
+    pub fn rendition(&self, rendition: &str, cfg: PackagerConfig) -> Box<dyn Publish> {
+        match self {
+            Session::Local(s) => Box::new(s.rendition(rendition, cfg)),
+            Session::Push(s) => Box::new(s.rendition(rendition)),
+        }
+    }
+
+    /// Segments may start without a keyframe from now on.
+    pub fn mark_dependent(&self) {
+        match self {
+            Session::Local(s) => s.entry().mark_dependent(),
+            Session::Push(s) => s.mark_dependent(),
+        }
+    }
+
+    /// Every rendition has ended: the session ends (kept as VOD for
+    /// `vod_keep` where it is served, unless `stop_vod` comes first).
+    pub async fn end(
+        self,
+        vod_keep: std::time::Duration,
+        stop_vod: &tokio_util::sync::CancellationToken,
+    ) {
+        match self {
+            Session::Local(s) => s.end(vod_keep, stop_vod).await,
+            Session::Push(s) => s.end(),
+        }
+    }
 }

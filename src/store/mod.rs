@@ -178,7 +178,22 @@ impl Store {
     pub fn open_stream(&self, name: &str) -> Arc<SessionEntry> {
         // Issued (and recorded on disk) before every origin lookup waits on
         // the streams lock.
-        let mut epoch = self.epochs.next();
+        let epoch = self.epochs.next();
+        self.open(name, epoch, true)
+    }
+
+    /// The session `epoch` of `name` as another process (the ingest pod
+    /// that packages it) named it: the current one if it is already open,
+    /// else a fresh entry that replaces the name's current session.
+    pub fn open_pushed(&self, name: &str, epoch: &str) -> Arc<SessionEntry> {
+        if let Some(s) = self.session(name, epoch) {
+            return s;
+        }
+        self.epochs.saw(epoch);
+        self.open(name, epoch.to_string(), false)
+    }
+
+    fn open(&self, name: &str, mut epoch: String, issued: bool) -> Arc<SessionEntry> {
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         let previous = streams.get(name).cloned();
         // Never an epoch served before (`epochs` already sees to it, from its
@@ -186,11 +201,12 @@ impl Store {
         // anyway would be another process's: step past it. (Two opens of one
         // name racing to this lock could leave the newer session with the
         // smaller epoch: still unique, which is all a URL needs.)
-        while previous.as_ref().is_some_and(|p| p.epoch == epoch)
-            || self
-                .disk
-                .as_ref()
-                .is_some_and(|d| d.session_dir(name, &epoch).exists())
+        while issued
+            && (previous.as_ref().is_some_and(|p| p.epoch == epoch)
+                || self
+                    .disk
+                    .as_ref()
+                    .is_some_and(|d| d.session_dir(name, &epoch).exists()))
         {
             epoch = self.epochs.next();
         }

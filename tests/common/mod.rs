@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 
 pub struct Server {
     child: Child,
+    /// 0.0.0.0:0 in role origin (no ingest).
     pub rtmp: SocketAddr,
     /// None when the config turns SRT off.
     pub srt: Option<SocketAddr>,
+    /// Role origin: where pushes are taken.
+    pub push: Option<SocketAddr>,
     pub http: SocketAddr,
     pub admin: SocketAddr,
     /// castline's log, when started with [`Server::start_logged`].
@@ -120,23 +123,30 @@ impl Server {
                 .parse()
                 .expect("address")
         };
-        let rtmp = addr(next_line(), "rtmp");
-        let mut line = next_line();
-        let srt = if line.starts_with("srt ") {
-            let a = addr(line, "srt");
-            line = next_line();
-            Some(a)
-        } else {
-            None
-        };
-        let http = addr(line, "http");
-        let admin = addr(next_line(), "admin");
+        // "WHAT listening on ADDR" lines, up to the admin port's.
+        let mut ports = std::collections::HashMap::new();
+        loop {
+            let line = next_line();
+            let what = line.split(' ').next().unwrap_or_default().to_string();
+            let done = what == "admin";
+            ports.insert(what.clone(), addr(line, &what));
+            if done {
+                break;
+            }
+        }
+        let rtmp = ports
+            .get("rtmp")
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let (srt, push) = (ports.get("srt").copied(), ports.get("push").copied());
+        let (http, admin) = (ports["http"], ports["admin"]);
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
         Server {
             child,
             rtmp,
             srt,
+            push,
             http,
             admin,
             log,

@@ -1,0 +1,525 @@
+//! Role `ingest`: every rendition's events, pushed to every origin over
+//! HTTP ([`super::wire`]).
+//!
+//! One lock orders every event of every session, so each origin is sent the
+//! same sequence and builds the same playlists. Each origin has its own
+//! bounded queue and its own connection, worked by its own task: a slow or
+//! dead origin never holds the others or the packagers back. Past its queue,
+//! or when its connection breaks, an origin is resynced: sent again each
+//! live session's journal (its start, its inits, and the segments still in
+//! the DVR window), which it takes as duplicates where it has them. An
+//! origin that appears (discovery resolves the configured names again every
+//! few seconds) starts with the same resync, so it serves the live edge at
+//! once.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::wire::{self, Message, PartMeta, SegmentMeta, SessionKey, SessionPlan};
+use super::{Event, Publish};
+use crate::metrics::{Metrics, OriginLabel, OriginReasonLabel};
+use crate::store::epoch::Epochs;
+
+/// How often the origins' names are resolved again.
+const DISCOVER_EVERY: Duration = Duration::from_secs(3);
+/// A push not answered in this time counts as a broken connection.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+/// Waits between connection attempts to an origin that does not answer.
+const RETRY: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(300),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// One push, encoded once for every origin.
+struct Item {
+    request: wire::Request,
+    /// The rendition and MSN of a part or segment end (what the journal
+    /// trims by).
+    segment: Option<(String, u64)>,
+    made: Instant,
+}
+
+/// What a session's late-joining origin needs: everything except the
+/// segments that have left the DVR window. An ended session's journal is
+/// its end alone, kept for [`KEEP_ENDED`], so an origin resynced just then
+/// still ends it.
+struct Journal {
+    items: VecDeque<Arc<Item>>,
+    ended: Option<Instant>,
+}
+
+const KEEP_ENDED: Duration = Duration::from_secs(60);
+
+/// One origin address and what it still has to be sent.
+struct Link {
+    label: String,
+    queue: VecDeque<Arc<Item>>,
+    bytes: usize,
+    /// Its queue was dropped: it is sent the journals before anything else.
+    resync: bool,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+}
+
+#[derive(Default)]
+struct State {
+    journals: BTreeMap<SessionKey, Journal>,
+    links: HashMap<SocketAddr, Link>,
+}
+
+pub struct Pusher {
+    state: Mutex<State>,
+    epochs: Epochs,
+    metrics: Arc<Metrics>,
+    secret: String,
+    /// Bytes one origin's queue may hold.
+    queue_bytes: usize,
+    /// Segments a journal keeps per rendition (the DVR window).
+    keep_segments: u64,
+}
+
+impl Pusher {
+    /// A pusher to the origins `origins` (`HOST:PORT` each), keeping `keep`
+    /// of each session's media for origins that join late. Discovery runs
+    /// until `stop`.
+    pub fn start(
+        origins: Vec<String>,
+        secret: String,
+        queue_bytes: usize,
+        keep: Duration,
+        segment: Duration,
+        metrics: Arc<Metrics>,
+        stop: CancellationToken,
+    ) -> Arc<Pusher> {
+        let keep_segments = (keep.as_secs_f64() / segment.as_secs_f64().max(0.1)).ceil() as u64 + 1;
+        let pusher = Arc::new(Pusher {
+            state: Mutex::default(),
+            epochs: Epochs::in_memory(),
+            metrics,
+            secret,
+            queue_bytes,
+            keep_segments,
+        });
+        tokio::spawn(pusher.clone().discover(origins, stop));
+        pusher
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A session of `stream` starts.
+    pub fn open(self: &Arc<Self>, stream: &str, plan: SessionPlan) -> PushSession {
+        let key = SessionKey {
+            stream: stream.to_string(),
+            epoch: self.epochs.next(),
+        };
+        self.send(&key, Message::Start(plan));
+        PushSession {
+            pusher: self.clone(),
+            key,
+        }
+    }
+
+    /// Origins pushed to now.
+    pub fn origins(&self) -> usize {
+        self.state().links.len()
+    }
+
+    /// Whether every origin has been sent everything.
+    pub fn flushed(&self) -> bool {
+        self.state()
+            .links
+            .values()
+            .all(|l| l.queue.is_empty() && !l.resync)
+    }
+
+    fn send(&self, key: &SessionKey, m: Message) {
+        let segment = match &m {
+            Message::Part { rendition, msn, .. } | Message::SegmentEnd { rendition, msn, .. } => {
+                Some((rendition.clone(), *msn))
+            }
+            _ => None,
+        };
+        let ends = matches!(m, Message::End);
+        let closes = match &m {
+            Message::SegmentEnd { rendition, msn, .. } => Some((rendition.clone(), *msn)),
+            _ => None,
+        };
+        let item = Arc::new(Item {
+            request: wire::encode(key, &m),
+            segment,
+            made: Instant::now(),
+        });
+        let mut st = self.state();
+        st.journals
+            .retain(|_, j| j.ended.is_none_or(|t| t.elapsed() < KEEP_ENDED));
+        let journal = st.journals.entry(key.clone()).or_insert_with(|| Journal {
+            items: VecDeque::new(),
+            ended: None,
+        });
+        if ends {
+            journal.items = VecDeque::from([item.clone()]);
+            journal.ended = Some(Instant::now());
+        } else {
+            journal.items.push_back(item.clone());
+            if let Some((rendition, msn)) = closes {
+                let oldest = msn.saturating_sub(self.keep_segments);
+                journal.items.retain(|i| {
+                    i.segment
+                        .as_ref()
+                        .is_none_or(|(r, m)| *r != rendition || *m > oldest)
+                });
+            }
+        }
+        let size = item.request.body.len();
+        for link in st.links.values_mut() {
+            if link.resync {
+                continue;
+            }
+            if link.bytes + size > self.queue_bytes {
+                self.resync(link);
+                tracing::warn!(origin = %link.label, "an origin fell a whole queue behind: it is sent the live window again");
+            } else {
+                link.queue.push_back(item.clone());
+                link.bytes += size;
+            }
+            link.wake.notify_one();
+        }
+    }
+
+    /// The next push for the origin at `addr`: its queue, after the journals
+    /// when it is to be resynced. None: nothing yet (or it is gone).
+    fn next(&self, addr: SocketAddr) -> Option<Arc<Item>> {
+        let mut st = self.state();
+        let State { journals, links } = &mut *st;
+        let link = links.get_mut(&addr)?;
+        if link.resync {
+            link.queue = journals
+                .values()
+                .flat_map(|j| j.items.iter().cloned())
+                .collect();
+            link.bytes = link.queue.iter().map(|i| i.request.body.len()).sum();
+            link.resync = false;
+        }
+        let item = link.queue.pop_front()?;
+        link.bytes -= item.request.body.len();
+        Some(item)
+    }
+
+    /// The connection to `addr` broke: what it had queued is dropped, and it
+    /// is resynced when it is back.
+    fn lost(&self, addr: SocketAddr) {
+        if let Some(link) = self.state().links.get_mut(&addr) {
+            if !link.resync {
+                self.resync(link);
+            }
+        }
+    }
+
+    /// Drop what `link` has queued: it is sent the journals next (counted).
+    fn resync(&self, link: &mut Link) {
+        link.queue.clear();
+        link.bytes = 0;
+        link.resync = true;
+        self.metrics
+            .push_resyncs
+            .get_or_create(&OriginLabel {
+                origin: link.label.clone(),
+            })
+            .inc();
+    }
+
+    /// Resolve the configured origins now and every [`DISCOVER_EVERY`]: an
+    /// address that appears gets a link (and a resync), one that goes away
+    /// loses its link.
+    async fn discover(self: Arc<Self>, origins: Vec<String>, stop: CancellationToken) {
+        loop {
+            let mut found = Vec::new();
+            for o in &origins {
+                match tokio::net::lookup_host(o.as_str()).await {
+                    Ok(addrs) => found.extend(addrs),
+                    Err(e) => tracing::warn!(origin = %o, error = %e, "cannot resolve an origin"),
+                }
+            }
+            self.update_links(&found);
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(DISCOVER_EVERY) => {}
+            }
+        }
+        for link in self.state().links.values() {
+            link.stop.cancel();
+        }
+    }
+
+    fn update_links(self: &Arc<Self>, found: &[SocketAddr]) {
+        let mut st = self.state();
+        st.links.retain(|addr, link| {
+            let keep = found.contains(addr);
+            if !keep {
+                tracing::info!(origin = %link.label, "an origin went away: no longer pushed to");
+                link.stop.cancel();
+            }
+            keep
+        });
+        for addr in found {
+            if st.links.contains_key(addr) {
+                continue;
+            }
+            tracing::info!(origin = %addr, "pushing to a new origin");
+            let link = Link {
+                label: addr.to_string(),
+                queue: VecDeque::new(),
+                bytes: 0,
+                resync: true,
+                wake: Arc::new(Notify::new()),
+                stop: CancellationToken::new(),
+            };
+            tokio::spawn(
+                self.clone()
+                    .work(*addr, link.wake.clone(), link.stop.clone()),
+            );
+            st.links.insert(*addr, link);
+        }
+        self.metrics.push_origins.set(st.links.len() as i64);
+    }
+
+    /// One origin's task: connect, push its queue in order, reconnect after
+    /// a failure, until `stop`.
+    async fn work(self: Arc<Self>, addr: SocketAddr, wake: Arc<Notify>, stop: CancellationToken) {
+        let label = OriginLabel {
+            origin: addr.to_string(),
+        };
+        // Failures since the last push an origin took: each waits longer.
+        let mut failures = 0usize;
+        while !stop.is_cancelled() {
+            if failures > 0 {
+                let wait = RETRY[(failures - 1).min(RETRY.len() - 1)];
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            let mut sender = match connect(addr).await {
+                Ok(s) => s,
+                Err(e) => {
+                    if failures == 0 {
+                        tracing::warn!(origin = %addr, error = %e, "cannot connect to an origin; retrying");
+                    }
+                    self.lost(addr);
+                    failures += 1;
+                    continue;
+                }
+            };
+            loop {
+                let Some(item) = self.next(addr) else {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = wake.notified() => continue,
+                    }
+                };
+                match self.push(&mut sender, addr, &item).await {
+                    Ok(status) => {
+                        if failures > 0 {
+                            tracing::info!(origin = %addr, "the origin takes pushes again");
+                        }
+                        failures = 0;
+                        self.answered(&label, &item, status);
+                    }
+                    Err(e) => {
+                        if failures == 0 {
+                            tracing::warn!(origin = %addr, error = %e, "a push failed; the origin is resynced");
+                        }
+                        self.lost(addr);
+                        failures += 1;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn push(
+        &self,
+        sender: &mut http1::SendRequest<Full<Bytes>>,
+        addr: SocketAddr,
+        item: &Item,
+    ) -> Result<http::StatusCode, PushError> {
+        let r = &item.request;
+        let mut req = http::Request::put(r.path.as_str())
+            .header(http::header::HOST, addr.to_string())
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", self.secret),
+            );
+        if let Some(h) = &r.part_header {
+            req = req.header(wire::PART_HEADER, h.as_str());
+        }
+        let req = req
+            .body(Full::new(r.body.clone()))
+            .map_err(|e| PushError::Request(e.to_string()))?;
+        sender.ready().await.map_err(PushError::Http)?;
+        let resp = tokio::time::timeout(ANSWER_WITHIN, sender.send_request(req))
+            .await
+            .map_err(|_| PushError::Timeout)?
+            .map_err(PushError::Http)?;
+        let status = resp.status();
+        // Answers carry no body worth reading; drain it so the connection
+        // stays usable.
+        let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+        if status.is_server_error() || status == http::StatusCode::NOT_FOUND {
+            // The origin lost the session (or fails): resync it.
+            return Err(PushError::Status(status));
+        }
+        Ok(status)
+    }
+
+    fn answered(&self, label: &OriginLabel, item: &Item, status: http::StatusCode) {
+        if status.is_success() {
+            let m = &self.metrics;
+            m.push_latency_seconds
+                .get_or_create(label)
+                .observe(item.made.elapsed().as_secs_f64());
+            m.push_objects.get_or_create(label).inc();
+            m.push_bytes
+                .get_or_create(label)
+                .inc_by(item.request.body.len() as u64);
+            return;
+        }
+        let reason = match status.as_u16() {
+            401 | 403 => "unauthorized",
+            409 => "conflict",
+            413 => "too_large",
+            _ => "malformed",
+        };
+        self.metrics
+            .push_refused
+            .get_or_create(&OriginReasonLabel {
+                origin: label.origin.clone(),
+                reason,
+            })
+            .inc();
+        tracing::warn!(origin = %label.origin, path = %item.request.path, %status, "an origin refused a push");
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PushError {
+    #[error("cannot build the request: {0}")]
+    Request(String),
+    #[error(transparent)]
+    Http(hyper::Error),
+    #[error("no answer within {ANSWER_WITHIN:?}")]
+    Timeout,
+    #[error("the origin answered {0}")]
+    Status(http::StatusCode),
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+}
+
+async fn connect(addr: SocketAddr) -> Result<http1::SendRequest<Full<Bytes>>, PushError> {
+    let tcp = tokio::time::timeout(ANSWER_WITHIN, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| PushError::Timeout)?
+        .map_err(PushError::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    let (sender, conn) = http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(PushError::Http)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "push connection closed");
+        }
+    });
+    Ok(sender)
+}
+
+/// One session, pushed.
+pub struct PushSession {
+    pusher: Arc<Pusher>,
+    key: SessionKey,
+}
+
+impl PushSession {
+    pub fn epoch(&self) -> &str {
+        &self.key.epoch
+    }
+
+    pub fn rendition(&self, rendition: &str) -> PushRendition {
+        PushRendition {
+            pusher: self.pusher.clone(),
+            key: self.key.clone(),
+            rendition: rendition.to_string(),
+        }
+    }
+
+    pub fn mark_dependent(&self) {
+        self.pusher.send(&self.key, Message::Dependent);
+    }
+
+    pub fn end(self) {
+        self.pusher.send(&self.key, Message::End);
+    }
+}
+
+/// One rendition's packager output, pushed.
+pub struct PushRendition {
+    pusher: Arc<Pusher>,
+    key: SessionKey,
+    rendition: String,
+}
+
+impl Publish for PushRendition {
+    fn publish(&mut self, event: Event) {
+        let rendition = self.rendition.clone();
+        let m = match event {
+            Event::Init { id, data } => Message::Init {
+                rendition,
+                id,
+                data,
+            },
+            Event::Part { part, next } => Message::Part {
+                rendition,
+                msn: part.segment.msn,
+                index: part.index,
+                meta: PartMeta {
+                    discontinuity: part.segment.discontinuity,
+                    init_id: part.segment.init_id,
+                    date_ns: wire::date_ns(part.segment.program_date_time),
+                    duration: part.duration,
+                    independent: part.independent,
+                    next,
+                },
+                data: part.data,
+            },
+            Event::SegmentEnd {
+                msn,
+                duration,
+                meta,
+                next,
+            } => Message::SegmentEnd {
+                rendition,
+                msn,
+                meta: SegmentMeta {
+                    duration,
+                    meta,
+                    next,
+                },
+            },
+            Event::End => Message::RenditionEnd { rendition },
+        };
+        self.pusher.send(&self.key, m);
+    }
+}
