@@ -38,7 +38,9 @@ fn same_on_both(a: &Server, b: &Server, path: &str) -> Reply {
     assert_eq!(rb.status, 200, "{path} on origin B");
     assert!(
         ra.body == rb.body,
-        "{path}: the origins serve different bytes"
+        "{path}: the origins serve different bytes:\n{}\n---\n{}",
+        String::from_utf8_lossy(&ra.body[..ra.body.len().min(4000)]),
+        String::from_utf8_lossy(&rb.body[..rb.body.len().min(4000)]),
     );
     assert_eq!(ra.header("etag"), rb.header("etag"), "{path}: ETag");
     ra
@@ -153,4 +155,57 @@ fn the_push_port_refuses_pushes_without_the_secret_and_hostile_names() {
         metrics.contains("castline_pushes_rejected_total{reason=\"unauthorized\"} 2"),
         "{metrics}"
     );
+}
+
+/// A port free now on 127.0.0.1, for a process that must come back on it.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn an_origin_killed_and_restarted_is_resynced_and_serves_the_live_edge_again() {
+    let a = start_origin();
+    let mut b = Server::start(&origin_config(&format!("127.0.0.1:{}", free_port())));
+    let ingest = start_ingest(&[&a, &b], "[transcode]\nenabled = false\n");
+    let mut publisher = Publisher::start(
+        &ingest.rtmp_url("edge"),
+        Publish {
+            seconds: 40,
+            ..Default::default()
+        },
+    );
+    wait_segments(&b, "edge", 3, Duration::from_secs(40));
+    // Origin B crashes; A serves on.
+    b.restart_after("-KILL");
+    let before = wait_segments(&a, "edge", 6, Duration::from_secs(20));
+    // Restarted, B is sent the live window again and serves the live edge.
+    let again = wait_segments(&b, "edge", 3, Duration::from_secs(10));
+    let newest = |m: &Media| msn_of(&m.segments.last().expect("a segment").0);
+    assert!(
+        newest(&again) + 2 >= newest(&before),
+        "B is behind the live edge after its restart: {} against {}",
+        newest(&again),
+        newest(&before)
+    );
+    // And from then on both origins answer the next part alike.
+    let live = parse_media(&get(&a.url("/live/edge/source/index.m3u8")).text());
+    let (msn, part) = part_of(&live.preload_hint.expect("preload hint"));
+    let q = format!("/live/edge/source/index.m3u8?_HLS_msn={msn}&_HLS_part={part}");
+    same_on_both(&a, &b, &q);
+    let ingest_metrics = get(&format!("http://{}/metrics", ingest.admin)).text();
+    let series = format!(
+        "castline_push_resyncs_total{{origin=\"{}\"}}",
+        b.push.unwrap()
+    );
+    let resyncs = ingest_metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series)?.trim().parse::<f64>().ok());
+    assert!(
+        resyncs.is_some_and(|n| n >= 1.0),
+        "{series}: {ingest_metrics}"
+    );
+    publisher.kill();
 }

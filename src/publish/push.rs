@@ -50,16 +50,54 @@ struct Item {
     made: Instant,
 }
 
+impl Item {
+    fn new(key: &SessionKey, m: &Message) -> Item {
+        let segment = match m {
+            Message::Part { rendition, msn, .. } | Message::SegmentEnd { rendition, msn, .. } => {
+                Some((rendition.clone(), *msn))
+            }
+            _ => None,
+        };
+        Item {
+            request: wire::encode(key, m),
+            segment,
+            made: Instant::now(),
+        }
+    }
+}
+
 /// What a session's late-joining origin needs: everything except the
 /// segments that have left the DVR window. An ended session's journal is
 /// its end alone, kept for [`KEEP_ENDED`], so an origin resynced just then
 /// still ends it.
+#[derive(Default)]
 struct Journal {
     items: VecDeque<Arc<Item>>,
     ended: Option<Instant>,
 }
 
 const KEEP_ENDED: Duration = Duration::from_secs(60);
+
+impl Journal {
+    /// Add `item`. `ends`: it ends the session; `closes`: it completes
+    /// segment (rendition, msn), and that rendition's segments more than
+    /// `keep` before it leave the journal.
+    fn record(&mut self, item: Arc<Item>, ends: bool, closes: Option<(String, u64)>, keep: u64) {
+        if ends {
+            self.items = VecDeque::from([item]);
+            self.ended = Some(Instant::now());
+            return;
+        }
+        self.items.push_back(item);
+        if let Some((rendition, msn)) = closes {
+            self.items.retain(|i| {
+                i.segment
+                    .as_ref()
+                    .is_none_or(|(r, m)| *r != rendition || m + keep > msn)
+            });
+        }
+    }
+}
 
 /// One origin address and what it still has to be sent.
 struct Link {
@@ -146,43 +184,21 @@ impl Pusher {
     }
 
     fn send(&self, key: &SessionKey, m: Message) {
-        let segment = match &m {
-            Message::Part { rendition, msn, .. } | Message::SegmentEnd { rendition, msn, .. } => {
-                Some((rendition.clone(), *msn))
-            }
-            _ => None,
-        };
         let ends = matches!(m, Message::End);
         let closes = match &m {
             Message::SegmentEnd { rendition, msn, .. } => Some((rendition.clone(), *msn)),
             _ => None,
         };
-        let item = Arc::new(Item {
-            request: wire::encode(key, &m),
-            segment,
-            made: Instant::now(),
-        });
+        let item = Arc::new(Item::new(key, &m));
         let mut st = self.state();
         st.journals
             .retain(|_, j| j.ended.is_none_or(|t| t.elapsed() < KEEP_ENDED));
-        let journal = st.journals.entry(key.clone()).or_insert_with(|| Journal {
-            items: VecDeque::new(),
-            ended: None,
-        });
-        if ends {
-            journal.items = VecDeque::from([item.clone()]);
-            journal.ended = Some(Instant::now());
-        } else {
-            journal.items.push_back(item.clone());
-            if let Some((rendition, msn)) = closes {
-                let oldest = msn.saturating_sub(self.keep_segments);
-                journal.items.retain(|i| {
-                    i.segment
-                        .as_ref()
-                        .is_none_or(|(r, m)| *r != rendition || *m > oldest)
-                });
-            }
-        }
+        st.journals.entry(key.clone()).or_default().record(
+            item.clone(),
+            ends,
+            closes,
+            self.keep_segments,
+        );
         let size = item.request.body.len();
         for link in st.links.values_mut() {
             if link.resync {
@@ -521,5 +537,89 @@ impl Publish for PushRendition {
             Event::End => Message::RenditionEnd { rendition },
         };
         self.pusher.send(&self.key, m);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(key: &SessionKey, m: Message) -> Arc<Item> {
+        Arc::new(Item::new(key, &m))
+    }
+
+    #[test]
+    fn a_journal_keeps_the_start_the_inits_and_the_last_segments_of_each_rendition() {
+        let key = SessionKey {
+            stream: "s".into(),
+            epoch: "e".into(),
+        };
+        let plan = SessionPlan {
+            video: vec!["v".into()],
+            audio: Some("a".into()),
+            target_duration: 1,
+            part_target: Duration::from_millis(500),
+        };
+        let mut j = Journal::default();
+        j.record(item(&key, Message::Start(plan)), false, None, 2);
+        for r in ["v", "a"] {
+            let init = Message::Init {
+                rendition: r.into(),
+                id: 0,
+                data: Bytes::new(),
+            };
+            j.record(item(&key, init), false, None, 2);
+        }
+        for msn in 0..4 {
+            for r in ["v", "a"] {
+                let meta = PartMeta {
+                    discontinuity: false,
+                    init_id: 0,
+                    date_ns: 0,
+                    duration: 1.0,
+                    independent: true,
+                    next: (msn + 1, 0),
+                };
+                let part = Message::Part {
+                    rendition: r.into(),
+                    msn,
+                    index: 0,
+                    meta,
+                    data: Bytes::new(),
+                };
+                j.record(item(&key, part), false, None, 2);
+                let end = Message::SegmentEnd {
+                    rendition: r.into(),
+                    msn,
+                    meta: SegmentMeta {
+                        duration: 1.0,
+                        meta: None,
+                        next: (msn + 1, 0),
+                    },
+                };
+                j.record(item(&key, end), false, Some((r.into(), msn)), 2);
+            }
+        }
+        let paths: Vec<&str> = j.items.iter().map(|i| i.request.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/push/v1/s/e/session",
+                "/push/v1/s/e/r/v/init/0",
+                "/push/v1/s/e/r/a/init/0",
+                "/push/v1/s/e/r/v/part/2/0",
+                "/push/v1/s/e/r/v/segment/2",
+                "/push/v1/s/e/r/a/part/2/0",
+                "/push/v1/s/e/r/a/segment/2",
+                "/push/v1/s/e/r/v/part/3/0",
+                "/push/v1/s/e/r/v/segment/3",
+                "/push/v1/s/e/r/a/part/3/0",
+                "/push/v1/s/e/r/a/segment/3",
+            ]
+        );
+        j.record(item(&key, Message::End), true, None, 2);
+        let paths: Vec<&str> = j.items.iter().map(|i| i.request.path.as_str()).collect();
+        assert_eq!(paths, ["/push/v1/s/e/end"]);
+        assert!(j.ended.is_some());
     }
 }
