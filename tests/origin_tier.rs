@@ -6,6 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::cache::{free_port, shipped, Cache};
+use common::player::{assert_played, play, ONE_PLAYER};
 use common::*;
 
 const SECRET: &str = "a-push-secret-for-tests";
@@ -157,18 +159,11 @@ fn the_push_port_refuses_pushes_without_the_secret_and_hostile_names() {
     );
 }
 
-/// A port free now on 127.0.0.1, for a process that must come back on it.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 #[test]
 fn an_origin_killed_and_restarted_is_resynced_and_serves_the_live_edge_again() {
     let a = start_origin();
-    let mut b = Server::start(&origin_config(&format!("127.0.0.1:{}", free_port())));
+    // B comes back on its push port, where the ingest node looks for it.
+    let mut b = Server::start(&origin_config(&free_port().to_string()));
     let ingest = start_ingest(&[&a, &b], "[transcode]\nenabled = false\n");
     let mut publisher = Publisher::start(
         &ingest.rtmp_url("edge"),
@@ -208,4 +203,83 @@ fn an_origin_killed_and_restarted_is_resynced_and_serves_the_live_edge_again() {
         "{series}: {ingest_metrics}"
     );
     publisher.kill();
+}
+
+/// The shipped Varnish config with a round-robin director over `origins`,
+/// each health-probed (a live origin answers `/` with 404).
+fn varnish_over(origins: &[&Server]) -> Cache {
+    let mut vcl = shipped("varnish/castline.vcl", &[]);
+    let start = vcl.find("backend castline {").expect("the backend");
+    let end = start + vcl[start..].find("\n}\n").expect("its end") + 3;
+    let block = vcl[start..end].to_string();
+    let mut backends = String::from(
+        "probe alive {\n    .url = \"/\";\n    .expected_response = 404;\n    \
+         .interval = 0.5s;\n    .timeout = 0.3s;\n    .window = 3;\n    .threshold = 2;\n}\n",
+    );
+    let mut init = String::from("sub vcl_init {\n    new origins = directors.round_robin();\n");
+    for (i, o) in origins.iter().enumerate() {
+        let name = format!("origin{i}");
+        backends += &block
+            .replace(
+                "backend castline {",
+                &format!("backend {name} {{\n    .probe = alive;"),
+            )
+            .replace(
+                ".port = \"8080\";",
+                &format!(".port = \"{}\";", o.http.port()),
+            );
+        init += &format!("    origins.add_backend({name});\n");
+    }
+    init += "}\n";
+    vcl.replace_range(start..end, &(backends + &init));
+    let vcl = vcl
+        .replacen("vcl 4.1;", "vcl 4.1;\nimport directors;", 1)
+        .replacen(
+            "sub vcl_recv {",
+            "sub vcl_recv {\n    set req.backend_hint = origins.backend();",
+            1,
+        );
+    Cache::varnish_with(&vcl)
+}
+
+#[test]
+fn hlsjs_through_varnish_over_two_origins_plays_on_when_one_is_killed() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let (a, b) = (start_origin(), start_origin());
+    let ingest = start_ingest(&[&a, &b], "[transcode]\nenabled = false\n");
+    let _publisher = Publisher::start(&ingest.rtmp_url("final"), Publish::default());
+    wait_segments(&a, "final", 2, Duration::from_secs(40));
+    wait_segments(&b, "final", 2, Duration::from_secs(40));
+    let cache = varnish_over(&[&a, &b]);
+    let url = format!("http://{}/live/final/index.m3u8", cache.addr);
+    wait_for(&url, Duration::from_secs(20));
+    // Origin B dies 8 s into playback, with no warning.
+    let (pid, b_metrics) = (b.pid(), format!("http://{}/metrics", b.admin));
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(8));
+        let served = get(&b_metrics).text();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        served
+    });
+    let (result, _) = play(&url, 25, None);
+    // The director had spread the player's requests over both origins.
+    for metrics in [
+        killer.join().expect("killer"),
+        get(&format!("http://{}/metrics", a.admin)).text(),
+    ] {
+        assert!(
+            metrics.contains(
+                "castline_http_requests_total{class=\"media\",status=\"200\",cdn=\"other\"}"
+            ),
+            "{metrics}"
+        );
+    }
+    // It played on, 17 s of it after origin B was killed, with no fatal error.
+    assert_played(&result, 18.0);
+    eprintln!(
+        "through Varnish over two origins, one killed: stalls {}, latency {}",
+        result["stallsAfterStart"], result["latency"]
+    );
 }

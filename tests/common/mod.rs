@@ -1,6 +1,7 @@
 //! Test harness: the real `castline` binary, real `ffmpeg` publishers, real HTTP.
 #![allow(dead_code)]
 
+pub mod cache;
 pub mod cdn_proxy;
 pub mod player;
 pub mod rtmp_client;
@@ -233,6 +234,11 @@ impl Server {
         let _ = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
             .status();
+    }
+
+    /// castline's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn still_running(&mut self) -> bool {
