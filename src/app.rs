@@ -348,6 +348,7 @@ impl App {
             segment_duration: Config::duration(cfg.hls.segment_duration),
             max_segment_duration: Config::duration(cfg.hls.max_segment()),
             ladder,
+            takeover_after: Config::duration(cfg.ingest.takeover_after),
         });
 
         // Each new stream gets its pipeline; subscribing here, before the

@@ -283,3 +283,63 @@ fn hlsjs_through_varnish_over_two_origins_plays_on_when_one_is_killed() {
         result["stallsAfterStart"], result["latency"]
     );
 }
+
+#[test]
+fn when_its_ingest_node_dies_the_stream_continues_from_another_under_the_same_urls() {
+    let (a, b) = (start_origin(), start_origin());
+    let first = start_ingest(&[&a, &b], "[transcode]\nenabled = false\n");
+    let second = start_ingest(&[&a, &b], "[transcode]\nenabled = false\n");
+    let mut publisher = Publisher::start(&first.rtmp_url("relay"), Publish::default());
+    let before = wait_segments(&a, "relay", 4, Duration::from_secs(40));
+    let epoch = |m: &Media| {
+        m.segments[0]
+            .0
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // The first ingest node dies; the encoder reconnects to the second.
+    first.signal("-KILL");
+    publisher.kill();
+    let mut publisher = Publisher::start(&second.rtmp_url("relay"), Publish::default());
+    let last_before = msn_of(&before.segments.last().expect("a segment").0);
+    let after = poll(Duration::from_secs(40), || {
+        let m = parse_media(&get(&a.url("/live/relay/source/index.m3u8")).text());
+        match m.discontinuity_msns.first() {
+            Some(&d) if m.segments.iter().any(|(u, _)| msn_of(u) > d + 1) => Ok(m),
+            _ => Err(format!("the stream did not continue: {}", m.text)),
+        }
+    });
+    // Same playlist URL, same epoch in every URI, the MSNs go on after one
+    // discontinuity, no ENDLIST.
+    assert_eq!(epoch(&after), epoch(&before), "{}", after.text);
+    assert!(
+        after
+            .segments
+            .iter()
+            .all(|(u, _)| u.starts_with(&epoch(&before))),
+        "{}",
+        after.text
+    );
+    assert_eq!(after.discontinuities, 1, "{}", after.text);
+    assert!(!after.endlist, "{}", after.text);
+    let resumed = after.discontinuity_msns[0];
+    assert!(resumed > last_before, "{}", after.text);
+    let msns: Vec<u64> = after.segments.iter().map(|(u, _)| msn_of(u)).collect();
+    assert!(
+        msns.windows(2).all(|w| w[1] == w[0] + 1),
+        "MSNs skip or repeat: {msns:?}"
+    );
+    // The origins agree on all of it.
+    let live = parse_media(&get(&a.url("/live/relay/source/index.m3u8")).text());
+    let (msn, part) = part_of(&live.preload_hint.expect("preload hint"));
+    let q = format!("/live/relay/source/index.m3u8?_HLS_msn={msn}&_HLS_part={part}");
+    let both = same_on_both(&a, &b, &q);
+    same_on_both(&a, &b, "/live/relay/index.m3u8");
+    let m = parse_media(&both.text());
+    for uri in m.maps.iter().chain(m.segments.iter().map(|(u, _)| u)) {
+        same_on_both(&a, &b, &format!("/live/relay/source/{uri}"));
+    }
+    publisher.kill();
+}

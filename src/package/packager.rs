@@ -93,6 +93,13 @@ impl RenditionPackager {
         }
     }
 
+    /// Continue a rendition another packager wrote (see
+    /// [`Segmenter::continue_after`]).
+    pub fn continuing(mut self, next_init: u32) -> Self {
+        self.segmenter.continue_after(next_init);
+        self
+    }
+
     /// Handle one input. Returns false once the stream has ended.
     pub fn handle(&mut self, input: Input) -> bool {
         #[cfg(test)]

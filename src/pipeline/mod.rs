@@ -61,6 +61,9 @@ pub struct PipelineConfig {
     pub max_segment_duration: Duration,
     /// `None`: every stream is served as published.
     pub ladder: Option<LadderConfig>,
+    /// `ingest.takeover_after`: how long another ingest pod's session of
+    /// the same name must be silent before this one continues it.
+    pub takeover_after: Duration,
 }
 
 /// Run the pipeline of the stream `name` until it ends, publishing to
@@ -81,7 +84,7 @@ pub async fn run(
             Ok(HubEvent::End) | Err(RecvError::Closed) => return,
         }
     };
-    let mut stream = Renditions::build(&cfg, &target, &name, metrics.clone(), &info);
+    let mut stream = Renditions::build(&cfg, &target, &name, metrics.clone(), &info).await;
     let label = StreamLabel {
         stream: name.clone(),
     };
@@ -198,7 +201,7 @@ const HELD_AUDIO: usize = 256;
 
 impl Renditions {
     /// Plan the renditions for the first tracks and start them.
-    fn build(
+    async fn build(
         cfg: &PipelineConfig,
         target: &Target,
         name: &str,
@@ -220,24 +223,26 @@ impl Renditions {
         if passthrough {
             video_names.insert(0, SOURCE.to_string());
         }
-        let session = target.open(
-            &name,
-            SessionPlan {
-                video: video_names,
-                audio: info.audio.is_some().then(|| AUDIO.to_string()),
-                target_duration: pcfg.target_duration,
-                part_target: pcfg.segmenter.part_target,
-            },
-        );
+        let plan = SessionPlan {
+            video: video_names,
+            audio: info.audio.is_some().then(|| AUDIO.to_string()),
+            target_duration: pcfg.target_duration,
+            part_target: pcfg.segmenter.part_target,
+            continues_at: None,
+        };
+        let (session, continuation) = target.open(&name, plan, cfg.takeover_after).await;
         let mut packagers = JoinSet::new();
         let mut spawn = |rendition: &str, rx: mpsc::Receiver<Input>| {
-            let p = RenditionPackager::new(
+            let mut p = RenditionPackager::new(
                 pcfg.segmenter,
                 session.rendition(rendition, pcfg),
                 &name,
                 rendition,
                 metrics.clone(),
             );
+            if let Some(c) = continuation {
+                p = p.continuing(c.next_init);
+            }
             packagers.spawn(packager::run(p, rx));
         };
         let mut open = |rendition: &str, track: Option<MediaInfo>| {
@@ -259,7 +264,8 @@ impl Renditions {
         }
         Renditions {
             name,
-            schedule: CutSchedule::new(mode, info.video.is_some()),
+            schedule: CutSchedule::new(mode, info.video.is_some())
+                .starting_at(continuation.map_or(0, |c| c.next_msn)),
             audio,
             source,
             transcoder,

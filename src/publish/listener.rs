@@ -88,10 +88,13 @@ impl PushPort {
         if !self.authorized(&req) {
             return self.refuse(StatusCode::UNAUTHORIZED, "unauthorized", None, true);
         }
+        let path = req.uri().path().to_string();
+        if req.method() == http::Method::GET {
+            return self.resume(&path);
+        }
         if req.method() != http::Method::PUT {
             return self.refuse(StatusCode::METHOD_NOT_ALLOWED, "method", None, false);
         }
-        let path = req.uri().path().to_string();
         let part_header = req
             .headers()
             .get(wire::PART_HEADER)
@@ -126,10 +129,31 @@ impl PushPort {
             Err(e) => {
                 let status = match e {
                     Refused::UnknownSession => StatusCode::NOT_FOUND,
-                    Refused::Conflict | Refused::PlanConflict => StatusCode::CONFLICT,
+                    Refused::Conflict | Refused::PlanConflict | Refused::Superseded => {
+                        StatusCode::CONFLICT
+                    }
                     Refused::UnknownRendition(_) | Refused::Plan(_) => StatusCode::BAD_REQUEST,
                 };
                 self.refuse(status, e.reason(), Some(&e), false)
+            }
+        }
+    }
+
+    /// Where a live stream continues (`GET /push/v1/STREAM`): its
+    /// [`wire::Resume`] as JSON, or 404 when it has no live session here.
+    fn resume(&self, path: &str) -> Response<Full<Bytes>> {
+        let stream = match wire::resume_stream(path) {
+            Ok(s) => s,
+            Err(e) => return self.refuse(StatusCode::BAD_REQUEST, "bad_name", Some(&e), false),
+        };
+        match self.receiver.resume(stream) {
+            Some(r) => Response::new(Full::new(Bytes::from(
+                serde_json::to_string(&r).unwrap_or_default(),
+            ))),
+            None => {
+                let mut resp = Response::new(Full::default());
+                *resp.status_mut() = StatusCode::NOT_FOUND;
+                resp
             }
         }
     }

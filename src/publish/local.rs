@@ -149,6 +149,19 @@ impl LocalRendition {
         self.playlist.media_sequence()
     }
 
+    /// The segment being written ends with the parts it has (its packager
+    /// was lost; another continues the session at `next`).
+    pub fn close_open_segment(&mut self, next: (u64, u32)) {
+        let Some(seg) = self.playlist.segments.back() else {
+            return;
+        };
+        if seg.duration.is_some() || seg.parts.is_empty() {
+            return;
+        }
+        let duration = seg.parts.iter().map(|p| p.duration).sum();
+        self.segment_end(seg.msn, duration, None, next);
+    }
+
     fn part(&mut self, part: crate::package::segmenter::Part, next: (u64, u32)) {
         let msn = part.segment.msn;
         if self.playlist.segments.back().map(|s| s.msn) != Some(msn) {

@@ -61,16 +61,25 @@ pub enum Target {
 }
 
 impl Target {
-    /// A session of `stream` starts with the renditions and timing of `plan`.
-    pub fn open(&self, stream: &str, plan: SessionPlan) -> Session {
+    /// A session of `stream` starts with the renditions and timing of `plan`;
+    /// with the origins, it may continue one another ingest pod began
+    /// ([`push::Pusher::open`]).
+    pub async fn open(
+        &self,
+        stream: &str,
+        plan: SessionPlan,
+        takeover_after: std::time::Duration,
+    ) -> (Session, Option<push::Continuation>) {
         match self {
-            Target::Local { store, metrics } => Session::Local(local::LocalSession::open(
-                store.clone(),
-                store.open_stream(stream),
-                &plan,
-                metrics.clone(),
-            )),
-            Target::Push(p) => Session::Push(p.open(stream, plan)),
+            Target::Local { store, metrics } => {
+                let entry = store.open_stream(stream);
+                let s = local::LocalSession::open(store.clone(), entry, &plan, metrics.clone());
+                (Session::Local(s), None)
+            }
+            Target::Push(p) => {
+                let (s, c) = p.open(stream, plan, takeover_after).await;
+                (Session::Push(s), c)
+            }
         }
     }
 }

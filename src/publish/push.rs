@@ -24,10 +24,26 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{self, Message, PartMeta, SegmentMeta, SessionKey, SessionPlan};
+use super::wire::{self, Message, PartMeta, Resume, SegmentMeta, SessionKey, SessionPlan};
 use super::{Event, Publish};
 use crate::metrics::{Metrics, OriginLabel, OriginReasonLabel};
 use crate::store::epoch::Epochs;
+
+/// Where a session continues one whose ingest pod was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Continuation {
+    /// The first cut's MSN.
+    pub next_msn: u64,
+    /// Each rendition's first init segment id.
+    pub next_init: u32,
+}
+
+/// How long a new session waits, past `ingest.takeover_after`, for the
+/// origins' live session of its name to fall silent.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(1);
+/// An origin that cannot say where a stream continues within this is not
+/// waited for.
+const ASK_WITHIN: Duration = Duration::from_secs(1);
 
 /// How often the origins' names are resolved again.
 const DISCOVER_EVERY: Duration = Duration::from_secs(3);
@@ -157,17 +173,90 @@ impl Pusher {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A session of `stream` starts.
-    pub fn open(self: &Arc<Self>, stream: &str, plan: SessionPlan) -> PushSession {
+    /// A session of `stream` starts. If the origins hold a live session of
+    /// that name (its ingest pod was lost, and the encoder came here), this
+    /// one continues it: same epoch, the MSN after the newest begun, behind
+    /// a discontinuity. A session still fed by another pod is waited for
+    /// until it has been silent for `takeover_after` (as a takeover is);
+    /// past [`TAKEOVER_WAIT`] more it is taken over anyway, and its pushes
+    /// are refused from then on.
+    pub async fn open(
+        self: &Arc<Self>,
+        stream: &str,
+        mut plan: SessionPlan,
+        takeover_after: Duration,
+    ) -> (PushSession, Option<Continuation>) {
+        let deadline = Instant::now() + takeover_after + TAKEOVER_WAIT;
+        let resume = loop {
+            let found = self.ask_origins(stream).await;
+            match found {
+                Some(r)
+                    if r.silent_ms < takeover_after.as_millis() as u64
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => break other,
+            }
+        };
+        let (epoch, continuation) = match resume {
+            Some(r) => {
+                tracing::info!(stream, epoch = %r.epoch, msn = r.next_msn, silent_ms = r.silent_ms, "the origins hold this stream's session: it continues here");
+                plan.continues_at = Some(r.next_msn);
+                let c = Continuation {
+                    next_msn: r.next_msn,
+                    next_init: r.next_init,
+                };
+                (r.epoch, Some(c))
+            }
+            None => (self.epochs.next(), None),
+        };
         let key = SessionKey {
             stream: stream.to_string(),
-            epoch: self.epochs.next(),
+            epoch,
         };
         self.send(&key, Message::Start(plan));
-        PushSession {
+        let session = PushSession {
             pusher: self.clone(),
             key,
-        }
+        };
+        (session, continuation)
+    }
+
+    /// What the origins say of `stream`'s live session: the answer that
+    /// goes furthest, or none when no origin has one.
+    async fn ask_origins(&self, stream: &str) -> Option<Resume> {
+        let addrs: Vec<SocketAddr> = self.state().links.keys().copied().collect();
+        let path = wire::resume_path(stream);
+        let asks = addrs.iter().map(|a| self.ask(*a, &path));
+        futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .max_by_key(|r| r.next_msn)
+    }
+
+    async fn ask(&self, addr: SocketAddr, path: &str) -> Option<Resume> {
+        let asked = async {
+            let mut sender = connect(addr).await.ok()?;
+            let req = http::Request::get(path)
+                .header(http::header::HOST, addr.to_string())
+                .header(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", self.secret),
+                )
+                .body(Full::new(Bytes::new()))
+                .ok()?;
+            let resp = sender.send_request(req).await.ok()?;
+            if resp.status() != http::StatusCode::OK {
+                return None;
+            }
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .ok()?;
+            serde_json::from_slice::<Resume>(&body.to_bytes()).ok()
+        };
+        tokio::time::timeout(ASK_WITHIN, asked).await.ok().flatten()
     }
 
     /// Origins pushed to now.
@@ -559,6 +648,7 @@ mod tests {
             audio: Some("a".into()),
             target_duration: 1,
             part_target: Duration::from_millis(500),
+            continues_at: None,
         };
         let mut j = Journal::default();
         j.record(item(&key, Message::Start(plan)), false, None, 2);

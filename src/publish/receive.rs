@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::local::{LocalRendition, LocalSession};
-use super::wire::{Message, SessionKey, SessionPlan};
+use super::wire::{Message, Resume, SessionKey, SessionPlan};
 use super::{Event, Publish};
 use crate::metrics::{Metrics, ReasonLabel, StreamLabel};
 use crate::package::packager::PackagerConfig;
@@ -42,6 +42,10 @@ pub enum Refused {
     Conflict,
     #[error("a different plan for a session already started")]
     PlanConflict,
+    /// Media from before a takeover that the new ingest pod's session
+    /// continues (the old pod still pushes).
+    #[error("another ingest pod has taken this session over")]
+    Superseded,
     #[error("invalid session plan: {0}")]
     Plan(&'static str),
 }
@@ -52,6 +56,7 @@ impl Refused {
             Refused::UnknownSession => "unknown_session",
             Refused::UnknownRendition(_) => "unknown_rendition",
             Refused::Conflict | Refused::PlanConflict => "conflict",
+            Refused::Superseded => "superseded",
             Refused::Plan(_) => "invalid_plan",
         }
     }
@@ -157,6 +162,7 @@ impl Receiver {
                 meta,
                 data,
             } => {
+                let continues_at = remote.plan.continues_at;
                 let r = rendition_of(remote, &rendition)?;
                 if msn < r.media_sequence() {
                     return Ok(Taken::Duplicate);
@@ -171,6 +177,9 @@ impl Receiver {
                         Some(had) if had != data => Err(Refused::Conflict),
                         _ => Ok(Taken::Duplicate),
                     };
+                }
+                if continues_at.is_some_and(|at| msn < at) {
+                    return Err(Refused::Superseded);
                 }
                 r.publish(Event::Part {
                     part: Part {
@@ -195,9 +204,13 @@ impl Receiver {
                 msn,
                 meta,
             } => {
+                let continues_at = remote.plan.continues_at;
                 let r = rendition_of(remote, &rendition)?;
                 if msn < r.media_sequence() || r.rendition().has_segment(msn) {
                     return Ok(Taken::Duplicate);
+                }
+                if continues_at.is_some_and(|at| msn < at) {
+                    return Err(Refused::Superseded);
                 }
                 r.publish(Event::SegmentEnd {
                     msn,
@@ -225,12 +238,28 @@ impl Receiver {
         key: SessionKey,
         plan: SessionPlan,
     ) -> Result<Taken, Refused> {
-        if let Some(remote) = sessions.get(&key) {
-            return if remote.plan == plan {
-                Ok(Taken::Duplicate)
-            } else {
-                Err(Refused::PlanConflict)
+        if let Some(remote) = sessions.get_mut(&key) {
+            if remote.plan == plan {
+                return Ok(Taken::Duplicate);
+            }
+            let at = plan.continues_at.ok_or(Refused::PlanConflict)?;
+            let same = SessionPlan {
+                continues_at: remote.plan.continues_at,
+                ..plan.clone()
             };
+            if same != remote.plan || at < next_msn(remote) {
+                return Err(Refused::PlanConflict);
+            }
+            // Another ingest pod takes the session over at MSN `at`: each
+            // rendition's segment left open by the lost one ends with the
+            // parts it has.
+            tracing::info!(stream = %key.stream, epoch = %key.epoch, msn = at, "another ingest pod continues a pushed session");
+            for r in remote.renditions.values_mut() {
+                r.close_open_segment((at, 0));
+            }
+            remote.plan = plan;
+            remote.last = Instant::now();
+            return Ok(Taken::Stored);
         }
         check_plan(&plan)?;
         let cfg = PackagerConfig {
@@ -295,6 +324,23 @@ impl Receiver {
             .spawn(async move { session.end(keep, &stop).await });
     }
 
+    /// Where the live session of `stream` would continue, if there is one.
+    pub fn resume(&self, stream: &str) -> Option<Resume> {
+        let sessions = self.sessions();
+        let (key, remote) = sessions.iter().find(|(k, _)| k.stream == stream)?;
+        Some(Resume {
+            epoch: key.epoch.clone(),
+            next_msn: next_msn(remote),
+            next_init: remote
+                .renditions
+                .values()
+                .filter_map(|r| r.rendition().last_init())
+                .max()
+                .map_or(0, |id| id + 1),
+            silent_ms: remote.last.elapsed().as_millis() as u64,
+        })
+    }
+
     /// End every session that has had no push for `silent`: its ingest pod
     /// is gone and nobody took the stream over.
     pub fn end_silent(&self, silent: Duration) {
@@ -341,6 +387,17 @@ impl Receiver {
     }
 }
 
+/// One past the newest MSN any of the session's renditions has begun.
+fn next_msn(remote: &Remote) -> u64 {
+    remote
+        .renditions
+        .values()
+        .filter_map(|r| r.rendition().progress().last_part)
+        .map(|(msn, _)| msn + 1)
+        .max()
+        .unwrap_or(0)
+}
+
 fn rendition_of<'a>(remote: &'a mut Remote, name: &str) -> Result<&'a mut LocalRendition, Refused> {
     remote
         .renditions
@@ -379,4 +436,136 @@ fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::package::playlist::PartAddressing;
+    use crate::package::segmenter::SegmenterConfig;
+    use crate::publish::wire::{PartMeta, SegmentMeta};
+
+    fn receiver() -> Receiver {
+        let policy = PackagerConfig {
+            segmenter: SegmenterConfig {
+                segment_target: Duration::from_secs(1),
+                part_target: Duration::from_millis(500),
+            },
+            dvr_window: Duration::from_secs(60),
+            vod_keep: Duration::from_secs(60),
+            target_duration: 1,
+            part_addressing: PartAddressing::Files,
+        };
+        Receiver::new(
+            Store::new(),
+            Arc::new(Metrics::new()),
+            policy,
+            TaskTracker::new(),
+            CancellationToken::new(),
+        )
+    }
+
+    fn plan(continues_at: Option<u64>) -> Message {
+        Message::Start(SessionPlan {
+            video: vec!["v".into()],
+            audio: None,
+            target_duration: 1,
+            part_target: Duration::from_millis(500),
+            continues_at,
+        })
+    }
+
+    fn part(msn: u64, index: u32, data: &'static [u8]) -> Message {
+        Message::Part {
+            rendition: "v".into(),
+            msn,
+            index,
+            meta: PartMeta {
+                discontinuity: false,
+                init_id: 1,
+                date_ns: 1_796_000_000_000_000_000 + msn * 1_000_000_000,
+                duration: 0.5,
+                independent: index == 0,
+                next: if index == 0 { (msn, 1) } else { (msn + 1, 0) },
+            },
+            data: Bytes::from_static(data),
+        }
+    }
+
+    fn segment_end(msn: u64) -> Message {
+        Message::SegmentEnd {
+            rendition: "v".into(),
+            msn,
+            meta: SegmentMeta {
+                duration: 1.0,
+                meta: None,
+                next: (msn + 1, 0),
+            },
+        }
+    }
+
+    #[test]
+    fn pushes_again_are_duplicates_and_other_bytes_under_a_stored_name_are_refused() {
+        let r = receiver();
+        let key = SessionKey {
+            stream: "s".into(),
+            epoch: "e".into(),
+        };
+        let take = |m| r.take(key.clone(), m);
+        assert_eq!(take(part(0, 0, b"a")), Err(Refused::UnknownSession));
+        assert_eq!(take(plan(None)), Ok(Taken::Stored));
+        assert_eq!(take(plan(None)), Ok(Taken::Duplicate));
+        let init = |d: &'static [u8]| Message::Init {
+            rendition: "v".into(),
+            id: 1,
+            data: Bytes::from_static(d),
+        };
+        assert_eq!(take(init(b"ftyp")), Ok(Taken::Stored));
+        assert_eq!(take(init(b"ftyp")), Ok(Taken::Duplicate));
+        assert_eq!(take(init(b"other")), Err(Refused::Conflict));
+        assert_eq!(take(part(0, 0, b"a")), Ok(Taken::Stored));
+        assert_eq!(take(part(0, 0, b"a")), Ok(Taken::Duplicate));
+        assert_eq!(take(part(0, 0, b"b")), Err(Refused::Conflict));
+        assert_eq!(
+            take(Message::RenditionEnd {
+                rendition: "x".into()
+            }),
+            Err(Refused::UnknownRendition("x".into()))
+        );
+    }
+
+    #[test]
+    fn a_takeover_closes_the_open_segment_and_refuses_the_old_pods_media() {
+        let r = receiver();
+        let key = SessionKey {
+            stream: "s".into(),
+            epoch: "e".into(),
+        };
+        let take = |m| r.take(key.clone(), m);
+        take(plan(None)).unwrap();
+        take(part(0, 0, b"a")).unwrap();
+        take(part(0, 1, b"b")).unwrap();
+        take(segment_end(0)).unwrap();
+        // Segment 1 is begun when its ingest pod is lost.
+        take(part(1, 0, b"c")).unwrap();
+        let resume = r.resume("s").expect("a live session");
+        assert_eq!((resume.epoch.as_str(), resume.next_msn), ("e", 2));
+        // A takeover must continue after what was begun.
+        assert_eq!(take(plan(Some(1))), Err(Refused::PlanConflict));
+        assert_eq!(take(plan(Some(2))), Ok(Taken::Stored));
+        assert_eq!(take(plan(Some(2))), Ok(Taken::Duplicate));
+        let v = r
+            .store
+            .session("s", "e")
+            .unwrap()
+            .find_rendition("v")
+            .unwrap();
+        assert!(v.has_segment(1), "the open segment ended with its parts");
+        // The lost pod, still pushing, is refused; the new one is taken.
+        assert_eq!(take(part(1, 1, b"d")), Err(Refused::Superseded));
+        assert_eq!(take(segment_end(1)), Ok(Taken::Duplicate));
+        assert_eq!(take(part(2, 0, b"e")), Ok(Taken::Stored));
+    }
 }

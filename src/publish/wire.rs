@@ -37,6 +37,38 @@ pub struct SessionPlan {
     pub audio: Option<String>,
     pub target_duration: u32,
     pub part_target: Duration,
+    /// The session continues one whose ingest pod was lost, at this MSN
+    /// (see [`Resume`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues_at: Option<u64>,
+}
+
+/// An origin's answer to `GET /push/v1/STREAM`: where the stream's live
+/// session would continue, for an ingest pod that takes it over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resume {
+    pub epoch: String,
+    /// One past the newest MSN any rendition has begun.
+    pub next_msn: u64,
+    /// One past the highest init segment id any rendition has.
+    pub next_init: u32,
+    /// Milliseconds since the session's last push.
+    pub silent_ms: u64,
+}
+
+/// The path an ingest pod asks where `stream` continues.
+pub fn resume_path(stream: &str) -> String {
+    format!("{PREFIX}{stream}")
+}
+
+/// The stream a `GET` of [`resume_path`] asks about.
+pub fn resume_stream(path: &str) -> Result<&str, WireError> {
+    let stream = path.strip_prefix(PREFIX).ok_or(WireError::Path)?;
+    if stream_name::is_valid(stream) {
+        Ok(stream)
+    } else {
+        Err(WireError::Name)
+    }
 }
 
 /// A part's place and description (its bytes are the body).
@@ -270,13 +302,23 @@ mod tests {
             audio: Some("audio".into()),
             target_duration: 1,
             part_target: Duration::from_millis(333),
+            continues_at: None,
         };
-        let r = roundtrip(Message::Start(plan));
+        let r = roundtrip(Message::Start(plan.clone()));
         assert_eq!(r.path, "/push/v1/final/mj3k2a/session");
         assert_eq!(
             std::str::from_utf8(&r.body).unwrap(),
             r#"{"video":["720p","360p"],"audio":"audio","target_duration":1,"part_target":{"secs":0,"nanos":333000000}}"#
         );
+        let taken_over = SessionPlan {
+            continues_at: Some(57),
+            ..plan
+        };
+        let r = roundtrip(Message::Start(taken_over));
+        assert!(r.body.ends_with(br#","continues_at":57}"#));
+        assert_eq!(resume_path("final"), "/push/v1/final");
+        assert_eq!(resume_stream("/push/v1/final"), Ok("final"));
+        assert_eq!(resume_stream("/push/v1/fi%2Fnal"), Err(WireError::Name));
         let part = Message::Part {
             rendition: "720p".into(),
             msn: 41,

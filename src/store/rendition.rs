@@ -334,6 +334,11 @@ impl Rendition {
         self.read().inits.get(&id).cloned()
     }
 
+    /// The highest init segment id held.
+    pub fn last_init(&self) -> Option<u32> {
+        self.read().inits.keys().max().copied()
+    }
+
     /// Whether part `idx` of segment `msn` is servable (what a blocked
     /// request checks at every wake, without taking the object).
     pub fn has_part(&self, msn: u64, idx: u32) -> bool {

@@ -130,6 +130,13 @@ impl CutSchedule {
         }
     }
 
+    /// The first cut gets MSN `msn` (the session continues one whose
+    /// earlier segments another process made).
+    pub fn starting_at(mut self, msn: u64) -> Self {
+        self.next_msn = msn;
+        self
+    }
+
     pub fn mode(&self) -> CutMode {
         self.mode
     }

@@ -117,6 +117,9 @@ pub struct Segmenter {
     /// Told that the next frame opens a segment ([`Segmenter::end_part`]):
     /// the next part is that segment's first.
     cut_follows: bool,
+    /// This rendition continues one another packager wrote (its ingest pod
+    /// was lost): the first segment follows a discontinuity.
+    continues: bool,
 }
 
 impl Segmenter {
@@ -141,7 +144,15 @@ impl Segmenter {
             discontinuity: false,
             last_dts: None,
             cut_follows: false,
+            continues: false,
         }
+    }
+
+    /// Continue a rendition another packager wrote: the first init segment
+    /// gets id `next_init` (at least 1), the first segment a discontinuity.
+    pub fn continue_after(&mut self, next_init: u32) {
+        self.init_id = next_init.max(1) - 1;
+        self.continues = true;
     }
 
     fn ticks(&self, d: Duration) -> i64 {
@@ -177,7 +188,7 @@ impl Segmenter {
         self.timeline_end = None;
         self.last_dts = None;
         self.rebase = started;
-        self.discontinuity = started;
+        self.discontinuity = started || std::mem::take(&mut self.continues);
         Ok(out)
     }
 
