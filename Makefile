@@ -73,6 +73,7 @@ bench: deps-bench
 	STARTS=8 bash benches/player_latency.sh
 	CASTLINE_NICE=-10 STARTS=8 bash benches/player_latency.sh
 	bash benches/player_qoe.sh
+	bash benches/origin_tier.sh
 
 lint:
 	$(CARGO) fmt --check

@@ -147,12 +147,12 @@ fn publish_target(
     store: &Arc<Store>,
     metrics: &Arc<Metrics>,
     life: &Lifecycle,
-) -> Target {
+) -> anyhow::Result<Target> {
     if cfg.cluster.role != Role::Ingest {
-        return Target::Local {
+        return Ok(Target::Local {
             store: store.clone(),
             metrics: metrics.clone(),
-        };
+        });
     }
     let origins = cfg
         .cluster
@@ -160,15 +160,15 @@ fn publish_target(
         .iter()
         .filter_map(|o| crate::config::push_authority(o).map(str::to_string))
         .collect();
-    Target::Push(crate::publish::push::Pusher::start(
+    Ok(Target::Push(crate::publish::push::Pusher::start(
         origins,
-        cfg.cluster.secret.clone(),
+        cfg.cluster.secret()?,
         (cfg.cluster.queue_mb * 1024.0 * 1024.0) as usize,
         Config::duration(cfg.hls.dvr_window),
         Config::duration(cfg.hls.segment_duration),
         metrics.clone(),
         life.close.clone(),
-    ))
+    )))
 }
 
 /// Role `origin`: the push port, and the task that ends pushed sessions
@@ -356,7 +356,7 @@ impl App {
         // (opening encoders) in its own task, outside the hub's lock.
         let life = Lifecycle::new();
         let role = cfg.cluster.role;
-        let target = Arc::new(publish_target(&cfg, &store, &metrics, &life));
+        let target = Arc::new(publish_target(&cfg, &store, &metrics, &life)?);
         let target2 = target.clone();
         let metrics2 = metrics.clone();
         let (pipelines, stop_vod) = (life.pipelines.clone(), life.stop_vod.clone());
@@ -477,6 +477,10 @@ impl App {
             vod_keep,
             ready: false.into(),
             overflows,
+            pusher: match &*target2 {
+                Target::Push(p) => Some(p.clone()),
+                Target::Local { .. } => None,
+            },
         });
         tasks.spawn(admin.clone().serve(admin_l, life.clone()));
         admin.ready.store(true, Ordering::Relaxed);

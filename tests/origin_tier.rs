@@ -118,6 +118,23 @@ fn two_origins_fed_by_one_ingest_serve_the_same_bytes_under_the_same_urls() {
 }
 
 #[test]
+fn an_ingest_node_with_no_origin_to_push_to_is_not_ready() {
+    let ingest = Server::start(&format!(
+        "[cluster]\nrole = \"ingest\"\norigins = [\"http://no-such-origin.invalid:8090\"]\nsecret = \"{SECRET}\"\n"
+    ));
+    let r = get(&format!("http://{}/readyz", ingest.admin));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("no origin to push to"), "{}", r.text());
+    // With an origin it is.
+    let a = start_origin();
+    let ingest = start_ingest(&[&a], "");
+    poll(Duration::from_secs(10), || {
+        let r = get(&format!("http://{}/readyz", ingest.admin));
+        (r.status == 200).then_some(()).ok_or(r.text())
+    });
+}
+
+#[test]
 fn the_push_port_refuses_pushes_without_the_secret_and_hostile_names() {
     let a = start_origin();
     let auth = format!("Bearer {SECRET}");
@@ -144,6 +161,33 @@ fn the_push_port_refuses_pushes_without_the_secret_and_hostile_names() {
         let r = push(&a, path, &[("authorization", &auth)]);
         assert_eq!(r.status, 400, "{path}: {}", r.text());
     }
+    // A body past 16 MB: 413, and the connection closes.
+    let big = vec![0u8; 17 << 20];
+    let agent = ureq::AgentBuilder::new().build();
+    let r = agent
+        .put(&format!(
+            "http://{}/push/v1/x/e1/r/source/init/0",
+            a.push.unwrap()
+        ))
+        .set("authorization", &auth)
+        .send_bytes(&big);
+    assert!(
+        matches!(
+            r,
+            Err(ureq::Error::Status(413, _)) | Err(ureq::Error::Transport(_))
+        ),
+        "{r:?}"
+    );
+    // A part whose metadata does not parse: 400.
+    let r = push(
+        &a,
+        "/push/v1/x/e1/r/source/part/0/0",
+        &[
+            ("authorization", &auth),
+            ("castline-part", "{\"duration\":"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
     // A part for a session that never started here: 404 (the pusher resyncs).
     let r = push(
         &a,

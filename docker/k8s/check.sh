@@ -109,7 +109,7 @@ fi
 [ -n "$HADOLINT" ] && echo "   $("$HADOLINT" --version)"
 
 step "render kustomizations"
-OVERLAYS=(base keda overlays/gpu)
+OVERLAYS=(base keda overlays/gpu tiers)
 # KUBECTL= (empty) forces the fallback below, to test it.
 KUBECTL=${KUBECTL-kubectl}
 if [ -n "$KUBECTL" ] && command -v "$KUBECTL" >/dev/null 2>&1; then
@@ -401,6 +401,83 @@ def check_scaledobject(name, objs):
     names = [t.get("name") for t in trig if t.get("name")]
     check(len(names) == len(set(names)), f"{name}: trigger names must be unique")
 
+def selects(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+def check_tiers(objs):
+    name = "tiers"
+    r = check_deployment(f"{name} (ingest)", objs, "castline:latest")
+    check_hpa(name, objs, True)
+    ingest = objs.get(("Deployment", "castline"))
+    origin = objs.get(("Deployment", "castline-origin"))
+    if not (r and check(origin is not None, f"{name}: Deployment castline-origin missing")):
+        return
+    _, ic, icfg = r
+    oc = container(origin)
+    ipod, opod = ingest["spec"]["template"], origin["spec"]["template"]
+    ilabels, olabels = ipod["metadata"]["labels"], opod["metadata"]["labels"]
+    check(not selects(ingest["spec"]["selector"]["matchLabels"], olabels), f"{name}: the ingest Deployment selects origin pods")
+    check(not selects(origin["spec"]["selector"]["matchLabels"], ilabels), f"{name}: the origin Deployment selects ingest pods")
+    ocm = objs.get(("ConfigMap", "castline-origin-config"))
+    if not check(ocm is not None, f"{name}: ConfigMap castline-origin-config missing"):
+        return
+    ocfg = tomllib.loads(ocm["data"]["castline.toml"])
+    ic_cluster, oc_cluster = icfg.get("cluster", {}), ocfg.get("cluster", {})
+    check(ic_cluster.get("role") == "ingest", f"{name}: castline-config must say cluster.role = ingest")
+    check(oc_cluster.get("role") == "origin", f"{name}: castline-origin-config must say cluster.role = origin")
+    # The push: origin listen port = its container port = the headless Service's port.
+    listen_port = int(str(oc_cluster.get("listen", ":0")).rsplit(":", 1)[1])
+    oports = {p["name"]: p for p in oc.get("ports", [])}
+    check(get(oports, "push", "containerPort") == listen_port, f"{name}: the origin's push container port is not cluster.listen's")
+    check(set(oports) == {"http", "admin", "push"}, f"{name}: origin container ports {sorted(oports)}")
+    svcs = {n: o for (k, n), o in objs.items() if k == "Service"}
+    push = svcs.get("castline-origin-push")
+    if check(push is not None, f"{name}: Service castline-origin-push missing"):
+        check(push["spec"].get("clusterIP") == "None", f"{name}: the push Service must be headless (every origin's address)")
+        check(push["spec"].get("publishNotReadyAddresses") is True, f"{name}: the push Service must list starting origins")
+        check(selects(push["spec"]["selector"], olabels), f"{name}: the push Service selects no origin pod")
+        port = get(push, "spec", "ports", 0, "port")
+        check(ic_cluster.get("origins") == [f"http://castline-origin-push:{port}"],
+              f"{name}: cluster.origins {ic_cluster.get('origins')} must name the push Service and its port")
+    # Viewers reach origins only; publishers reach ingest pods only.
+    for n, pods, other in (("castline-origin", olabels, ilabels), ("castline-rtmp", ilabels, olabels),
+                           ("castline-srt", ilabels, olabels), ("castline-admin", ilabels, olabels),
+                           ("castline-origin-admin", olabels, ilabels)):
+        s = svcs.get(n)
+        if check(s is not None, f"{name}: Service {n} missing"):
+            check(selects(s["spec"]["selector"], pods) and not selects(s["spec"]["selector"], other),
+                  f"{name}: Service {n} selects the wrong tier")
+    check(svcs["castline-origin"]["spec"].get("publishNotReadyAddresses") is False,
+          f"{name}: any origin serves any stream, so the CDN's Service follows readiness")
+    # Both tiers mount the push secret where cluster.secret_file points.
+    for label, dep, c, cfg in (("ingest", ingest, ic, icfg), ("origin", origin, oc, ocfg)):
+        sf = cfg.get("cluster", {}).get("secret_file", "")
+        check(not cfg.get("cluster", {}).get("secret"), f"{name}: {label} keeps its secret in the ConfigMap")
+        mount = next((m for m in c.get("volumeMounts", []) if sf.startswith(m["mountPath"] + "/")), None)
+        vols = {v["name"]: v for v in dep["spec"]["template"]["spec"].get("volumes", [])}
+        check(mount is not None and get(vols.get(mount["name"], {}), "secret", "secretName") == "castline-push-secret",
+              f"{name}: {label}'s cluster.secret_file {sf!r} is not in the mounted castline-push-secret")
+    # Only ingest pods reach the push port.
+    np = objs.get(("NetworkPolicy", "castline-origin"))
+    if check(np is not None, f"{name}: NetworkPolicy castline-origin missing"):
+        check(selects(get(np, "spec", "podSelector", "matchLabels"), olabels), f"{name}: the NetworkPolicy selects no origin pod")
+        for rule in get(np, "spec", "ingress") or []:
+            ports = [p.get("port") for p in rule.get("ports", [])]
+            if listen_port in ports:
+                froms = rule.get("from") or []
+                check(froms and all(selects(get(f, "podSelector", "matchLabels"), ilabels) and
+                                    not selects(get(f, "podSelector", "matchLabels"), olabels) for f in froms),
+                      f"{name}: the push port is open to more than the ingest pods")
+    hpa = objs.get(("HorizontalPodAutoscaler", "castline-origin"))
+    if check(hpa is not None, f"{name}: HorizontalPodAutoscaler castline-origin missing"):
+        check(get(hpa, "spec", "scaleTargetRef", "name") == "castline-origin", f"{name}: the origin HPA's target")
+        m = get(hpa, "spec", "metrics", 0, "pods", "metric", "name")
+        check(m in allowed, f"{name}: the origin HPA scales on an unknown metric {m}")
+    check(ocfg.get("limits", {}).get("egress_budget_mbps", 0) > 0, f"{name}: origins need limits.egress_budget_mbps to scale on egress")
+    pdb = objs.get(("PodDisruptionBudget", "castline-origin"))
+    if check(pdb is not None, f"{name}: PodDisruptionBudget castline-origin missing"):
+        check(selects(pdb["spec"]["selector"]["matchLabels"], olabels), f"{name}: the origin PDB selects no origin pod")
+
 if rendered:
     base, keda, gpu = load("base"), load("keda"), load("overlays-gpu")
     r = check_deployment("base", base, "castline:latest")
@@ -430,6 +507,7 @@ if rendered:
         # The base Deployment must not already ask for a GPU.
         bc = container(base[("Deployment", "castline")])
         check("nvidia.com/gpu" not in str(bc.get("resources")), "base: asks for a GPU")
+    check_tiers(load("tiers"))
 else:
     for path in sorted(glob.glob(os.path.join(work, "crd", "*.yaml"))):
         doc = yaml.safe_load(open(path))
@@ -461,23 +539,27 @@ if [ -z "$BIN" ]; then
 else
 	stale=0
 	[ -n "$(find src/config -name "*.rs" -newer "$BIN")" ] && stale=1
-	for o in base overlays-gpu; do
+	# Each overlay's ConfigMap(s): OVERLAY:CONFIGMAP:FILE (FILE defines it,
+	# read without kubectl).
+	for spec in base:castline-config:base/configmap.yaml \
+		overlays-gpu:castline-config:overlays/gpu/configmap-nvenc.yaml \
+		tiers:castline-config:tiers/ingest.yaml \
+		tiers:castline-origin-config:tiers/origin.yaml; do
+		IFS=: read -r o cm file <<<"$spec"
 		# The rendered ConfigMap, or (without kubectl) the file that defines it.
 		src="$WORK/rendered-$o.yaml"
-		if [ "$RENDERED" != 1 ]; then
-			src="$K8S/base/configmap.yaml"
-			[ "$o" = overlays-gpu ] && src="$K8S/overlays/gpu/configmap-nvenc.yaml"
-		fi
-		"$PY" - "$src" "$WORK/castline-$o.toml" <<'EOF'
+		[ "$RENDERED" != 1 ] && src="$K8S/$file"
+		o="$o/$cm"
+		"$PY" - "$src" "$WORK/castline-${o//\//-}.toml" "$cm" <<'EOF'
 import sys, yaml
 found = False
 for d in yaml.safe_load_all(open(sys.argv[1])):
-    if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "castline-config":
+    if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == sys.argv[3]:
         open(sys.argv[2], "w").write(d["data"]["castline.toml"])
         found = True
-sys.exit(0 if found else f"no castline-config ConfigMap in {sys.argv[1]}")
+sys.exit(0 if found else f"no {sys.argv[3]} ConfigMap in {sys.argv[1]}")
 EOF
-		out=$(RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0 "$BIN" sign --config "$WORK/castline-$o.toml" --stream check 2>&1 | head -n 3 || true)
+		out=$(RUST_BACKTRACE=0 RUST_LIB_BACKTRACE=0 "$BIN" sign --config "$WORK/castline-${o//\//-}.toml" --stream check 2>&1 | head -n 3 || true)
 		if echo "$out" | grep -q "origin.signing_key is empty"; then
 			echo "   $o: accepted by $BIN"
 		elif [ $stale -eq 1 ]; then

@@ -40,6 +40,8 @@ pub struct Admin {
     pub ready: AtomicBool,
     /// The kernel's dropped-handshake counter, read at each scrape.
     pub overflows: crate::listen::Overflows,
+    /// Role `ingest`: not ready while there is no origin to push to.
+    pub pusher: Option<Arc<crate::publish::push::Pusher>>,
 }
 
 impl Admin {
@@ -104,6 +106,11 @@ impl Admin {
         let (status, ctype, body) = match path {
             "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
             "/readyz" => match (self.ready.load(Ordering::Relaxed), self.gauge.full()) {
+                (true, _) if self.pusher.as_ref().is_some_and(|p| p.origins() == 0) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "no origin to push to (cluster.origins resolves to no address)\n".to_string(),
+                ),
                 (true, None) => (StatusCode::OK, "text/plain", "ready\n".to_string()),
                 (true, Some(why)) => (
                     StatusCode::SERVICE_UNAVAILABLE,

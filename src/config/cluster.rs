@@ -33,6 +33,9 @@ pub struct ClusterConfig {
     pub listen: SocketAddr,
     /// Both: pushes carry it; an origin refuses a push without it.
     pub secret: String,
+    /// Both: a file holding the secret instead (a mounted Kubernetes
+    /// Secret); a trailing newline is not part of it.
+    pub secret_file: Option<std::path::PathBuf>,
     /// Ingest: megabytes queued for one origin; past it that origin is
     /// resynced from the live window, so a slow origin never holds the
     /// others or the encoders back.
@@ -46,6 +49,7 @@ impl Default for ClusterConfig {
             origins: Vec::new(),
             listen: SocketAddr::from(([0, 0, 0, 0], 8090)),
             secret: String::new(),
+            secret_file: None,
             queue_mb: 64.0,
         }
     }
@@ -60,11 +64,18 @@ impl ClusterConfig {
         if self.role == Role::All {
             return Ok(());
         }
-        if self.secret.len() < MIN_SECRET {
-            return invalid(
-                "cluster.secret",
-                format!("roles ingest and origin need a shared secret of at least {MIN_SECRET} characters"),
-            );
+        match (&self.secret_file, self.secret.len()) {
+            (Some(_), 0) => {}
+            (Some(_), _) => {
+                return invalid("cluster.secret", "set cluster.secret or cluster.secret_file, not both".into())
+            }
+            (None, n) if n < MIN_SECRET => {
+                return invalid(
+                    "cluster.secret",
+                    format!("roles ingest and origin need a shared secret of at least {MIN_SECRET} characters (or cluster.secret_file)"),
+                )
+            }
+            (None, _) => {}
         }
         if !(self.queue_mb.is_finite() && (1.0..=4096.0).contains(&self.queue_mb)) {
             return invalid(
@@ -86,6 +97,30 @@ impl ClusterConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl ClusterConfig {
+    /// The push secret: `secret`, or read from `secret_file`.
+    pub fn secret(&self) -> Result<String, ConfigError> {
+        let Some(path) = &self.secret_file else {
+            return Ok(self.secret.clone());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let secret = text.trim_end_matches(['\n', '\r']).to_string();
+        if secret.len() < MIN_SECRET {
+            return Err(ConfigError::Invalid {
+                key: "cluster.secret_file",
+                reason: format!(
+                    "{} holds fewer than {MIN_SECRET} characters",
+                    path.display()
+                ),
+            });
+        }
+        Ok(secret)
     }
 }
 
@@ -130,5 +165,16 @@ mod tests {
         assert!(c.validate().is_err());
         c.origins = vec!["http://o:8090".into()];
         assert!(c.validate().is_ok());
+        // Or the secret from a file (a mounted Kubernetes Secret).
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-a-mounted-secret\n").unwrap();
+        c.secret_file = Some(file.clone());
+        assert!(c.validate().is_err(), "both");
+        c.secret.clear();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.secret().unwrap(), "from-a-mounted-secret");
+        std::fs::write(&file, "short\n").unwrap();
+        assert!(c.secret().is_err());
     }
 }

@@ -563,10 +563,19 @@ impl PushSession {
     }
 
     pub fn rendition(&self, rendition: &str) -> PushRendition {
+        let part_ready = self
+            .pusher
+            .metrics
+            .part_ready_seconds
+            .get_or_create(&crate::metrics::RenditionLabel {
+                rendition: rendition.to_string(),
+            })
+            .clone();
         PushRendition {
             pusher: self.pusher.clone(),
             key: self.key.clone(),
             rendition: rendition.to_string(),
+            part_ready,
         }
     }
 
@@ -584,6 +593,9 @@ pub struct PushRendition {
     pusher: Arc<Pusher>,
     key: SessionKey,
     rendition: String,
+    /// `castline_part_ready_seconds{rendition}`: here, the newest frame's
+    /// arrival to the part handed to the pusher.
+    part_ready: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl Publish for PushRendition {
@@ -595,20 +607,24 @@ impl Publish for PushRendition {
                 id,
                 data,
             },
-            Event::Part { part, next } => Message::Part {
-                rendition,
-                msn: part.segment.msn,
-                index: part.index,
-                meta: PartMeta {
-                    discontinuity: part.segment.discontinuity,
-                    init_id: part.segment.init_id,
-                    date_ns: wire::date_ns(part.segment.program_date_time),
-                    duration: part.duration,
-                    independent: part.independent,
-                    next,
-                },
-                data: part.data,
-            },
+            Event::Part { part, next } => {
+                self.part_ready
+                    .observe(part.received.elapsed().as_secs_f64());
+                Message::Part {
+                    rendition,
+                    msn: part.segment.msn,
+                    index: part.index,
+                    meta: PartMeta {
+                        discontinuity: part.segment.discontinuity,
+                        init_id: part.segment.init_id,
+                        date_ns: wire::date_ns(part.segment.program_date_time),
+                        duration: part.duration,
+                        independent: part.independent,
+                        next,
+                    },
+                    data: part.data,
+                }
+            }
             Event::SegmentEnd {
                 msn,
                 duration,
