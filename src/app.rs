@@ -195,10 +195,18 @@ async fn start_push_port(
     let silent = Config::duration(cfg.ingest.reconnect_grace) + SILENT_PUSHER;
     let stop = life.accept.clone();
     tasks.spawn(async move {
+        let tick = std::time::Duration::from_secs(1);
         loop {
+            let before = std::time::Instant::now();
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => receiver.end_silent(silent),
+                _ = tokio::time::sleep(tick) => {}
+            }
+            // A tick far later than asked: this process did not run.
+            if before.elapsed() > 3 * tick {
+                receiver.paused();
+            } else {
+                receiver.end_silent(silent);
             }
         }
         // The process leaves: every pushed session ends here.

@@ -22,15 +22,20 @@ fn start_origin() -> Server {
     o
 }
 
-fn start_ingest(origins: &[&Server], extra: &str) -> Server {
+/// `[cluster]` for an ingest node pushing to `origins`, with `more` keys.
+fn ingest_cluster(origins: &[&Server], more: &str) -> String {
     let list: Vec<String> = origins
         .iter()
         .map(|o| format!("\"http://{}\"", o.push.expect("push port")))
         .collect();
-    Server::start(&format!(
-        "{extra}[cluster]\nrole = \"ingest\"\norigins = [{}]\nsecret = \"{SECRET}\"\n",
+    format!(
+        "[cluster]\nrole = \"ingest\"\norigins = [{}]\nsecret = \"{SECRET}\"\n{more}",
         list.join(", ")
-    ))
+    )
+}
+
+fn start_ingest(origins: &[&Server], extra: &str) -> Server {
+    Server::start(&format!("{extra}{}", ingest_cluster(origins, "")))
 }
 
 /// `path` from both origins: the same status, bytes and ETag.
@@ -46,6 +51,23 @@ fn same_on_both(a: &Server, b: &Server, path: &str) -> Reply {
     );
     assert_eq!(ra.header("etag"), rb.header("etag"), "{path}: ETag");
     ra
+}
+
+/// A blocking request for the part after origin A's newest, answered alike
+/// by both origins once each has it.
+fn next_part_alike(a: &Server, b: &Server, stream: &str) -> Reply {
+    let path = format!("/live/{stream}/source/index.m3u8");
+    let live = parse_media(&get(&a.url(&path)).text());
+    let (msn, part) = part_of(&live.preload_hint.expect("preload hint"));
+    same_on_both(a, b, &format!("{path}?_HLS_msn={msn}&_HLS_part={part}"))
+}
+
+/// The ingest node's `name{origin="…"}` for `origin`.
+fn per_origin(ingest: &Server, name: &str, origin: &Server) -> Option<f64> {
+    ingest.metric(&format!(
+        "{name}{{origin=\"{}\"}}",
+        origin.push.expect("push port")
+    ))
 }
 
 fn push(origin: &Server, path: &str, headers: &[(&str, &str)]) -> Reply {
@@ -101,19 +123,9 @@ fn two_origins_fed_by_one_ingest_serve_the_same_bytes_under_the_same_urls() {
     assert!(done.segments.len() >= 8, "{}", done.text);
     assert_decodes(&a, "tier", "source", &done);
 
-    let ingest_metrics = get(&format!("http://{}/metrics", ingest.admin)).text();
     for o in [&a, &b] {
-        let series = format!(
-            "castline_push_objects_total{{origin=\"{}\"}}",
-            o.push.unwrap()
-        );
-        let pushed = ingest_metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&series)?.trim().parse::<f64>().ok());
-        assert!(
-            pushed.is_some_and(|n| n > 50.0),
-            "{series}: {ingest_metrics}"
-        );
+        let pushed = per_origin(&ingest, "castline_push_objects_total", o);
+        assert!(pushed.is_some_and(|n| n > 50.0), "{:?}: {pushed:?}", o.push);
     }
 }
 
@@ -230,21 +242,11 @@ fn an_origin_killed_and_restarted_is_resynced_and_serves_the_live_edge_again() {
         newest(&before)
     );
     // And from then on both origins answer the next part alike.
-    let live = parse_media(&get(&a.url("/live/edge/source/index.m3u8")).text());
-    let (msn, part) = part_of(&live.preload_hint.expect("preload hint"));
-    let q = format!("/live/edge/source/index.m3u8?_HLS_msn={msn}&_HLS_part={part}");
-    same_on_both(&a, &b, &q);
-    let ingest_metrics = get(&format!("http://{}/metrics", ingest.admin)).text();
-    let series = format!(
-        "castline_push_resyncs_total{{origin=\"{}\"}}",
-        b.push.unwrap()
-    );
-    let resyncs = ingest_metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&series)?.trim().parse::<f64>().ok());
+    next_part_alike(&a, &b, "edge");
+    let resyncs = per_origin(&ingest, "castline_push_resyncs_total", &b);
     assert!(
         resyncs.is_some_and(|n| n >= 1.0),
-        "{series}: {ingest_metrics}"
+        "resyncs of B: {resyncs:?}"
     );
     publisher.kill();
 }
@@ -376,14 +378,62 @@ fn when_its_ingest_node_dies_the_stream_continues_from_another_under_the_same_ur
         "MSNs skip or repeat: {msns:?}"
     );
     // The origins agree on all of it.
-    let live = parse_media(&get(&a.url("/live/relay/source/index.m3u8")).text());
-    let (msn, part) = part_of(&live.preload_hint.expect("preload hint"));
-    let q = format!("/live/relay/source/index.m3u8?_HLS_msn={msn}&_HLS_part={part}");
-    let both = same_on_both(&a, &b, &q);
+    let both = next_part_alike(&a, &b, "relay");
     same_on_both(&a, &b, "/live/relay/index.m3u8");
     let m = parse_media(&both.text());
     for uri in m.maps.iter().chain(m.segments.iter().map(|(u, _)| u)) {
         same_on_both(&a, &b, &format!("/live/relay/source/{uri}"));
     }
+    publisher.kill();
+}
+
+#[test]
+fn a_stalled_origin_never_holds_the_other_back_and_is_resynced_when_it_wakes() {
+    let (a, b) = (start_origin(), start_origin());
+    let ingest = Server::start(&format!(
+        "[transcode]\nenabled = false\n{}",
+        ingest_cluster(&[&a, &b], "queue_mb = 1.0\n")
+    ));
+    let mut publisher = Publisher::start(
+        &ingest.rtmp_url("stall"),
+        Publish {
+            bitrate: "2500k",
+            ..Default::default()
+        },
+    );
+    wait_segments(&b, "stall", 2, Duration::from_secs(40));
+    // Origin B stops answering (SIGSTOP: its sockets stay open, nothing reads).
+    b.signal("-STOP");
+    let newest = |s: &Server| {
+        let r = get(&s.url("/live/stall/source/index.m3u8"));
+        let m = parse_media(&if r.status == 200 {
+            r.text()
+        } else {
+            String::new()
+        });
+        m.segments.last().map_or(0, |(u, _)| msn_of(u))
+    };
+    let stopped_at = newest(&a);
+    // A serves on: 8 more segments while B is stalled.
+    poll(Duration::from_secs(30), || {
+        let n = newest(&a);
+        (n >= stopped_at + 8)
+            .then_some(())
+            .ok_or(format!("origin A stopped at {n} (from {stopped_at})"))
+    });
+    b.signal("-CONT");
+    // B is resynced and serves the live edge again.
+    poll(Duration::from_secs(20), || {
+        let (na, nb) = (newest(&a), newest(&b));
+        (nb + 1 >= na)
+            .then_some(())
+            .ok_or(format!("origin B at {nb}, A at {na}"))
+    });
+    next_part_alike(&a, &b, "stall");
+    let resyncs = per_origin(&ingest, "castline_push_resyncs_total", &b);
+    assert!(
+        resyncs.is_some_and(|n| n >= 1.0),
+        "resyncs of B: {resyncs:?}"
+    );
     publisher.kill();
 }

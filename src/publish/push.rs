@@ -118,6 +118,10 @@ impl Journal {
 /// One origin address and what it still has to be sent.
 struct Link {
     label: String,
+    /// The journals, being sent again after a resync (not bounded: the
+    /// journals are; sent before `queue`).
+    replay: VecDeque<Arc<Item>>,
+    /// What was made since, bounded by [`Pusher::queue_bytes`].
     queue: VecDeque<Arc<Item>>,
     bytes: usize,
     /// Its queue was dropped: it is sent the journals before anything else.
@@ -269,7 +273,7 @@ impl Pusher {
         self.state()
             .links
             .values()
-            .all(|l| l.queue.is_empty() && !l.resync)
+            .all(|l| l.replay.is_empty() && l.queue.is_empty() && !l.resync)
     }
 
     fn send(&self, key: &SessionKey, m: Message) {
@@ -311,12 +315,14 @@ impl Pusher {
         let State { journals, links } = &mut *st;
         let link = links.get_mut(&addr)?;
         if link.resync {
-            link.queue = journals
+            link.replay = journals
                 .values()
                 .flat_map(|j| j.items.iter().cloned())
                 .collect();
-            link.bytes = link.queue.iter().map(|i| i.request.body.len()).sum();
             link.resync = false;
+        }
+        if let Some(item) = link.replay.pop_front() {
+            return Some(item);
         }
         let item = link.queue.pop_front()?;
         link.bytes -= item.request.body.len();
@@ -335,6 +341,7 @@ impl Pusher {
 
     /// Drop what `link` has queued: it is sent the journals next (counted).
     fn resync(&self, link: &mut Link) {
+        link.replay.clear();
         link.queue.clear();
         link.bytes = 0;
         link.resync = true;
@@ -386,6 +393,7 @@ impl Pusher {
             tracing::info!(origin = %addr, "pushing to a new origin");
             let link = Link {
                 label: addr.to_string(),
+                replay: VecDeque::new(),
                 queue: VecDeque::new(),
                 bytes: 0,
                 resync: true,

@@ -359,6 +359,15 @@ impl Receiver {
         self.metrics.pushed_streams.set(sessions.len() as i64);
     }
 
+    /// This process was paused (stopped, starved of CPU): the time it did
+    /// not run is no pusher's silence.
+    pub fn paused(&self) {
+        let now = Instant::now();
+        for r in self.sessions().values_mut() {
+            r.last = now;
+        }
+    }
+
     /// Every pushed session ends (the process leaves).
     pub fn end_all(&self) {
         self.end_silent(Duration::ZERO);

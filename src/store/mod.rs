@@ -186,8 +186,12 @@ impl Store {
     /// that packages it) named it: the current one if it is already open,
     /// else a fresh entry that replaces the name's current session.
     pub fn open_pushed(&self, name: &str, epoch: &str) -> Arc<SessionEntry> {
-        if let Some(s) = self.session(name, epoch) {
-            return s;
+        match self.session(name, epoch) {
+            Some(s) if s.ended_at().is_none() => return s,
+            // Ended here (its pushes had stopped) or restored from disk: the
+            // pushes rebuild it from the start, in a fresh entry.
+            Some(_) => self.remove(name, epoch),
+            None => {}
         }
         self.epochs.saw(epoch);
         self.open(name, epoch.to_string(), false)
@@ -285,7 +289,14 @@ impl Store {
         stop: &tokio_util::sync::CancellationToken,
     ) {
         tokio::select! {
-            _ = tokio::time::sleep(keep) => self.remove(name, epoch),
+            _ = tokio::time::sleep(keep) => {
+                // A session opened again under the same epoch (an origin
+                // given a pushed session it had ended) is live: this old
+                // VOD timer leaves it.
+                if self.session(name, epoch).is_none_or(|s| s.ended_at().is_some()) {
+                    self.remove(name, epoch);
+                }
+            }
             _ = stop.cancelled() => {}
         }
     }
@@ -521,6 +532,22 @@ mod tests {
             v.extend([5u8; 100]);
             v
         });
+    }
+
+    #[tokio::test]
+    async fn a_pushed_session_ended_here_and_pushed_again_starts_fresh_under_its_epoch() {
+        let store = Store::new();
+        let first = store.open_pushed("s", "e1");
+        assert!(Arc::ptr_eq(&first, &store.open_pushed("s", "e1")));
+        store.end_session(&first).await;
+        let again = store.open_pushed("s", "e1");
+        assert!(!Arc::ptr_eq(&first, &again), "a fresh entry");
+        assert_eq!(again.epoch(), "e1");
+        assert!(again.ended_at().is_none());
+        // The ended session's VOD timer leaves the live one.
+        let stop = tokio_util::sync::CancellationToken::new();
+        store.expire_after("s", "e1", Duration::ZERO, &stop).await;
+        assert!(store.session("s", "e1").is_some());
     }
 
     #[test]
