@@ -437,3 +437,33 @@ fn a_stalled_origin_never_holds_the_other_back_and_is_resynced_when_it_wakes() {
     );
     publisher.kill();
 }
+
+#[test]
+fn a_second_ingest_node_with_the_same_live_stream_is_refused_and_the_first_keeps_it() {
+    let (a, b) = (start_origin(), start_origin());
+    let first = start_ingest(&[&a, &b], "[transcode]\nenabled = false\n");
+    let second = start_ingest(&[&a, &b], "[transcode]\nenabled = false\n");
+    let mut one = Publisher::start(&first.rtmp_url("twice"), Publish::default());
+    let before = wait_segments(&a, "twice", 2, Duration::from_secs(40));
+    let mut two = Publisher::start(&second.rtmp_url("twice"), Publish::default());
+    // The second node waits for the session to fall silent, then gives up.
+    poll(Duration::from_secs(20), || {
+        let refused =
+            second.metric("castline_push_refused_total{origin=\"all\",reason=\"live_elsewhere\"}");
+        (refused == Some(1.0))
+            .then_some(())
+            .ok_or(format!("not refused: {refused:?}"))
+    });
+    // The first node's session goes on, untouched, on both origins.
+    let after = wait_segments(
+        &a,
+        "twice",
+        before.segments.len() + 3,
+        Duration::from_secs(20),
+    );
+    assert_eq!(after.discontinuities, 0, "{}", after.text);
+    assert_eq!(after.maps, before.maps, "{}", after.text);
+    next_part_alike(&a, &b, "twice");
+    one.kill();
+    two.kill();
+}

@@ -29,6 +29,31 @@ use super::{Event, Publish};
 use crate::metrics::{Metrics, OriginLabel, OriginReasonLabel};
 use crate::store::epoch::Epochs;
 
+/// What a new session does about the origins' live session of its name.
+#[derive(Debug, Clone, PartialEq)]
+enum Claim {
+    /// None: a session of its own.
+    Fresh,
+    /// Another pod's session, silent for `takeover_after`: continue it.
+    Continue(Resume),
+    /// Still fed by another pod: ask again.
+    Wait,
+    /// Still fed when the wait is over: this publish is refused.
+    Refuse(Resume),
+}
+
+/// The takeover rule, as the hub applies it to two publishers in one
+/// process: `found` is the origins' furthest answer, `waited_out` whether
+/// the wait is over.
+fn claim(found: Option<Resume>, takeover_after: Duration, waited_out: bool) -> Claim {
+    match found {
+        None => Claim::Fresh,
+        Some(r) if r.silent_ms >= takeover_after.as_millis() as u64 => Claim::Continue(r),
+        Some(r) if waited_out => Claim::Refuse(r),
+        Some(_) => Claim::Wait,
+    }
+}
+
 /// Where a session continues one whose ingest pod was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Continuation {
@@ -180,10 +205,10 @@ impl Pusher {
     /// A session of `stream` starts. If the origins hold a live session of
     /// that name (its ingest pod was lost, and the encoder came here), this
     /// one continues it: same epoch, the MSN after the newest begun, behind
-    /// a discontinuity. A session still fed by another pod is waited for
-    /// until it has been silent for `takeover_after` (as a takeover is);
-    /// past [`TAKEOVER_WAIT`] more it is taken over anyway, and its pushes
-    /// are refused from then on.
+    /// a discontinuity. A session another pod still feeds is waited for
+    /// until it has been silent for `takeover_after`, as a takeover is; if
+    /// it is still fed [`TAKEOVER_WAIT`] after that, this session is
+    /// refused (nothing of it is pushed; logged and counted).
     pub async fn open(
         self: &Arc<Self>,
         stream: &str,
@@ -191,38 +216,47 @@ impl Pusher {
         takeover_after: Duration,
     ) -> (PushSession, Option<Continuation>) {
         let deadline = Instant::now() + takeover_after + TAKEOVER_WAIT;
-        let resume = loop {
+        let claim = loop {
             let found = self.ask_origins(stream).await;
-            match found {
-                Some(r)
-                    if r.silent_ms < takeover_after.as_millis() as u64
-                        && Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                other => break other,
+            match claim(found, takeover_after, Instant::now() >= deadline) {
+                Claim::Wait => tokio::time::sleep(Duration::from_millis(200)).await,
+                decided => break decided,
             }
         };
-        let (epoch, continuation) = match resume {
-            Some(r) => {
+        let (epoch, continuation, refused) = match claim {
+            Claim::Continue(r) => {
                 tracing::info!(stream, epoch = %r.epoch, msn = r.next_msn, silent_ms = r.silent_ms, "the origins hold this stream's session: it continues here");
                 plan.continues_at = Some(r.next_msn);
                 let c = Continuation {
                     next_msn: r.next_msn,
                     next_init: r.next_init,
                 };
-                (r.epoch, Some(c))
+                (r.epoch, Some(c), false)
             }
-            None => (self.epochs.next(), None),
+            Claim::Refuse(r) => {
+                tracing::error!(stream, epoch = %r.epoch, "another ingest pod still feeds this stream on the origins: this publish is not pushed");
+                self.metrics
+                    .push_refused
+                    .get_or_create(&OriginReasonLabel {
+                        origin: "all".into(),
+                        reason: "live_elsewhere",
+                    })
+                    .inc();
+                (r.epoch, None, true)
+            }
+            Claim::Fresh | Claim::Wait => (self.epochs.next(), None, false),
         };
         let key = SessionKey {
             stream: stream.to_string(),
             epoch,
         };
-        self.send(&key, Message::Start(plan));
+        if !refused {
+            self.send(&key, Message::Start(plan));
+        }
         let session = PushSession {
             pusher: self.clone(),
             key,
+            refused,
         };
         (session, continuation)
     }
@@ -563,6 +597,8 @@ async fn connect(addr: SocketAddr) -> Result<http1::SendRequest<Full<Bytes>>, Pu
 pub struct PushSession {
     pusher: Arc<Pusher>,
     key: SessionKey,
+    /// Another pod feeds the stream: nothing of this session is pushed.
+    refused: bool,
 }
 
 impl PushSession {
@@ -584,15 +620,20 @@ impl PushSession {
             key: self.key.clone(),
             rendition: rendition.to_string(),
             part_ready,
+            refused: self.refused,
         }
     }
 
     pub fn mark_dependent(&self) {
-        self.pusher.send(&self.key, Message::Dependent);
+        if !self.refused {
+            self.pusher.send(&self.key, Message::Dependent);
+        }
     }
 
     pub fn end(self) {
-        self.pusher.send(&self.key, Message::End);
+        if !self.refused {
+            self.pusher.send(&self.key, Message::End);
+        }
     }
 }
 
@@ -604,10 +645,14 @@ pub struct PushRendition {
     /// `castline_part_ready_seconds{rendition}`: here, the newest frame's
     /// arrival to the part handed to the pusher.
     part_ready: prometheus_client::metrics::histogram::Histogram,
+    refused: bool,
 }
 
 impl Publish for PushRendition {
     fn publish(&mut self, event: Event) {
+        if self.refused {
+            return;
+        }
         let rendition = self.rendition.clone();
         let m = match event {
             Event::Init { id, data } => Message::Init {
@@ -656,6 +701,32 @@ impl Publish for PushRendition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_fed_elsewhere_is_continued_once_silent_for_takeover_after_and_refused_if_never() {
+        let after = Duration::from_secs(2);
+        let held = |silent_ms| Resume {
+            epoch: "e".into(),
+            next_msn: 40,
+            next_init: 2,
+            silent_ms,
+        };
+        assert_eq!(claim(None, after, false), Claim::Fresh);
+        assert_eq!(claim(None, after, true), Claim::Fresh);
+        assert_eq!(claim(Some(held(1999)), after, false), Claim::Wait);
+        assert_eq!(
+            claim(Some(held(1999)), after, true),
+            Claim::Refuse(held(1999))
+        );
+        assert_eq!(
+            claim(Some(held(2000)), after, false),
+            Claim::Continue(held(2000))
+        );
+        assert_eq!(
+            claim(Some(held(9000)), after, true),
+            Claim::Continue(held(9000))
+        );
+    }
 
     fn item(key: &SessionKey, m: Message) -> Arc<Item> {
         Arc::new(Item::new(key, &m))
