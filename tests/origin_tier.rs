@@ -137,13 +137,18 @@ fn an_ingest_node_with_no_origin_to_push_to_is_not_ready() {
     let r = get(&format!("http://{}/readyz", ingest.admin));
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.text().contains("no origin to push to"), "{}", r.text());
-    // With an origin it is.
+    // With an origin it is: named by a host name, resolved.
     let a = start_origin();
-    let ingest = start_ingest(&[&a], "");
+    let port = a.push.expect("push port").port();
+    let ingest = Server::start(&format!(
+        "[cluster]\nrole = \"ingest\"\norigins = [\"http://localhost:{port}\"]\nsecret = \"{SECRET}\"\n"
+    ));
     poll(Duration::from_secs(10), || {
         let r = get(&format!("http://{}/readyz", ingest.admin));
         (r.status == 200).then_some(()).ok_or(r.text())
     });
+    let found = ingest.metric("castline_push_origins");
+    assert!(found.is_some_and(|n| n >= 1.0), "{found:?}");
 }
 
 #[test]
@@ -466,4 +471,46 @@ fn a_second_ingest_node_with_the_same_live_stream_is_refused_and_the_first_keeps
     next_part_alike(&a, &b, "twice");
     one.kill();
     two.kill();
+}
+
+#[test]
+fn hlsjs_through_varnish_plays_on_when_the_ingest_node_dies_and_the_encoder_moves() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let (a, b) = (start_origin(), start_origin());
+    let first = start_ingest(&[&a, &b], "[transcode]\nenabled = false\n");
+    let second = start_ingest(&[&a, &b], "[transcode]\nenabled = false\n");
+    let mut publisher = Publisher::start(&first.rtmp_url("move"), Publish::default());
+    wait_segments(&a, "move", 2, Duration::from_secs(40));
+    let before = wait_segments(&b, "move", 2, Duration::from_secs(40));
+    let cache = varnish_over(&[&a, &b]);
+    let url = format!("http://{}/live/move/index.m3u8", cache.addr);
+    wait_for(&url, Duration::from_secs(20));
+    // 8 s into playback the ingest node dies; the encoder reconnects to the
+    // other one at once (as OBS does through the RTMP Service).
+    let (pid, to) = (first.pid(), second.rtmp_url("move"));
+    let mover = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(8));
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        publisher.kill();
+        Publisher::start(&to, Publish::default())
+    });
+    let (result, _) = play(&url, 30, None);
+    let mut moved = mover.join().expect("mover");
+    // It played on: 30 s less the failover's stall and the start.
+    assert_played(&result, 20.0);
+    eprintln!(
+        "hls.js through an ingest failover: stalls {}, latency {}",
+        result["stallsAfterStart"], result["latency"]
+    );
+    // Under the same URLs: one discontinuity, the same epoch, no ENDLIST.
+    let after = parse_media(&get(&a.url("/live/move/source/index.m3u8")).text());
+    assert_eq!(after.discontinuities, 1, "{}", after.text);
+    assert!(!after.endlist, "{}", after.text);
+    assert_eq!(
+        after.maps[0].split('/').next(),
+        before.maps[0].split('/').next()
+    );
+    moved.kill();
 }
