@@ -20,9 +20,26 @@
 #
 vcl 4.1;
 
+import directors;
+
+# An origin that answers is up: castline answers "/" with 404 at once.
+probe castline_up {
+    .url = "/";
+    .expected_response = 404;
+    .interval = 1s;
+    .timeout = 500ms;
+    .window = 3;
+    .threshold = 2;
+    .initial = 2;
+}
+
+# One backend per castline origin. With the two tiers (README, "Two tiers")
+# any origin serves any stream: list every origin pod's address (or one
+# Service address) here and add each to the director in vcl_init.
 backend castline {
     .host = "127.0.0.1";
     .port = "8080";
+    .probe = castline_up;
     .connect_timeout = 2s;
     # The origin holds a blocking playlist or a preload-hinted part until it
     # exists, at most 3 target durations, before the first byte: stay above
@@ -37,7 +54,14 @@ acl castline_purgers {
     "::1";
 }
 
+sub vcl_init {
+    new origins = directors.round_robin();
+    origins.add_backend(castline);
+}
+
 sub vcl_recv {
+    set req.backend_hint = origins.backend();
+
     # Only a CDN that checked a signed URL may pass its token in this header
     # (CloudFront's function); a viewer's own never reaches the origin.
     unset req.http.x-castline-token;
@@ -118,6 +142,14 @@ sub vcl_backend_fetch {
     # With origin.cdn_secret set, the origin answers 403 without it:
     # set bereq.http.x-castline-cdn-secret = "CHANGE-ME";
     return (fetch);
+}
+
+# An origin that fails before answering (killed, restarting): the fetch is
+# tried once more, on the director's next origin.
+sub vcl_backend_error {
+    if (bereq.retries < 1) {
+        return (retry);
+    }
 }
 
 sub vcl_backend_response {
