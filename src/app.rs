@@ -160,13 +160,17 @@ fn publish_target(
         .iter()
         .filter_map(|o| crate::config::push_authority(o).map(str::to_string))
         .collect();
-    Ok(Target::Push(crate::publish::push::Pusher::start(
+    let push = crate::publish::push::PushConfig {
         origins,
-        cfg.cluster.secret()?,
-        (cfg.cluster.queue_mb * 1024.0 * 1024.0) as usize,
-        Config::duration(cfg.hls.dvr_window),
-        Config::duration(cfg.hls.segment_duration),
+        secret: cfg.cluster.secret()?,
+        queue_bytes: (cfg.cluster.queue_mb * 1024.0 * 1024.0) as usize,
+        keep: Config::duration(cfg.hls.dvr_window),
+        segment: Config::duration(cfg.hls.segment_duration),
+    };
+    Ok(Target::Push(crate::publish::push::Pusher::start(
+        push,
         metrics.clone(),
+        store.held(),
         life.close.clone(),
     )))
 }

@@ -101,6 +101,10 @@ fn two_origins_fed_by_one_ingest_serve_the_same_bytes_under_the_same_urls() {
     let blocked = same_on_both(&a, &b, &q);
     assert!(blocked.text().contains(&hint), "{}", blocked.text());
     same_on_both(&a, &b, "/live/tier/index.m3u8");
+    // The ingest node's journal (the live window, for origins that join
+    // late) counts as media it holds, against its memory budget.
+    let held = ingest.metric("castline_store_bytes");
+    assert!(held.is_some_and(|b| b > 50_000.0), "{held:?}");
 
     let publisher_ok = publisher.wait(Duration::from_secs(40)).0;
     assert!(publisher_ok, "ffmpeg failed");
@@ -121,6 +125,8 @@ fn two_origins_fed_by_one_ingest_serve_the_same_bytes_under_the_same_urls() {
         }
     }
     assert!(done.segments.len() >= 8, "{}", done.text);
+    // The session over, its journal is let go.
+    assert_eq!(ingest.metric("castline_store_bytes"), Some(0.0));
     assert_decodes(&a, "tier", "source", &done);
 
     for o in [&a, &b] {

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,8 @@ impl Item {
 struct Journal {
     items: VecDeque<Arc<Item>>,
     ended: Option<Instant>,
+    /// The bodies' bytes it holds.
+    bytes: usize,
 }
 
 const KEEP_ENDED: Duration = Duration::from_secs(60);
@@ -127,9 +130,9 @@ impl Journal {
         if ends {
             self.items = VecDeque::from([item]);
             self.ended = Some(Instant::now());
-            return;
+        } else {
+            self.items.push_back(item);
         }
-        self.items.push_back(item);
         if let Some((rendition, msn)) = closes {
             self.items.retain(|i| {
                 i.segment
@@ -137,6 +140,7 @@ impl Journal {
                     .is_none_or(|(r, m)| *r != rendition || m + keep > msn)
             });
         }
+        self.bytes = self.items.iter().map(|i| i.request.body.len()).sum();
     }
 }
 
@@ -170,31 +174,45 @@ pub struct Pusher {
     queue_bytes: usize,
     /// Segments a journal keeps per rendition (the DVR window).
     keep_segments: u64,
+    /// The media bytes this process holds (the store's count): the
+    /// journals count in it, so the memory budget and its ratio see them.
+    held: Arc<AtomicUsize>,
+}
+
+/// What a [`Pusher`] is told by the config.
+pub struct PushConfig {
+    /// `HOST:PORT` each (`cluster.origins`).
+    pub origins: Vec<String>,
+    pub secret: String,
+    /// Bytes one origin's queue may hold (`cluster.queue_mb`).
+    pub queue_bytes: usize,
+    /// How much of each session's media is kept for origins that join late
+    /// (`hls.dvr_window`), in segments of `segment`.
+    pub keep: Duration,
+    pub segment: Duration,
 }
 
 impl Pusher {
-    /// A pusher to the origins `origins` (`HOST:PORT` each), keeping `keep`
-    /// of each session's media for origins that join late. Discovery runs
-    /// until `stop`.
+    /// A pusher as `cfg` says, counting its journals in `held`. Discovery
+    /// runs until `stop`.
     pub fn start(
-        origins: Vec<String>,
-        secret: String,
-        queue_bytes: usize,
-        keep: Duration,
-        segment: Duration,
+        cfg: PushConfig,
         metrics: Arc<Metrics>,
+        held: Arc<AtomicUsize>,
         stop: CancellationToken,
     ) -> Arc<Pusher> {
-        let keep_segments = (keep.as_secs_f64() / segment.as_secs_f64().max(0.1)).ceil() as u64 + 1;
+        let keep_segments =
+            (cfg.keep.as_secs_f64() / cfg.segment.as_secs_f64().max(0.1)).ceil() as u64 + 1;
         let pusher = Arc::new(Pusher {
             state: Mutex::default(),
             epochs: Epochs::in_memory(),
             metrics,
-            secret,
-            queue_bytes,
+            secret: cfg.secret,
+            queue_bytes: cfg.queue_bytes,
             keep_segments,
+            held,
         });
-        tokio::spawn(pusher.clone().discover(origins, stop));
+        tokio::spawn(pusher.clone().discover(cfg.origins, stop));
         pusher
     }
 
@@ -318,6 +336,7 @@ impl Pusher {
         };
         let item = Arc::new(Item::new(key, &m));
         let mut st = self.state();
+        let before: usize = st.journals.values().map(|j| j.bytes).sum();
         st.journals
             .retain(|_, j| j.ended.is_none_or(|t| t.elapsed() < KEEP_ENDED));
         st.journals.entry(key.clone()).or_default().record(
@@ -326,6 +345,12 @@ impl Pusher {
             closes,
             self.keep_segments,
         );
+        let after: usize = st.journals.values().map(|j| j.bytes).sum();
+        if after >= before {
+            self.held.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.held.fetch_sub(before - after, Ordering::Relaxed);
+        }
         let size = item.request.body.len();
         for link in st.links.values_mut() {
             if link.resync {
@@ -802,9 +827,12 @@ mod tests {
                 "/push/v1/s/e/r/a/segment/3",
             ]
         );
+        let held: usize = j.items.iter().map(|i| i.request.body.len()).sum();
+        assert_eq!(j.bytes, held);
         j.record(item(&key, Message::End), true, None, 2);
         let paths: Vec<&str> = j.items.iter().map(|i| i.request.path.as_str()).collect();
         assert_eq!(paths, ["/push/v1/s/e/end"]);
+        assert_eq!(j.bytes, 0);
         assert!(j.ended.is_some());
     }
 }

@@ -148,19 +148,6 @@ pub enum WireError {
     MissingMeta,
 }
 
-impl Message {
-    /// The rendition it concerns, if one.
-    pub fn rendition(&self) -> Option<&str> {
-        match self {
-            Message::Init { rendition, .. }
-            | Message::Part { rendition, .. }
-            | Message::SegmentEnd { rendition, .. }
-            | Message::RenditionEnd { rendition } => Some(rendition),
-            _ => None,
-        }
-    }
-}
-
 pub fn date_ns(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos().min(u64::MAX as u128) as u64)

@@ -319,6 +319,12 @@ impl Store {
             .collect()
     }
 
+    /// The count [`Store::bytes`] reads, for media held outside the store
+    /// that counts against its budget (an ingest pod's push journals).
+    pub fn held(&self) -> Arc<AtomicUsize> {
+        self.total.clone()
+    }
+
     /// Media bytes held now, by every session kept.
     pub fn bytes(&self) -> usize {
         self.total.load(Ordering::Relaxed)
