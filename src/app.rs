@@ -198,6 +198,9 @@ async fn start_push_port(
     tasks.spawn(port.serve(listener, life.clone()));
     let silent = Config::duration(cfg.ingest.reconnect_grace) + SILENT_PUSHER;
     let stop = life.accept.clone();
+    // A draining origin ends no stream: the other origins serve on, and a
+    // player it answered with ENDLIST would stop. It leaves the Service's
+    // endpoints and finishes the answers in flight.
     tasks.spawn(async move {
         let tick = std::time::Duration::from_secs(1);
         loop {
@@ -213,8 +216,6 @@ async fn start_push_port(
                 receiver.end_silent(silent);
             }
         }
-        // The process leaves: every pushed session ends here.
-        receiver.end_all();
     });
     tracing::info!(%addr, "role origin: taking pushes");
     Ok(addr)

@@ -505,3 +505,34 @@ fn hlsjs_through_varnish_plays_on_when_the_ingest_node_dies_and_the_encoder_move
     );
     moved.kill();
 }
+
+#[test]
+fn a_draining_origin_ends_no_stream() {
+    let (a, mut b) = (start_origin(), start_origin());
+    let ingest = start_ingest(&[&a, &b], "[transcode]\nenabled = false\n");
+    let mut publisher = Publisher::start(&ingest.rtmp_url("drain"), Publish::default());
+    wait_segments(&b, "drain", 2, Duration::from_secs(40));
+    // SIGTERM, as Kubernetes scales the origin tier in.
+    b.signal("-TERM");
+    let ready = format!("http://{}/readyz", b.admin);
+    poll(Duration::from_secs(5), || {
+        let r = get(&ready);
+        (r.status == 503).then_some(()).ok_or(r.text())
+    });
+    // Until it exits, what it answers never ends the stream: the other
+    // origin serves on, and a player told ENDLIST would stop.
+    let playlist = b.url("/live/drain/source/index.m3u8");
+    let mut answers = 0;
+    while b.still_running() {
+        if let Ok(r) = ureq::get(&playlist).call() {
+            let text = r.into_string().unwrap_or_default();
+            assert!(!text.contains("#EXT-X-ENDLIST"), "{text}");
+            answers += 1;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(answers > 0, "the draining origin answered nothing");
+    let m = wait_segments(&a, "drain", 4, Duration::from_secs(20));
+    assert!(!m.endlist, "{}", m.text);
+    publisher.kill();
+}

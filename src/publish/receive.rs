@@ -368,11 +368,6 @@ impl Receiver {
         }
     }
 
-    /// Every pushed session ends (the process leaves).
-    pub fn end_all(&self) {
-        self.end_silent(Duration::ZERO);
-    }
-
     pub fn count_refused(&self, reason: &'static str) {
         self.metrics
             .pushes_rejected
