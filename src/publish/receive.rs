@@ -262,6 +262,15 @@ impl Receiver {
             return Ok(Taken::Stored);
         }
         check_plan(&plan)?;
+        // Epochs are issued from the clock (`store::epoch`): a session older
+        // than the one live here comes from a pod that was replaced (its
+        // journal, resent), and must not end the live one.
+        if sessions
+            .keys()
+            .any(|k| k.stream == key.stream && epoch_order(&k.epoch) > epoch_order(&key.epoch))
+        {
+            return Err(Refused::Superseded);
+        }
         let cfg = PackagerConfig {
             target_duration: plan.target_duration,
             segmenter: crate::package::segmenter::SegmenterConfig {
@@ -389,6 +398,12 @@ impl Receiver {
             })
             .inc();
     }
+}
+
+/// Epochs in the order they were issued: base-36 clock readings, so a
+/// longer one is later, and among equal lengths the text sorts by time.
+fn epoch_order(epoch: &str) -> (usize, &str) {
+    (epoch.len(), epoch)
 }
 
 /// One past the newest MSN any of the session's renditions has begun.
@@ -571,5 +586,24 @@ mod tests {
         assert_eq!(take(part(1, 1, b"d")), Err(Refused::Superseded));
         assert_eq!(take(segment_end(1)), Ok(Taken::Duplicate));
         assert_eq!(take(part(2, 0, b"e")), Ok(Taken::Stored));
+    }
+
+    #[tokio::test]
+    async fn a_newer_session_replaces_the_live_one_and_an_older_one_is_refused() {
+        let r = receiver();
+        let key = |epoch: &str| SessionKey {
+            stream: "s".into(),
+            epoch: epoch.into(),
+        };
+        assert_eq!(r.take(key("mxd8j253"), plan(None)), Ok(Taken::Stored));
+        // A pod that was replaced resends its older session: refused.
+        assert_eq!(
+            r.take(key("mxd8j252"), plan(None)),
+            Err(Refused::Superseded)
+        );
+        assert_eq!(r.resume("s").map(|x| x.epoch), Some("mxd8j253".into()));
+        // The next session of the name (its predecessor's end was lost).
+        assert_eq!(r.take(key("mxd8j260"), plan(None)), Ok(Taken::Stored));
+        assert_eq!(r.resume("s").map(|x| x.epoch), Some("mxd8j260".into()));
     }
 }
