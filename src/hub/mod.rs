@@ -9,7 +9,10 @@
 //! grace period: reconnecting within it continues the same stream. A
 //! publisher whose connection is still open but has sent nothing for the
 //! takeover time (an encoder that moved network, a half-dead socket) is
-//! taken over by a new claim of the same name, and told to close.
+//! taken over by a new claim of the same name, and told to close. A claim
+//! that comes sooner is held ([`Hub::claim_or_hold`]) until the takeover
+//! time has passed, then takes over, or is refused if the live publisher
+//! spoke again meanwhile; one claim per stream may wait so.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,6 +40,12 @@ pub enum HubEvent {
 pub enum HubError {
     #[error("stream {0:?} already has a live publisher")]
     AlreadyLive(String),
+    #[error("stream {0:?} already has a live publisher, and it sent media again while this publish waited to take over")]
+    StillSending(String),
+    #[error(
+        "stream {0:?} already has a live publisher, and another publish is waiting to take it over"
+    )]
+    TakeoverPending(String),
     #[error("the server is draining (shutting down): publish to another instance")]
     Draining,
     #[error("the publisher's last {events} frames hold {held} bytes, over the {limit}-byte queue budget")]
@@ -109,6 +118,23 @@ struct PublishState {
     ended: bool,
     /// Tells the live session's connection it was taken over.
     kick: Option<watch::Sender<bool>>,
+    /// A claim is waiting for the takeover time ([`Hold`]).
+    held: bool,
+}
+
+/// What [`Hub::claim_or_hold`] gives.
+pub enum Claimed {
+    Now(Publisher),
+    /// Ask again with [`Hold::take`] at [`Hold::until`].
+    Held(Hold),
+}
+
+/// A claim waiting for the live publisher's takeover time to pass. It holds
+/// the stream's one waiting place until taken or dropped.
+pub struct Hold {
+    hub: Arc<Hub>,
+    stream: Arc<HubStream>,
+    until: Instant,
 }
 
 impl Hub {
@@ -214,6 +240,20 @@ impl Hub {
     /// and sending; a live publisher silent for the takeover time is taken
     /// over; within the grace period after a drop, continues the same stream.
     pub fn claim(self: &Arc<Self>, name: &str) -> Result<Publisher, HubError> {
+        match self.claim_inner(name, false)? {
+            Claimed::Now(p) => Ok(p),
+            Claimed::Held(_) => Err(HubError::AlreadyLive(name.to_string())),
+        }
+    }
+
+    /// [`Hub::claim`], except that a claim refused only because the live
+    /// publisher has not yet been silent for the takeover time is held
+    /// until it has (one such claim per stream; a second is refused).
+    pub fn claim_or_hold(self: &Arc<Self>, name: &str) -> Result<Claimed, HubError> {
+        self.claim_inner(name, true)
+    }
+
+    fn claim_inner(self: &Arc<Self>, name: &str, hold: bool) -> Result<Claimed, HubError> {
         if self.is_draining() {
             return Err(HubError::Draining);
         }
@@ -223,7 +263,24 @@ impl Hub {
             if st.live {
                 let silent = stream.silent_for();
                 if silent < self.takeover_after {
-                    return Err(HubError::AlreadyLive(name.to_string()));
+                    if !hold {
+                        return Err(HubError::AlreadyLive(name.to_string()));
+                    }
+                    if st.held {
+                        return Err(HubError::TakeoverPending(name.to_string()));
+                    }
+                    st.held = true;
+                    let wait = self.takeover_after - silent;
+                    tracing::info!(
+                        stream = name,
+                        ?wait,
+                        "a new publish waits for the live publisher's takeover time"
+                    );
+                    return Ok(Claimed::Held(Hold {
+                        hub: self.clone(),
+                        stream: stream.clone(),
+                        until: Instant::now() + wait,
+                    }));
                 }
                 if let Some(kick) = st.kick.take() {
                     let _ = kick.send(true);
@@ -240,14 +297,14 @@ impl Hub {
             let (kick, kicked) = watch::channel(false);
             st.kick = Some(kick);
             stream.touch();
-            return Ok(Publisher {
+            return Ok(Claimed::Now(Publisher {
                 hub: self.clone(),
                 stream: stream.clone(),
                 session: st.session,
                 finished: false,
                 kicked,
                 window: QueueWindow::default(),
-            });
+            }));
         }
         let (tx, _) = broadcast::channel(QUEUE_EVENTS);
         let (kick, kicked) = watch::channel(false);
@@ -259,6 +316,7 @@ impl Hub {
                 session: 1,
                 ended: false,
                 kick: Some(kick),
+                held: false,
             }),
             time_base: self.time_base,
             last_input: AtomicU64::new(0),
@@ -269,19 +327,19 @@ impl Hub {
         stream.touch();
         streams.insert(name.to_string(), stream.clone());
         (self.on_new)(&stream);
-        Ok(Publisher {
+        Ok(Claimed::Now(Publisher {
             hub: self.clone(),
             stream,
             session: 1,
             finished: false,
             kicked,
             window: QueueWindow::default(),
-        })
+        }))
     }
 
-    /// Whether [`Hub::claim`] of `name` would be refused now, without
-    /// claiming: for a protocol that must answer before its caller is
-    /// authenticated (SRT decides in the handshake, the passphrase after).
+    /// Whether [`Hub::claim_or_hold`] of `name` would be refused now,
+    /// without claiming: for a protocol that must answer before its caller
+    /// is authenticated (SRT decides in the handshake, the passphrase after).
     pub fn check_claim(&self, name: &str) -> Result<(), HubError> {
         if self.is_draining() {
             return Err(HubError::Draining);
@@ -289,8 +347,8 @@ impl Hub {
         let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(stream) = streams.get(name) {
             let st = stream.state.lock().unwrap_or_else(|e| e.into_inner());
-            if st.live && stream.silent_for() < self.takeover_after {
-                return Err(HubError::AlreadyLive(name.to_string()));
+            if st.live && st.held && stream.silent_for() < self.takeover_after {
+                return Err(HubError::TakeoverPending(name.to_string()));
             }
         }
         Ok(())
@@ -324,6 +382,40 @@ impl Hub {
         self.closed.notify_waiters();
         let _ = stream.tx.send(HubEvent::End);
         tracing::info!(stream = %stream.name, "stream ended");
+    }
+}
+
+impl Hold {
+    /// When to [`Hold::take`].
+    pub fn until(&self) -> Instant {
+        self.until
+    }
+
+    /// Claim again: taken over if the live publisher stayed silent for the
+    /// takeover time, refused if it spoke again (or the server drains).
+    pub fn take(self) -> Result<Publisher, HubError> {
+        let (hub, name) = (self.hub.clone(), self.stream.name.clone());
+        drop(self); // frees the stream's waiting place
+        match hub.claim_inner(&name, false) {
+            Ok(Claimed::Now(p)) => Ok(p),
+            Ok(Claimed::Held(_)) | Err(HubError::AlreadyLive(_)) => {
+                Err(HubError::StillSending(name))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Wait for [`Hold::until`], then [`Hold::take`].
+    pub async fn wait(self) -> Result<Publisher, HubError> {
+        tokio::time::sleep_until(self.until.into()).await;
+        self.take()
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut st = self.stream.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.held = false;
     }
 }
 
@@ -486,7 +578,11 @@ mod tests {
         let (hub, subs) = hub(50);
         assert_eq!(hub.check_claim("a"), Ok(()));
         let p1 = hub.claim("a").unwrap();
-        assert_eq!(hub.check_claim("a"), Err(HubError::AlreadyLive("a".into())));
+        assert_eq!(
+            hub.check_claim("a"),
+            Ok(()),
+            "may wait for the takeover time"
+        );
         assert_eq!(
             hub.claim("a").err(),
             Some(HubError::AlreadyLive("a".into()))
@@ -556,6 +652,59 @@ mod tests {
         drop(p1);
         assert!(hub.claim("a").is_err(), "p2 is live");
         p2.finish();
+    }
+
+    #[tokio::test]
+    async fn a_held_claim_takes_over_once_the_live_publisher_stayed_silent() {
+        let (hub, subs) = hub(5000);
+        let mut p1 = hub.claim("a").unwrap();
+        let Ok(Claimed::Held(hold)) = hub.claim_or_hold("a") else {
+            panic!("the claim is held")
+        };
+        // One waits; the next is refused at once, in the handshake too.
+        assert!(matches!(
+            hub.claim_or_hold("a"),
+            Err(HubError::TakeoverPending(_))
+        ));
+        assert_eq!(
+            hub.check_claim("a"),
+            Err(HubError::TakeoverPending("a".into()))
+        );
+        let p2 = tokio::time::timeout(Duration::from_secs(1), hold.wait())
+            .await
+            .expect("waits the takeover time, no more")
+            .expect("takes over");
+        tokio::time::timeout(Duration::from_secs(1), p1.taken_over())
+            .await
+            .expect("the old publisher is told");
+        assert_eq!(subs.lock().unwrap().len(), 1, "the same stream continues");
+        assert_eq!(hub.check_claim("a"), Ok(()), "the waiting place is free");
+        p2.finish();
+    }
+
+    #[tokio::test]
+    async fn a_held_claim_is_refused_when_the_live_publisher_speaks_again() {
+        let (hub, _subs) = hub(5000);
+        let p1 = hub.claim("a").unwrap();
+        let Ok(Claimed::Held(hold)) = hub.claim_or_hold("a") else {
+            panic!("the claim is held")
+        };
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        p1.send_tracks(MediaInfo {
+            video: None,
+            audio: None,
+            declared_bitrate: None,
+        });
+        assert_eq!(
+            hold.wait().await.err(),
+            Some(HubError::StillSending("a".into()))
+        );
+        // A dropped hold frees the waiting place too.
+        let Ok(Claimed::Held(hold)) = hub.claim_or_hold("a") else {
+            panic!("the claim is held")
+        };
+        drop(hold);
+        assert!(matches!(hub.claim_or_hold("a"), Ok(Claimed::Held(_))));
     }
 
     #[tokio::test]

@@ -63,6 +63,8 @@ impl RtmpError {
             RtmpError::Auth(_) => "auth",
             RtmpError::Busy(HubError::QueueBytes { .. }) => "queue_bytes",
             RtmpError::Busy(HubError::Draining) => "draining",
+            RtmpError::Busy(HubError::StillSending(_)) => "still_sending",
+            RtmpError::Busy(HubError::TakeoverPending(_)) => "takeover_pending",
             RtmpError::Busy(_) => "already_live",
             RtmpError::Demux(_) => "media",
             RtmpError::ClosedEarly => "closed_early",
@@ -126,6 +128,19 @@ pub async fn serve(
             match tokio::time::timeout(ctx.idle_timeout, tcp.read(&mut buf)).await {
                 Err(_) => return Err(RtmpError::Idle(ctx.idle_timeout)),
                 Ok(r) => r?,
+            }
+        } else if let Some(until) = session.held_until() {
+            // A publish waits for the live publisher's takeover time.
+            tokio::select! {
+                r = tcp.read(&mut buf) => r?,
+                _ = tokio::time::sleep_until(until.into()) => {
+                    match session.take_held() {
+                        Ok(out) => tcp.write_all(&out).await?,
+                        Err(refused) => return Err(send_refusal(&mut tcp, refused).await),
+                    }
+                    input.clear();
+                    continue;
+                }
             }
         } else {
             match tokio::time::timeout_at(publish_deadline, tcp.read(&mut buf)).await {

@@ -15,7 +15,7 @@ use rml_rtmp::sessions::{
 use super::close_stream::CloseStreamWatch;
 use super::connection::{IngestContext, RtmpError};
 use super::demux::{DemuxEvent, Demuxer};
-use crate::hub::{HubError, Publisher};
+use crate::hub::{Claimed, Hold, HubError, Publisher};
 use crate::ingest::admission::{PendingSlot, PublisherSlot};
 
 /// The session failed: send `reply` (what the client should read first,
@@ -55,6 +55,15 @@ pub struct Session {
     /// Sees the `closeStream` rml_rtmp's session swallows.
     close_watch: CloseStreamWatch,
     demuxer: Demuxer,
+    /// A publish waiting for the live publisher's takeover time: answered
+    /// by [`Session::take_held`].
+    held: Option<HeldPublish>,
+}
+
+struct HeldPublish {
+    request_id: u32,
+    stream_key: String,
+    hold: Hold,
 }
 
 /// What one event gives: the results to go on with (replies, more
@@ -80,6 +89,7 @@ impl Session {
             published: false,
             publish_key: None,
             close_watch: CloseStreamWatch::default(),
+            held: None,
         };
         let out = session.results(initial)?;
         Ok((session, out))
@@ -106,6 +116,35 @@ impl Session {
     /// Whether this connection ever got to publish.
     pub fn published(&self) -> bool {
         self.published
+    }
+
+    /// When a publish held for a takeover is to be answered
+    /// ([`Session::take_held`]).
+    pub fn held_until(&self) -> Option<Instant> {
+        self.held.as_ref().map(|h| h.hold.until())
+    }
+
+    /// Answer the held publish: take the stream over, or refuse (the live
+    /// publisher spoke again). The bytes to send.
+    pub fn take_held(&mut self) -> Result<Vec<u8>, Refused> {
+        let Some(h) = self.held.take() else {
+            return Ok(Vec::new());
+        };
+        let claimed = h.hold.take().map_err(RtmpError::from);
+        let step = self.publish_claimed(h.request_id, h.stream_key, claimed);
+        let results = match step {
+            Ok(results) => results,
+            Err((results, error)) => {
+                let mut reply = Vec::new();
+                for r in results {
+                    if let ServerSessionResult::OutboundResponse(p) = r {
+                        reply.extend_from_slice(&p.bytes);
+                    }
+                }
+                return Err(Refused { reply, error });
+            }
+        };
+        self.results(results)
     }
 
     /// Work through `results` in order: replies go out, events are handled
@@ -220,7 +259,36 @@ impl Session {
     /// stream needs capacity, and the hub hands over the stream (or says why
     /// not, which the client reads as an RTMP status).
     fn on_publish(&mut self, request_id: u32, stream_key: String) -> Step {
-        match self.claim(&stream_key) {
+        let claimed = match self.claim(&stream_key) {
+            Ok(Claimed::Now(publisher)) => Ok(publisher),
+            Ok(Claimed::Held(hold)) if self.held.is_none() => {
+                self.held = Some(HeldPublish {
+                    request_id,
+                    stream_key,
+                    hold,
+                });
+                return Ok(Vec::new());
+            }
+            Ok(Claimed::Held(hold)) => {
+                drop(hold);
+                Err(RtmpError::Session(
+                    "a second publish while one waits".into(),
+                ))
+            }
+            Err(e) => Err(e),
+        };
+        self.publish_claimed(request_id, stream_key, claimed)
+    }
+
+    /// Answer a publish: accepted with its publisher, or refused with the
+    /// status the client reads.
+    fn publish_claimed(
+        &mut self,
+        request_id: u32,
+        stream_key: String,
+        claimed: Result<Publisher, RtmpError>,
+    ) -> Step {
+        match claimed {
             Ok(publisher) => {
                 self.ctx.announce_live(self.peer, &publisher, "RTMP");
                 // A publish (a republish on this connection too) starts a
@@ -243,7 +311,7 @@ impl Session {
         }
     }
 
-    fn claim(&mut self, stream_key: &str) -> Result<Publisher, RtmpError> {
+    fn claim(&mut self, stream_key: &str) -> Result<Claimed, RtmpError> {
         let name = self.ctx.keys.resolve(stream_key)?;
         self.promote()?;
         // A new stream takes memory; a reconnect or takeover of one the hub
@@ -253,7 +321,7 @@ impl Session {
                 return Err(RtmpError::AtCapacity(why.0, why.1));
             }
         }
-        Ok(self.ctx.hub.claim(&name)?)
+        Ok(self.ctx.hub.claim_or_hold(&name)?)
     }
 
     /// An FLV tag: demuxed, counted, and what it completes sent on.
@@ -365,7 +433,7 @@ mod tests {
             hub: Hub::new(
                 HubLimits {
                     grace: secs(3),
-                    takeover_after: secs(2),
+                    takeover_after: Duration::from_millis(300),
                     max_queue_bytes: 1 << 20,
                 },
                 Box::new(|_| {}),
@@ -522,18 +590,73 @@ mod tests {
         assert_eq!(ctx.hub.open_stream_names(), ["match1"]);
     }
 
+    fn accepted(heard: &Heard) -> bool {
+        heard
+            .events
+            .iter()
+            .any(|e| matches!(e, ClientSessionEvent::PublishRequestAccepted))
+    }
+
     #[tokio::test]
-    async fn a_second_publisher_of_a_live_stream_is_refused() {
+    async fn a_second_publisher_waits_for_the_takeover_time_and_a_third_is_refused() {
         let ctx = ctx(&[]);
         let mut first = Pair::new(&ctx);
         assert!(first.publish("match1").error.is_none());
-        let second = Pair::new(&ctx).publish("match1");
+        // Held: no answer yet, the first goes on.
+        let mut second = Pair::new(&ctx);
+        let held = second.publish("match1");
+        assert!(held.error.is_none() && !accepted(&held), "{:?}", held.error);
+        assert!(second.server.held_until().is_some());
+        // Only one may wait.
+        let third = Pair::new(&ctx).publish("match1");
         assert!(matches!(
-            second.error,
-            Some(RtmpError::Busy(HubError::AlreadyLive(_)))
+            third.error,
+            Some(RtmpError::Busy(HubError::TakeoverPending(_)))
         ));
-        assert!(says(&second, "NetStream.Publish.BadName"));
+        assert!(says(&third, "NetStream.Publish.BadName"));
+        // The first keeps sending: the held publish is refused, with why.
+        let first_publisher = first.server.publisher_mut().unwrap();
+        first_publisher.send_tracks(crate::media::MediaInfo {
+            video: None,
+            audio: None,
+            declared_bitrate: None,
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        first_publisher.send_tracks(crate::media::MediaInfo {
+            video: None,
+            audio: None,
+            declared_bitrate: None,
+        });
+        tokio::time::sleep_until(second.server.held_until().unwrap().into()).await;
+        let refused = second.server.take_held().unwrap_err();
+        assert!(matches!(
+            refused.error,
+            RtmpError::Busy(HubError::StillSending(_))
+        ));
+        assert!(!refused.reply.is_empty(), "the client is told");
         assert!(first.server.publisher_mut().is_some(), "the first goes on");
+    }
+
+    #[tokio::test]
+    async fn a_held_publish_takes_over_a_publisher_that_stayed_silent() {
+        let ctx = ctx(&[]);
+        let mut first = Pair::new(&ctx);
+        assert!(first.publish("match1").error.is_none());
+        let mut second = Pair::new(&ctx);
+        assert!(!accepted(&second.publish("match1")));
+        tokio::time::sleep_until(second.server.held_until().unwrap().into()).await;
+        let reply = second.server.take_held().expect("taken over");
+        let events = second.client.handle_input(&reply).unwrap();
+        assert!(events.iter().any(|r| matches!(
+            r,
+            ClientSessionResult::RaisedEvent(ClientSessionEvent::PublishRequestAccepted)
+        )));
+        assert!(second.server.publisher_mut().is_some());
+        let old = first.server.publisher_mut().unwrap();
+        tokio::time::timeout(Duration::from_secs(1), old.taken_over())
+            .await
+            .expect("the old connection is told to close");
+        assert_eq!(ctx.hub.open_stream_names(), ["match1"]);
     }
 
     #[tokio::test]

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::demux::{DemuxCounts, DemuxError, Demuxer};
 use super::guard;
 use super::stream_id::{self, StreamIdError};
-use crate::hub::{HubError, Publisher};
+use crate::hub::{Claimed, HubError, Publisher};
 use crate::ingest::admission::{PublisherSlot, Refusal};
 use crate::ingest::auth::AuthError;
 use crate::ingest::context::IngestContext;
@@ -70,6 +70,8 @@ impl SrtError {
             SrtError::Auth(_) => "auth",
             SrtError::Busy(HubError::QueueBytes { .. }) => "queue_bytes",
             SrtError::Busy(HubError::Draining) => "draining",
+            SrtError::Busy(HubError::StillSending(_)) => "still_sending",
+            SrtError::Busy(HubError::TakeoverPending(_)) => "takeover_pending",
             SrtError::Busy(_) => "already_live",
             SrtError::Admission(r) => r.reason(),
             SrtError::AtCapacity(reason, _) => reason,
@@ -193,7 +195,12 @@ async fn serve(
     ctx.metrics.srt_connections.inc();
     // Claimed only now, after the passphrase has been checked: a caller that
     // fails it never touches the stream.
-    let publisher = ctx.hub.claim(&name)?;
+    // A claim that must wait for the live publisher's takeover time waits
+    // here, connected, and is then taken over or refused.
+    let publisher = match ctx.hub.claim_or_hold(&name)? {
+        Claimed::Now(p) => p,
+        Claimed::Held(hold) => hold.wait().await?,
+    };
     ctx.announce_live(peer, &publisher, "SRT");
     let demuxer = Demuxer::with_max_jump(ctx.max_timestamp_jump.as_millis() as i64);
     Session {
