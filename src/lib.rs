@@ -18,6 +18,7 @@ pub mod pathway_id;
 pub mod per_address;
 pub mod pipeline;
 pub mod publish;
+pub mod slate;
 pub mod store;
 pub mod stream_name;
 pub mod transcode;
