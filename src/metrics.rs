@@ -156,6 +156,8 @@ pub struct Metrics {
     pub viewers: Family<StreamLabel, Gauge>,
     pub pipeline_queue_events: Family<StreamLabel, Gauge>,
     pub pipeline_speed: Family<StreamLabel, Gauge<f64, AtomicU64>>,
+    pub slate_seconds: Family<StreamLabel, Counter<f64, AtomicU64>>,
+    pub slate_on: Family<StreamLabel, Gauge>,
     pub push_latency_seconds: HistogramFamily<OriginLabel>,
     pub push_bytes: Family<OriginLabel, Counter>,
     pub push_objects: Family<OriginLabel, Counter>,
@@ -249,6 +251,8 @@ impl Metrics {
             viewers: Family::default(),
             pipeline_queue_events: Family::default(),
             pipeline_speed: Family::default(),
+            slate_seconds: Family::default(),
+            slate_on: Family::default(),
             egress_bytes: std::sync::atomic::AtomicU64::new(0),
             registry: Registry::default(),
         };
@@ -553,6 +557,16 @@ impl Metrics {
             "pipeline_speed",
             "Seconds of source video each live stream's pipeline (transcode included) takes in per second, over 5 s: below 1 it falls behind real time",
             m.pipeline_speed.clone(),
+        );
+        registry.register(
+            "slate_seconds",
+            "Seconds each stream showed the slate (its input silent or gone, within the reconnect grace)",
+            m.slate_seconds.clone(),
+        );
+        registry.register(
+            "slate_on",
+            "1 while a stream shows the slate instead of its input",
+            m.slate_on.clone(),
         );
         registry.register(
             "viewers",

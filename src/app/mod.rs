@@ -280,6 +280,7 @@ impl App {
             max_segment_duration: Config::duration(cfg.hls.max_segment()),
             ladder,
             takeover_after: Config::duration(cfg.ingest.takeover_after),
+            slate: Self::slate(&cfg)?,
         });
 
         // Each new stream gets its pipeline; subscribing here, before the
@@ -434,6 +435,17 @@ impl App {
             sampler,
             tasks,
         })
+    }
+
+    /// The slate's settings, its image checked now (a picture FFmpeg cannot
+    /// read is a start-up error, not a surprise at the first outage).
+    fn slate(cfg: &Config) -> anyhow::Result<Option<Arc<crate::slate::SlateSettings>>> {
+        let settings = cfg.slate.settings(cfg.hls.part_duration);
+        if let Some(image) = settings.as_ref().and_then(|s| s.image.as_ref()) {
+            transcode::init().context("FFmpeg cannot start")?;
+            crate::slate::clip::load_image(image, 64, 36)?;
+        }
+        Ok(settings)
     }
 
     /// Probe the encoders once and choose the ladder's backend; a config that

@@ -11,10 +11,12 @@ use serde::Deserialize;
 mod cluster;
 mod limits;
 mod origin;
+mod slate;
 
 pub use cluster::{push_authority, ClusterConfig, Role};
 pub use limits::{full, half_an_hour, LimitsConfig, PrewarmConfig};
 pub use origin::{CdnConfig, OriginConfig};
+pub use slate::SlateConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -40,6 +42,7 @@ pub struct Config {
     pub origin: OriginConfig,
     pub limits: LimitsConfig,
     pub cluster: ClusterConfig,
+    pub slate: SlateConfig,
 }
 
 impl HlsConfig {
@@ -355,6 +358,7 @@ impl Config {
         self.limits.validate()?;
         self.transcode.validate()?;
         self.cluster.validate()?;
+        self.slate.validate()?;
         self.keyframes_fit_parts()
     }
 

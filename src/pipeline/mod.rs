@@ -10,6 +10,7 @@
 //! its VOD time is over.
 
 mod lag;
+mod standby;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -64,6 +65,9 @@ pub struct PipelineConfig {
     /// `ingest.takeover_after`: how long another ingest pod's session of
     /// the same name must be silent before this one continues it.
     pub takeover_after: Duration,
+    /// What a stream shows while its input is gone; `None`: nothing (the
+    /// playlists wait).
+    pub slate: Option<Arc<crate::slate::SlateSettings>>,
 }
 
 /// Run the pipeline of the stream `name` until it ends, publishing to
@@ -88,10 +92,23 @@ pub async fn run(
     let label = StreamLabel {
         stream: name.clone(),
     };
+    let mut standby =
+        standby::Standby::new(cfg.slate.clone(), info, metrics.clone(), label.clone());
     let mut pace = Pace::default();
     let mut behind = lag::Episodes::default();
     loop {
-        let event = rx.recv().await;
+        let deadline = standby.deadline();
+        let event = tokio::select! {
+            biased;
+            event = rx.recv() => event,
+            _ = sleep_until(deadline) => {
+                if !standby.tick(&mut stream).await {
+                    tracing::error!(stream = %name, "a rendition stopped; ending the stream");
+                    break;
+                }
+                continue;
+            }
+        };
         let now = std::time::Instant::now();
         if let Some(e) = behind.ended(now) {
             tracing::info!(stream = %name, dropped_events = e.dropped, lags = e.lags, lasted = ?e.last.duration_since(e.started), "pipeline caught up");
@@ -108,15 +125,16 @@ pub async fn run(
             }
         }
         let ok = match event {
-            Ok(HubEvent::Tracks(info)) => stream.tracks(info).await,
-            Ok(HubEvent::Media(au)) => stream.media(au).await,
+            Ok(HubEvent::Tracks(info)) => standby.tracks(info, &mut stream).await,
+            Ok(HubEvent::Media(au)) => standby.media(au, &mut stream).await,
             Ok(HubEvent::End) | Err(RecvError::Closed) => break,
             Err(RecvError::Lagged(n)) => {
                 metrics.hub_dropped_events.inc_by(n);
                 if behind.lag(n, now) {
                     tracing::warn!(stream = %name, events = n, "pipeline fell behind; every rendition resumes at the next cut (further drops are counted, and logged when it catches up)");
                 }
-                stream.gap().await
+                // On the slate the input's lost events were not served anyway.
+                standby.on() || stream.gap().await
             }
         };
         if !ok {
@@ -127,10 +145,19 @@ pub async fn run(
     if let Some(e) = behind.take() {
         tracing::info!(stream = %name, dropped_events = e.dropped, lags = e.lags, "the stream ended while its pipeline was behind");
     }
+    standby.end();
     let session = stream.end().await;
     metrics.pipeline_queue_events.remove(&label);
     metrics.pipeline_speed.remove(&label);
     session.end(cfg.packager.vod_keep, &stop_vod).await;
+}
+
+/// Sleep until `deadline`; never, without one.
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How fast the pipeline takes in the source: seconds of video (by PTS)

@@ -43,28 +43,30 @@ impl Feed {
             .unwrap_or(self.start + Duration::from_secs(3600))
     }
 
-    /// Every frame due by `now`, in time order, stamped as received `now`.
+    /// Every frame due by `now`, in time order, each stamped as received
+    /// when it was due (a feed that starts in the past hands out the frames
+    /// it owes at once, as if they had arrived on time).
     pub fn due(&mut self, now: Instant) -> Vec<AccessUnit> {
         let mut out = Vec::new();
         loop {
             let v = self.video_next().filter(|(_, at)| *at <= now);
             let a = self.audio_next().filter(|(_, at)| *at <= now);
-            let mut au = match (v, a) {
+            let (mut au, at) = match (v, a) {
                 (Some((v, tv)), Some((_, ta))) if tv <= ta => {
                     self.video += 1;
-                    v
+                    (v, tv)
                 }
-                (Some((v, _)), None) => {
+                (Some((v, tv)), None) => {
                     self.video += 1;
-                    v
+                    (v, tv)
                 }
-                (_, Some((a, _))) => {
+                (_, Some((a, ta))) => {
                     self.audio += 1;
-                    a
+                    (a, ta)
                 }
                 (None, None) => return out,
             };
-            au.received = now;
+            au.received = at;
             out.push(au);
         }
     }
@@ -172,10 +174,9 @@ mod tests {
             .collect();
         assert_eq!(audio, [1024, 2048, 3072, 4096, 5120, 6144]);
         assert_eq!(&later[1].data[..], b"a1", "audio loops over its frames");
-        // Time order across tracks; each stamped as received when due.
-        assert!(later
-            .iter()
-            .all(|a| a.received == t0 + Duration::from_millis(650)));
+        // Each stamped as received when it was due.
+        assert_eq!(later[0].received, t0 + Duration::from_millis(100));
+        assert_eq!(later[11].received, t0 + Duration::from_millis(600));
         assert_eq!(
             feed.shown(t0 + Duration::from_secs(2)),
             Duration::from_secs(2)

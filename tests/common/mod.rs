@@ -287,6 +287,8 @@ pub struct Publish {
     /// x264's B-frames (OBS sends 2; GStreamer's zerolatency and many
     /// hardware encoders none, so their video is not sent ahead of its time).
     pub bframes: u32,
+    /// The lavfi picture source: `testsrc2`, or e.g. `color=c=red`.
+    pub picture: &'static str,
 }
 
 impl Default for Publish {
@@ -302,6 +304,7 @@ impl Default for Publish {
             tee: None,
             fps: "30",
             bframes: 2,
+            picture: "testsrc2",
         }
     }
 }
@@ -317,7 +320,8 @@ impl Publisher {
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-nostdin", "-v", "error", "-re"]);
         if p.video {
-            let src = format!("testsrc2=size={}:rate={}", p.size, p.fps);
+            let sep = if p.picture.contains('=') { ':' } else { '=' };
+            let src = format!("{}{sep}size={}:rate={}", p.picture, p.size, p.fps);
             cmd.args(["-f", "lavfi", "-i", &src]);
         }
         if p.audio {
