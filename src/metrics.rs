@@ -42,6 +42,13 @@ pub struct StreamLabel {
     pub stream: String,
 }
 
+/// A stream's input: `primary`, `backup` or `slate`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InputLabel {
+    pub stream: String,
+    pub input: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProtocolLabel {
     pub protocol: &'static str,
@@ -157,7 +164,8 @@ pub struct Metrics {
     pub pipeline_queue_events: Family<StreamLabel, Gauge>,
     pub pipeline_speed: Family<StreamLabel, Gauge<f64, AtomicU64>>,
     pub slate_seconds: Family<StreamLabel, Counter<f64, AtomicU64>>,
-    pub slate_on: Family<StreamLabel, Gauge>,
+    pub input_active: Family<InputLabel, Gauge>,
+    pub input_switches: Family<ReasonLabel, Counter>,
     pub push_latency_seconds: HistogramFamily<OriginLabel>,
     pub push_bytes: Family<OriginLabel, Counter>,
     pub push_objects: Family<OriginLabel, Counter>,
@@ -252,7 +260,8 @@ impl Metrics {
             pipeline_queue_events: Family::default(),
             pipeline_speed: Family::default(),
             slate_seconds: Family::default(),
-            slate_on: Family::default(),
+            input_active: Family::default(),
+            input_switches: Family::default(),
             egress_bytes: std::sync::atomic::AtomicU64::new(0),
             registry: Registry::default(),
         };
@@ -564,9 +573,14 @@ impl Metrics {
             m.slate_seconds.clone(),
         );
         registry.register(
-            "slate_on",
-            "1 while a stream shows the slate instead of its input",
-            m.slate_on.clone(),
+            "input_active",
+            "1 for the input each stream serves now: primary, backup (?backup=1) or slate (no input)",
+            m.input_active.clone(),
+        );
+        registry.register(
+            "input_switches",
+            "Switches of a stream's input, by reason: input_lost (to the other input), failback (back to the primary), slate (no input left), input_back (from the slate)",
+            m.input_switches.clone(),
         );
         registry.register(
             "viewers",

@@ -181,7 +181,8 @@ fn rtmp_with_b_frames_becomes_ll_hls_that_decodes() {
 
 #[test]
 fn blocking_reload_preload_hint_and_error_codes() {
-    let server = Server::start("");
+    // No slate: the 503 below needs a stream that stands still.
+    let server = Server::start("[slate]\nenabled = false\n");
     let publisher = Publisher::start(&server.rtmp_url("block"), Publish::default());
     wait_segments(&server, "block", 2, Duration::from_secs(30));
     let playlist = server.url("/live/block/source/index.m3u8");

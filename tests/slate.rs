@@ -6,10 +6,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::picture::{near, picture, segments_with_maps};
 use common::player::{assert_played, play, ONE_PLAYER};
 use common::*;
 
@@ -25,63 +25,6 @@ const BARS: [(u8, u8, u8); 7] = [
     (191, 0, 0),
     (0, 0, 191),
 ];
-
-/// (init, segment) URIs of a media playlist, each segment with the MAP that
-/// applies to it, and the MSNs that follow a discontinuity.
-fn segments_with_maps(m: &Media) -> Vec<(String, String)> {
-    let mut map = String::new();
-    let mut out = Vec::new();
-    for line in m.text.lines() {
-        if let Some(rest) = line.strip_prefix("#EXT-X-MAP:") {
-            map = attr(rest, "URI").unwrap_or_default().to_string();
-        } else if !line.starts_with('#') && !line.is_empty() {
-            out.push((map.clone(), line.to_string()));
-        }
-    }
-    out
-}
-
-/// The first picture of segment `msn` of a rendition, scaled to 70×30, as RGB.
-fn picture(server: &Server, stream: &str, rendition: &str, m: &Media, msn: u64) -> Vec<u8> {
-    let (map, uri) = segments_with_maps(m)
-        .into_iter()
-        .find(|(_, u)| msn_of(u) == msn)
-        .unwrap_or_else(|| panic!("no segment {msn}:\n{}", m.text));
-    let base = server.url(&format!("/live/{stream}/{rendition}/"));
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("one.mp4");
-    let mut bytes = get(&format!("{base}{map}")).body;
-    bytes.extend(get(&format!("{base}{uri}")).body);
-    std::fs::write(&file, bytes).unwrap();
-    assert_eq!(
-        decode_errors(&file.to_path_buf()),
-        "",
-        "segment {msn} of {rendition}"
-    );
-    frame_rgb(&file)
-}
-
-fn frame_rgb(file: &Path) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-frames:v", "1", "-vf", "scale=70:30", "-f", "rawvideo"])
-        .args(["-pix_fmt", "rgb24", "-"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.stdout.len(),
-        70 * 30 * 3,
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn near(got: &[u8], want: (u8, u8, u8)) -> bool {
-    let d = |a: u8, b: u8| (a as i32 - b as i32).abs() <= 40;
-    d(got[0], want.0) && d(got[1], want.1) && d(got[2], want.2)
-}
 
 /// The picture is the built-in card: the seven bars on top, dark below.
 fn assert_card(rgb: &[u8], what: &str) {
@@ -154,26 +97,6 @@ fn watch(server: &Server, stream: &str, rendition: &str, span: Duration) -> (u32
     (moves, longest.max(since.elapsed()))
 }
 
-fn wait_discontinuities(
-    server: &Server,
-    stream: &str,
-    rendition: &str,
-    n: usize,
-    past: u64,
-) -> Media {
-    poll(Duration::from_secs(30), || {
-        let m = media(server, stream, rendition);
-        let last = m.discontinuity_msns.get(n - 1).copied();
-        match (last, m.segments.last()) {
-            (Some(d), Some((u, _))) if msn_of(u) >= d + past => Ok(m),
-            _ => Err(format!(
-                "waiting for discontinuity {n} and {past} segments:\n{}",
-                m.text
-            )),
-        }
-    })
-}
-
 #[test]
 fn a_lost_input_shows_the_slate_in_every_rendition_until_the_input_returns() {
     let server = Server::start(&format!("[ingest]\nreconnect_grace = 15.0\n{ONE_RUNG}"));
@@ -201,7 +124,7 @@ fn a_lost_input_shows_the_slate_in_every_rendition_until_the_input_returns() {
     );
     assert_audio_decodes(&server, "slate", &audio, slate_msn + 1);
     assert_eq!(
-        server.metric("castline_slate_on{stream=\"slate\"}"),
+        server.metric("castline_input_active{stream=\"slate\",input=\"slate\"}"),
         Some(1.0)
     );
 
@@ -230,7 +153,7 @@ fn a_lost_input_shows_the_slate_in_every_rendition_until_the_input_returns() {
         "the same playlist"
     );
     assert_eq!(
-        server.metric("castline_slate_on{stream=\"slate\"}"),
+        server.metric("castline_input_active{stream=\"slate\",input=\"slate\"}"),
         Some(0.0)
     );
     let shown = server

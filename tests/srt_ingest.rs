@@ -356,8 +356,10 @@ fn last_msn(m: &Media) -> u64 {
 
 #[test]
 fn a_second_srt_publisher_is_refused_and_a_dropped_one_is_continued_by_its_reconnect() {
+    // No slate: this counts the reconnect's own discontinuity (the slate
+    // between a drop and a reconnect is tested in tests/slate.rs).
     let server = Server::start(
-        "[ingest]\nreconnect_grace = 5.0\ntakeover_after = 2.0\n[srt]\npeer_idle_timeout = 2.0\n",
+        "[ingest]\nreconnect_grace = 5.0\ntakeover_after = 2.0\n[srt]\npeer_idle_timeout = 2.0\n[slate]\nenabled = false\n",
     );
     let mut first = Publisher::start(&server.srt_url("solo", ""), Publish::default());
     let before = wait_segments(&server, "solo", 3, Duration::from_secs(30));
@@ -580,7 +582,10 @@ fn rtmp_and_srt_publish_side_by_side_and_hostile_srt_input_touches_neither() {
 
 #[test]
 fn a_silent_srt_caller_is_taken_over_by_the_same_key() {
-    let server = Server::start("[ingest]\nreconnect_grace = 3.0\ntakeover_after = 2.0\n");
+    // No slate: this counts the takeover's own discontinuity.
+    let server = Server::start(
+        "[ingest]\nreconnect_grace = 3.0\ntakeover_after = 2.0\n[slate]\nenabled = false\n",
+    );
     let first = Publisher::start(&server.srt_url("takeover", ""), Publish::default());
     let before = wait_segments(&server, "takeover", 3, Duration::from_secs(30));
     // Stopped, not gone: its SRT link stays up on castline's side for the

@@ -224,9 +224,25 @@ impl Admin {
                 })
             })
             .collect();
+        // The input served now, as the pipeline last said.
+        let active = ["primary", "backup", "slate"].into_iter().find(|i| {
+            let l = crate::metrics::InputLabel {
+                stream: s.name.clone(),
+                input: i.to_string(),
+            };
+            self.metrics
+                .input_active
+                .get(&l)
+                .is_some_and(|g| g.get() == 1)
+        });
         serde_json::json!({
             "name": s.name,
-            "state": if s.live { "live" } else { "waiting_for_reconnect" },
+            "state": if s.live || s.backup_live { "live" } else { "waiting_for_reconnect" },
+            "inputs": {
+                "primary": if s.live { "connected" } else { "absent" },
+                "backup": if s.backup_live { "connected" } else { "absent" },
+                "active": active,
+            },
             // Its multivariant playlist exists: a player can start now.
             "playable": self.store.stream(&s.name).is_some_and(|e| e.multivariant().is_some()),
             "uptime_seconds": s.uptime.as_secs_f64(),

@@ -280,7 +280,12 @@ impl App {
             max_segment_duration: Config::duration(cfg.hls.max_segment()),
             ladder,
             takeover_after: Config::duration(cfg.ingest.takeover_after),
-            slate: Self::slate(&cfg)?,
+            inputs: pipeline::InputRules {
+                failover_after: Config::duration(cfg.ingest.failover_after),
+                failback_after: (cfg.ingest.failback_after > 0.0)
+                    .then(|| Config::duration(cfg.ingest.failback_after)),
+                slate: Self::slate(&cfg)?,
+            },
         });
 
         // Each new stream gets its pipeline; subscribing here, before the
@@ -440,7 +445,7 @@ impl App {
     /// The slate's settings, its image checked now (a picture FFmpeg cannot
     /// read is a start-up error, not a surprise at the first outage).
     fn slate(cfg: &Config) -> anyhow::Result<Option<Arc<crate::slate::SlateSettings>>> {
-        let settings = cfg.slate.settings(cfg.hls.part_duration);
+        let settings = cfg.slate.settings();
         if let Some(image) = settings.as_ref().and_then(|s| s.image.as_ref()) {
             transcode::init().context("FFmpeg cannot start")?;
             crate::slate::clip::load_image(image, 64, 36)?;

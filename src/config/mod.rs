@@ -112,6 +112,12 @@ pub struct IngestConfig {
     /// Seconds without media after which a live publisher can be taken over
     /// by a new connection publishing the same stream.
     pub takeover_after: f64,
+    /// Seconds the active input (primary or backup) may send nothing
+    /// before the stream switches to the other one, if it is delivering.
+    pub failover_after: f64,
+    /// Seconds the primary must have delivered before the stream returns
+    /// to it from the backup; 0: stay on the backup.
+    pub failback_after: f64,
     /// MiB a stream's hub queue (its publisher's last 1024 frames) may hold.
     pub max_queue_mb: f64,
     /// Publishing connections at once.
@@ -276,6 +282,8 @@ impl Default for IngestConfig {
             app: "live".into(),
             reconnect_grace: 10.0,
             takeover_after: 2.0,
+            failover_after: 0.5,
+            failback_after: 10.0,
             max_queue_mb: 256.0,
             max_connections: 256,
             max_pending: 64,
@@ -462,6 +470,10 @@ impl IngestConfig {
             3600.0,
         )?;
         secs("ingest.takeover_after", self.takeover_after, 0.5, 600.0)?;
+        secs("ingest.failover_after", self.failover_after, 0.05, 60.0)?;
+        if self.failback_after != 0.0 {
+            secs("ingest.failback_after", self.failback_after, 1.0, 3600.0)?;
+        }
         secs("ingest.publish_timeout", self.publish_timeout, 0.5, 120.0)?;
         let q = self.max_queue_mb;
         if !(q.is_finite() && q >= 1.0) {

@@ -17,9 +17,11 @@ pub struct SlateConfig {
     /// A picture (PNG, JPEG, anything FFmpeg reads), scaled to each
     /// stream's size. None: the built-in card (colour bars).
     pub image: Option<PathBuf>,
-    /// Seconds without input before the slate runs. None: one part
-    /// (`hls.part_duration`).
-    pub after: Option<f64>,
+    /// Seconds without input before the slate runs. A hiccup shorter than
+    /// this (a TCP retransmission, a starved encoder) is bridged by the
+    /// players' buffers and shows no slate; AWS MediaLive's input-loss
+    /// threshold is 1 s too.
+    pub after: f64,
 }
 
 impl Default for SlateConfig {
@@ -27,16 +29,14 @@ impl Default for SlateConfig {
         SlateConfig {
             enabled: true,
             image: None,
-            after: None,
+            after: 1.0,
         }
     }
 }
 
 impl SlateConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(after) = self.after {
-            secs("slate.after", after, 0.05, 60.0)?;
-        }
+        secs("slate.after", self.after, 0.05, 60.0)?;
         if let Some(image) = &self.image {
             if !image.is_file() {
                 return Err(ConfigError::Invalid {
@@ -48,12 +48,11 @@ impl SlateConfig {
         Ok(())
     }
 
-    /// The pipeline's settings (`part`: `hls.part_duration`); `None` when
-    /// the slate is off.
-    pub fn settings(&self, part: f64) -> Option<Arc<SlateSettings>> {
+    /// The pipeline's settings; `None` when the slate is off.
+    pub fn settings(&self) -> Option<Arc<SlateSettings>> {
         self.enabled.then(|| {
             Arc::new(SlateSettings {
-                after: super::Config::duration(self.after.unwrap_or(part)),
+                after: super::Config::duration(self.after),
                 image: self.image.clone(),
             })
         })

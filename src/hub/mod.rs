@@ -26,12 +26,43 @@ use crate::media::{AccessUnit, MediaInfo};
 /// Events per consumer queue: about 10 s of 30 fps video with 48 kHz audio.
 pub const QUEUE_EVENTS: usize = 1024;
 
+/// Which of a stream's two inputs a publisher feeds: the primary, or a
+/// backup (`?backup=1`) kept ready to take over when the primary fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Input {
+    Primary,
+    Backup,
+}
+
+impl Input {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The other one.
+    pub fn other(self) -> Input {
+        match self {
+            Input::Primary => Input::Backup,
+            Input::Backup => Input::Primary,
+        }
+    }
+
+    /// Its name in metrics, logs and the API.
+    pub fn label(self) -> &'static str {
+        match self {
+            Input::Primary => "primary",
+            Input::Backup => "backup",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum HubEvent {
-    /// The tracks from here on. A new publishing session (a reconnect) or a
-    /// changed sequence header; timestamps may restart after it.
-    Tracks(Arc<MediaInfo>),
-    Media(AccessUnit),
+    /// An input's tracks from here on. A new publishing session (a
+    /// reconnect) or a changed sequence header; its timestamps may restart
+    /// after it.
+    Tracks(Input, Arc<MediaInfo>),
+    Media(Input, AccessUnit),
     /// The stream ended for good.
     End,
 }
@@ -46,6 +77,10 @@ pub enum HubError {
         "stream {0:?} already has a live publisher, and another publish is waiting to take it over"
     )]
     TakeoverPending(String),
+    #[error(
+        "stream {0:?} has no primary publisher: a backup (?backup=1) joins a stream that is live"
+    )]
+    NoPrimary(String),
     #[error("the server is draining (shutting down): publish to another instance")]
     Draining,
     #[error("the publisher's last {events} frames hold {held} bytes, over the {limit}-byte queue budget")]
@@ -92,9 +127,9 @@ pub struct HubStream {
     tx: broadcast::Sender<HubEvent>,
     state: Mutex<PublishState>,
     time_base: Instant,
-    /// Milliseconds after `time_base` of the publisher's last input (one atomic
-    /// store per frame, no lock).
-    last_input: AtomicU64,
+    /// Milliseconds after `time_base` of each input's last frame (one
+    /// atomic store per frame, no lock).
+    last_input: [AtomicU64; 2],
     /// Media bytes and access units received, for the ingest rates.
     bytes: AtomicU64,
     frames: AtomicU64,
@@ -107,19 +142,35 @@ pub struct StreamState {
     pub name: String,
     /// A publisher is connected (else the stream waits for a reconnect).
     pub live: bool,
+    /// A backup publisher is connected.
+    pub backup_live: bool,
     pub uptime: Duration,
 }
 
 #[derive(Debug, Default)]
 struct PublishState {
+    /// The primary's and the backup's.
+    inputs: [InputState; 2],
+    ended: bool,
+}
+
+#[derive(Debug, Default)]
+struct InputState {
     live: bool,
     /// Bumped on every claim so a stale grace timer knows it is stale.
     session: u64,
-    ended: bool,
+    /// When its publisher dropped (for the other input's grace timer).
+    dropped: Option<Instant>,
     /// Tells the live session's connection it was taken over.
     kick: Option<watch::Sender<bool>>,
     /// A claim is waiting for the takeover time ([`Hold`]).
     held: bool,
+}
+
+impl PublishState {
+    fn any_live(&self) -> bool {
+        self.inputs.iter().any(|i| i.live)
+    }
 }
 
 /// What [`Hub::claim_or_hold`] gives.
@@ -134,6 +185,7 @@ pub enum Claimed {
 pub struct Hold {
     hub: Arc<Hub>,
     stream: Arc<HubStream>,
+    input: Input,
     until: Instant,
 }
 
@@ -156,18 +208,18 @@ impl Hub {
     /// now the streams already waiting for a reconnect.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
-        let waiting: Vec<(Arc<HubStream>, u64)> = {
+        let waiting: Vec<Arc<HubStream>> = {
             let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
             streams
                 .values()
                 .filter_map(|s| {
                     let st = s.state.lock().unwrap_or_else(|e| e.into_inner());
-                    (!st.live).then(|| (s.clone(), st.session))
+                    (!st.any_live()).then(|| s.clone())
                 })
                 .collect()
         };
-        for (stream, session) in waiting {
-            self.end(&stream, session);
+        for stream in waiting {
+            self.end_now(&stream);
         }
     }
 
@@ -177,9 +229,11 @@ impl Hub {
         let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         for s in streams.values() {
             let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(kick) = st.kick.take() {
-                tracing::info!(stream = %s.name, "draining: the publisher is disconnected");
-                let _ = kick.send(true);
+            for input in st.inputs.iter_mut() {
+                if let Some(kick) = input.kick.take() {
+                    tracing::info!(stream = %s.name, "draining: the publisher is disconnected");
+                    let _ = kick.send(true);
+                }
             }
         }
     }
@@ -205,10 +259,14 @@ impl Hub {
         let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<StreamState> = streams
             .values()
-            .map(|s| StreamState {
-                name: s.name.clone(),
-                live: s.state.lock().unwrap_or_else(|e| e.into_inner()).live,
-                uptime: s.started.elapsed(),
+            .map(|s| {
+                let st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+                StreamState {
+                    name: s.name.clone(),
+                    live: st.inputs[Input::Primary.index()].live,
+                    backup_live: st.inputs[Input::Backup.index()].live,
+                    uptime: s.started.elapsed(),
+                }
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -240,7 +298,7 @@ impl Hub {
     /// and sending; a live publisher silent for the takeover time is taken
     /// over; within the grace period after a drop, continues the same stream.
     pub fn claim(self: &Arc<Self>, name: &str) -> Result<Publisher, HubError> {
-        match self.claim_inner(name, false)? {
+        match self.claim_inner(name, Input::Primary, false)? {
             Claimed::Now(p) => Ok(p),
             Claimed::Held(_) => Err(HubError::AlreadyLive(name.to_string())),
         }
@@ -249,19 +307,27 @@ impl Hub {
     /// [`Hub::claim`], except that a claim refused only because the live
     /// publisher has not yet been silent for the takeover time is held
     /// until it has (one such claim per stream; a second is refused).
-    pub fn claim_or_hold(self: &Arc<Self>, name: &str) -> Result<Claimed, HubError> {
-        self.claim_inner(name, true)
+    /// The same rules apply to each input; a backup joins only a stream
+    /// that is open (its primary live, or waiting for a reconnect).
+    pub fn claim_or_hold(self: &Arc<Self>, name: &str, input: Input) -> Result<Claimed, HubError> {
+        self.claim_inner(name, input, true)
     }
 
-    fn claim_inner(self: &Arc<Self>, name: &str, hold: bool) -> Result<Claimed, HubError> {
+    fn claim_inner(
+        self: &Arc<Self>,
+        name: &str,
+        input: Input,
+        hold: bool,
+    ) -> Result<Claimed, HubError> {
         if self.is_draining() {
             return Err(HubError::Draining);
         }
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(stream) = streams.get(name) {
-            let mut st = stream.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = stream.state.lock().unwrap_or_else(|e| e.into_inner());
+            let st = &mut guard.inputs[input.index()];
             if st.live {
-                let silent = stream.silent_for();
+                let silent = stream.silent_for(input);
                 if silent < self.takeover_after {
                     if !hold {
                         return Err(HubError::AlreadyLive(name.to_string()));
@@ -279,57 +345,68 @@ impl Hub {
                     return Ok(Claimed::Held(Hold {
                         hub: self.clone(),
                         stream: stream.clone(),
+                        input,
                         until: Instant::now() + wait,
                     }));
                 }
                 if let Some(kick) = st.kick.take() {
                     let _ = kick.send(true);
                 }
-                tracing::warn!(stream = name, silent = ?silent, "the live publisher sent nothing for too long; a new connection takes the stream over");
-            } else {
+                tracing::warn!(stream = name, input = input.label(), silent = ?silent, "the live publisher sent nothing for too long; a new connection takes the stream over");
+            } else if st.session > 0 {
                 tracing::info!(
                     stream = name,
+                    input = input.label(),
                     "publisher reconnected within the grace period; stream continues"
                 );
+            } else {
+                tracing::info!(stream = name, "a backup input joins the stream");
             }
             st.live = true;
             st.session += 1;
+            st.dropped = None;
             let (kick, kicked) = watch::channel(false);
             st.kick = Some(kick);
-            stream.touch();
+            stream.touch(input);
             return Ok(Claimed::Now(Publisher {
                 hub: self.clone(),
                 stream: stream.clone(),
+                input,
                 session: st.session,
                 finished: false,
                 kicked,
                 window: QueueWindow::default(),
             }));
         }
+        if input == Input::Backup {
+            return Err(HubError::NoPrimary(name.to_string()));
+        }
         let (tx, _) = broadcast::channel(QUEUE_EVENTS);
         let (kick, kicked) = watch::channel(false);
+        let mut state = PublishState::default();
+        state.inputs[Input::Primary.index()] = InputState {
+            live: true,
+            session: 1,
+            kick: Some(kick),
+            ..Default::default()
+        };
         let stream = Arc::new(HubStream {
             name: name.to_string(),
             tx,
-            state: Mutex::new(PublishState {
-                live: true,
-                session: 1,
-                ended: false,
-                kick: Some(kick),
-                held: false,
-            }),
+            state: Mutex::new(state),
             time_base: self.time_base,
-            last_input: AtomicU64::new(0),
+            last_input: [AtomicU64::new(0), AtomicU64::new(0)],
             bytes: AtomicU64::new(0),
             frames: AtomicU64::new(0),
             started: Instant::now(),
         });
-        stream.touch();
+        stream.touch(Input::Primary);
         streams.insert(name.to_string(), stream.clone());
         (self.on_new)(&stream);
         Ok(Claimed::Now(Publisher {
             hub: self.clone(),
             stream,
+            input: Input::Primary,
             session: 1,
             finished: false,
             kicked,
@@ -340,16 +417,21 @@ impl Hub {
     /// Whether [`Hub::claim_or_hold`] of `name` would be refused now,
     /// without claiming: for a protocol that must answer before its caller
     /// is authenticated (SRT decides in the handshake, the passphrase after).
-    pub fn check_claim(&self, name: &str) -> Result<(), HubError> {
+    pub fn check_claim(&self, name: &str, input: Input) -> Result<(), HubError> {
         if self.is_draining() {
             return Err(HubError::Draining);
         }
         let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(stream) = streams.get(name) {
-            let st = stream.state.lock().unwrap_or_else(|e| e.into_inner());
-            if st.live && st.held && stream.silent_for() < self.takeover_after {
-                return Err(HubError::TakeoverPending(name.to_string()));
+        match streams.get(name) {
+            Some(stream) => {
+                let guard = stream.state.lock().unwrap_or_else(|e| e.into_inner());
+                let st = &guard.inputs[input.index()];
+                if st.live && st.held && stream.silent_for(input) < self.takeover_after {
+                    return Err(HubError::TakeoverPending(name.to_string()));
+                }
             }
+            None if input == Input::Backup => return Err(HubError::NoPrimary(name.to_string())),
+            None => {}
         }
         Ok(())
     }
@@ -363,14 +445,41 @@ impl Hub {
         names
     }
 
-    fn end(&self, stream: &Arc<HubStream>, session: u64) {
+    /// `input`'s session `session` dropped a grace period ago: end the
+    /// stream, unless that input came back, or the other input carries it
+    /// (or dropped more recently: its own timer decides).
+    fn end_after_grace(&self, stream: &Arc<HubStream>, input: Input, session: u64) {
+        {
+            let st = stream.state.lock().unwrap_or_else(|e| e.into_inner());
+            let this = &st.inputs[input.index()];
+            let other = &st.inputs[input.other().index()];
+            if this.session != session || this.live || st.ended {
+                return; // it reconnected, or the stream already ended
+            }
+            let other_waits = other.dropped.is_some_and(|t| t.elapsed() < self.grace);
+            if other.live || other_waits {
+                return;
+            }
+        }
+        self.end_now(stream);
+    }
+
+    /// End the stream now (its primary unpublished, or the server drains):
+    /// every input still connected is told to close.
+    fn end_now(&self, stream: &Arc<HubStream>) {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         {
             let mut st = stream.state.lock().unwrap_or_else(|e| e.into_inner());
-            if st.session != session || st.live || st.ended {
-                return; // someone reconnected, or it already ended
+            if st.ended {
+                return;
             }
             st.ended = true;
+            for input in st.inputs.iter_mut() {
+                input.live = false;
+                if let Some(kick) = input.kick.take() {
+                    let _ = kick.send(true);
+                }
+            }
         }
         if streams
             .get(&stream.name)
@@ -394,9 +503,9 @@ impl Hold {
     /// Claim again: taken over if the live publisher stayed silent for the
     /// takeover time, refused if it spoke again (or the server drains).
     pub fn take(self) -> Result<Publisher, HubError> {
-        let (hub, name) = (self.hub.clone(), self.stream.name.clone());
+        let (hub, name, input) = (self.hub.clone(), self.stream.name.clone(), self.input);
         drop(self); // frees the stream's waiting place
-        match hub.claim_inner(&name, false) {
+        match hub.claim_inner(&name, input, false) {
             Ok(Claimed::Now(p)) => Ok(p),
             Ok(Claimed::Held(_)) | Err(HubError::AlreadyLive(_)) => {
                 Err(HubError::StillSending(name))
@@ -415,7 +524,7 @@ impl Hold {
 impl Drop for Hold {
     fn drop(&mut self) {
         let mut st = self.stream.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.held = false;
+        st.inputs[self.input.index()].held = false;
     }
 }
 
@@ -429,15 +538,17 @@ impl HubStream {
         self.tx.subscribe()
     }
 
-    fn touch(&self) {
+    fn touch(&self, input: Input) {
         let ms = self.time_base.elapsed().as_millis() as u64;
-        self.last_input.store(ms, Ordering::Relaxed);
+        self.last_input[input.index()].store(ms, Ordering::Relaxed);
     }
 
-    /// How long the publisher has sent nothing.
-    fn silent_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_input.load(Ordering::Relaxed));
-        self.time_base.elapsed().saturating_sub(last)
+    /// How long `input`'s publisher has sent nothing.
+    fn silent_for(&self, input: Input) -> Duration {
+        let last = self.last_input[input.index()].load(Ordering::Relaxed);
+        self.time_base
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
     }
 }
 
@@ -446,6 +557,7 @@ impl HubStream {
 pub struct Publisher {
     hub: Arc<Hub>,
     stream: Arc<HubStream>,
+    input: Input,
     session: u64,
     finished: bool,
     kicked: watch::Receiver<bool>,
@@ -475,7 +587,12 @@ impl Publisher {
     /// This publisher continues a stream the hub already held: a reconnect
     /// within the grace period, or a takeover of a silent publisher.
     pub fn resumes(&self) -> bool {
-        self.session > 1
+        self.input == Input::Primary && self.session > 1
+    }
+
+    /// Which input this publisher feeds.
+    pub fn input(&self) -> Input {
+        self.input
     }
 
     pub fn name(&self) -> &str {
@@ -483,8 +600,11 @@ impl Publisher {
     }
 
     pub fn send_tracks(&self, info: MediaInfo) {
-        self.stream.touch();
-        let _ = self.stream.tx.send(HubEvent::Tracks(Arc::new(info)));
+        self.stream.touch(self.input);
+        let _ = self
+            .stream
+            .tx
+            .send(HubEvent::Tracks(self.input, Arc::new(info)));
     }
 
     /// Never blocks: a consumer that is a full queue behind loses its oldest
@@ -499,11 +619,11 @@ impl Publisher {
                 limit: self.hub.max_queue_bytes,
             });
         }
-        self.stream.touch();
+        self.stream.touch(self.input);
         let len = au.data.len() as u64;
         self.stream.bytes.fetch_add(len, Ordering::Relaxed);
         self.stream.frames.fetch_add(1, Ordering::Relaxed);
-        let _ = self.stream.tx.send(HubEvent::Media(au));
+        let _ = self.stream.tx.send(HubEvent::Media(self.input, au));
         Ok(())
     }
 
@@ -513,17 +633,24 @@ impl Publisher {
         let _ = self.kicked.wait_for(|k| *k).await;
     }
 
-    /// The publisher unpublished deliberately: end the stream now.
+    /// The publisher unpublished deliberately. The primary's unpublish
+    /// ends the stream now (the broadcast is over; a backup still connected
+    /// is told to close); a backup's is a drop like any other.
     pub fn finish(mut self) {
+        if self.input == Input::Backup {
+            return; // dropped: Drop releases it and starts its grace timer
+        }
         self.finished = true;
         self.release();
-        self.hub.end(&self.stream, self.session);
+        self.hub.end_now(&self.stream);
     }
 
     fn release(&self) {
         let mut st = self.stream.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.session == self.session {
-            st.live = false;
+        let input = &mut st.inputs[self.input.index()];
+        if input.session == self.session {
+            input.live = false;
+            input.dropped = Some(Instant::now());
         }
     }
 }
@@ -535,20 +662,28 @@ impl Drop for Publisher {
         }
         self.release();
         let (hub, stream, session) = (self.hub.clone(), self.stream.clone(), self.session);
+        let input = self.input;
         if hub.is_draining() {
-            // Its reconnect goes to another instance: end the stream now.
-            hub.end(&stream, session);
+            // Its reconnect goes to another instance: end the stream now,
+            // unless the other input still carries it.
+            let other_live = {
+                let st = stream.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.inputs[input.other().index()].live
+            };
+            if !other_live {
+                hub.end_now(&stream);
+            }
             return;
         }
-        tracing::info!(stream = %stream.name, grace = ?hub.grace, "publisher dropped; waiting for a reconnect");
+        tracing::info!(stream = %stream.name, input = input.label(), grace = ?hub.grace, "publisher dropped; waiting for a reconnect");
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
                     tokio::time::sleep(hub.grace).await;
-                    hub.end(&stream, session);
+                    hub.end_after_grace(&stream, input, session);
                 });
             }
-            Err(_) => hub.end(&stream, session),
+            Err(_) => hub.end_after_grace(&stream, input, session),
         }
     }
 }
@@ -576,10 +711,10 @@ mod tests {
     #[tokio::test]
     async fn second_publisher_is_refused_and_first_is_untouched() {
         let (hub, subs) = hub(50);
-        assert_eq!(hub.check_claim("a"), Ok(()));
+        assert_eq!(hub.check_claim("a", Input::Primary), Ok(()));
         let p1 = hub.claim("a").unwrap();
         assert_eq!(
-            hub.check_claim("a"),
+            hub.check_claim("a", Input::Primary),
             Ok(()),
             "may wait for the takeover time"
         );
@@ -593,7 +728,7 @@ mod tests {
             declared_bitrate: None,
         });
         let mut rx = subs.lock().unwrap().pop().unwrap();
-        assert!(matches!(rx.recv().await, Ok(HubEvent::Tracks(_))));
+        assert!(matches!(rx.recv().await, Ok(HubEvent::Tracks(..))));
         assert_eq!(hub.open_stream_names(), vec!["a".to_string()]);
     }
 
@@ -658,16 +793,16 @@ mod tests {
     async fn a_held_claim_takes_over_once_the_live_publisher_stayed_silent() {
         let (hub, subs) = hub(5000);
         let mut p1 = hub.claim("a").unwrap();
-        let Ok(Claimed::Held(hold)) = hub.claim_or_hold("a") else {
+        let Ok(Claimed::Held(hold)) = hub.claim_or_hold("a", Input::Primary) else {
             panic!("the claim is held")
         };
         // One waits; the next is refused at once, in the handshake too.
         assert!(matches!(
-            hub.claim_or_hold("a"),
+            hub.claim_or_hold("a", Input::Primary),
             Err(HubError::TakeoverPending(_))
         ));
         assert_eq!(
-            hub.check_claim("a"),
+            hub.check_claim("a", Input::Primary),
             Err(HubError::TakeoverPending("a".into()))
         );
         let p2 = tokio::time::timeout(Duration::from_secs(1), hold.wait())
@@ -678,7 +813,11 @@ mod tests {
             .await
             .expect("the old publisher is told");
         assert_eq!(subs.lock().unwrap().len(), 1, "the same stream continues");
-        assert_eq!(hub.check_claim("a"), Ok(()), "the waiting place is free");
+        assert_eq!(
+            hub.check_claim("a", Input::Primary),
+            Ok(()),
+            "the waiting place is free"
+        );
         p2.finish();
     }
 
@@ -686,7 +825,7 @@ mod tests {
     async fn a_held_claim_is_refused_when_the_live_publisher_speaks_again() {
         let (hub, _subs) = hub(5000);
         let p1 = hub.claim("a").unwrap();
-        let Ok(Claimed::Held(hold)) = hub.claim_or_hold("a") else {
+        let Ok(Claimed::Held(hold)) = hub.claim_or_hold("a", Input::Primary) else {
             panic!("the claim is held")
         };
         tokio::time::sleep(Duration::from_millis(60)).await;
@@ -700,11 +839,95 @@ mod tests {
             Some(HubError::StillSending("a".into()))
         );
         // A dropped hold frees the waiting place too.
-        let Ok(Claimed::Held(hold)) = hub.claim_or_hold("a") else {
+        let Ok(Claimed::Held(hold)) = hub.claim_or_hold("a", Input::Primary) else {
             panic!("the claim is held")
         };
         drop(hold);
-        assert!(matches!(hub.claim_or_hold("a"), Ok(Claimed::Held(_))));
+        assert!(matches!(
+            hub.claim_or_hold("a", Input::Primary),
+            Ok(Claimed::Held(_))
+        ));
+    }
+
+    fn no_tracks() -> MediaInfo {
+        MediaInfo {
+            video: None,
+            audio: None,
+            declared_bitrate: None,
+        }
+    }
+
+    fn claim_backup(hub: &Arc<Hub>, name: &str) -> Result<Publisher, HubError> {
+        match hub.claim_or_hold(name, Input::Backup)? {
+            Claimed::Now(p) => Ok(p),
+            Claimed::Held(_) => Err(HubError::AlreadyLive(name.into())),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_backup_joins_a_live_stream_and_its_events_are_marked_as_the_backup() {
+        let (hub, subs) = hub(5000);
+        assert_eq!(
+            claim_backup(&hub, "a").err(),
+            Some(HubError::NoPrimary("a".into())),
+            "no backup for a stream nobody publishes"
+        );
+        assert_eq!(
+            hub.check_claim("a", Input::Backup),
+            Err(HubError::NoPrimary("a".into()))
+        );
+        let primary = hub.claim("a").unwrap();
+        let backup = claim_backup(&hub, "a").unwrap();
+        assert_eq!(backup.input(), Input::Backup);
+        assert!(!backup.resumes());
+        // A second backup while the first sends: refused (held, here at once).
+        backup.send_tracks(no_tracks());
+        assert!(matches!(
+            hub.claim_or_hold("a", Input::Backup),
+            Ok(Claimed::Held(_))
+        ));
+        primary.send_tracks(no_tracks());
+        let mut rx = subs.lock().unwrap().pop().unwrap();
+        assert!(matches!(
+            rx.recv().await,
+            Ok(HubEvent::Tracks(Input::Backup, _))
+        ));
+        assert!(matches!(
+            rx.recv().await,
+            Ok(HubEvent::Tracks(Input::Primary, _))
+        ));
+        let st = &hub.states()[0];
+        assert!(st.live && st.backup_live);
+    }
+
+    #[tokio::test]
+    async fn the_stream_lives_while_either_input_does_and_ends_with_the_primary_unpublish() {
+        let (hub, subs) = hub(50);
+        let primary = hub.claim("a").unwrap();
+        let backup = claim_backup(&hub, "a").unwrap();
+        // The primary drops: past its grace the backup carries the stream.
+        drop(primary);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(hub.open_stream_names(), ["a"]);
+        let mut rx = subs.lock().unwrap().pop().unwrap();
+        assert!(!ended(&mut rx));
+        // The backup drops too: the stream ends after its grace.
+        drop(backup);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(ended(&mut rx));
+        assert!(hub.open_stream_names().is_empty());
+
+        // A deliberate unpublish of the primary ends it at once and tells
+        // the backup to close; a backup's unpublish does not end it.
+        let primary = hub.claim("b").unwrap();
+        claim_backup(&hub, "b").unwrap().finish();
+        assert_eq!(hub.open_stream_names(), ["b"]);
+        let mut backup = claim_backup(&hub, "b").unwrap();
+        primary.finish();
+        assert!(hub.open_stream_names().is_empty());
+        tokio::time::timeout(Duration::from_secs(1), backup.taken_over())
+            .await
+            .expect("the backup is told to close");
     }
 
     #[tokio::test]
@@ -747,7 +970,10 @@ mod tests {
         assert_eq!(hub.open_streams(), 2);
         hub.start_draining();
         assert_eq!(hub.claim("new").err(), Some(HubError::Draining));
-        assert_eq!(hub.check_claim("new"), Err(HubError::Draining));
+        assert_eq!(
+            hub.check_claim("new", Input::Primary),
+            Err(HubError::Draining)
+        );
         assert_eq!(hub.claim("waiting").err(), Some(HubError::Draining));
         // The stream waiting for its publisher ended at once.
         assert_eq!(hub.open_stream_names(), ["live"]);

@@ -42,9 +42,37 @@ impl StreamKeys {
     }
 }
 
+/// Which input a stream key publishes: the backup when its query says
+/// `backup=1` (or `backup=true`), as YouTube's backup ingest URL does;
+/// else the primary.
+pub fn input_of(key: &str) -> crate::hub::Input {
+    let query = key.split_once('?').map_or("", |(_, q)| q);
+    let backup = query
+        .split('&')
+        .any(|kv| matches!(kv, "backup=1" | "backup=true"));
+    if backup {
+        crate::hub::Input::Backup
+    } else {
+        crate::hub::Input::Primary
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_with_backup_1_in_its_query_is_the_backup_input() {
+        use crate::hub::Input;
+        assert_eq!(input_of("match1"), Input::Primary);
+        assert_eq!(input_of("match1?backup=1"), Input::Backup);
+        assert_eq!(input_of("match1?obs=1&backup=true"), Input::Backup);
+        assert_eq!(input_of("match1?backup=0"), Input::Primary);
+        assert_eq!(input_of("match1?nobackup=1"), Input::Primary);
+        // The key itself is checked as for the primary.
+        let k = StreamKeys::default();
+        assert_eq!(k.resolve("match1?backup=1"), Ok("match1".into()));
+    }
 
     #[test]
     fn open_publishing_uses_key_as_name() {

@@ -12,6 +12,8 @@
 mod lag;
 mod standby;
 
+pub use standby::InputRules;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -65,9 +67,8 @@ pub struct PipelineConfig {
     /// `ingest.takeover_after`: how long another ingest pod's session of
     /// the same name must be silent before this one continues it.
     pub takeover_after: Duration,
-    /// What a stream shows while its input is gone; `None`: nothing (the
-    /// playlists wait).
-    pub slate: Option<Arc<crate::slate::SlateSettings>>,
+    /// Failover between a stream's inputs, and the slate when it has none.
+    pub inputs: InputRules,
 }
 
 /// Run the pipeline of the stream `name` until it ends, publishing to
@@ -83,8 +84,8 @@ pub async fn run(
 ) {
     let info = loop {
         match rx.recv().await {
-            Ok(HubEvent::Tracks(info)) => break info,
-            Ok(HubEvent::Media(_)) | Err(RecvError::Lagged(_)) => continue,
+            Ok(HubEvent::Tracks(_, info)) => break info,
+            Ok(HubEvent::Media(..)) | Err(RecvError::Lagged(_)) => continue,
             Ok(HubEvent::End) | Err(RecvError::Closed) => return,
         }
     };
@@ -93,7 +94,7 @@ pub async fn run(
         stream: name.clone(),
     };
     let mut standby =
-        standby::Standby::new(cfg.slate.clone(), info, metrics.clone(), label.clone());
+        standby::Standby::new(cfg.inputs.clone(), info, metrics.clone(), label.clone());
     let mut pace = Pace::default();
     let mut behind = lag::Episodes::default();
     loop {
@@ -117,7 +118,7 @@ pub async fn run(
             .pipeline_queue_events
             .get_or_create(&label)
             .set(rx.len() as i64);
-        if let Ok(HubEvent::Media(au)) = &event {
+        if let Ok(HubEvent::Media(_, au)) = &event {
             if au.track == TrackKind::Video {
                 if let Some(speed) = pace.video(au.pts, now) {
                     metrics.pipeline_speed.get_or_create(&label).set(speed);
@@ -125,8 +126,8 @@ pub async fn run(
             }
         }
         let ok = match event {
-            Ok(HubEvent::Tracks(info)) => standby.tracks(info, &mut stream).await,
-            Ok(HubEvent::Media(au)) => standby.media(au, &mut stream).await,
+            Ok(HubEvent::Tracks(input, info)) => standby.tracks(input, info, &mut stream).await,
+            Ok(HubEvent::Media(input, au)) => standby.media(input, au, &mut stream).await,
             Ok(HubEvent::End) | Err(RecvError::Closed) => break,
             Err(RecvError::Lagged(n)) => {
                 metrics.hub_dropped_events.inc_by(n);
@@ -134,7 +135,7 @@ pub async fn run(
                     tracing::warn!(stream = %name, events = n, "pipeline fell behind; every rendition resumes at the next cut (further drops are counted, and logged when it catches up)");
                 }
                 // On the slate the input's lost events were not served anyway.
-                standby.on() || stream.gap().await
+                standby.on_slate() || stream.gap().await
             }
         };
         if !ok {

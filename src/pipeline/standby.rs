@@ -1,150 +1,264 @@
-//! The stream's input or its slate: which one feeds the renditions.
+//! Which input feeds the renditions: the primary, the backup, or the slate.
 //!
-//! While the publisher sends, its events go through. When nothing has come
-//! for `slate.after` (the publisher dropped and may reconnect within the
-//! grace, or froze), the slate takes over as a new session: the renditions
-//! carry on at the next MSN behind one discontinuity, showing the slate
-//! picture and silence, so players keep playing. The input comes back at
-//! its next keyframe (a new session again); the stream's end (the grace
-//! over) ends the slate with it.
+//! Only the active input's events go through; the other input is kept
+//! ready (its frames since its last keyframe held, bounded). When the
+//! active input has sent nothing for `ingest.failover_after` and the other
+//! is delivering, the stream switches to it, starting at its held keyframe;
+//! when there is none to switch to and nothing has come for `slate.after`,
+//! the slate takes over. Each switch is a new session for the renditions
+//! (the schedule opens the next MSN behind a discontinuity, as for a
+//! reconnect), so every rendition switches at the same MSN. An input comes
+//! back from the slate at its next keyframe; the stream returns from the
+//! backup to the primary once the primary has delivered for
+//! `ingest.failback_after` (if set). The slate starts where the input
+//! stopped, so the timeline has no hole.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinHandle;
-
 use super::Renditions;
+use crate::hub::Input;
 use crate::media::{AccessUnit, MediaInfo, TrackKind};
-use crate::metrics::{Metrics, StreamLabel};
-use crate::slate::{Clip, Feed, Shape, SlateError, SlateSettings};
+use crate::metrics::{InputLabel, Metrics, ReasonLabel, StreamLabel};
+use crate::slate::{Clip, Feed, Shape, SlateSettings};
 
 /// The furthest back the slate starts (a pipeline stalled that long does
 /// not get a burst of more).
 const MAX_BACKDATE: Duration = Duration::from_secs(2);
+/// Frames of a waiting input held from its last keyframe (about 8 s at
+/// 30 fps with audio): past it the GOP is too long to start from.
+const HELD_FRAMES: usize = 600;
+
+/// The rules, from config.
+#[derive(Debug, Clone)]
+pub struct InputRules {
+    /// `ingest.failover_after`.
+    pub failover_after: Duration,
+    /// `ingest.failback_after`; `None`: stay on the backup.
+    pub failback_after: Option<Duration>,
+    pub slate: Option<Arc<SlateSettings>>,
+}
 
 pub(super) struct Standby {
-    settings: Option<Arc<SlateSettings>>,
-    /// The publisher's tracks, to announce again when it comes back.
-    real: Arc<MediaInfo>,
+    rules: InputRules,
+    inputs: [Watch; 2],
+    active: Active,
     clip: Clips,
-    state: State,
     metrics: Arc<Metrics>,
     label: StreamLabel,
 }
 
-enum State {
-    /// The input feeds the stream; `last` it sent something (none yet:
-    /// the slate waits for the first frame).
-    Input { last: Option<Instant> },
-    /// The slate feeds it until the input sends a keyframe.
+enum Active {
+    Input(Input),
     Slate(Feed),
 }
 
-/// The slate clip for the stream's current shape, encoded off the runtime.
+/// What the pipeline knows of one input.
+#[derive(Default)]
+struct Watch {
+    info: Option<Arc<MediaInfo>>,
+    /// When it last sent something.
+    last: Option<Instant>,
+    /// Since when it has delivered with no silence past `failover_after`.
+    since: Option<Instant>,
+    /// While not active: its frames from its last keyframe on.
+    held: Vec<AccessUnit>,
+}
+
+impl Watch {
+    fn heard(&mut self, now: Instant, failover_after: Duration) {
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) > failover_after)
+        {
+            self.since = Some(now);
+        }
+        self.last = Some(now);
+    }
+
+    /// Delivering now, with a keyframe to start from.
+    fn ready(&self, now: Instant, failover_after: Duration) -> bool {
+        self.info.is_some()
+            && !self.held.is_empty()
+            && self
+                .last
+                .is_some_and(|t| now.duration_since(t) < failover_after)
+    }
+
+    /// Hold `au` while the input waits: a video keyframe starts over (any
+    /// frame, for a stream without video).
+    fn hold(&mut self, au: AccessUnit) {
+        let has_video = self.info.as_ref().is_some_and(|i| i.video.is_some());
+        let starts = if has_video {
+            au.track == TrackKind::Video && au.keyframe
+        } else {
+            true
+        };
+        if starts {
+            self.held.clear();
+        }
+        if (starts || !self.held.is_empty()) && self.held.len() < HELD_FRAMES {
+            self.held.push(au);
+        } else if self.held.len() >= HELD_FRAMES {
+            self.held.clear();
+        }
+    }
+}
+
+/// The slate clip for the stream's current shape: encoded off the runtime
+/// when the slate is first needed (a healthy stream never pays for it), and
+/// shared by every stream of the same shape ([`crate::slate::shared`]).
 struct Clips {
-    shape: Shape,
+    shape: Option<Shape>,
     ready: Option<Arc<Clip>>,
-    building: Option<JoinHandle<Result<Clip, SlateError>>>,
-    /// Said once: this stream has no slate.
+    /// Said once per shape: this stream has no slate.
     failed: bool,
 }
 
 impl Standby {
     pub(super) fn new(
-        settings: Option<Arc<SlateSettings>>,
+        rules: InputRules,
         info: Arc<MediaInfo>,
         metrics: Arc<Metrics>,
         label: StreamLabel,
     ) -> Standby {
-        let mut s = Standby {
+        let mut inputs: [Watch; 2] = Default::default();
+        inputs[0].info = Some(info);
+        let s = Standby {
+            rules,
+            inputs,
+            active: Active::Input(Input::Primary),
             clip: Clips {
-                shape: Shape::of(&info),
+                shape: None,
                 ready: None,
-                building: None,
                 failed: false,
             },
-            settings,
-            real: info,
-            state: State::Input { last: None },
             metrics,
             label,
         };
-        s.prepare();
+        s.show_active();
         s
     }
 
-    /// When [`Standby::tick`] has work: the slate's start or its next frame.
+    fn watch(&mut self, input: Input) -> &mut Watch {
+        &mut self.inputs[input as usize]
+    }
+
+    /// When [`Standby::tick`] has work: a failover, the slate's start, or
+    /// the slate's next frame.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        let settings = self.settings.as_ref()?;
-        match &self.state {
-            State::Input { last } if !self.clip.failed => last.map(|t| t + settings.after),
-            State::Input { .. } => None,
-            State::Slate(feed) => Some(feed.next_due()),
-        }
-    }
-
-    /// New tracks from the publisher (a reconnect, a changed config).
-    pub(super) async fn tracks(&mut self, info: Arc<MediaInfo>, stream: &mut Renditions) -> bool {
-        self.real = info.clone();
-        self.prepare();
-        match &mut self.state {
-            State::Input { last } => {
-                *last = Some(Instant::now());
-                stream.tracks(info).await
-            }
-            // Announced when its first keyframe comes.
-            State::Slate(_) => true,
-        }
-    }
-
-    /// A frame from the publisher.
-    pub(super) async fn media(&mut self, au: AccessUnit, stream: &mut Renditions) -> bool {
         let now = Instant::now();
-        if let State::Slate(feed) = &self.state {
-            let resumes = match self.real.video {
-                Some(_) => au.track == TrackKind::Video && au.keyframe,
-                None => true,
-            };
-            if !resumes {
-                return true; // the slate goes on until the input's next keyframe
+        match &self.active {
+            Active::Slate(feed) => Some(feed.next_due()),
+            Active::Input(input) => {
+                let last = self.inputs[*input as usize].last?;
+                let other = &self.inputs[input.other() as usize];
+                let failover = other
+                    .ready(now, self.rules.failover_after)
+                    .then(|| last + self.rules.failover_after);
+                let slate = self
+                    .rules
+                    .slate
+                    .as_ref()
+                    .filter(|_| !self.clip.failed)
+                    .map(|s| last + s.after);
+                failover.into_iter().chain(slate).min()
             }
-            let shown = feed.shown(now);
-            self.slate_off(shown);
-            tracing::info!(stream = %self.label.stream, shown = ?shown, "the input is back; the slate ends");
-            self.state = State::Input { last: Some(now) };
-            if !stream.tracks(self.real.clone()).await {
-                return false;
-            }
-        } else {
-            self.state = State::Input { last: Some(now) };
         }
-        stream.media(au).await
+    }
+
+    /// New tracks from an input (a reconnect, a changed config).
+    pub(super) async fn tracks(
+        &mut self,
+        input: Input,
+        info: Arc<MediaInfo>,
+        stream: &mut Renditions,
+    ) -> bool {
+        let (now, after) = (Instant::now(), self.rules.failover_after);
+        let w = self.watch(input);
+        w.info = Some(info.clone());
+        w.held.clear();
+        w.heard(now, after);
+        match self.active {
+            Active::Input(a) if a == input => stream.tracks(info).await,
+            // Announced when the input is cut in, at a keyframe.
+            _ => true,
+        }
+    }
+
+    /// A frame from an input.
+    pub(super) async fn media(
+        &mut self,
+        input: Input,
+        au: AccessUnit,
+        stream: &mut Renditions,
+    ) -> bool {
+        let (now, after) = (Instant::now(), self.rules.failover_after);
+        self.watch(input).heard(now, after);
+        if matches!(self.active, Active::Input(a) if a == input) {
+            return stream.media(au).await;
+        }
+        self.watch(input).hold(au);
+        if self.watch(input).held.is_empty() {
+            return true;
+        }
+        let switch = match &self.active {
+            Active::Slate(_) => Some("input_back"),
+            Active::Input(Input::Backup) if input == Input::Primary => {
+                let w = &self.inputs[0];
+                let healthy = w.since.map(|t| now.duration_since(t));
+                let due = self.rules.failback_after;
+                // Back at the primary's next keyframe, once healthy long enough.
+                (w.held.len() == 1 && healthy.zip(due).is_some_and(|(h, d)| h >= d))
+                    .then_some("failback")
+            }
+            Active::Input(_) => None,
+        };
+        match switch {
+            Some(reason) => self.switch_to(input, reason, stream).await,
+            None => true,
+        }
     }
 
     /// Whether the slate is on (a lost input's events are not a gap then).
-    pub(super) fn on(&self) -> bool {
-        matches!(self.state, State::Slate(_))
+    pub(super) fn on_slate(&self) -> bool {
+        matches!(self.active, Active::Slate(_))
     }
 
-    /// The deadline passed: start the slate, or hand on its frames now due.
+    /// The deadline passed: fail over, start the slate, or hand on the
+    /// slate's frames now due.
     pub(super) async fn tick(&mut self, stream: &mut Renditions) -> bool {
         let now = Instant::now();
-        if let State::Input { last } = self.state {
-            let Some(clip) = self.clip().await else {
+        if let Active::Input(input) = self.active {
+            let Some(last) = self.inputs[input as usize].last else {
                 return true;
             };
-            // The slate starts where the input stopped, so the timeline has
-            // no hole: what it owes since then is handed out at once.
-            let earliest = now.checked_sub(MAX_BACKDATE).unwrap_or(now);
-            let start = last.unwrap_or(now).max(earliest);
-            tracing::warn!(stream = %self.label.stream, "no input: the slate runs until it comes back (or the reconnect grace ends)");
-            self.metrics.slate_on.get_or_create(&self.label).set(1);
+            let silent = now.duration_since(last);
+            let other = input.other();
+            if silent >= self.rules.failover_after
+                && self.inputs[other as usize].ready(now, self.rules.failover_after)
+            {
+                return self.switch_to(other, "input_lost", stream).await;
+            }
+            let slate_after = self.rules.slate.as_ref().map(|s| s.after);
+            if slate_after.is_none_or(|a| silent < a) {
+                return true;
+            }
+            let Some(clip) = self.clip(input).await else {
+                return true;
+            };
+            tracing::warn!(stream = %self.label.stream, "no input: the slate runs until one comes back (or the reconnect grace ends)");
+            self.count_switch("slate");
             if !stream.tracks(Arc::new(clip.info.clone())).await {
                 return false;
             }
-            self.state = State::Slate(Feed::new(clip, start));
+            // The slate starts where the input stopped, so the timeline has
+            // no hole: what it owes since then is handed out at once.
+            let earliest = now.checked_sub(MAX_BACKDATE).unwrap_or(now);
+            self.active = Active::Slate(Feed::new(clip, last.max(earliest)));
+            self.show_active();
         }
-        let State::Slate(feed) = &mut self.state else {
+        let Active::Slate(feed) = &mut self.active else {
             return true;
         };
         for au in feed.due(now) {
@@ -155,60 +269,104 @@ impl Standby {
         true
     }
 
-    /// The stream ends: count the slate it was showing.
-    pub(super) fn end(&mut self) {
-        if let State::Slate(feed) = &self.state {
-            self.slate_off(feed.shown(Instant::now()));
+    /// Cut `input` in: its tracks as a new session, then its held frames
+    /// from the keyframe on.
+    async fn switch_to(
+        &mut self,
+        input: Input,
+        reason: &'static str,
+        stream: &mut Renditions,
+    ) -> bool {
+        let now = Instant::now();
+        if let Active::Slate(feed) = &self.active {
+            let shown = feed.shown(now).as_secs_f64();
+            self.metrics
+                .slate_seconds
+                .get_or_create(&self.label)
+                .inc_by(shown);
         }
-        self.metrics.slate_on.remove(&self.label);
-        self.metrics.slate_seconds.remove(&self.label);
-        if let Some(b) = self.clip.building.take() {
-            b.abort();
-        }
-    }
-
-    fn slate_off(&self, shown: Duration) {
-        let m = &self.metrics;
-        m.slate_seconds
-            .get_or_create(&self.label)
-            .inc_by(shown.as_secs_f64());
-        m.slate_on.get_or_create(&self.label).set(0);
-    }
-
-    /// Start encoding the clip for the publisher's shape, if it is new.
-    fn prepare(&mut self) {
-        let Some(settings) = &self.settings else {
-            return;
+        let w = self.watch(input);
+        let (Some(info), held) = (w.info.clone(), std::mem::take(&mut w.held)) else {
+            return true;
         };
-        let shape = Shape::of(&self.real);
-        if self.clip.ready.is_some() || self.clip.building.is_some() {
-            if shape == self.clip.shape {
-                return;
-            }
-            if let Some(b) = self.clip.building.take() {
-                b.abort();
-            }
-            self.clip.ready = None;
+        tracing::info!(stream = %self.label.stream, input = input.label(), reason, "the stream switches input");
+        self.active = Active::Input(input);
+        self.count_switch(reason);
+        self.show_active();
+        if !stream.tracks(info).await {
+            return false;
         }
-        self.clip.shape = shape;
-        self.clip.failed = false;
-        let image = settings.image.clone();
-        self.clip.building = Some(tokio::task::spawn_blocking(move || {
-            Clip::build(shape, image.as_deref())
-        }));
+        for au in held {
+            if !stream.media(au).await {
+                return false;
+            }
+        }
+        true
     }
 
-    /// The clip, once encoded (waited for if it is still being encoded).
-    async fn clip(&mut self) -> Option<Arc<Clip>> {
-        if let Some(b) = self.clip.building.take() {
-            match b.await {
-                Ok(Ok(clip)) => self.clip.ready = Some(Arc::new(clip)),
-                Ok(Err(e)) => {
-                    tracing::error!(stream = %self.label.stream, error = %e, "no slate for this stream");
-                    self.clip.failed = true;
-                }
+    /// The stream ends: count the slate it was showing, drop its series.
+    pub(super) fn end(&mut self) {
+        if let Active::Slate(feed) = &self.active {
+            let shown = feed.shown(Instant::now()).as_secs_f64();
+            self.metrics
+                .slate_seconds
+                .get_or_create(&self.label)
+                .inc_by(shown);
+        }
+        self.metrics.slate_seconds.remove(&self.label);
+        for input in ["primary", "backup", "slate"] {
+            self.metrics.input_active.remove(&self.input_label(input));
+        }
+    }
+
+    fn input_label(&self, input: &str) -> InputLabel {
+        InputLabel {
+            stream: self.label.stream.clone(),
+            input: input.to_string(),
+        }
+    }
+
+    /// `castline_input_active{stream,input}`: 1 for the active one.
+    fn show_active(&self) {
+        let active = match &self.active {
+            Active::Input(i) => i.label(),
+            Active::Slate(_) => "slate",
+        };
+        for input in ["primary", "backup", "slate"] {
+            let on = i64::from(input == active);
+            self.metrics
+                .input_active
+                .get_or_create(&self.input_label(input))
+                .set(on);
+        }
+    }
+
+    fn count_switch(&self, reason: &'static str) {
+        self.metrics
+            .input_switches
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// The slate clip in the shape of `input`'s tracks (encoded now if no
+    /// stream has it).
+    async fn clip(&mut self, input: Input) -> Option<Arc<Clip>> {
+        let settings = self.rules.slate.clone()?;
+        let shape = Shape::of(self.inputs[input as usize].info.as_ref()?);
+        if self.clip.shape != Some(shape) {
+            self.clip = Clips {
+                shape: Some(shape),
+                ready: None,
+                failed: false,
+            };
+        }
+        if self.clip.ready.is_none() && !self.clip.failed {
+            match crate::slate::shared(shape, settings.image.clone()).await {
+                Ok(clip) => self.clip.ready = Some(clip),
                 Err(e) => {
-                    tracing::error!(stream = %self.label.stream, error = %e, "the slate encoder failed");
+                    tracing::error!(stream = %self.label.stream, error = %e, "no slate for this stream");
                     self.clip.failed = true;
                 }
             }

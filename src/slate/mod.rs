@@ -12,6 +12,7 @@ pub mod clip;
 pub mod feed;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 pub use clip::{Clip, Shape};
@@ -32,4 +33,32 @@ pub struct SlateSettings {
     pub after: Duration,
     /// The picture; `None`: the built-in card.
     pub image: Option<PathBuf>,
+}
+
+/// Clips in use, by shape and picture: streams of one shape share one.
+type Shared = Vec<((Shape, Option<PathBuf>), Weak<Clip>)>;
+static SHARED: Mutex<Shared> = Mutex::new(Vec::new());
+
+/// The clip for `shape` showing `image`: one a stream already holds, or
+/// one encoded now (on a blocking thread).
+pub async fn shared(shape: Shape, image: Option<PathBuf>) -> Result<Arc<Clip>, SlateError> {
+    let key = (shape, image);
+    let found = {
+        let list = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        list.iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, w)| w.upgrade())
+    };
+    if let Some(clip) = found {
+        return Ok(clip);
+    }
+    let (shape, image) = key.clone();
+    let clip = tokio::task::spawn_blocking(move || Clip::build(shape, image.as_deref()))
+        .await
+        .map_err(|e| SlateError::Encode(e.to_string()))??;
+    let clip = Arc::new(clip);
+    let mut list = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    list.retain(|(_, w)| w.strong_count() > 0);
+    list.push((key, Arc::downgrade(&clip)));
+    Ok(clip)
 }

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod cdn_proxy;
+pub mod picture;
 pub mod player;
 pub mod rtmp_client;
 
@@ -670,26 +671,58 @@ pub fn download(server: &Server, stream: &str, rendition: &str, m: &Media, path:
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The segments of `m` grouped under the EXT-X-MAP that applies to them,
+/// in playlist order: (init URI, segment URIs).
+pub fn map_groups(m: &Media) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut lines = m.text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if let Some(rest) = line.strip_prefix("#EXT-X-MAP:") {
+            let uri = attr(rest, "URI").unwrap_or_default().to_string();
+            groups.push((uri, Vec::new()));
+        } else if line.starts_with("#EXTINF") {
+            if let (Some(uri), Some(g)) = (lines.next(), groups.last_mut()) {
+                g.1.push(uri.to_string());
+            }
+        }
+    }
+    groups.retain(|(_, segments)| !segments.is_empty());
+    groups
+}
+
 /// Download init + segments of `m` into a temporary file (removed on drop) and
-/// assert that ffmpeg decodes all of it without a single error.
+/// assert that ffmpeg decodes all of it without a single error. A playlist
+/// whose init changes (a reconnect with other settings, the slate) is
+/// decoded one init at a time; the file returned holds the first.
 pub fn assert_decodes(
     server: &Server,
     stream: &str,
     rendition: &str,
     m: &Media,
 ) -> tempfile::TempPath {
-    let path = tempfile::Builder::new()
-        .suffix(".mp4")
-        .tempfile()
-        .expect("temp file")
-        .into_temp_path();
-    download(server, stream, rendition, m, &path.to_path_buf());
-    let errors = decode_errors(&path.to_path_buf());
-    assert!(
-        errors.is_empty(),
-        "ffmpeg reported errors decoding what castline served for {stream}/{rendition}: {errors}"
-    );
-    path
+    let base = server.url(&format!("/live/{stream}/{rendition}/"));
+    let mut first = None;
+    for (map, segments) in map_groups(m) {
+        let path = tempfile::Builder::new()
+            .suffix(".mp4")
+            .tempfile()
+            .expect("temp file")
+            .into_temp_path();
+        let mut bytes = get(&format!("{base}{map}")).body;
+        for uri in &segments {
+            let r = get(&format!("{base}{uri}"));
+            assert_eq!(r.status, 200, "{uri}");
+            bytes.extend(r.body);
+        }
+        std::fs::write(&path, bytes).unwrap();
+        let errors = decode_errors(&path.to_path_buf());
+        assert!(
+            errors.is_empty(),
+            "ffmpeg reported errors decoding what castline served for {stream}/{rendition} under {map}: {errors}"
+        );
+        first.get_or_insert(path);
+    }
+    first.expect("the playlist lists segments")
 }
 
 /// ffmpeg decodes the file fully; returns its stderr at `-v error` (empty when clean).
@@ -894,6 +927,30 @@ pub fn test_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
         .success();
     assert!(ok, "openssl made no test certificate");
     (cert, key)
+}
+
+/// Wait until `rendition` lists its `n`th discontinuity and `past` segments
+/// after it.
+pub fn wait_discontinuities(
+    server: &Server,
+    stream: &str,
+    rendition: &str,
+    n: usize,
+    past: u64,
+) -> Media {
+    poll(Duration::from_secs(30), || {
+        let m = parse_media(
+            &get(&server.url(&format!("/live/{stream}/{rendition}/index.m3u8"))).text(),
+        );
+        let last = m.discontinuity_msns.get(n - 1).copied();
+        match (last, m.segments.last()) {
+            (Some(d), Some((u, _))) if msn_of(u) >= d + past => Ok(m),
+            _ => Err(format!(
+                "waiting for discontinuity {n} and {past} segments:\n{}",
+                m.text
+            )),
+        }
+    })
 }
 
 /// DESIGN.md's one timeline, over media playlists of one stream read at

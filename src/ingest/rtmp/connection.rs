@@ -65,6 +65,7 @@ impl RtmpError {
             RtmpError::Busy(HubError::Draining) => "draining",
             RtmpError::Busy(HubError::StillSending(_)) => "still_sending",
             RtmpError::Busy(HubError::TakeoverPending(_)) => "takeover_pending",
+            RtmpError::Busy(HubError::NoPrimary(_)) => "no_primary",
             RtmpError::Busy(_) => "already_live",
             RtmpError::Demux(_) => "media",
             RtmpError::ClosedEarly => "closed_early",

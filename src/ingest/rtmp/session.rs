@@ -321,7 +321,8 @@ impl Session {
                 return Err(RtmpError::AtCapacity(why.0, why.1));
             }
         }
-        Ok(self.ctx.hub.claim_or_hold(&name)?)
+        let input = crate::ingest::auth::input_of(stream_key);
+        Ok(self.ctx.hub.claim_or_hold(&name, input)?)
     }
 
     /// An FLV tag: demuxed, counted, and what it completes sent on.

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::demux::{DemuxCounts, DemuxError, Demuxer};
 use super::guard;
 use super::stream_id::{self, StreamIdError};
-use crate::hub::{Claimed, HubError, Publisher};
+use crate::hub::{Claimed, HubError, Input, Publisher};
 use crate::ingest::admission::{PublisherSlot, Refusal};
 use crate::ingest::auth::AuthError;
 use crate::ingest::context::IngestContext;
@@ -72,6 +72,7 @@ impl SrtError {
             SrtError::Busy(HubError::Draining) => "draining",
             SrtError::Busy(HubError::StillSending(_)) => "still_sending",
             SrtError::Busy(HubError::TakeoverPending(_)) => "takeover_pending",
+            SrtError::Busy(HubError::NoPrimary(_)) => "no_primary",
             SrtError::Busy(_) => "already_live",
             SrtError::Admission(r) => r.reason(),
             SrtError::AtCapacity(reason, _) => reason,
@@ -176,7 +177,7 @@ async fn serve(
 ) -> Result<Outcome, SrtError> {
     let peer = request.remote();
     let decided = decide(&request, &ctx, &settings);
-    let (name, _slot) = match decided {
+    let (name, input, _slot) = match decided {
         Ok(x) => x,
         Err(e) => {
             let refusals = &ctx.metrics.srt_refusals;
@@ -197,7 +198,7 @@ async fn serve(
     // fails it never touches the stream.
     // A claim that must wait for the live publisher's takeover time waits
     // here, connected, and is then taken over or refused.
-    let publisher = match ctx.hub.claim_or_hold(&name)? {
+    let publisher = match ctx.hub.claim_or_hold(&name, input)? {
         Claimed::Now(p) => p,
         Claimed::Held(hold) => hold.wait().await?,
     };
@@ -231,7 +232,7 @@ fn decide(
     request: &ConnectionRequest,
     ctx: &IngestContext,
     settings: &SrtSettings,
-) -> Result<(String, PublisherSlot), SrtError> {
+) -> Result<(String, Input, PublisherSlot), SrtError> {
     let pending = ctx
         .admission
         .admit(request.remote().ip())
@@ -242,6 +243,7 @@ fn decide(
         .unwrap_or_default();
     let key = stream_id::publish_key(&id)?;
     let name = ctx.keys.resolve(&key)?;
+    let input = crate::ingest::auth::input_of(&key);
     if settings.passphrase.is_none() && request.key_size() != KeySize::Unspecified {
         return Err(SrtError::UnwantedEncryption(
             request.key_size().as_usize() * 8,
@@ -255,8 +257,8 @@ fn decide(
             return Err(SrtError::AtCapacity(why.0, why.1));
         }
     }
-    ctx.hub.check_claim(&name)?;
-    Ok((name, slot))
+    ctx.hub.check_claim(&name, input)?;
+    Ok((name, input, slot))
 }
 
 struct Session {

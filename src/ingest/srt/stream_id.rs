@@ -2,8 +2,9 @@
 //!
 //! Accepted forms (the first is SRT's access-control syntax, see Haivision's
 //! `docs/features/access-control.md`):
-//! - `#!::r=KEY,m=publish` (`m` defaults to publish; `u=`, `s=`, `h=`, `t=`
-//!   and unknown keys are ignored);
+//! - `#!::r=KEY,m=publish` (`m` defaults to publish; `backup=1` makes it
+//!   the stream's backup input; `u=`, `s=`, `h=`, `t=` and unknown keys
+//!   are ignored);
 //! - `publish:KEY` (MediaMTX's form);
 //! - `live/KEY`;
 //! - `KEY`.
@@ -32,7 +33,7 @@ pub fn publish_key(id: &str) -> Result<String, StreamIdError> {
         return Err(StreamIdError::Empty);
     }
     if let Some(list) = id.strip_prefix("#!::") {
-        let mut resource = None;
+        let (mut resource, mut backup) = (None, false);
         for entry in list.split(',').filter(|e| !e.is_empty()) {
             let (k, v) = entry
                 .split_once('=')
@@ -42,13 +43,20 @@ pub fn publish_key(id: &str) -> Result<String, StreamIdError> {
                 "m" if v.trim() != "publish" => {
                     return Err(StreamIdError::NotPublish(v.trim().to_string()))
                 }
+                "backup" => backup = matches!(v.trim(), "1" | "true"),
                 _ => {}
             }
         }
         let r = resource
             .filter(|r| !r.is_empty())
             .ok_or_else(|| StreamIdError::NoResource(id.to_string()))?;
-        return Ok(strip_app(r).to_string());
+        let key = strip_app(r).to_string();
+        // The backup input is named as in an RTMP key's query.
+        return Ok(if backup {
+            format!("{key}?backup=1")
+        } else {
+            key
+        });
     }
     if let Some((mode, key)) = id.split_once(':') {
         return match mode {
@@ -110,6 +118,16 @@ mod tests {
         ] {
             assert_eq!(publish_key(id), Ok("cam1".to_string()), "{id}");
         }
+    }
+
+    #[test]
+    fn a_backup_entry_names_the_backup_input() {
+        assert_eq!(
+            publish_key("#!::r=cam1,m=publish,backup=1"),
+            Ok("cam1?backup=1".into())
+        );
+        assert_eq!(publish_key("#!::r=cam1,backup=0"), Ok("cam1".into()));
+        assert_eq!(publish_key("cam1?backup=1"), Ok("cam1?backup=1".into()));
     }
 
     #[test]

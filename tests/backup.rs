@@ -1,0 +1,154 @@
+//! A backup input (issue 27): a second publisher of a live stream marked
+//! `?backup=1` (RTMP) or `backup=1` in the SRT stream id is kept ready; when
+//! the primary dies the stream switches to it (same URLs, no ENDLIST), and
+//! back to the primary once it has delivered for `ingest.failback_after`.
+//! Real ffmpeg publishers, killed with SIGKILL; what is served is decoded.
+
+mod common;
+
+use std::time::Duration;
+
+use common::picture::{near, picture};
+use common::*;
+
+const ONE_RUNG: &str = "[[transcode.rungs]]\nname = \"240p\"\nheight = 240\nbitrate_kbps = 300\n";
+
+const RED: (u8, u8, u8) = (255, 0, 0);
+
+fn media(server: &Server, rendition: &str) -> Media {
+    parse_media(&get(&server.url(&format!("/live/main/{rendition}/index.m3u8"))).text())
+}
+
+/// The middle of segment `msn`'s first picture on the 240p rung is red.
+fn red_at(server: &Server, m: &Media, msn: u64) -> bool {
+    let rgb = picture(server, "main", "240p", m, msn);
+    let o = (15 * 70 + 35) * 3;
+    near(&rgb[o..o + 3], RED)
+}
+
+#[test]
+fn the_backup_takes_over_when_the_primary_dies_and_gives_back_once_it_is_healthy() {
+    let server = Server::start(&format!(
+        "[ingest]\nreconnect_grace = 30.0\nfailback_after = 3.0\n{ONE_RUNG}"
+    ));
+    let mut primary = Publisher::start(&server.rtmp_url("main"), Publish::default());
+    wait_rendition(&server, "main", "240p", 2, Duration::from_secs(30));
+    // The backup over SRT, a red picture so the test can tell them apart.
+    let _backup = Publisher::start(
+        &server.srt_url("#!::r=main,m=publish,backup=1", ""),
+        Publish {
+            picture: "color=c=red",
+            ..Default::default()
+        },
+    );
+    let before = poll(Duration::from_secs(30), || {
+        let api = get(&format!("http://{}/api/v1/streams/main", server.admin)).text();
+        if api.contains("\"backup\":\"connected\"") {
+            Ok(media(&server, "240p"))
+        } else {
+            Err(api)
+        }
+    });
+    // Not served while the primary is healthy.
+    std::thread::sleep(Duration::from_secs(2));
+    let healthy = media(&server, "240p");
+    assert_eq!(healthy.discontinuities, 0, "{}", healthy.text);
+    let last = msn_of(&healthy.segments.last().unwrap().0);
+    assert!(!red_at(&server, &healthy, last), "the backup was served");
+
+    primary.kill();
+    let switched = wait_discontinuities(&server, "main", "240p", 1, 2);
+    let at = switched.discontinuity_msns[0];
+    assert!(
+        red_at(&server, &switched, at + 1),
+        "not the backup after the switch"
+    );
+    assert!(!switched.endlist);
+    assert_eq!(
+        switched.media_sequence, before.media_sequence,
+        "the same playlist"
+    );
+    assert_eq!(
+        server.metric("castline_input_active{stream=\"main\",input=\"backup\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        server.metric("castline_input_switches_total{reason=\"input_lost\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        server.metric("castline_input_switches_total{reason=\"slate\"}"),
+        None,
+        "no slate while the backup delivers"
+    );
+
+    // The primary comes back: after 3 s of delivery the stream returns to it.
+    let _again = Publisher::start(&server.rtmp_url("main"), Publish::default());
+    let back = wait_discontinuities(&server, "main", "240p", 2, 2);
+    let at = back.discontinuity_msns[1];
+    assert!(
+        !red_at(&server, &back, at + 1),
+        "still the backup after failback"
+    );
+    assert_eq!(
+        server.metric("castline_input_switches_total{reason=\"failback\"}"),
+        Some(1.0)
+    );
+    let audio = wait_discontinuities(&server, "main", "audio", 2, 2);
+    assert_one_timeline(&[("240p", &back), ("audio", &audio)], 1.0 / 30.0);
+    assert_decodes(&server, "main", "240p", &back);
+    assert_decodes(&server, "main", "audio", &audio);
+}
+
+#[test]
+fn a_backup_without_a_primary_a_third_publisher_and_a_wrong_key_are_refused() {
+    let server = Server::start(
+        "[ingest]\nreconnect_grace = 3.0\n[ingest.keys]\n\"k-main\" = \"main\"\n\"k-other\" = \"other\"\n[transcode]\nenabled = false\n",
+    );
+    let short = Publish {
+        seconds: 4,
+        ..Default::default()
+    };
+    // A backup for a stream nobody publishes.
+    let (ok, _) =
+        Publisher::start(&server.rtmp_url("k-other?backup=1"), short).wait(Duration::from_secs(20));
+    assert!(!ok, "a backup without a primary must be refused");
+    assert_eq!(
+        server.metric("castline_rtmp_errors_total{reason=\"no_primary\"}"),
+        Some(1.0)
+    );
+    assert_eq!(get(&server.url("/live/other/index.m3u8")).status, 404);
+
+    let _primary = Publisher::start(&server.rtmp_url("k-main"), Publish::default());
+    let first = wait_segments(&server, "main", 2, Duration::from_secs(30));
+    let _backup = Publisher::start(&server.rtmp_url("k-main?backup=1"), Publish::default());
+    poll(Duration::from_secs(20), || {
+        let api = get(&format!("http://{}/api/v1/streams/main", server.admin)).text();
+        if api.contains("\"backup\":\"connected\"") && api.contains("\"active\":\"primary\"") {
+            Ok(())
+        } else {
+            Err(api)
+        }
+    });
+    // A second backup while the first sends: held, then refused.
+    let (ok, _) =
+        Publisher::start(&server.rtmp_url("k-main?backup=1"), short).wait(Duration::from_secs(20));
+    assert!(!ok, "a third publisher must be refused");
+    assert_eq!(
+        server.metric("castline_rtmp_errors_total{reason=\"still_sending\"}"),
+        Some(1.0)
+    );
+    // A backup with a wrong key.
+    let (ok, _) =
+        Publisher::start(&server.rtmp_url("guess?backup=1"), short).wait(Duration::from_secs(20));
+    assert!(!ok, "a backup with a wrong key must be refused");
+    // The live stream never noticed.
+    let later = wait_segments(
+        &server,
+        "main",
+        first.segments.len() + 3,
+        Duration::from_secs(30),
+    );
+    assert_eq!(later.discontinuities, 0, "{}", later.text);
+    assert!(!later.endlist);
+}
