@@ -74,6 +74,7 @@ bench: deps-bench
 	CASTLINE_NICE=-10 STARTS=8 bash benches/player_latency.sh
 	bash benches/player_qoe.sh
 	bash benches/origin_tier.sh
+	bash benches/failover.sh
 
 lint:
 	$(CARGO) fmt --check

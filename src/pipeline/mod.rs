@@ -118,8 +118,9 @@ pub async fn run(
             .pipeline_queue_events
             .get_or_create(&label)
             .set(rx.len() as i64);
-        if let Ok(HubEvent::Media(_, au)) = &event {
-            if au.track == TrackKind::Video {
+        if let Ok(HubEvent::Media(input, au)) = &event {
+            // The input served: the other runs on a clock of its own.
+            if au.track == TrackKind::Video && standby.serves(*input) {
                 if let Some(speed) = pace.video(au.pts, now) {
                     metrics.pipeline_speed.get_or_create(&label).set(speed);
                 }

@@ -220,6 +220,11 @@ impl Standby {
         }
     }
 
+    /// Whether `input` is the one served now.
+    pub(super) fn serves(&self, input: Input) -> bool {
+        matches!(self.active, Active::Input(a) if a == input)
+    }
+
     /// Whether the slate is on (a lost input's events are not a gap then).
     pub(super) fn on_slate(&self) -> bool {
         matches!(self.active, Active::Slate(_))
