@@ -32,7 +32,15 @@ fn the_backup_takes_over_when_the_primary_dies_and_gives_back_once_it_is_healthy
     let server = Server::start(&format!(
         "[ingest]\nreconnect_grace = 30.0\nfailback_after = 3.0\n{ONE_RUNG}"
     ));
-    let mut primary = Publisher::start(&server.rtmp_url("main"), Publish::default());
+    // No B-frames in the primary that dies (the known audio-MSN edge of
+    // issue 29 at a drop; see tests/slate.rs).
+    let mut primary = Publisher::start(
+        &server.rtmp_url("main"),
+        Publish {
+            bframes: 0,
+            ..Default::default()
+        },
+    );
     wait_rendition(&server, "main", "240p", 2, Duration::from_secs(30));
     // The backup over SRT, a red picture so the test can tell them apart.
     let _backup = Publisher::start(

