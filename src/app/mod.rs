@@ -569,6 +569,10 @@ impl App {
             ended = self.all_playlists_ended(),
             "draining: every stream's pipeline has finished; closing connections"
         );
+        // A viewer between two requests (it just got a playlist from before
+        // the end) asks once more and gets the ended one, instead of a
+        // refused connection.
+        tokio::time::sleep(ENDED_LINGER).await;
         self.life.accept.cancel();
         self.life.close.cancel();
         self.life.tasks.close();
@@ -594,6 +598,10 @@ impl App {
             .all(|r| r.progress().ended)
     }
 }
+
+/// How long the origin still answers after every playlist of a draining
+/// process has ended.
+const ENDED_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The open-files limit, raised first from the soft to the hard limit (a
 /// server's connections need descriptors; the soft default is often 1,024).
