@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::picture::{near, picture};
 use common::player::{assert_played, play, ONE_PLAYER};
+use common::relay::Relay;
 use common::*;
 
 const ONE_RUNG: &str = "[[transcode.rungs]]\nname = \"240p\"\nheight = 240\nbitrate_kbps = 300\n";
@@ -27,20 +28,25 @@ fn red_at(server: &Server, m: &Media, msn: u64) -> bool {
     near(&rgb[o..o + 3], RED)
 }
 
+/// Wait until the API shows stream `main`'s backup connected while the
+/// primary is served.
+fn backup_connected(server: &Server) {
+    poll(Duration::from_secs(30), || {
+        let api = get(&format!("http://{}/api/v1/streams/main", server.admin)).text();
+        if api.contains("\"backup\":\"connected\"") && api.contains("\"active\":\"primary\"") {
+            Ok(())
+        } else {
+            Err(api)
+        }
+    });
+}
+
 #[test]
 fn the_backup_takes_over_when_the_primary_dies_and_gives_back_once_it_is_healthy() {
     let server = Server::start(&format!(
         "[ingest]\nreconnect_grace = 30.0\nfailback_after = 3.0\n{ONE_RUNG}"
     ));
-    // No B-frames in the primary that dies (the known audio-MSN edge of
-    // issue 29 at a drop; see tests/slate.rs).
-    let mut primary = Publisher::start(
-        &server.rtmp_url("main"),
-        Publish {
-            bframes: 0,
-            ..Default::default()
-        },
-    );
+    let mut primary = Publisher::start(&server.rtmp_url("main"), Publish::default());
     wait_rendition(&server, "main", "240p", 2, Duration::from_secs(30));
     // The backup over SRT, a red picture so the test can tell them apart.
     let _backup = Publisher::start(
@@ -50,14 +56,8 @@ fn the_backup_takes_over_when_the_primary_dies_and_gives_back_once_it_is_healthy
             ..Default::default()
         },
     );
-    let before = poll(Duration::from_secs(30), || {
-        let api = get(&format!("http://{}/api/v1/streams/main", server.admin)).text();
-        if api.contains("\"backup\":\"connected\"") {
-            Ok(media(&server, "240p"))
-        } else {
-            Err(api)
-        }
-    });
+    backup_connected(&server);
+    let before = media(&server, "240p");
     // Not served while the primary is healthy.
     std::thread::sleep(Duration::from_secs(2));
     let healthy = media(&server, "240p");
@@ -131,14 +131,7 @@ fn a_backup_without_a_primary_a_third_publisher_and_a_wrong_key_are_refused() {
     let _primary = Publisher::start(&server.rtmp_url("k-main"), Publish::default());
     let first = wait_segments(&server, "main", 2, Duration::from_secs(30));
     let _backup = Publisher::start(&server.rtmp_url("k-main?backup=1"), Publish::default());
-    poll(Duration::from_secs(20), || {
-        let api = get(&format!("http://{}/api/v1/streams/main", server.admin)).text();
-        if api.contains("\"backup\":\"connected\"") && api.contains("\"active\":\"primary\"") {
-            Ok(())
-        } else {
-            Err(api)
-        }
-    });
+    backup_connected(&server);
     // A second backup while the first sends: held, then refused.
     let (ok, _) =
         Publisher::start(&server.rtmp_url("k-main?backup=1"), short).wait(Duration::from_secs(20));
@@ -189,4 +182,62 @@ fn hlsjs_plays_on_when_the_primary_dies_and_the_backup_takes_over() {
         server.metric("castline_input_switches_total{reason=\"input_lost\"}"),
         Some(1.0)
     );
+}
+
+/// One encoder's two outputs (ffmpeg's tee muxer: one to the primary URL,
+/// one to the backup URL) carry the same frames. When the primary's route
+/// dies (a relay in front of it is cut; the encoder carries on), the stream
+/// goes on from the backup with no discontinuity: the same MSNs and init,
+/// every segment as long as the others, decoded across the switch.
+#[test]
+fn one_encoders_two_outputs_switch_with_no_discontinuity() {
+    let server = Server::start(&format!("[ingest]\nreconnect_grace = 30.0\n{ONE_RUNG}"));
+    let relay = Relay::start(server.rtmp);
+    // A leaked &'static str for the Publish struct; one per test run.
+    let backup: &'static str =
+        Box::leak(format!("{}?backup=1", server.rtmp_url("main")).into_boxed_str());
+    let _encoder = Publisher::start(
+        &format!("rtmp://{}/live/main", relay.addr),
+        Publish {
+            tee: Some(backup),
+            ..Default::default()
+        },
+    );
+    wait_rendition(&server, "main", "240p", 2, Duration::from_secs(30));
+    backup_connected(&server);
+    std::thread::sleep(Duration::from_secs(1));
+    relay.cut();
+    poll(Duration::from_secs(20), || {
+        let on = server.metric("castline_input_active{stream=\"main\",input=\"backup\"}");
+        (on == Some(1.0)).then_some(()).ok_or(format!("{on:?}"))
+    });
+    let at = msn_of(&media(&server, "240p").parts.last().unwrap().0);
+    let names = ["240p", "audio"];
+    let ms: Vec<Media> = poll(Duration::from_secs(30), || {
+        let ms: Vec<Media> = names.iter().map(|r| media(&server, r)).collect();
+        let past = |m: &Media| m.segments.last().is_some_and(|(u, _)| msn_of(u) >= at + 3);
+        if ms.iter().all(past) {
+            Ok(ms)
+        } else {
+            Err(ms[0].text.clone())
+        }
+    });
+    assert_eq!(
+        server.metric("castline_input_switches_total{reason=\"input_lost\"}"),
+        Some(1.0)
+    );
+    for (name, m) in names.iter().zip(&ms) {
+        assert_eq!(m.discontinuities, 0, "{name}:\n{}", m.text);
+        assert_eq!(m.maps.len(), 1, "{name}: one init:\n{}", m.text);
+        assert!(!m.endlist);
+    }
+    let named: Vec<(&str, &Media)> = names.iter().copied().zip(&ms).collect();
+    assert_one_timeline(&named, 1.0 / 30.0);
+    // No frame lost or shown twice at the switch: every video segment after
+    // the first lasts its 30 frames.
+    for (uri, d) in ms[0].segments.iter().skip(1) {
+        assert!((d - 1.0).abs() < 0.01, "{uri} lasts {d} s:\n{}", ms[0].text);
+    }
+    assert_decodes(&server, "main", "240p", &ms[0]);
+    assert_decodes(&server, "main", "audio", &ms[1]);
 }

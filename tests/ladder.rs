@@ -1139,16 +1139,12 @@ fn the_scale_graph_feeds_every_rung_at_its_size_across_a_resolution_change() {
 #[test]
 fn every_rendition_keeps_one_timeline_across_a_reconnect_and_the_end() {
     let server = Server::start(&format!("[ingest]\nreconnect_grace = 15.0\n{SMALL_LADDER}"));
-    // No B-frames in the session that drops: with them the video goes out
-    // two frames ahead of the audio, and a drop in that window leaves a cut
-    // the video used and the audio never reached, so the audio skips that
-    // MSN (a known edge, not fixed yet: it needs an EXT-X-GAP or a silent
-    // segment; seen in 1 of 4 runs).
+    // B-frames, as OBS sends: the drop may come while the video is past a
+    // cut the audio has not reached (the audio is then filled with silence).
     let mut first = Publisher::start(
         &server.rtmp_url("again"),
         Publish {
             size: "640x480",
-            bframes: 0,
             ..Default::default()
         },
     );
@@ -1205,5 +1201,90 @@ fn every_rendition_keeps_one_timeline_across_a_reconnect_and_the_end() {
                 m.text
             );
         }
+    }
+}
+
+/// With B-frames the video goes out ahead of its presentation time, so a
+/// session can end with the video past a cut the audio never reached; the
+/// audio then lacked that MSN (issue 29's reconnect edge). Here the audio
+/// input ends 4.9 s in while the video goes on: the same state, held long
+/// enough to end the session in it, by a drop (the slate follows) and by
+/// an unpublish (the end). The audio is filled with silence up to where
+/// the video stopped, so it lists every MSN the video renditions list.
+#[test]
+fn the_audio_lists_every_msn_the_video_does_when_a_session_ends_with_the_video_ahead() {
+    let server = Server::start(&format!("[ingest]\nreconnect_grace = 3.0\n{SMALL_LADDER}"));
+    let short = |seconds| Publish {
+        size: "640x480",
+        audio_ends: Some("4.9"),
+        seconds,
+        ..Default::default()
+    };
+    let mut dropped = Publisher::start(&server.rtmp_url("dropped"), short(60));
+    let ended = Publisher::start(&server.rtmp_url("ended"), short(7));
+    // The video is two cuts past the audio's end when the publisher drops.
+    wait_rendition(&server, "dropped", "240p", 7, Duration::from_secs(60));
+    dropped.kill();
+    let (ok, err) = ended.wait(Duration::from_secs(60));
+    assert!(ok, "ffmpeg failed: {err}");
+    let names = ["360p", "240p", "audio"];
+    for (stream, breaks) in [("dropped", 1), ("ended", 0)] {
+        let ms: Vec<Media> = names
+            .iter()
+            .map(|r| wait_for_endlist(&server, &format!("/live/{stream}/{r}/index.m3u8")))
+            .collect();
+        let named: Vec<(&str, &Media)> = names.iter().copied().zip(&ms).collect();
+        assert_one_timeline(&named, 1.0 / 30.0);
+        let msns = |m: &Media| {
+            m.segments
+                .iter()
+                .map(|(u, _)| msn_of(u))
+                .collect::<Vec<_>>()
+        };
+        for (name, m) in &named {
+            assert_eq!(
+                msns(m),
+                msns(&ms[0]),
+                "{stream}/{name}:\n{}\n{}",
+                m.text,
+                ms[0].text
+            );
+            assert_eq!(
+                m.discontinuity_msns.len(),
+                breaks,
+                "{stream}/{name}:\n{}",
+                m.text
+            );
+            assert_eq!(
+                m.discontinuity_msns, ms[0].discontinuity_msns,
+                "{stream}/{name}"
+            );
+        }
+        // The video went on past the audio's end (4.9 s): at least MSN 6
+        // (its own media, before any slate) is in the audio too.
+        let video_only = ms[1]
+            .segments
+            .iter()
+            .filter(|(u, _)| {
+                ms[1]
+                    .discontinuity_msns
+                    .first()
+                    .is_none_or(|d| msn_of(u) < *d)
+            })
+            .count();
+        assert!(video_only >= 6, "{stream}: {}", ms[1].text);
+        // The silence decodes, and the publisher's session (the first
+        // init) lasts as long in the audio as in the video.
+        let video = assert_decodes(&server, stream, "240p", &ms[1]);
+        let audio = assert_decodes(&server, stream, "audio", &ms[2]);
+        let length = |f: &tempfile::TempPath, kind: &str| {
+            probe_streams(&f.to_path_buf())
+                .into_iter()
+                .find(|(k, _, _)| k == kind)
+                .map(|(_, _, d)| d)
+                .expect("a stream")
+        };
+        let (v, a) = (length(&video, "video"), length(&audio, "audio"));
+        assert!((v - a).abs() < 0.1, "{stream}: video {v} s, audio {a} s");
     }
 }

@@ -41,6 +41,20 @@ pub struct AccessUnit {
     pub received: Instant,
 }
 
+impl AccessUnit {
+    /// One raw AAC frame presented at `pts` (audio frames are all sync samples).
+    pub fn audio(pts: i64, data: Bytes, received: Instant) -> AccessUnit {
+        AccessUnit {
+            track: TrackKind::Audio,
+            dts: pts,
+            pts,
+            keyframe: true,
+            data,
+            received,
+        }
+    }
+}
+
 /// The tracks of one publishing session, known before its first access unit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MediaInfo {

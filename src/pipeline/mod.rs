@@ -10,6 +10,7 @@
 //! its VOD time is over.
 
 mod lag;
+mod splice;
 mod standby;
 
 pub use standby::InputRules;
@@ -25,10 +26,11 @@ use tokio::task::JoinSet;
 use crate::config::RungConfig;
 use crate::hub::HubEvent;
 use crate::media::aac::SAMPLES_PER_FRAME;
-use crate::media::{rescale, AccessUnit, MediaInfo, TrackKind, VIDEO_TIMESCALE};
+use crate::media::{rescale, AacConfig, AccessUnit, MediaInfo, TrackKind, VIDEO_TIMESCALE};
 use crate::metrics::{Metrics, ReasonLabel, StreamLabel};
 use crate::package::packager::{self, Input, PackagerConfig, RenditionPackager};
 use crate::publish::{Session, SessionPlan, Target};
+use crate::slate;
 use crate::transcode::encoder::{Backend, Presets};
 use crate::transcode::plan;
 use crate::transcode::schedule::{Cut, CutMode, CutSchedule};
@@ -214,6 +216,12 @@ struct Renditions {
     held: VecDeque<HeldAudio>,
     /// Said once per stream: the video fell too far behind the audio.
     told_audio_ahead: bool,
+    /// The audio track's config in this session (what silence must fit).
+    audio_config: Option<AacConfig>,
+    /// Where this session's next audio frame is presented (audio ticks).
+    audio_next: Option<i64>,
+    /// The latest presentation time of this session's video (90 kHz).
+    video_end: Option<i64>,
 }
 
 /// An audio frame on its way to the audio rendition.
@@ -223,6 +231,10 @@ struct HeldAudio {
     /// The schedule already knows the next frame opens a segment.
     cut_follows: bool,
 }
+
+/// The most silence one session end may add to the audio (about 10 s at
+/// 48 kHz): more is not a B-frame lead but a publisher that stopped its audio.
+const MAX_SILENCE: usize = 470;
 
 /// Audio frames held while the video catches up with a cut (about 5.5 s at
 /// 48 kHz): past it the video is not coming, and the audio goes on alone.
@@ -305,6 +317,9 @@ impl Renditions {
             told_long_gop: false,
             held: VecDeque::new(),
             told_audio_ahead: false,
+            audio_config: info.audio.clone(),
+            audio_next: None,
+            video_end: None,
         }
     }
 
@@ -324,13 +339,15 @@ impl Renditions {
     /// New tracks (a reconnect, or a new sequence header): timestamps start
     /// over, so the next frame opens a new segment behind a discontinuity.
     async fn tracks(&mut self, info: Arc<MediaInfo>) -> bool {
+        let mut ok = self.owe_silence().await;
         let unused = self.drop_held_audio();
         self.schedule.new_session();
         if let Some(msn) = unused {
             self.schedule.take_back(msn);
         }
         self.audio_rate = info.timescale(TrackKind::Audio);
-        let mut ok = true;
+        self.audio_config = info.audio.clone();
+        (self.audio_next, self.video_end) = (None, None);
         if let (Some(tx), Some(a)) = (&self.audio, info.audio_only()) {
             ok &= tx.send(Input::Tracks(Arc::new(a))).await.is_ok();
         }
@@ -354,6 +371,7 @@ impl Renditions {
             .unwrap_or_else(SystemTime::now);
         match au.track {
             TrackKind::Video => {
+                self.video_end = self.video_end.max(Some(au.pts));
                 let cut = self.schedule.video(au.pts, au.keyframe, wall);
                 // Only the passthrough rung serves source frames as they
                 // are; transcoded rungs force an IDR at every cut.
@@ -386,6 +404,7 @@ impl Renditions {
                 if self.audio.is_none() {
                     return true;
                 }
+                self.audio_next = Some(au.pts + SAMPLES_PER_FRAME);
                 // AAC frames are 1024 samples: where the next one is presented is known.
                 let next = rescale(au.pts + SAMPLES_PER_FRAME, self.audio_rate, VIDEO_TIMESCALE);
                 let frame = HeldAudio {
@@ -427,6 +446,63 @@ impl Renditions {
         ok
     }
 
+    /// The session ends (new tracks, lost input, the end) with the video past
+    /// a cut the audio has not reached (with B-frames the video goes out
+    /// ahead of its presentation time): the audio gets silence from where it
+    /// stopped to where the video did, so it lists every MSN the video
+    /// renditions list, at the same instant. Only for AAC-LC, which FFmpeg's
+    /// silence fits; other audio is left short (logged).
+    async fn owe_silence(&mut self) -> bool {
+        let (Some(tx), Some(config), Some(next), Some(video_end)) = (
+            self.audio.clone(),
+            self.audio_config.clone(),
+            self.audio_next,
+            self.video_end,
+        ) else {
+            return true;
+        };
+        if !self.held.is_empty() || !self.schedule.audio_owed() {
+            return true;
+        }
+        let rate = self.audio_rate;
+        let owed = rescale(video_end, VIDEO_TIMESCALE, rate) - next;
+        if owed > MAX_SILENCE as i64 * SAMPLES_PER_FRAME {
+            tracing::info!(stream = %self.name, seconds = owed / rate.max(1) as i64, "the audio stopped long before the video: its last segments are left short");
+            return true;
+        }
+        let silence = match slate::silence::shared(config.sample_rate, config.channels).await {
+            Ok(s) if s.fits(&config) => s,
+            Ok(_) => {
+                tracing::info!(stream = %self.name, object_type = config.object_type, "the audio stopped short of the video's last segment and is not AAC-LC: it is not filled with silence");
+                return true;
+            }
+            Err(e) => {
+                tracing::warn!(stream = %self.name, error = %e, "no silence to fill the audio's last segment");
+                return true;
+            }
+        };
+        let (wall, received) = (SystemTime::now(), std::time::Instant::now());
+        let mut ok = true;
+        let mut pts = next;
+        for data in silence.frames.iter().cycle().take(MAX_SILENCE) {
+            let at = rescale(pts, rate, VIDEO_TIMESCALE);
+            let owed = self.schedule.audio_owed();
+            if !owed && (at > video_end || self.schedule.audio_cut_before(at)) {
+                break;
+            }
+            let opens = self.schedule.audio(at, wall);
+            let au = AccessUnit::audio(pts, data.clone(), received);
+            ok &= tx
+                .send(Input::Media(au, opens.map(|c| c.segment())))
+                .await
+                .is_ok();
+            pts += SAMPLES_PER_FRAME;
+        }
+        tracing::debug!(stream = %self.name, frames = (pts - next) / SAMPLES_PER_FRAME, "the audio's last segment is filled with silence up to the video's end");
+        self.audio_next = Some(pts);
+        ok
+    }
+
     /// The session ended with audio held at a cut the video never reached:
     /// drop it. Returns the first such cut's MSN (no rendition used it).
     fn drop_held_audio(&mut self) -> Option<u64> {
@@ -445,12 +521,12 @@ impl Renditions {
     /// Input was lost: every rendition closes what it has and resumes at the
     /// next cut, so MSN N still names the same instant everywhere.
     async fn gap(&mut self) -> bool {
+        let mut ok = self.owe_silence().await;
         let unused = self.drop_held_audio();
         self.schedule.restart();
         if let Some(msn) = unused {
             self.schedule.take_back(msn);
         }
-        let mut ok = true;
         for tx in self.audio.iter().chain(self.source.iter()) {
             ok &= tx.send(Input::Gap).await.is_ok();
         }
@@ -463,6 +539,7 @@ impl Renditions {
     /// End every rendition, wait for their packagers, and hand back the
     /// session to end.
     async fn end(mut self) -> Session {
+        self.owe_silence().await;
         self.drop_held_audio();
         for tx in self.audio.iter().chain(self.source.iter()) {
             let _ = tx.send(Input::End).await;

@@ -5,9 +5,11 @@
 //! active input has sent nothing for `ingest.failover_after` and the other
 //! is delivering, the stream switches to it, starting at its held keyframe;
 //! when there is none to switch to and nothing has come for `slate.after`,
-//! the slate takes over. Each switch is a new session for the renditions
-//! (the schedule opens the next MSN behind a discontinuity, as for a
-//! reconnect), so every rendition switches at the same MSN. An input comes
+//! the slate takes over. A switch between two inputs carrying one encoder's
+//! frames (its outputs to both URLs) continues the timeline with no
+//! discontinuity ([`super::splice`]); any other switch is a new session for
+//! the renditions (the schedule opens the next MSN behind a discontinuity,
+//! as for a reconnect), so every rendition switches at the same MSN. An input comes
 //! back from the slate at its next keyframe; the stream returns from the
 //! backup to the primary once the primary has delivered for
 //! `ingest.failback_after` (if set). The slate starts where the input
@@ -16,6 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::splice::{Served, Splice};
 use super::Renditions;
 use crate::hub::Input;
 use crate::media::{AccessUnit, MediaInfo, TrackKind};
@@ -44,6 +47,11 @@ pub(super) struct Standby {
     inputs: [Watch; 2],
     active: Active,
     clip: Clips,
+    /// The frames last served from an input, to splice the other onto.
+    served: Served,
+    /// A failback found no splice at the primary's keyframe: at its next
+    /// one it switches anyway, behind a discontinuity.
+    failback_waited: bool,
     metrics: Arc<Metrics>,
     label: StreamLabel,
 }
@@ -63,6 +71,9 @@ struct Watch {
     since: Option<Instant>,
     /// While not active: its frames from its last keyframe on.
     held: Vec<AccessUnit>,
+    /// While active after a seamless switch: how its frames continue the
+    /// served timeline.
+    splice: Option<Splice>,
 }
 
 impl Watch {
@@ -133,6 +144,8 @@ impl Standby {
                 ready: None,
                 failed: false,
             },
+            served: Served::default(),
+            failback_waited: false,
             metrics,
             label,
         };
@@ -178,9 +191,16 @@ impl Standby {
         let w = self.watch(input);
         w.info = Some(info.clone());
         w.held.clear();
+        w.splice = None;
         w.heard(now, after);
+        if input == Input::Primary {
+            self.failback_waited = false;
+        }
         match self.active {
-            Active::Input(a) if a == input => stream.tracks(info).await,
+            Active::Input(a) if a == input => {
+                self.served.clear();
+                stream.tracks(info).await
+            }
             // Announced when the input is cut in, at a keyframe.
             _ => true,
         }
@@ -196,7 +216,7 @@ impl Standby {
         let (now, after) = (Instant::now(), self.rules.failover_after);
         self.watch(input).heard(now, after);
         if matches!(self.active, Active::Input(a) if a == input) {
-            return stream.media(au).await;
+            return self.serve(input, au, stream).await;
         }
         self.watch(input).hold(au);
         if self.watch(input).held.is_empty() {
@@ -208,9 +228,17 @@ impl Standby {
                 let w = &self.inputs[0];
                 let healthy = w.since.map(|t| now.duration_since(t));
                 let due = self.rules.failback_after;
-                // Back at the primary's next keyframe, once healthy long enough.
-                (w.held.len() == 1 && healthy.zip(due).is_some_and(|(h, d)| h >= d))
-                    .then_some("failback")
+                if healthy.zip(due).is_none_or(|(h, d)| h < d) {
+                    None
+                } else if self.splice_of(Input::Primary).is_some() {
+                    Some("failback")
+                } else if w.held.len() == 1 {
+                    // At a keyframe with no splice (the primary may be a
+                    // frame ahead of the backup): wait one GOP for one.
+                    std::mem::replace(&mut self.failback_waited, true).then_some("failback")
+                } else {
+                    None
+                }
             }
             Active::Input(_) => None,
         };
@@ -218,6 +246,39 @@ impl Standby {
             Some(reason) => self.switch_to(input, reason, stream).await,
             None => true,
         }
+    }
+
+    /// Hand a frame of the active `input` to the renditions (moved onto
+    /// the served clock after a seamless switch; skipped if served already).
+    async fn serve(&mut self, input: Input, au: AccessUnit, stream: &mut Renditions) -> bool {
+        let au = match &self.inputs[input as usize].splice {
+            Some(s) => match s.map(au) {
+                Some(au) => au,
+                None => return true,
+            },
+            None => au,
+        };
+        self.served.note(&au);
+        stream.media(au).await
+    }
+
+    /// How `input`'s held frames would continue what is served: only from
+    /// another input with the same tracks whose frames match the bytes
+    /// served (one encoder's two outputs).
+    fn splice_of(&self, input: Input) -> Option<Splice> {
+        let Active::Input(active) = self.active else {
+            return None;
+        };
+        let (from, to) = (
+            self.inputs[active as usize].info.as_deref()?,
+            &self.inputs[input as usize],
+        );
+        let info = to.info.as_deref()?;
+        if (&from.video, &from.audio) != (&info.video, &info.audio) {
+            return None;
+        }
+        let rate = info.audio.as_ref().map(|a| a.sample_rate);
+        self.served.splice(&to.held, rate)
     }
 
     /// Whether `input` is the one served now.
@@ -254,6 +315,7 @@ impl Standby {
             };
             tracing::warn!(stream = %self.label.stream, "no input: the slate runs until one comes back (or the reconnect grace ends)");
             self.count_switch("slate");
+            self.served.clear();
             if !stream.tracks(Arc::new(clip.info.clone())).await {
                 return false;
             }
@@ -274,8 +336,9 @@ impl Standby {
         true
     }
 
-    /// Cut `input` in: its tracks as a new session, then its held frames
-    /// from the keyframe on.
+    /// Cut `input` in: its held frames continue the timeline if they carry
+    /// what was served (one encoder's two outputs); otherwise its tracks
+    /// start a new session and its held frames follow from the keyframe.
     async fn switch_to(
         &mut self,
         input: Input,
@@ -290,19 +353,26 @@ impl Standby {
                 .get_or_create(&self.label)
                 .inc_by(shown);
         }
+        let splice = self.splice_of(input);
         let w = self.watch(input);
         let (Some(info), held) = (w.info.clone(), std::mem::take(&mut w.held)) else {
             return true;
         };
-        tracing::info!(stream = %self.label.stream, input = input.label(), reason, "the stream switches input");
+        w.splice = splice;
+        let seamless = splice.is_some();
+        tracing::info!(stream = %self.label.stream, input = input.label(), reason, seamless, "the stream switches input");
         self.active = Active::Input(input);
+        self.failback_waited = false;
         self.count_switch(reason);
         self.show_active();
-        if !stream.tracks(info).await {
-            return false;
+        if !seamless {
+            self.served.clear();
+            if !stream.tracks(info).await {
+                return false;
+            }
         }
         for au in held {
-            if !stream.media(au).await {
+            if !self.serve(input, au, stream).await {
                 return false;
             }
         }

@@ -11,7 +11,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::card::{card, Planes};
 use super::SlateError;
-use crate::media::{annexb, AacConfig, MediaInfo, VIDEO_TIMESCALE};
+use crate::media::{annexb, MediaInfo, VIDEO_TIMESCALE};
 use crate::transcode::encoder::{Backend, EncoderSettings, FrameInput};
 
 /// What a clip must match: the tracks of the stream it stands in for.
@@ -67,9 +67,6 @@ pub struct Clip {
 const GOP_SECONDS: f64 = 1.0;
 /// The slate is a still picture: a low rate keeps it sharp.
 const VIDEO_BITRATE: u64 = 1_000_000;
-/// Frames of silence encoded; the first ones carry the encoder's start-up.
-const AUDIO_FRAMES: usize = 24;
-const AUDIO_SKIP: usize = 4;
 
 impl Clip {
     /// Encode the clip for `shape`, showing `image` (any picture FFmpeg
@@ -93,9 +90,9 @@ impl Clip {
         }
         let (mut audio, mut audio_rate) = (Vec::new(), 48_000);
         if let Some((rate, channels)) = shape.audio {
-            let (config, frames) = encode_silence(rate, channels)?;
-            info.audio = Some(config);
-            audio = frames;
+            let silence = super::silence::encode(rate, channels)?;
+            info.audio = Some(silence.config);
+            audio = silence.frames;
             audio_rate = rate;
         }
         Ok(Clip {
@@ -210,16 +207,7 @@ fn encode_video(
     let mut enc = Backend::X264
         .open(&settings)
         .map_err(|e| SlateError::Encode(e.to_string()))?;
-    // SAFETY: the encoder is open; its extradata (SPS/PPS, global headers)
-    // lives as long as it does and is copied out here.
-    let extradata = unsafe {
-        let c = enc.as_ptr();
-        if (*c).extradata.is_null() || (*c).extradata_size <= 0 {
-            Vec::new()
-        } else {
-            std::slice::from_raw_parts((*c).extradata, (*c).extradata_size as usize).to_vec()
-        }
-    };
+    let extradata = crate::transcode::encoder::extradata(&enc);
     let config = annexb::avc_config(&extradata).map_err(|e| SlateError::Encode(e.to_string()))?;
     let count = (fps * GOP_SECONDS).round().max(1.0) as i64;
     let tick = |i: i64| i * VIDEO_TIMESCALE as i64 / count;
@@ -263,61 +251,6 @@ fn encode_video(
         )));
     }
     Ok((config, frames, tick(count)))
-}
-
-/// AAC-LC silence at `rate` and `channels`: its config and raw frames.
-fn encode_silence(rate: u32, channels: u8) -> Result<(AacConfig, Vec<Bytes>), SlateError> {
-    let fail = |e: ffmpeg::Error| SlateError::Encode(format!("AAC: {e}"));
-    let codec = ffmpeg::encoder::find(ffmpeg::codec::Id::AAC)
-        .ok_or_else(|| SlateError::Encode("no AAC encoder".into()))?;
-    let layout = ffmpeg::ChannelLayout::default(channels as i32);
-    let format = ffmpeg::format::Sample::F32(ffmpeg::format::sample::Type::Planar);
-    let mut enc = ffmpeg::codec::context::Context::new_with_codec(codec)
-        .encoder()
-        .audio()
-        .map_err(fail)?;
-    enc.set_rate(rate as i32);
-    enc.set_channel_layout(layout);
-    enc.set_channels(channels as i32);
-    enc.set_format(format);
-    enc.set_bit_rate(64_000);
-    enc.set_time_base(ffmpeg::Rational(1, rate as i32));
-    enc.set_flags(ffmpeg::codec::Flags::GLOBAL_HEADER);
-    let mut enc = enc.open_as(codec).map_err(fail)?;
-    // SAFETY: as for the video encoder's extradata (the AudioSpecificConfig).
-    let asc = unsafe {
-        let c = enc.as_ptr();
-        if (*c).extradata.is_null() || (*c).extradata_size <= 0 {
-            Vec::new()
-        } else {
-            std::slice::from_raw_parts((*c).extradata, (*c).extradata_size as usize).to_vec()
-        }
-    };
-    let config =
-        AacConfig::parse(Bytes::from(asc)).map_err(|e| SlateError::Encode(e.to_string()))?;
-    let samples = crate::media::aac::SAMPLES_PER_FRAME as usize;
-    let mut frame = ffmpeg::frame::Audio::new(format, samples, layout);
-    frame.set_rate(rate);
-    frame.set_channels(channels as u16);
-    for i in 0..frame.planes() {
-        frame.data_mut(i).fill(0);
-    }
-    let mut out = Vec::new();
-    for i in 0..AUDIO_FRAMES {
-        frame.set_pts(Some((i * samples) as i64));
-        enc.send_frame(&frame).map_err(fail)?;
-        let mut pkt = ffmpeg::Packet::empty();
-        while enc.receive_packet(&mut pkt).is_ok() {
-            if let Some(d) = pkt.data() {
-                out.push(Bytes::copy_from_slice(d));
-            }
-        }
-    }
-    let frames: Vec<Bytes> = out.into_iter().skip(AUDIO_SKIP).collect();
-    if frames.is_empty() {
-        return Err(SlateError::Encode("the AAC encoder gave no frames".into()));
-    }
-    Ok((config, frames))
 }
 
 #[cfg(test)]

@@ -92,14 +92,7 @@ impl Feed {
         let len = self.clip.audio.len() as u64;
         let data = self.clip.audio.get((self.audio % len.max(1)) as usize)?;
         let pts = self.audio as i64 * SAMPLES_PER_FRAME;
-        let au = AccessUnit {
-            track: TrackKind::Audio,
-            dts: pts,
-            pts,
-            keyframe: true,
-            data: data.clone(),
-            received: self.start,
-        };
+        let au = AccessUnit::audio(pts, data.clone(), self.start);
         let at = self.at(pts, self.clip.audio_rate);
         Some((au, at))
     }

@@ -10,6 +10,7 @@
 pub mod card;
 pub mod clip;
 pub mod feed;
+pub mod silence;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};

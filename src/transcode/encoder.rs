@@ -69,6 +69,21 @@ impl PartialEq for FrameInput {
     }
 }
 
+/// An open encoder's extradata (H.264 SPS/PPS, the AAC AudioSpecificConfig:
+/// its global headers), copied out; empty if it has none.
+pub fn extradata(ctx: &ffmpeg::codec::Context) -> Vec<u8> {
+    // SAFETY: the context is open; its extradata lives as long as it does
+    // and is copied out here.
+    unsafe {
+        let c = ctx.as_ptr();
+        if (*c).extradata.is_null() || (*c).extradata_size <= 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts((*c).extradata, (*c).extradata_size as usize).to_vec()
+        }
+    }
+}
+
 /// The pixel format an encoder is opened with: CUDA frames for NVENC fed
 /// from the GPU, planar YUV 4:2:0 in memory otherwise (libx264 cannot read
 /// GPU memory; the scale graph downloads its frames).

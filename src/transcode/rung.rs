@@ -227,16 +227,7 @@ impl RungWorker {
     /// Describe the encoder's track (from its SPS/PPS) to the packager when it
     /// is new or changed. False when the rung cannot go on.
     fn announce(&mut self, enc: &ffmpeg::encoder::Video) -> bool {
-        // SAFETY: the encoder is open; its extradata (SPS/PPS, global headers)
-        // lives as long as the encoder and is copied out here.
-        let extradata = unsafe {
-            let p = enc.as_ptr();
-            if (*p).extradata.is_null() || (*p).extradata_size <= 0 {
-                Vec::new()
-            } else {
-                std::slice::from_raw_parts((*p).extradata, (*p).extradata_size as usize).to_vec()
-            }
-        };
+        let extradata = super::encoder::extradata(enc);
         let config = match annexb::avc_config(&extradata) {
             Ok(c) => c,
             Err(e) => {

@@ -169,6 +169,13 @@ impl CutSchedule {
         !self.has_video || !self.video_pending.iter().any(|c| c.msn == msn)
     }
 
+    /// Whether the video has opened a cut the audio has not reached yet
+    /// (with B-frames the video goes out ahead of its presentation time):
+    /// if the session ends now, the audio owes that segment.
+    pub fn audio_owed(&self) -> bool {
+        self.has_video && !self.audio_pending.is_empty()
+    }
+
     /// The cut `msn` and any after it opened nothing in any rendition (the
     /// audio that reached them was held back and is dropped, the video never
     /// got there): their numbers go to the next cuts instead, so no MSN is
@@ -627,5 +634,31 @@ mod tests {
         // An audio-only stream has no video to wait for.
         let a = CutSchedule::new(CutMode::Interval { every: SECOND }, false);
         assert!(a.video_reached(7));
+    }
+
+    #[test]
+    fn a_cut_only_the_video_reached_is_owed_to_the_audio_until_it_gets_there() {
+        let mut s = CutSchedule::new(CutMode::Interval { every: SECOND }, true);
+        s.video(0, true, W);
+        s.audio(0, W);
+        assert!(!s.audio_owed());
+        // B-frames: the frame presented at 1.1 s goes out while the audio
+        // is at 0.95 s.
+        assert_eq!(
+            s.video(SECOND + SECOND / 10, false, W).map(|c| c.msn),
+            Some(1)
+        );
+        s.audio(SECOND * 95 / 100, W);
+        assert!(s.audio_owed());
+        // Audio up to the video's last frame: it opens cut 1, owes nothing,
+        // and the instant after is not a cut yet (only the video makes it).
+        assert_eq!(s.audio(SECOND + 100, W).map(|c| c.msn), Some(1));
+        assert!(!s.audio_owed());
+        assert!(!s.audio_cut_before(SECOND * 3 / 2));
+        assert!(s.audio_cut_before(2 * SECOND));
+        // An audio-only stream owes nothing to a video it does not have.
+        let mut a = CutSchedule::new(CutMode::Interval { every: SECOND }, false);
+        a.audio(0, W);
+        assert!(!a.audio_owed());
     }
 }

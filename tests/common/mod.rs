@@ -5,6 +5,7 @@ pub mod cache;
 pub mod cdn_proxy;
 pub mod picture;
 pub mod player;
+pub mod relay;
 pub mod rtmp_client;
 
 use std::io::{BufRead, BufReader, Read};
@@ -290,6 +291,8 @@ pub struct Publish {
     pub bframes: u32,
     /// The lavfi picture source: `testsrc2`, or e.g. `color=c=red`.
     pub picture: &'static str,
+    /// Seconds after which the audio input ends while the video goes on.
+    pub audio_ends: Option<&'static str>,
 }
 
 impl Default for Publish {
@@ -306,6 +309,7 @@ impl Default for Publish {
             fps: "30",
             bframes: 2,
             picture: "testsrc2",
+            audio_ends: None,
         }
     }
 }
@@ -326,6 +330,9 @@ impl Publisher {
             cmd.args(["-f", "lavfi", "-i", &src]);
         }
         if p.audio {
+            if let Some(t) = p.audio_ends {
+                cmd.args(["-t", t]);
+            }
             cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
         }
         let bframes = p.bframes.to_string();
@@ -354,6 +361,11 @@ impl Publisher {
             cmd.args(["-c:a", "aac", "-b:a", "64k"]);
         }
         cmd.args(["-t", &p.seconds.to_string()]);
+        if p.audio_ends.is_some() {
+            // Without audio the muxer would hold the video back for up to
+            // 10 s (its default interleaving wait) instead of sending it.
+            cmd.args(["-max_interleave_delta", "100000"]);
+        }
         match p.tee {
             Some(file) => {
                 let outputs = format!("[f=flv]{url}|[f=flv]{file}");
