@@ -188,9 +188,11 @@ fn hlsjs_plays_on_when_the_primary_dies_and_the_backup_takes_over() {
 /// one to the backup URL) carry the same frames. When the primary's route
 /// dies (a relay in front of it is cut; the encoder carries on), the stream
 /// goes on from the backup with no discontinuity: the same MSNs and init,
-/// every segment as long as the others, decoded across the switch.
+/// every segment as long as the others, decoded across the switch; hls.js
+/// plays through it.
 #[test]
 fn one_encoders_two_outputs_switch_with_no_discontinuity() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start(&format!("[ingest]\nreconnect_grace = 30.0\n{ONE_RUNG}"));
     let relay = Relay::start(server.rtmp);
     // A leaked &'static str for the Publish struct; one per test run.
@@ -203,9 +205,12 @@ fn one_encoders_two_outputs_switch_with_no_discontinuity() {
             ..Default::default()
         },
     );
-    wait_rendition(&server, "main", "240p", 2, Duration::from_secs(30));
+    wait_rendition(&server, "main", "240p", 4, Duration::from_secs(30));
     backup_connected(&server);
-    std::thread::sleep(Duration::from_secs(1));
+    let url = server.url("/live/main/index.m3u8");
+    let player = std::thread::spawn(move || play(&url, 20, None));
+    // About 6 s into playback the primary's route dies.
+    std::thread::sleep(Duration::from_secs(8));
     relay.cut();
     poll(Duration::from_secs(20), || {
         let on = server.metric("castline_input_active{stream=\"main\",input=\"backup\"}");
@@ -240,4 +245,9 @@ fn one_encoders_two_outputs_switch_with_no_discontinuity() {
     }
     assert_decodes(&server, "main", "240p", &ms[0]);
     assert_decodes(&server, "main", "audio", &ms[1]);
+    let (result, _) = player.join().unwrap();
+    eprintln!("{result}");
+    assert_played(&result, 15.0);
+    let stalled = result["stalledSeconds"].as_f64().unwrap_or(f64::MAX);
+    assert!(stalled <= 0.2, "hls.js stalled over the switch: {result}");
 }
