@@ -15,17 +15,18 @@
 # playlist stood still from the cut on, and whether it then has a
 # discontinuity (it should not: the backup is spliced on).
 #
-# Usage: benches/failover.sh            WINDOW=20 REPS=3
+# Usage: benches/failover.sh            WINDOW=20 REPS=3 MODES="none backup tee"
 # Needs target/release/castline (cargo build --release) and ffmpeg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/common.sh
 WINDOW="${WINDOW:-20}"
 REPS="${REPS:-3}"
+MODES="${MODES:-none backup tee}"
 [[ -x target/release/castline ]] || { echo "run cargo build --release first" >&2; exit 1; }
 TMP="$(mktemp -d -t castline-failover.XXXXXX)"
 PUBS=()
-trap 'kill ${CASTLINE:-} ${PUBS[@]:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+trap 'kill ${CASTLINE:-} ${PUBS[@]:-} 2>/dev/null || true; wait 2>/dev/null; rm -rf "$TMP"' EXIT
 
 cat > "$TMP/c.toml" <<EOF
 [ingest]
@@ -165,7 +166,7 @@ run() { # "backup" or "none"
 
 echo "# failover: 640x360 -> 360p+240p, WINDOW=${WINDOW}s, castline CPU-s per second, kill -> first new part"
 for rep in $(seq "$REPS"); do
-  run none "$rep"
-  run backup "$rep"
-  tee_run "$rep"
+  for mode in $MODES; do
+    if [[ $mode == tee ]]; then tee_run "$rep"; else run "$mode" "$rep"; fi
+  done
 done

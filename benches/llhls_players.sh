@@ -33,7 +33,7 @@ TMP="$(mktemp -d -t castline-players.XXXXXX)"
 chmod 755 "$TMP" # varnishd reads its VCL after dropping root
 printf '[transcode]\nenabled = false\n[origin]\nlisten_backlog = %s\n[[origin.cdn]]\nid = "varnish"\n' \
   "${BACKLOG:-4096}" > "$TMP/castline.toml"
-trap 'kill ${CASTLINE:-} ${FFMPEG:-} ${VARNISH:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+trap 'kill ${CASTLINE:-} ${FFMPEG:-} ${VARNISH:-} 2>/dev/null || true; wait 2>/dev/null; rm -rf "$TMP"' EXIT
 start_castline "$TMP/castline.toml" "$TMP/data"
 publish_testsrc load "$BITRATE"
 URL="http://$HTTP/live/load/source/index.m3u8"

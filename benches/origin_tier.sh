@@ -25,7 +25,7 @@ SECRET="a-push-secret-for-the-bench"
 ulimit -n "$(ulimit -Hn)" || true
 TMP="$(mktemp -d -t castline-tier.XXXXXX)"
 PIDS=()
-trap 'kill ${PIDS[@]:-} ${FFMPEG:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+trap 'kill ${PIDS[@]:-} ${FFMPEG:-} 2>/dev/null || true; wait 2>/dev/null; rm -rf "$TMP"' EXIT
 
 # quantiles METRICS_URL HISTOGRAM: p50 and p99 in ms over every series.
 quantiles() {

@@ -34,7 +34,7 @@ ulimit -n "$(ulimit -Hn)" || true
 TMP="$(mktemp -d -t castline-ceiling.XXXXXX)"
 chmod 755 "$TMP"
 printf '[transcode]\nenabled = false\n[origin]\nlisten_backlog = %s\n' "${BACKLOG:-4096}" > "$TMP/castline.toml"
-trap 'kill ${CASTLINE:-} ${FFMPEG:-} ${NGINX:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+trap 'kill ${CASTLINE:-} ${FFMPEG:-} ${NGINX:-} 2>/dev/null || true; wait 2>/dev/null; rm -rf "$TMP"' EXIT
 start_castline "$TMP/castline.toml" "$TMP/data"
 publish_testsrc ceiling 400k
 BASE="http://$HTTP/live/ceiling/source"

@@ -441,7 +441,7 @@ fn a_second_ingest_node_with_the_same_live_stream_is_refused_and_the_first_keeps
     let second = start_ingest(&[&a, &b], "[transcode]\nenabled = false\n");
     let mut one = Publisher::start(&first.rtmp_url("twice"), Publish::default());
     let before = wait_segments(&a, "twice", 2, Duration::from_secs(40));
-    let mut two = Publisher::start(&second.rtmp_url("twice"), Publish::default());
+    let two = Publisher::start(&second.rtmp_url("twice"), Publish::default());
     // The second node waits for the session to fall silent, then gives up.
     poll(Duration::from_secs(20), || {
         let refused =
@@ -460,8 +460,18 @@ fn a_second_ingest_node_with_the_same_live_stream_is_refused_and_the_first_keeps
     assert_eq!(after.discontinuities, 0, "{}", after.text);
     assert_eq!(after.maps, before.maps, "{}", after.text);
     next_part_alike(&a, &b, "twice");
+    // Its encoder is told, not left sending to a node that serves nothing
+    // of it: the second node closes its connection (ffmpeg then fails).
+    let (ok, err) = two.wait(Duration::from_secs(20));
+    assert!(
+        !ok && err != "timed out",
+        "the refused encoder stayed connected: {err}"
+    );
+    assert_eq!(
+        second.metric("castline_rtmp_errors_total{reason=\"live_elsewhere\"}"),
+        Some(1.0)
+    );
     one.kill();
-    two.kill();
 }
 
 #[test]

@@ -309,7 +309,7 @@ impl App {
                     pipeline_cfg.clone(),
                     target.clone(),
                     metrics2.clone(),
-                    stream.name().to_string(),
+                    stream.clone(),
                     stream.subscribe(),
                     stop_vod.clone(),
                 ));

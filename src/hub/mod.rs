@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, watch};
@@ -134,6 +134,8 @@ pub struct HubStream {
     bytes: AtomicU64,
     frames: AtomicU64,
     started: Instant,
+    /// The hub, to end the stream from its pipeline.
+    hub: Weak<Hub>,
 }
 
 /// One open stream as operators see it (`/api/v1/streams`).
@@ -161,8 +163,8 @@ struct InputState {
     session: u64,
     /// When its publisher dropped (for the other input's grace timer).
     dropped: Option<Instant>,
-    /// Tells the live session's connection it was taken over.
-    kick: Option<watch::Sender<bool>>,
+    /// Tells the live session's connection to close, and why.
+    kick: Option<watch::Sender<Option<Kick>>>,
     /// A claim is waiting for the takeover time ([`Hold`]).
     held: bool,
 }
@@ -171,6 +173,17 @@ impl PublishState {
     fn any_live(&self) -> bool {
         self.inputs.iter().any(|i| i.live)
     }
+}
+
+/// Why a publisher's connection is told to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// Another connection took its input over, the stream ended (its
+    /// primary unpublished), or the server drains.
+    Closed,
+    /// Another ingest pod already feeds the stream's session on the
+    /// origins: this pod's publish of it is refused.
+    LiveElsewhere,
 }
 
 /// What [`Hub::claim_or_hold`] gives.
@@ -232,7 +245,7 @@ impl Hub {
             for input in st.inputs.iter_mut() {
                 if let Some(kick) = input.kick.take() {
                     tracing::info!(stream = %s.name, "draining: the publisher is disconnected");
-                    let _ = kick.send(true);
+                    let _ = kick.send(Some(Kick::Closed));
                 }
             }
         }
@@ -350,7 +363,7 @@ impl Hub {
                     }));
                 }
                 if let Some(kick) = st.kick.take() {
-                    let _ = kick.send(true);
+                    let _ = kick.send(Some(Kick::Closed));
                 }
                 tracing::warn!(stream = name, input = input.label(), silent = ?silent, "the live publisher sent nothing for too long; a new connection takes the stream over");
             } else if st.session > 0 {
@@ -365,7 +378,7 @@ impl Hub {
             st.live = true;
             st.session += 1;
             st.dropped = None;
-            let (kick, kicked) = watch::channel(false);
+            let (kick, kicked) = watch::channel(None);
             st.kick = Some(kick);
             stream.touch(input);
             return Ok(Claimed::Now(Publisher {
@@ -382,7 +395,7 @@ impl Hub {
             return Err(HubError::NoPrimary(name.to_string()));
         }
         let (tx, _) = broadcast::channel(QUEUE_EVENTS);
-        let (kick, kicked) = watch::channel(false);
+        let (kick, kicked) = watch::channel(None);
         let mut state = PublishState::default();
         state.inputs[Input::Primary.index()] = InputState {
             live: true,
@@ -399,6 +412,7 @@ impl Hub {
             bytes: AtomicU64::new(0),
             frames: AtomicU64::new(0),
             started: Instant::now(),
+            hub: Arc::downgrade(self),
         });
         stream.touch(Input::Primary);
         streams.insert(name.to_string(), stream.clone());
@@ -467,6 +481,11 @@ impl Hub {
     /// End the stream now (its primary unpublished, or the server drains):
     /// every input still connected is told to close.
     fn end_now(&self, stream: &Arc<HubStream>) {
+        self.end_with(stream, Kick::Closed);
+    }
+
+    /// End the stream now, telling every input still connected why.
+    fn end_with(&self, stream: &Arc<HubStream>, why: Kick) {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         {
             let mut st = stream.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -477,7 +496,7 @@ impl Hub {
             for input in st.inputs.iter_mut() {
                 input.live = false;
                 if let Some(kick) = input.kick.take() {
-                    let _ = kick.send(true);
+                    let _ = kick.send(Some(why));
                 }
             }
         }
@@ -533,6 +552,15 @@ impl HubStream {
         &self.name
     }
 
+    /// End the stream now: its session is live on another ingest pod, so
+    /// this pod's publish is refused. Its connections are told so
+    /// ([`Kick::LiveElsewhere`]) and close; the encoder may try again.
+    pub fn refuse_live_elsewhere(self: &Arc<Self>) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.end_with(self, Kick::LiveElsewhere);
+        }
+    }
+
     /// A new bounded queue of this stream's events.
     pub fn subscribe(&self) -> broadcast::Receiver<HubEvent> {
         self.tx.subscribe()
@@ -560,7 +588,7 @@ pub struct Publisher {
     input: Input,
     session: u64,
     finished: bool,
-    kicked: watch::Receiver<bool>,
+    kicked: watch::Receiver<Option<Kick>>,
     window: QueueWindow,
 }
 
@@ -627,10 +655,15 @@ impl Publisher {
         Ok(())
     }
 
-    /// Resolves when a new connection has taken this stream over: the
-    /// connection holding this publisher should then close.
-    pub async fn taken_over(&mut self) {
-        let _ = self.kicked.wait_for(|k| *k).await;
+    /// Resolves when the connection holding this publisher should close
+    /// (a new connection took the stream over, the stream ended, the server
+    /// drains, or the stream is live elsewhere), and says why.
+    pub async fn taken_over(&mut self) -> Kick {
+        match self.kicked.wait_for(|k| k.is_some()).await {
+            Ok(k) => k.unwrap_or(Kick::Closed),
+            // The hub let go of the stream.
+            Err(_) => Kick::Closed,
+        }
     }
 
     /// The publisher unpublished deliberately. The primary's unpublish

@@ -311,3 +311,38 @@ async fn draining_refuses_new_publishers_and_ends_streams_without_grace() {
         .expect("all_closed resolves when the last stream ends")
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_stream_refused_as_live_elsewhere_ends_and_tells_its_publishers_why() {
+    let streams: Arc<Mutex<Vec<Arc<HubStream>>>> = Arc::default();
+    let s2 = streams.clone();
+    let h = Hub::new(
+        HubLimits {
+            grace: Duration::from_secs(10),
+            takeover_after: Duration::from_millis(100),
+            max_queue_bytes: 10_000,
+        },
+        Box::new(move |s| s2.lock().unwrap().push(s.clone())),
+    );
+    let mut primary = h.claim("a").unwrap();
+    let mut backup = claim_backup(&h, "a").unwrap();
+    let mut rx = streams.lock().unwrap()[0].subscribe();
+    streams.lock().unwrap()[0].refuse_live_elsewhere();
+    assert!(h.open_stream_names().is_empty(), "ended at once, no grace");
+    assert!(ended(&mut rx));
+    for p in [&mut primary, &mut backup] {
+        let why = tokio::time::timeout(Duration::from_secs(1), p.taken_over())
+            .await
+            .expect("told to close");
+        assert_eq!(why, Kick::LiveElsewhere);
+    }
+    // A takeover says so too.
+    let (hub, _subs) = hub(50);
+    let mut old = hub.claim("b").unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let _new = hub.claim("b").unwrap();
+    let why = tokio::time::timeout(Duration::from_secs(1), old.taken_over())
+        .await
+        .unwrap();
+    assert_eq!(why, Kick::Closed);
+}

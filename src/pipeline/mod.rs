@@ -12,6 +12,7 @@
 mod lag;
 mod splice;
 mod standby;
+mod watch;
 
 pub use standby::InputRules;
 
@@ -24,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::config::RungConfig;
-use crate::hub::HubEvent;
+use crate::hub::{HubEvent, HubStream};
 use crate::media::aac::SAMPLES_PER_FRAME;
 use crate::media::{rescale, AacConfig, AccessUnit, MediaInfo, TrackKind, VIDEO_TIMESCALE};
 use crate::metrics::{Metrics, ReasonLabel, StreamLabel};
@@ -73,17 +74,19 @@ pub struct PipelineConfig {
     pub inputs: InputRules,
 }
 
-/// Run the pipeline of the stream `name` until it ends, publishing to
-/// `target`; then its session ends there (kept as VOD for `vod_keep`, or
-/// until `stop_vod` is cancelled: the process leaves).
+/// Run the pipeline of the hub's stream `hub_stream` (read from `rx`)
+/// until it ends, publishing to `target`; then its session ends there (kept
+/// as VOD for `vod_keep`, or until `stop_vod` is cancelled: the process
+/// leaves).
 pub async fn run(
     cfg: Arc<PipelineConfig>,
     target: Arc<Target>,
     metrics: Arc<Metrics>,
-    name: String,
+    hub_stream: Arc<HubStream>,
     mut rx: broadcast::Receiver<HubEvent>,
     stop_vod: tokio_util::sync::CancellationToken,
 ) {
+    let name = hub_stream.name().to_string();
     let info = loop {
         match rx.recv().await {
             Ok(HubEvent::Tracks(_, info)) => break info,
@@ -92,6 +95,11 @@ pub async fn run(
         }
     };
     let mut stream = Renditions::build(&cfg, &target, &name, metrics.clone(), &info).await;
+    if stream.session.refused() {
+        // Its encoder is told, by a closed connection, rather than left
+        // sending to a pod that serves nothing of it.
+        hub_stream.refuse_live_elsewhere();
+    }
     let label = StreamLabel {
         stream: name.clone(),
     };

@@ -1,9 +1,9 @@
 //! Which input feeds the renditions: the primary, the backup, or the slate.
 //!
 //! Only the active input's events go through; the other input is kept
-//! ready (its frames since its last keyframe held, bounded). When the
+//! ready (its last two GOPs held, bounded: [`super::watch`]). When the
 //! active input has sent nothing for `ingest.failover_after` and the other
-//! is delivering, the stream switches to it, starting at its held keyframe;
+//! is delivering, the stream switches to it, starting at its last keyframe;
 //! when there is none to switch to and nothing has come for `slate.after`,
 //! the slate takes over. A switch between two inputs carrying one encoder's
 //! frames (its outputs to both URLs) continues the timeline with no
@@ -19,18 +19,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::splice::{Served, Splice};
+use super::watch::Watch;
 use super::Renditions;
 use crate::hub::Input;
-use crate::media::{AccessUnit, MediaInfo, TrackKind};
+use crate::media::{AccessUnit, MediaInfo};
 use crate::metrics::{InputLabel, Metrics, ReasonLabel, StreamLabel};
 use crate::slate::{Clip, Feed, Shape, SlateSettings};
 
 /// The furthest back the slate starts (a pipeline stalled that long does
 /// not get a burst of more).
 const MAX_BACKDATE: Duration = Duration::from_secs(2);
-/// Frames of a waiting input held from its last keyframe (about 8 s at
-/// 30 fps with audio): past it the GOP is too long to start from.
-const HELD_FRAMES: usize = 600;
 
 /// The rules, from config.
 #[derive(Debug, Clone)]
@@ -59,61 +57,6 @@ pub(super) struct Standby {
 enum Active {
     Input(Input),
     Slate(Feed),
-}
-
-/// What the pipeline knows of one input.
-#[derive(Default)]
-struct Watch {
-    info: Option<Arc<MediaInfo>>,
-    /// When it last sent something.
-    last: Option<Instant>,
-    /// Since when it has delivered with no silence past `failover_after`.
-    since: Option<Instant>,
-    /// While not active: its frames from its last keyframe on.
-    held: Vec<AccessUnit>,
-    /// While active after a seamless switch: how its frames continue the
-    /// served timeline.
-    splice: Option<Splice>,
-}
-
-impl Watch {
-    fn heard(&mut self, now: Instant, failover_after: Duration) {
-        if self
-            .last
-            .is_none_or(|t| now.duration_since(t) > failover_after)
-        {
-            self.since = Some(now);
-        }
-        self.last = Some(now);
-    }
-
-    /// Delivering now, with a keyframe to start from.
-    fn ready(&self, now: Instant, failover_after: Duration) -> bool {
-        self.info.is_some()
-            && !self.held.is_empty()
-            && self
-                .last
-                .is_some_and(|t| now.duration_since(t) < failover_after)
-    }
-
-    /// Hold `au` while the input waits: a video keyframe starts over (any
-    /// frame, for a stream without video).
-    fn hold(&mut self, au: AccessUnit) {
-        let has_video = self.info.as_ref().is_some_and(|i| i.video.is_some());
-        let starts = if has_video {
-            au.track == TrackKind::Video && au.keyframe
-        } else {
-            true
-        };
-        if starts {
-            self.held.clear();
-        }
-        if (starts || !self.held.is_empty()) && self.held.len() < HELD_FRAMES {
-            self.held.push(au);
-        } else if self.held.len() >= HELD_FRAMES {
-            self.held.clear();
-        }
-    }
 }
 
 /// The slate clip for the stream's current shape: encoded off the runtime
@@ -190,7 +133,7 @@ impl Standby {
         let (now, after) = (Instant::now(), self.rules.failover_after);
         let w = self.watch(input);
         w.info = Some(info.clone());
-        w.held.clear();
+        w.clear();
         w.splice = None;
         w.heard(now, after);
         if input == Input::Primary {
@@ -219,7 +162,7 @@ impl Standby {
             return self.serve(input, au, stream).await;
         }
         self.watch(input).hold(au);
-        if self.watch(input).held.is_empty() {
+        if self.watch(input).held().is_empty() {
             return true;
         }
         let switch = match &self.active {
@@ -232,7 +175,7 @@ impl Standby {
                     None
                 } else if self.splice_of(Input::Primary).is_some() {
                     Some("failback")
-                } else if w.held.len() == 1 {
+                } else if w.at_keyframe() {
                     // At a keyframe with no splice (the primary may be a
                     // frame ahead of the backup): wait one GOP for one.
                     std::mem::replace(&mut self.failback_waited, true).then_some("failback")
@@ -278,7 +221,7 @@ impl Standby {
             return None;
         }
         let rate = info.audio.as_ref().map(|a| a.sample_rate);
-        self.served.splice(&to.held, rate)
+        self.served.splice(to.held(), rate)
     }
 
     /// Whether `input` is the one served now.
@@ -355,9 +298,10 @@ impl Standby {
         }
         let splice = self.splice_of(input);
         let w = self.watch(input);
-        let (Some(info), held) = (w.info.clone(), std::mem::take(&mut w.held)) else {
+        let Some(info) = w.info.clone() else {
             return true;
         };
+        let held = w.take(splice.is_none());
         w.splice = splice;
         let seamless = splice.is_some();
         tracing::info!(stream = %self.label.stream, input = input.label(), reason, seamless, "the stream switches input");

@@ -99,6 +99,15 @@ impl Session {
         }
     }
 
+    /// Another ingest pod feeds this stream's session on the origins: nothing
+    /// of this one is published.
+    pub fn refused(&self) -> bool {
+        match self {
+            Session::Local(_) => false,
+            Session::Push(s) => s.refused(),
+        }
+    }
+
     /// Where `rendition`'s packager sends what it makes.
     pub fn rendition(&self, rendition: &str, cfg: PackagerConfig) -> Box<dyn Publish> {
         match self {

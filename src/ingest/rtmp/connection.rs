@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 
 use super::demux::DemuxError;
 use super::session::{Refused, Session};
-use crate::hub::HubError;
+use crate::hub::{HubError, Kick};
 use crate::ingest::admission::{PendingSlot, Refusal};
 use crate::ingest::auth::AuthError;
 
@@ -48,6 +48,8 @@ pub enum RtmpError {
     TakenOver,
     #[error("the server is draining and the drain timeout passed: publish to another instance")]
     Drained,
+    #[error("publish refused: another ingest pod already feeds this stream on the origins")]
+    LiveElsewhere,
     #[error("publish refused: {1}")]
     AtCapacity(&'static str, String),
 }
@@ -73,6 +75,7 @@ impl RtmpError {
             RtmpError::Admission(r) => r.reason(),
             RtmpError::TakenOver => "taken_over",
             RtmpError::Drained => "drained",
+            RtmpError::LiveElsewhere => "live_elsewhere",
             RtmpError::AtCapacity(reason, _) => reason,
         }
     }
@@ -119,10 +122,10 @@ pub async fn serve(
                 },
                 // The new connection owns the stream now; dropping this
                 // publisher leaves it alone (its session is stale).
-                _ = publisher.taken_over() => return Err(if ctx.hub.is_draining() {
-                    RtmpError::Drained
-                } else {
-                    RtmpError::TakenOver
+                kick = publisher.taken_over() => return Err(match kick {
+                    Kick::LiveElsewhere => RtmpError::LiveElsewhere,
+                    Kick::Closed if ctx.hub.is_draining() => RtmpError::Drained,
+                    Kick::Closed => RtmpError::TakenOver,
                 }),
             }
         } else if published {

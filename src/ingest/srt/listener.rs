@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::demux::{DemuxCounts, DemuxError, Demuxer};
 use super::guard;
 use super::stream_id::{self, StreamIdError};
-use crate::hub::{Claimed, HubError, Input, Publisher};
+use crate::hub::{Claimed, HubError, Input, Kick, Publisher};
 use crate::ingest::admission::{PublisherSlot, Refusal};
 use crate::ingest::auth::AuthError;
 use crate::ingest::context::IngestContext;
@@ -60,6 +60,8 @@ pub enum SrtError {
     TakenOver,
     #[error("the server is draining and the drain timeout passed: publish to another instance")]
     Drained,
+    #[error("publish refused: another ingest pod already feeds this stream on the origins")]
+    LiveElsewhere,
 }
 
 impl SrtError {
@@ -81,6 +83,7 @@ impl SrtError {
             SrtError::Demux(_) => "media",
             SrtError::Idle(_) => "idle",
             SrtError::TakenOver => "taken_over",
+            SrtError::LiveElsewhere => "live_elsewhere",
             SrtError::Drained => "drained",
         }
     }
@@ -293,7 +296,7 @@ impl Session {
             Stats(Box<SocketStatistics>),
             Ended,
             Idle,
-            TakenOver,
+            Kicked(Kick),
         }
         let result = loop {
             let next = tokio::select! {
@@ -304,7 +307,7 @@ impl Session {
                     Ok(Some(Err(_))) | Ok(None) => Next::Ended,
                 },
                 Some(s) = stats.next() => Next::Stats(Box::new(s)),
-                _ = publisher.taken_over() => Next::TakenOver,
+                kick = publisher.taken_over() => Next::Kicked(kick),
             };
             match next {
                 Next::Data(data) => {
@@ -321,8 +324,9 @@ impl Session {
                 Next::Stats(s) => self.on_statistics(&s),
                 Next::Ended => break Ok(()),
                 Next::Idle => break Err(SrtError::Idle(idle)),
-                Next::TakenOver if self.ctx.hub.is_draining() => break Err(SrtError::Drained),
-                Next::TakenOver => break Err(SrtError::TakenOver),
+                Next::Kicked(Kick::LiveElsewhere) => break Err(SrtError::LiveElsewhere),
+                Next::Kicked(_) if self.ctx.hub.is_draining() => break Err(SrtError::Drained),
+                Next::Kicked(_) => break Err(SrtError::TakenOver),
             }
         };
         let taken_over = matches!(result, Err(SrtError::TakenOver));

@@ -120,21 +120,39 @@ impl Journal {
     /// Add `item`. `ends`: it ends the session; `closes`: it completes
     /// segment (rendition, msn), and that rendition's segments more than
     /// `keep` before it leave the journal.
-    fn record(&mut self, item: Arc<Item>, ends: bool, closes: Option<(String, u64)>, keep: u64) {
+    /// The bytes it holds change by what it returns (kept in step, not
+    /// summed again per item).
+    fn record(
+        &mut self,
+        item: Arc<Item>,
+        ends: bool,
+        closes: Option<(String, u64)>,
+        keep: u64,
+    ) -> isize {
+        let before = self.bytes;
+        self.bytes += item.request.body.len();
         if ends {
             self.items = VecDeque::from([item]);
+            self.bytes = self.items.iter().map(|i| i.request.body.len()).sum();
             self.ended = Some(Instant::now());
         } else {
             self.items.push_back(item);
         }
         if let Some((rendition, msn)) = closes {
+            let mut freed = 0;
             self.items.retain(|i| {
-                i.segment
+                let keep = i
+                    .segment
                     .as_ref()
-                    .is_none_or(|(r, m)| *r != rendition || m + keep > msn)
+                    .is_none_or(|(r, m)| *r != rendition || m + keep > msn);
+                if !keep {
+                    freed += i.request.body.len();
+                }
+                keep
             });
+            self.bytes -= freed;
         }
-        self.bytes = self.items.iter().map(|i| i.request.body.len()).sum();
+        self.bytes as isize - before as isize
     }
 }
 
@@ -157,7 +175,13 @@ struct Link {
 struct State {
     journals: BTreeMap<SessionKey, Journal>,
     links: HashMap<SocketAddr, Link>,
+    /// When ended journals past [`KEEP_ENDED`] were last let go.
+    swept: Option<Instant>,
 }
+
+/// How often ended journals are looked for (not on every push: that is
+/// every live session's journal under the lock).
+const SWEEP: Duration = Duration::from_secs(1);
 
 pub struct Pusher {
     state: Mutex<State>,
@@ -294,20 +318,28 @@ impl Pusher {
         };
         let item = Arc::new(Item::new(key, &m));
         let mut st = self.state();
-        let before: usize = st.journals.values().map(|j| j.bytes).sum();
-        st.journals
-            .retain(|_, j| j.ended.is_none_or(|t| t.elapsed() < KEEP_ENDED));
-        st.journals.entry(key.clone()).or_default().record(
+        let mut change = 0isize;
+        if st.swept.is_none_or(|t| t.elapsed() >= SWEEP) {
+            st.swept = Some(Instant::now());
+            st.journals.retain(|_, j| {
+                let keep = j.ended.is_none_or(|t| t.elapsed() < KEEP_ENDED);
+                if !keep {
+                    change -= j.bytes as isize;
+                }
+                keep
+            });
+        }
+        change += st.journals.entry(key.clone()).or_default().record(
             item.clone(),
             ends,
             closes,
             self.keep_segments,
         );
-        let after: usize = st.journals.values().map(|j| j.bytes).sum();
-        if after >= before {
-            self.held.fetch_add(after - before, Ordering::Relaxed);
+        if change >= 0 {
+            self.held.fetch_add(change as usize, Ordering::Relaxed);
         } else {
-            self.held.fetch_sub(before - after, Ordering::Relaxed);
+            self.held
+                .fetch_sub(change.unsigned_abs(), Ordering::Relaxed);
         }
         let size = item.request.body.len();
         for link in st.links.values_mut() {
@@ -329,7 +361,9 @@ impl Pusher {
     /// when it is to be resynced. None: nothing yet (or it is gone).
     fn next(&self, addr: SocketAddr) -> Option<Arc<Item>> {
         let mut st = self.state();
-        let State { journals, links } = &mut *st;
+        let State {
+            journals, links, ..
+        } = &mut *st;
         let link = links.get_mut(&addr)?;
         if link.resync {
             link.replay = journals
@@ -438,6 +472,10 @@ pub struct PushSession {
 impl PushSession {
     pub fn epoch(&self) -> &str {
         &self.key.epoch
+    }
+
+    pub fn refused(&self) -> bool {
+        self.refused
     }
 
     pub fn rendition(&self, rendition: &str) -> PushRendition {

@@ -46,14 +46,16 @@ fn a_journal_keeps_the_start_the_inits_and_the_last_segments_of_each_rendition()
         continues_at: None,
     };
     let mut j = Journal::default();
-    j.record(item(&key, Message::Start(plan)), false, None, 2);
+    // What record says the bytes changed by, summed.
+    let mut change = 0;
+    change += j.record(item(&key, Message::Start(plan)), false, None, 2);
     for r in ["v", "a"] {
         let init = Message::Init {
             rendition: r.into(),
             id: 0,
             data: Bytes::new(),
         };
-        j.record(item(&key, init), false, None, 2);
+        change += j.record(item(&key, init), false, None, 2);
     }
     for msn in 0..4 {
         for r in ["v", "a"] {
@@ -70,9 +72,9 @@ fn a_journal_keeps_the_start_the_inits_and_the_last_segments_of_each_rendition()
                 msn,
                 index: 0,
                 meta,
-                data: Bytes::new(),
+                data: Bytes::from(vec![0u8; 100]),
             };
-            j.record(item(&key, part), false, None, 2);
+            change += j.record(item(&key, part), false, None, 2);
             let end = Message::SegmentEnd {
                 rendition: r.into(),
                 msn,
@@ -82,7 +84,7 @@ fn a_journal_keeps_the_start_the_inits_and_the_last_segments_of_each_rendition()
                     next: (msn + 1, 0),
                 },
             };
-            j.record(item(&key, end), false, Some((r.into(), msn)), 2);
+            change += j.record(item(&key, end), false, Some((r.into(), msn)), 2);
         }
     }
     let paths: Vec<&str> = j.items.iter().map(|i| i.request.path.as_str()).collect();
@@ -104,9 +106,12 @@ fn a_journal_keeps_the_start_the_inits_and_the_last_segments_of_each_rendition()
     );
     let held: usize = j.items.iter().map(|i| i.request.body.len()).sum();
     assert_eq!(j.bytes, held);
-    j.record(item(&key, Message::End), true, None, 2);
+    assert!(held >= 400, "four parts of 100 bytes are held");
+    assert_eq!(change, held as isize);
+    change += j.record(item(&key, Message::End), true, None, 2);
     let paths: Vec<&str> = j.items.iter().map(|i| i.request.path.as_str()).collect();
     assert_eq!(paths, ["/push/v1/s/e/end"]);
     assert_eq!(j.bytes, 0);
+    assert_eq!(change, 0);
     assert!(j.ended.is_some());
 }
