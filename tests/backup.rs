@@ -43,6 +43,9 @@ fn backup_connected(server: &Server) {
 
 #[test]
 fn the_backup_takes_over_when_the_primary_dies_and_gives_back_once_it_is_healthy() {
+    // One at a time with the player tests: a stall of the primary under
+    // load would start the slate (0.5 s) and break the count of switches.
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start(&format!(
         "[ingest]\nreconnect_grace = 30.0\nfailback_after = 3.0\n{ONE_RUNG}"
     ));
@@ -250,4 +253,35 @@ fn one_encoders_two_outputs_switch_with_no_discontinuity() {
     assert_played(&result, 15.0);
     let stalled = result["stalledSeconds"].as_f64().unwrap_or(f64::MAX);
     assert!(stalled <= 0.2, "hls.js stalled over the switch: {result}");
+}
+
+/// A backup without audio (a camera feed with no sound): once it is cut in,
+/// the audio rendition carries silence on the video's clock, so it lists
+/// every MSN the video does (instead of standing still while the video
+/// goes on) and what it serves decodes.
+#[test]
+fn a_backup_without_audio_gets_silence_in_the_audio_rendition() {
+    // One at a time with the player tests: a stall of the primary under
+    // load would start the slate (0.5 s) and break the count of switches.
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&format!("[ingest]\nreconnect_grace = 30.0\n{ONE_RUNG}"));
+    let mut primary = Publisher::start(&server.rtmp_url("main"), Publish::default());
+    wait_rendition(&server, "main", "240p", 2, Duration::from_secs(30));
+    let _backup = Publisher::start(
+        &server.rtmp_url("main?backup=1"),
+        Publish {
+            audio: false,
+            picture: "color=c=red",
+            ..Default::default()
+        },
+    );
+    backup_connected(&server);
+    primary.kill();
+    let video = wait_discontinuities(&server, "main", "240p", 1, 4);
+    let audio = wait_discontinuities(&server, "main", "audio", 1, 4);
+    assert_eq!(audio.discontinuity_msns, video.discontinuity_msns);
+    assert_one_timeline(&[("240p", &video), ("audio", &audio)], 1.0 / 30.0);
+    let at = video.discontinuity_msns[0];
+    assert!(red_at(&server, &video, at + 1), "not the backup");
+    assert_decodes(&server, "main", "audio", &audio);
 }
