@@ -28,6 +28,17 @@ fn red_at(server: &Server, m: &Media, msn: u64) -> bool {
     near(&rgb[o..o + 3], RED)
 }
 
+/// A server (one rung, a 30 s reconnect grace, `ingest` more keys of
+/// `[ingest]`) whose stream `main` has a primary publishing two segments in.
+fn primary_live(ingest: &str) -> (Server, Publisher) {
+    let server = Server::start(&format!(
+        "[ingest]\nreconnect_grace = 30.0\n{ingest}{ONE_RUNG}"
+    ));
+    let primary = Publisher::start(&server.rtmp_url("main"), Publish::default());
+    wait_rendition(&server, "main", "240p", 2, Duration::from_secs(30));
+    (server, primary)
+}
+
 /// Wait until the API shows stream `main`'s backup connected while the
 /// primary is served.
 fn backup_connected(server: &Server) {
@@ -46,11 +57,7 @@ fn the_backup_takes_over_when_the_primary_dies_and_gives_back_once_it_is_healthy
     // One at a time with the player tests: a stall of the primary under
     // load would start the slate (0.5 s) and break the count of switches.
     let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::start(&format!(
-        "[ingest]\nreconnect_grace = 30.0\nfailback_after = 3.0\n{ONE_RUNG}"
-    ));
-    let mut primary = Publisher::start(&server.rtmp_url("main"), Publish::default());
-    wait_rendition(&server, "main", "240p", 2, Duration::from_secs(30));
+    let (server, mut primary) = primary_live("failback_after = 3.0\n");
     // The backup over SRT, a red picture so the test can tell them apart.
     let _backup = Publisher::start(
         &server.srt_url("#!::r=main,m=publish,backup=1", ""),
@@ -161,9 +168,7 @@ fn a_backup_without_a_primary_a_third_publisher_and_a_wrong_key_are_refused() {
 #[test]
 fn hlsjs_plays_on_when_the_primary_dies_and_the_backup_takes_over() {
     let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::start(&format!("[ingest]\nreconnect_grace = 30.0\n{ONE_RUNG}"));
-    let mut primary = Publisher::start(&server.rtmp_url("main"), Publish::default());
-    wait_rendition(&server, "main", "240p", 2, Duration::from_secs(30));
+    let (server, mut primary) = primary_live("");
     let _backup = Publisher::start(&server.rtmp_url("main?backup=1"), Publish::default());
     wait_rendition(&server, "main", "240p", 4, Duration::from_secs(30));
     let url = server.url("/live/main/index.m3u8");
@@ -264,9 +269,7 @@ fn a_backup_without_audio_gets_silence_in_the_audio_rendition() {
     // One at a time with the player tests: a stall of the primary under
     // load would start the slate (0.5 s) and break the count of switches.
     let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::start(&format!("[ingest]\nreconnect_grace = 30.0\n{ONE_RUNG}"));
-    let mut primary = Publisher::start(&server.rtmp_url("main"), Publish::default());
-    wait_rendition(&server, "main", "240p", 2, Duration::from_secs(30));
+    let (server, mut primary) = primary_live("");
     let _backup = Publisher::start(
         &server.rtmp_url("main?backup=1"),
         Publish {

@@ -18,6 +18,7 @@ use crate::metrics::{Metrics, ReasonLabel};
 use crate::package::packager::{self, Input, RenditionPackager};
 use crate::publish::{Session, SessionPlan, Target};
 use crate::slate;
+use crate::slate::silence::Silence;
 use crate::transcode::plan;
 use crate::transcode::schedule::{Cut, CutMode, CutSchedule};
 use crate::transcode::worker::{Job, RungTarget, Transcoder};
@@ -57,7 +58,7 @@ pub(super) struct Renditions {
     served_audio: Option<AacConfig>,
     /// This session's input has no audio (a backup without it): the audio
     /// rendition carries silence on the video's clock instead of stalling.
-    silent: Option<Arc<slate::silence::Silence>>,
+    silent: Option<Arc<Silence>>,
 }
 
 /// An audio frame on its way to the audio rendition.
@@ -216,7 +217,7 @@ impl Renditions {
                 self.video_end = self.video_end.max(Some(au.pts));
                 if self.silent.is_some() {
                     // The audio gets its silence up to this frame first.
-                    if !Box::pin(self.silence_up_to(au.pts, au.received)).await {
+                    if !self.silence_up_to(au.pts, au.received).await {
                         return false;
                     }
                 }
@@ -334,23 +335,37 @@ impl Renditions {
         let Some(silence) = self.silent.clone() else {
             return true;
         };
-        let rate = self.audio_rate;
-        let mut next = self
+        let from = self
             .audio_next
-            .unwrap_or_else(|| rescale(pts, VIDEO_TIMESCALE, rate));
+            .unwrap_or_else(|| rescale(pts, VIDEO_TIMESCALE, self.audio_rate));
+        self.feed_silence(&silence, from, received, |_, at| at <= pts)
+            .await
+    }
+
+    /// Hand `silence` to the audio rendition as audio frames from `from`
+    /// (audio ticks) on, through the schedule like any audio frame, while
+    /// `more(schedule, at)` says the next frame (presented at `at`, 90 kHz)
+    /// is wanted; at most [`MAX_SILENCE`] frames (a clock leap is a new
+    /// timeline, not silence).
+    async fn feed_silence(
+        &mut self,
+        silence: &Silence,
+        from: i64,
+        received: std::time::Instant,
+        more: impl Fn(&CutSchedule, i64) -> bool,
+    ) -> bool {
         let mut ok = true;
-        let mut frames = silence.frames.iter().cycle();
-        // Bounded per video frame: a clock leap is a new timeline, not silence.
-        for _ in 0..MAX_SILENCE {
-            if rescale(next, rate, VIDEO_TIMESCALE) > pts {
+        let mut pts = from;
+        for data in silence.frames.iter().cycle().take(MAX_SILENCE) {
+            if !more(
+                &self.schedule,
+                rescale(pts, self.audio_rate, VIDEO_TIMESCALE),
+            ) {
                 break;
             }
-            let Some(data) = frames.next() else { break };
-            let au = AccessUnit::audio(next, data.clone(), received);
-            ok &= self.media(au).await;
-            next += SAMPLES_PER_FRAME;
+            ok &= Box::pin(self.media(AccessUnit::audio(pts, data.clone(), received))).await;
+            pts += SAMPLES_PER_FRAME;
         }
-        self.audio_next = Some(next);
         ok
     }
 
@@ -361,15 +376,12 @@ impl Renditions {
     /// renditions list, at the same instant. Only for AAC-LC, which FFmpeg's
     /// silence fits; other audio is left short (logged).
     async fn owe_silence(&mut self) -> bool {
-        let (Some(tx), Some(config), Some(next), Some(video_end)) = (
-            self.audio.clone(),
-            self.audio_config.clone(),
-            self.audio_next,
-            self.video_end,
-        ) else {
+        let (Some(config), Some(next), Some(video_end)) =
+            (self.audio_config.clone(), self.audio_next, self.video_end)
+        else {
             return true;
         };
-        if !self.held.is_empty() || !self.schedule.audio_owed() {
+        if self.audio.is_none() || !self.held.is_empty() || !self.schedule.audio_owed() {
             return true;
         }
         let rate = self.audio_rate;
@@ -389,25 +401,15 @@ impl Renditions {
                 return true;
             }
         };
-        let (wall, received) = (SystemTime::now(), std::time::Instant::now());
-        let mut ok = true;
-        let mut pts = next;
-        for data in silence.frames.iter().cycle().take(MAX_SILENCE) {
-            let at = rescale(pts, rate, VIDEO_TIMESCALE);
-            let owed = self.schedule.audio_owed();
-            if !owed && (at > video_end || self.schedule.audio_cut_before(at)) {
-                break;
-            }
-            let opens = self.schedule.audio(at, wall);
-            let au = AccessUnit::audio(pts, data.clone(), received);
-            ok &= tx
-                .send(Input::Media(au, opens.map(|c| c.segment())))
-                .await
-                .is_ok();
-            pts += SAMPLES_PER_FRAME;
-        }
-        tracing::debug!(stream = %self.name, frames = (pts - next) / SAMPLES_PER_FRAME, "the audio's last segment is filled with silence up to the video's end");
-        self.audio_next = Some(pts);
+        // Until it has opened every cut the video did, then up to the video's
+        // last frame without opening one the video never reached.
+        let more = |schedule: &CutSchedule, at: i64| {
+            schedule.audio_owed() || (at <= video_end && !schedule.audio_cut_before(at))
+        };
+        let ok = self
+            .feed_silence(&silence, next, std::time::Instant::now(), more)
+            .await;
+        tracing::debug!(stream = %self.name, "the audio's last segment is filled with silence up to the video's end");
         ok
     }
 

@@ -165,20 +165,21 @@ impl Standby {
         if self.watch(input).held().is_empty() {
             return true;
         }
+        // Why to switch now, and how the input continues the timeline.
         let switch = match &self.active {
-            Active::Slate(_) => Some("input_back"),
+            Active::Slate(_) => Some(("input_back", None)),
             Active::Input(Input::Backup) if input == Input::Primary => {
                 let w = &self.inputs[0];
                 let healthy = w.since.map(|t| now.duration_since(t));
                 let due = self.rules.failback_after;
                 if healthy.zip(due).is_none_or(|(h, d)| h < d) {
                     None
-                } else if self.splice_of(Input::Primary).is_some() {
-                    Some("failback")
+                } else if let Some(splice) = self.splice_of(Input::Primary) {
+                    Some(("failback", Some(splice)))
                 } else if w.at_keyframe() {
                     // At a keyframe with no splice (the primary may be a
                     // frame ahead of the backup): wait one GOP for one.
-                    std::mem::replace(&mut self.failback_waited, true).then_some("failback")
+                    std::mem::replace(&mut self.failback_waited, true).then_some(("failback", None))
                 } else {
                     None
                 }
@@ -186,7 +187,7 @@ impl Standby {
             Active::Input(_) => None,
         };
         match switch {
-            Some(reason) => self.switch_to(input, reason, stream).await,
+            Some((reason, splice)) => self.switch_to(input, reason, splice, stream).await,
             None => true,
         }
     }
@@ -247,7 +248,8 @@ impl Standby {
             if silent >= self.rules.failover_after
                 && self.inputs[other as usize].ready(now, self.rules.failover_after)
             {
-                return self.switch_to(other, "input_lost", stream).await;
+                let splice = self.splice_of(other);
+                return self.switch_to(other, "input_lost", splice, stream).await;
             }
             let slate_after = self.rules.slate.as_ref().map(|s| s.after);
             if slate_after.is_none_or(|a| silent < a) {
@@ -279,13 +281,15 @@ impl Standby {
         true
     }
 
-    /// Cut `input` in: its held frames continue the timeline if they carry
-    /// what was served (one encoder's two outputs); otherwise its tracks
-    /// start a new session and its held frames follow from the keyframe.
+    /// Cut `input` in: with a `splice` ([`Standby::splice_of`]: its held
+    /// frames carry what was served) they continue the timeline; otherwise
+    /// its tracks start a new session and its held frames follow from the
+    /// keyframe.
     async fn switch_to(
         &mut self,
         input: Input,
         reason: &'static str,
+        splice: Option<Splice>,
         stream: &mut Renditions,
     ) -> bool {
         let now = Instant::now();
@@ -296,7 +300,6 @@ impl Standby {
                 .get_or_create(&self.label)
                 .inc_by(shown);
         }
-        let splice = self.splice_of(input);
         let w = self.watch(input);
         let Some(info) = w.info.clone() else {
             return true;
