@@ -21,10 +21,14 @@
 # p50/p95, stalls after the start, and the rebuffer ratio (time stalled / time since the
 # start), over all starts.
 #
+# VIA=varnish puts the shipped docker/cdn/varnish/castline.vcl (varnishd on a port of its
+# own) between the players and castline: the latency a viewer behind that cache gets.
+#
 # Usage: benches/player_qoe.sh   (STARTS=3 PLAY_SECONDS=30 SETTLE=4 PLAYERS="hlsjs shaka shaka-seq"
-#                                 CONFIGS="ladder passthrough ladder-byteranges passthrough-byteranges")
+#                                 CONFIGS="ladder passthrough ladder-byteranges passthrough-byteranges"
+#                                 VIA=direct|varnish)
 # Needs: target/release/castline (cargo build --release), ffmpeg, node + tests/player deps,
-# chromium, curl, python3.
+# chromium, curl, python3 (and varnishd for VIA=varnish).
 set -euo pipefail
 
 STARTS="${STARTS:-3}"
@@ -32,6 +36,8 @@ PLAY="${PLAY_SECONDS:-30}"
 SETTLE="${SETTLE:-4}"
 PLAYERS="${PLAYERS:-hlsjs shaka shaka-seq}"
 CONFIGS="${CONFIGS:-ladder passthrough ladder-byteranges passthrough-byteranges}"
+VIA="${VIA:-direct}"
+[[ "$VIA" == direct || "$VIA" == varnish ]] || { echo "VIA is direct or varnish" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 [[ -x target/release/castline ]] || { echo "run cargo build --release first" >&2; exit 1; }
 source benches/common.sh
@@ -65,6 +71,16 @@ for CONFIG in $CONFIGS; do
   ffmpeg -nostdin -v error -re -i "$SRC" -c copy -f flv "rtmp://$RTMP/live/qoe" &
   PIDS+=($!)
   URL="http://$HTTP/live/qoe/index.m3u8"
+  if [[ "$VIA" == varnish ]]; then
+    # The shipped VCL, its backend moved to this castline.
+    VPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    sed "s/\.port = \"8080\";/.port = \"${HTTP##*:}\";/" docker/cdn/varnish/castline.vcl >"$TMP/$CONFIG/castline.vcl"
+    chmod 755 "$TMP" "$TMP/$CONFIG"
+    varnishd -F -a "127.0.0.1:$VPORT" -f "$TMP/$CONFIG/castline.vcl" -n "$TMP/$CONFIG/varnish" \
+      -s malloc,256m -p backend_idle_timeout=8 >"$TMP/$CONFIG/varnish.log" 2>&1 &
+    PIDS+=($!)
+    URL="http://127.0.0.1:$VPORT/live/qoe/index.m3u8"
+  fi
   for _ in $(seq 1 100); do curl -fsS -o /dev/null "$URL" 2>/dev/null && break; sleep 0.1; done
   sleep $(( ${DVR_WINDOW:-10} + 8 ))
   for P in $PLAYERS; do
@@ -82,13 +98,13 @@ for CONFIG in $CONFIGS; do
   stop_all
 done
 
-python3 - "$TMP" "$STARTS" "$PLAYERS" "$CONFIGS" "$PLAY" <<'PY'
+python3 - "$TMP" "$STARTS" "$PLAYERS" "$CONFIGS" "$PLAY" "$VIA" <<'PY'
 import json, sys
-tmp, n, players, configs, play = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split(), sys.argv[5]
+tmp, n, players, configs, play, via = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split(), sys.argv[5], sys.argv[6]
 def pct(v, p):
     v = sorted(v)
     return v[min(len(v) - 1, int(p * len(v)))] if v else None
-print(f"== player QoE: {n} fresh starts of {play} s per player and config (720p30 source, 2 s GOP; joined after the DVR window slid)")
+print(f"== player QoE ({via}): {n} fresh starts of {play} s per player and config (720p30 source, 2 s GOP; joined after the DVR window slid)")
 print("| config | player | started | startup p50 (s) | behind publisher p50 / p95 (s) | stalls after start | time stalled (s) | rebuffer ratio | fatal errors |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for c in configs:

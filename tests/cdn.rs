@@ -502,3 +502,99 @@ fn behind_cloudfront_a_signed_url_is_checked_at_the_edge_cached_without_its_toke
         "a path token gets no grace"
     );
 }
+
+/// `hls.part_addressing = "byteranges"` behind the shipped Varnish: each
+/// part is a byte range of its segment, asked for while the segment is still
+/// being written. Varnish answers such a range as soon as the origin has its
+/// bytes (Content-Range `/*`: not the whole segment a second later), keeps
+/// different ranges of one URL apart, collapses players asking for the same
+/// range into one origin fetch, and streams the preload hint's open range as
+/// the segment grows.
+#[test]
+fn behind_varnish_byte_range_parts_of_a_segment_being_written_come_as_they_are_made() {
+    let server = Server::start(
+        "[hls]\npart_addressing = \"byteranges\"\n[transcode]\nenabled = false\n\
+         [[origin.cdn]]\nid = \"varnish\"\n",
+    );
+    // A 2 s GOP: 2 s segments of ten 0.2 s parts.
+    let publish = Publish {
+        gop_frames: 60,
+        ..Default::default()
+    };
+    let _p = Publisher::start(&server.rtmp_url("ranged"), publish);
+    wait_segments(&server, "ranged", 2, Duration::from_secs(30));
+    let cache = Cache::varnish(server.http);
+    let edge = format!("http://{}/live/ranged/source/", cache.addr);
+    let origin = server.url("/live/ranged/source/");
+    // The moment a segment opens: its hint starts at byte 0.
+    let uri = poll_every(Duration::from_secs(20), Duration::from_millis(10), || {
+        let text = get(&format!("{origin}index.m3u8")).text();
+        let hint = text
+            .lines()
+            .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))
+            .ok_or_else(|| "no hint".to_string())?
+            .to_string();
+        match attr(&hint, "BYTERANGE-START") {
+            Some("0") => Ok(attr(&hint, "URI").unwrap_or_default().to_string()),
+            _ => Err(format!("hint {hint}")),
+        }
+    });
+    // (The hint moves on as the last part of a segment is listed, before
+    // the segment's own EXTINF: the hint names the MSN to wait for.)
+    let next = msn_of(&uri);
+    // Players waiting on the hint: the rest of the segment from byte 0.
+    let live = "bytes=0-9007199254740991";
+    let waiting: Vec<_> = (0..8)
+        .map(|_| {
+            let url = format!("{edge}{uri}");
+            std::thread::spawn(move || request_with("GET", &url, &[("Range", live)]))
+        })
+        .collect();
+    // The segment's first part, once listed (a blocking reload through
+    // Varnish), by its range.
+    let listed = get(&format!("{edge}index.m3u8?_HLS_msn={next}&_HLS_part=0")).text();
+    let part = listed
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PART:") && attr(l, "URI") == Some(uri.as_str()))
+        .unwrap_or_else(|| panic!("{uri} part 0 not listed: {listed}"));
+    let len: usize = attr(part, "BYTERANGE")
+        .and_then(|r| r.strip_suffix("@0"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{part}"));
+    let range = format!("bytes=0-{}", len - 1);
+    let first = request_with("GET", &format!("{edge}{uri}"), &[("Range", &range)]);
+    assert_eq!(first.status, 206, "{:?}", first.headers);
+    // Answered from what existed, while the segment was being written: a
+    // Varnish that fetched the whole segment for it answers only once the
+    // segment is complete, with its length after the slash.
+    assert_eq!(
+        first.header("content-range"),
+        Some(format!("bytes 0-{}/*", len - 1).as_str()),
+        "the range came from the segment as it grew"
+    );
+    let again = request_with("GET", &format!("{edge}{uri}"), &[("Range", &range)]);
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.body, first.body);
+    let waiting: Vec<Reply> = waiting.into_iter().map(|t| t.join().unwrap()).collect();
+    // The segment, complete, from the origin.
+    let done = get(&format!("{origin}{uri}"));
+    assert_eq!(done.status, 200);
+    assert_eq!(first.body, &done.body[..len], "the part's bytes");
+    for r in &waiting {
+        assert_eq!(r.status, 206, "{}", r.text());
+        assert_eq!(
+            r.header("content-range"),
+            Some("bytes 0-9007199254740991/*")
+        );
+        assert_eq!(r.body, done.body, "the hint's range is the whole segment");
+    }
+    let misses = waiting
+        .iter()
+        .filter(|r| r.header("x-cache") == Some("MISS"))
+        .count();
+    assert_eq!(misses, 1, "one origin fetch for eight players");
+    // The whole segment through Varnish: its own object, not a range's.
+    let whole = get(&format!("{edge}{uri}"));
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.body, done.body);
+}

@@ -24,6 +24,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::cache::Cache;
 use common::player::{play_with, ONE_PLAYER};
 use common::*;
 
@@ -62,7 +63,21 @@ fn assert_shaka_plays_after(
     settle: f64,
 ) -> serde_json::Value {
     let url = server.url(&format!("/live/{stream}/index.m3u8"));
-    wait_for(&url, Duration::from_secs(60));
+    assert_shaka_plays_from(server, stream, &url, seconds, config, more_env, settle)
+}
+
+/// As [`assert_shaka_plays_after`], with Shaka loading `url` (the stream's
+/// multivariant playlist, through a cache in front of `server`).
+fn assert_shaka_plays_from(
+    server: &Server,
+    stream: &str,
+    url: &str,
+    seconds: u32,
+    config: &str,
+    more_env: &[(&str, &str)],
+    settle: f64,
+) -> serde_json::Value {
+    wait_for(url, Duration::from_secs(60));
     // A viewer who comes a few seconds after the stream went live: Shaka
     // 5.2.12 loading in the stream's first second failed now and then with
     // "Cannot read properties of undefined (reading 'match')" (not chased).
@@ -72,7 +87,7 @@ fn assert_shaka_plays_after(
     if !config.is_empty() {
         env.push(("PLAYER_SHAKA_CONFIG", config));
     }
-    let (result, ok) = play_with(&url, seconds, None, &env);
+    let (result, ok) = play_with(url, seconds, None, &env);
     assert_eq!(result["player"], "shaka", "{result}");
     assert_eq!(result["started"], true, "playback never started: {result}");
     assert_eq!(
@@ -228,4 +243,30 @@ fn shaka_with_its_defaults_plays_byte_range_parts_of_a_passthrough_stream() {
     let server = Server::start(&format!("{BYTE_RANGES}[transcode]\nenabled = false\n"));
     let _p = Publisher::start(&server.rtmp_url("ranged"), Publish::default());
     assert_shaka_plays_after(&server, "ranged", 30, "", &[], SETTLE);
+}
+
+/// Byte-range parts through the shipped Varnish configuration
+/// (docker/cdn/varnish/castline.vcl), which keeps a range of a segment being
+/// written as an object of its own and asks the origin for it, so Shaka
+/// streams each open segment through the cache as it grows.
+#[test]
+fn shaka_with_its_defaults_plays_byte_range_parts_through_the_shipped_varnish() {
+    let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(&format!(
+        "{BYTE_RANGES}[transcode]\nenabled = false\n[[origin.cdn]]\nid = \"varnish\"\n"
+    ));
+    let _p = Publisher::start(&server.rtmp_url("cached"), Publish::default());
+    let cache = Cache::varnish(server.http);
+    let url = format!("http://{}/live/cached/index.m3u8", cache.addr);
+    let result = assert_shaka_plays_from(&server, "cached", &url, 30, "", &[], SETTLE);
+    // The media came through the cache: the origin counted its fetches as Varnish's.
+    let media: f64 = ["200", "206"]
+        .iter()
+        .filter_map(|status| {
+            server.metric(&format!(
+                "castline_http_requests_total{{class=\"media\",status=\"{status}\",cdn=\"varnish\"}}"
+            ))
+        })
+        .sum();
+    assert!(media > 0.0, "no media went through Varnish: {result}");
 }

@@ -21,6 +21,7 @@
 vcl 4.1;
 
 import directors;
+import std;
 
 # An origin that answers is up: castline answers "/" with 404 at once.
 probe castline_up {
@@ -100,6 +101,8 @@ sub vcl_recv {
     # normalised URL (it ignores every other parameter anyway).
     call castline_directives;
 
+    call castline_range;
+
     # Signed URLs (/s/EXPIRY/SIG/live/...) stay in the key: Varnish cannot
     # check the HMAC itself, so every cached object is only ever served to
     # the token the origin accepted for it.
@@ -127,18 +130,48 @@ sub castline_directives {
     unset req.http.X-Castline-Q;
 }
 
+# With hls.part_addressing = "byteranges" a part is a byte range of its
+# segment, asked for while the segment is still being written (a listed
+# part's range, or the preload hint's open range). Varnish would fetch the
+# whole segment for it and could answer the range only once the segment is
+# complete, a second later. So a single byte range of a media object is its
+# own cache object: kept in the key, forwarded to the origin (which answers
+# 206 as soon as those bytes exist, streaming an open range as it grows) and
+# collapsed like any other request. Anything else (several ranges, a suffix)
+# is dropped: the whole object is served.
+sub castline_range {
+    if (req.http.Range && req.url ~ "\.(m4s|mp4)(\?|$)" &&
+        req.http.Range ~ "^bytes=[0-9]{1,16}-[0-9]{0,16}$") {
+        set req.http.X-Castline-Range = req.http.Range;
+    } else {
+        unset req.http.X-Castline-Range;
+    }
+    # Varnish must not cut a range out of the 206 it stores.
+    if (req.http.X-Castline-Range) {
+        unset req.http.Range;
+    }
+}
+
 sub vcl_hash {
     # One origin behind this cache, whose answers do not depend on Host:
     # every host name shares the objects. (Accept-Encoding is handled by
     # Varnish's gzip support: one gzip copy, gunzipped for the few clients
     # that do not take it.)
     hash_data(req.url);
+    if (req.http.X-Castline-Range) {
+        hash_data(req.http.X-Castline-Range);
+    }
     return (lookup);
 }
 
 sub vcl_backend_fetch {
     # The origin counts requests and egress per CDN by this header.
     set bereq.http.x-castline-cdn = "varnish";
+    # A keyed byte range (castline_range) is asked of the origin as such.
+    if (bereq.http.X-Castline-Range) {
+        set bereq.http.Range = bereq.http.X-Castline-Range;
+        unset bereq.http.X-Castline-Range;
+    }
     # With origin.cdn_secret set, the origin answers 403 without it:
     # set bereq.http.x-castline-cdn-secret = "CHANGE-ME";
     return (fetch);
@@ -164,6 +197,18 @@ sub vcl_backend_response {
     # of each going to the origin; short enough that nobody waits on it. The
     # built-in VCL would instead make them hit-for-miss for 120 s, which also
     # stops collapsing on that URL for two minutes.
+    # A keyed byte range: Varnish stores no 206 by itself; it lives as long
+    # as the origin says its object does. Varnish 7.1 refuses a
+    # Content-Range whose length is unknown ("bytes 100-199/*", what the
+    # origin says of a segment still being written, RFC 9110 14.4), so the
+    # header is carried under another name and given back in vcl_deliver.
+    if (beresp.status == 206 && bereq.http.Range) {
+        set beresp.ttl = std.duration(regsub(beresp.http.Cache-Control,
+            "^.*max-age=([0-9]+).*$", "\1s"), 0s);
+        set beresp.http.X-Castline-Content-Range = beresp.http.Content-Range;
+        unset beresp.http.Content-Range;
+    }
+
     if (beresp.status >= 400) {
         set beresp.ttl = 1s;
         set beresp.grace = 0s;
@@ -206,5 +251,9 @@ sub vcl_deliver {
     }
     # The purge tags are for this cache only.
     unset resp.http.Surrogate-Key;
+    if (resp.http.X-Castline-Content-Range) {
+        set resp.http.Content-Range = resp.http.X-Castline-Content-Range;
+        unset resp.http.X-Castline-Content-Range;
+    }
     return (deliver);
 }
