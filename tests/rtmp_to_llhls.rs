@@ -69,17 +69,36 @@ fn check_rules(m: &Media, all_independent: bool) {
         }
         last_msn = Some(msn);
     }
-    // Parts older than 3 target durations have left the playlist.
-    let listed: f64 = m
+    // A segment's parts are listed while its end is within 3 target
+    // durations of the playlist's end, and only then.
+    let has_parts = |u: &str| m.parts.iter().any(|(p, _, _)| msn_of(p) == msn_of(u));
+    let with_parts: Vec<f64> = m
         .segments
         .iter()
-        .filter(|(u, _)| m.parts.iter().any(|(p, _, _)| msn_of(p) == msn_of(u)))
-        .map(|(_, d)| d)
+        .filter(|(u, _)| has_parts(u))
+        .map(|(_, d)| *d)
+        .collect();
+    let open: f64 = m
+        .parts
+        .iter()
+        .filter(|(p, _, _)| !m.segments.iter().any(|(u, _)| msn_of(u) == msn_of(p)))
+        .map(|(_, d, _)| d)
         .sum();
+    let limit = 3.0 * m.target_duration + 1e-6;
+    let oldest_end = with_parts.iter().skip(1).sum::<f64>() + open;
     assert!(
-        listed <= 3.0 * m.target_duration + 1e-6,
-        "parts listed for {listed} s of complete segments"
+        oldest_end <= limit,
+        "parts listed for a segment that ends {oldest_end} s from the end: {}",
+        m.text
     );
+    if m.segments.len() > with_parts.len() {
+        let older_end = with_parts.iter().sum::<f64>() + open;
+        assert!(
+            older_end > limit,
+            "a segment that ends {older_end} s from the end lists no parts: {}",
+            m.text
+        );
+    }
     assert!(m.preload_hint.is_some(), "EXT-X-PRELOAD-HINT");
     assert!(!m.parts.is_empty());
 }

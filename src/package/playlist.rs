@@ -140,17 +140,24 @@ impl MediaPlaylist {
     }
 
     /// Parts are listed only for segments that end within the last three
-    /// target durations; this is the first msn whose parts are listed.
+    /// target durations (the draft lets a server drop a part once it is
+    /// further than that from the playlist's end: here a segment's parts go
+    /// together, once its last one is); this is the first msn whose parts are
+    /// listed. A player up to three target durations behind the edge can
+    /// still load every part of the segment it is in: hls.js that fell that
+    /// far behind while it started lost the last part of its first segment
+    /// when the segment's parts went as soon as its first one was that far.
     pub fn first_msn_with_parts(&self) -> u64 {
         let limit = 3.0 * self.target_duration as f64 + 1e-6;
         let mut from_end = 0.0;
         let mut first = self.segments.back().map_or(0, |s| s.msn);
         for s in self.segments.iter().rev() {
-            from_end += seg_duration(s);
+            // How far this segment's end is from the playlist's end.
             if from_end > limit {
                 break;
             }
             first = s.msn;
+            from_end += seg_duration(s);
         }
         first
     }
@@ -371,6 +378,9 @@ mod tests {
 
     #[test]
     fn renders_the_live_edge_exactly() {
+        // The playlist ends 4.4 s in: segment 1 ends 2.4 s from there, within
+        // three target durations, so its parts are listed; segment 0's end
+        // is 3.4 s away.
         let pl = playlist(4, 2);
         let reports = [RenditionReport {
             rendition: "720p".into(),
@@ -388,6 +398,11 @@ mod tests {
 #EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:00.000Z
 #EXTINF:1.00000,
 e1/0.m4s
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/1.0.m4s\",INDEPENDENT=YES
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/1.1.m4s\"
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/1.2.m4s\"
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/1.3.m4s\"
+#EXT-X-PART:DURATION=0.20000,URI=\"e1/1.4.m4s\"
 #EXTINF:1.00000,
 e1/1.m4s
 #EXT-X-PART:DURATION=0.20000,URI=\"e1/2.0.m4s\",INDEPENDENT=YES
