@@ -306,8 +306,6 @@ impl LocalRendition {
         let target_duration = Duration::from_secs(self.playlist.target_duration as u64);
         Update {
             first_msn: self.playlist.media_sequence(),
-            // The window can run one segment over before it is trimmed.
-            playlist_duration: self.cfg.dvr_window + target_duration,
             target_duration,
             ..Default::default()
         }

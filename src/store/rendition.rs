@@ -135,6 +135,10 @@ struct RenditionState {
     part_ready: Option<Duration>,
     /// Media bytes held (inits, parts, segments), for the store's budget.
     bytes: usize,
+    /// The longest this rendition's playlist has been: its listed complete
+    /// segments plus one target duration for the segment being written
+    /// (see [`retention`]).
+    longest_listed: Duration,
 }
 
 /// Playlist renderings kept per rendition for exact repeat answers (~13 s of parts).
@@ -162,9 +166,6 @@ pub struct Update {
     /// Segments below this msn leave the playlist (they stay servable for a
     /// while: [`retention`]).
     pub first_msn: u64,
-    /// The longest the playlist gets (what a player may still be reading
-    /// when a segment leaves it).
-    pub playlist_duration: Duration,
     pub playlists: Option<(SnapshotKey, Playlists)>,
     pub ended: bool,
     pub target_duration: Duration,
@@ -234,8 +235,21 @@ impl Rendition {
                 }
                 st.progress.last_complete = Some(msn);
             }
+            // How long the playlist gets, measured from what it lists (at
+            // each segment end or window move, not at every part).
+            if u.segment_complete.is_some() || u.first_msn != st.progress.first_msn {
+                let listed: Duration = st
+                    .segments
+                    .range(u.first_msn..)
+                    .filter(|(_, s)| s.complete)
+                    .map(|(_, s)| s.duration)
+                    .sum::<Duration>()
+                    + u.target_duration;
+                st.longest_listed = st.longest_listed.max(listed);
+            }
             // Segments the playlist no longer lists are kept as RFC 8216
             // 6.2.2 says, then freed.
+            let playlist = st.longest_listed;
             for seg in st.segments.range_mut(..u.first_msn).map(|(_, s)| s) {
                 seg.unlisted_at.get_or_insert(now);
             }
@@ -244,8 +258,7 @@ impl Rendition {
                 .range(..u.first_msn)
                 .filter(|(_, s)| {
                     s.unlisted_at.is_some_and(|at| {
-                        u.free_unlisted
-                            || retention::expired(at, s.duration, u.playlist_duration, now)
+                        u.free_unlisted || retention::expired(at, s.duration, playlist, now)
                     })
                 })
                 .map(|(m, _)| *m)

@@ -7,7 +7,8 @@
 //! the segment left it may still be working its way towards it.
 //!
 //! Its own policy, separate from the playlist window (which only decides
-//! what is listed).
+//! what is listed): the store measures the longest playlist itself, from the
+//! segments each rendition's playlist lists (`Update::first_msn` on).
 
 use std::time::{Duration, Instant};
 

@@ -292,17 +292,20 @@ fn the_store_counts_the_media_bytes_it_holds_and_frees() {
     });
     assert_eq!(store.bytes(), 1100);
     // A complete segment is its parts: no second copy.
+    // Its playlist lists it and a target duration (2 s) for the next one:
+    // the longest playlist is 3 s.
     r.apply(Update {
         segment_complete: Some((0, Duration::from_secs(1))),
+        target_duration: Duration::from_secs(2),
         ..Default::default()
     });
     assert_eq!(store.bytes(), 1100);
-    // Unlisted, the segment stays servable for its 1 s plus the
+    // Unlisted, the segment stays servable for its 1 s plus the longest
     // playlist's 3 s (RFC 8216 6.2.2), then its bytes are freed.
     let t = Instant::now();
     let unlisted = || Update {
         first_msn: 1,
-        playlist_duration: Duration::from_secs(3),
+        target_duration: Duration::from_secs(2),
         ..Default::default()
     };
     r.apply_at(unlisted(), t);
