@@ -48,26 +48,14 @@ fn assert_shaka_plays(
     config: &str,
     more_env: &[(&str, &str)],
 ) -> serde_json::Value {
-    assert_shaka_plays_after(server, stream, seconds, config, more_env, 0.0)
-}
-
-/// As [`assert_shaka_plays`], counting only the stalls and buffer gaps
-/// that come `settle` seconds or more after the page loaded (and after
-/// playback started).
-fn assert_shaka_plays_after(
-    server: &Server,
-    stream: &str,
-    seconds: u32,
-    config: &str,
-    more_env: &[(&str, &str)],
-    settle: f64,
-) -> serde_json::Value {
     let url = server.url(&format!("/live/{stream}/index.m3u8"));
-    assert_shaka_plays_from(server, stream, &url, seconds, config, more_env, settle)
+    assert_shaka_plays_from(server, stream, &url, seconds, config, more_env, 0.0)
 }
 
-/// As [`assert_shaka_plays_after`], with Shaka loading `url` (the stream's
-/// multivariant playlist, through a cache in front of `server`).
+/// As [`assert_shaka_plays`], with Shaka loading `url` (the stream's
+/// multivariant playlist, on `server` or through a cache in front of it),
+/// counting only the stalls and buffer gaps that come `settle` seconds or
+/// more after the page loaded (and after playback started).
 fn assert_shaka_plays_from(
     server: &Server,
     stream: &str,
@@ -233,7 +221,8 @@ fn shaka_with_its_defaults_plays_byte_range_parts_of_the_ladder_across_a_level_s
     let _p = publish_360p(&server, "ranged");
     let config = r#"{"abr":{"defaultBandwidthEstimate":200000,"useNetworkInformation":false}}"#;
     let switch = [("PLAYER_SWITCH_AT", "12")];
-    let result = assert_shaka_plays_after(&server, "ranged", 30, config, &switch, SETTLE);
+    let url = server.url("/live/ranged/index.m3u8");
+    let result = assert_shaka_plays_from(&server, "ranged", &url, 30, config, &switch, SETTLE);
     assert_lowest_rung_then_taller(&result);
 }
 
@@ -242,7 +231,8 @@ fn shaka_with_its_defaults_plays_byte_range_parts_of_a_passthrough_stream() {
     let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start(&format!("{BYTE_RANGES}[transcode]\nenabled = false\n"));
     let _p = Publisher::start(&server.rtmp_url("ranged"), Publish::default());
-    assert_shaka_plays_after(&server, "ranged", 30, "", &[], SETTLE);
+    let url = server.url("/live/ranged/index.m3u8");
+    assert_shaka_plays_from(&server, "ranged", &url, 30, "", &[], SETTLE);
 }
 
 /// Byte-range parts through the shipped Varnish configuration

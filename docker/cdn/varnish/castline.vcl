@@ -140,14 +140,11 @@ sub castline_directives {
 # collapsed like any other request. Anything else (several ranges, a suffix)
 # is dropped: the whole object is served.
 sub castline_range {
+    unset req.http.X-Castline-Range;
     if (req.http.Range && req.url ~ "\.(m4s|mp4)(\?|$)" &&
         req.http.Range ~ "^bytes=[0-9]{1,16}-[0-9]{0,16}$") {
         set req.http.X-Castline-Range = req.http.Range;
-    } else {
-        unset req.http.X-Castline-Range;
-    }
-    # Varnish must not cut a range out of the 206 it stores.
-    if (req.http.X-Castline-Range) {
+        # Varnish must not cut a range out of the 206 it stores.
         unset req.http.Range;
     }
 }
