@@ -104,13 +104,15 @@ fn assert_shaka_plays_from(
         "Shaka jumped buffer gaps: {result}"
     );
     assert_eq!(later(&result["stalls"]), 0, "playback stalled: {result}");
+    // The two counters have no times: they count only without a settle
+    // time (the timed `stalls` above count after it).
     if settle == 0.0 {
         assert_eq!(result["stallsAfterStart"], 0, "playback stalled: {result}");
+        assert_eq!(
+            shaka["stallsDetected"], 0,
+            "Shaka detected stalls: {result}"
+        );
     }
-    assert_eq!(
-        shaka["stallsDetected"], 0,
-        "Shaka detected stalls: {result}"
-    );
     assert!(
         result["playedSeconds"].as_f64().unwrap_or(0.0) >= seconds as f64 * 0.6,
         "played too little: {result}"
