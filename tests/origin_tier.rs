@@ -513,6 +513,29 @@ fn hlsjs_through_varnish_plays_on_when_the_ingest_node_dies_and_the_encoder_move
         after.maps[0].split('/').next(),
         before.maps[0].split('/').next()
     );
+    // The lost pod's last segment ends at the same time in the video and
+    // the audio (to within an audio frame), so no player meets a hole in
+    // one of them where the next pod's media begins.
+    let until_the_move = |rendition: &str| {
+        let m = parse_media(&get(&a.url(&format!("/live/move/{rendition}/index.m3u8"))).text());
+        let cut = (m.discontinuity_msns[0] - m.media_sequence) as usize;
+        let total: f64 = m.segments[..cut].iter().map(|s| s.1).sum();
+        let last = format!("/live/move/{rendition}/{}", m.segments[cut - 1].0);
+        (m.media_sequence, total, m.text, last)
+    };
+    let (video, audio) = (until_the_move("source"), until_the_move("audio"));
+    assert_eq!(video.0, audio.0, "both list from the same MSN");
+    assert!(
+        (video.1 - audio.1).abs() < 0.05,
+        "the video lasts {} s up to the move, the audio {} s:\n{}\n---\n{}",
+        video.1,
+        audio.1,
+        video.2,
+        audio.2
+    );
+    // Both origins end it alike (silence included, where the audio was
+    // brought up to the video).
+    same_on_both(&a, &b, &audio.3);
     moved.kill();
 }
 

@@ -5,18 +5,21 @@
 //! by a part cost one rendering, applies the store's budgets to the DVR
 //! window, and puts media and renderings in the store with one [`Update`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::{Event, Publish};
+use super::{fill, Event, Publish};
+use crate::media::aac::SAMPLES_PER_FRAME;
 use crate::metrics::{Metrics, ReasonLabel, RenditionLabel};
 use crate::package::multivariant::MultivariantWriter;
 use crate::package::packager::PackagerConfig;
 use crate::package::playlist::{
     self, Form, MediaPlaylist, PartEntry, RenditionReport, SegmentEntry,
 };
+use crate::package::segmenter::SegmentStart;
 use crate::store::{Playlists, Rendition, SessionEntry, SnapshotKey, Store, Update};
 
 /// One session served from this process's store: its entry and its
@@ -160,6 +163,105 @@ impl LocalRendition {
         }
         let duration = seg.parts.iter().map(|p| p.duration).sum();
         self.segment_end(seg.msn, duration, None, next);
+    }
+
+    /// Where this rendition's timeline ends: its newest segment's date
+    /// plus the parts it has.
+    pub fn timeline_end(&self) -> Option<SystemTime> {
+        let seg = self.playlist.segments.back()?;
+        let have = seg
+            .duration
+            .unwrap_or_else(|| seg.parts.iter().map(|p| p.duration).sum());
+        Some(seg.program_date_time + Duration::from_secs_f64(have.max(0.0)))
+    }
+
+    /// When each segment begins, by MSN.
+    pub fn segment_starts(&self) -> BTreeMap<u64, SystemTime> {
+        self.playlist
+            .segments
+            .iter()
+            .map(|s| (s.msn, s.program_date_time))
+            .collect()
+    }
+
+    /// Brings this audio rendition up to `end` with parts of AAC silence
+    /// that continue its own fragments, cut into segments where `starts`
+    /// (the lead rendition's segment dates) says. For a session whose
+    /// ingest pod was lost with this rendition behind the video: see
+    /// `receive`. Returns the seconds of silence added.
+    pub fn fill_with_silence(
+        &mut self,
+        starts: &BTreeMap<u64, SystemTime>,
+        end: SystemTime,
+    ) -> Result<f64, fill::FillError> {
+        let Some(seg) = self.playlist.segments.back() else {
+            return Ok(0.0);
+        };
+        let (mut msn, mut date, init_id) = (seg.msn, seg.program_date_time, seg.init_id);
+        let mut index = seg.parts.len() as u32;
+        let mut complete = seg.duration.is_some();
+        let mut have = seg
+            .duration
+            .unwrap_or_else(|| seg.parts.iter().map(|p| p.duration).sum());
+        let last = match index.checked_sub(1) {
+            Some(i) => self.rendition.parts_from(msn, i as usize),
+            None => None,
+        };
+        let last = last
+            .and_then(|(parts, _)| parts.into_iter().next())
+            .ok_or(fill::FillError::Missing("last part"))?;
+        let init = self
+            .rendition
+            .init(init_id)
+            .ok_or(fill::FillError::Missing("init segment"))?;
+        let track = fill::audio_track(&init)?;
+        let silence =
+            crate::slate::silence::shared_now(track.config.sample_rate, track.config.channels)?;
+        let mut after = fill::fragment_end(&last)?;
+        let frame = SAMPLES_PER_FRAME as f64 / track.timescale.max(1) as f64;
+        let per_part = ((self.playlist.part_target / frame).floor() as usize).max(1);
+        let mut added = 0.0;
+        // The segment it is in, and at most the one the lead began after it.
+        for _ in 0..2 {
+            let next = starts.get(&(msn + 1)).copied().filter(|n| *n < end);
+            let until = next.unwrap_or(end);
+            let short = until
+                .duration_since(date + Duration::from_secs_f64(have))
+                .unwrap_or_default();
+            let mut frames = (short.as_secs_f64() / frame).round() as usize;
+            while !complete && frames > 0 {
+                let n = frames.min(per_part);
+                let (data, end_of) = fill::silence_part(&track, &silence, after, n)?;
+                after = end_of;
+                let duration = n as f64 * frame;
+                self.part(
+                    crate::package::segmenter::Part {
+                        segment: SegmentStart {
+                            msn,
+                            discontinuity: false,
+                            init_id,
+                            program_date_time: date,
+                        },
+                        index,
+                        duration,
+                        independent: true,
+                        data,
+                        received: Instant::now(),
+                    },
+                    (msn, index + 1),
+                );
+                index += 1;
+                have += duration;
+                added += duration;
+                frames -= n;
+            }
+            let Some(next) = next else { break };
+            if !complete {
+                self.segment_end(msn, have, None, (msn + 1, 0));
+            }
+            (msn, date, index, complete, have) = (msn + 1, next, 0, false, 0.0);
+        }
+        Ok(added)
     }
 
     fn part(&mut self, part: crate::package::segmenter::Part, next: (u64, u32)) {

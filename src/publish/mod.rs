@@ -9,6 +9,7 @@
 //! ([`wire`]), and each origin's [`receive::Receiver`] applies them to a
 //! `LocalRendition` of its own: one code path builds every playlist.
 
+pub mod fill;
 pub mod listener;
 pub mod local;
 pub mod push;

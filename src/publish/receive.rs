@@ -62,6 +62,45 @@ impl Refused {
     }
 }
 
+/// A lost ingest pod pushed each rendition's parts as they were made, so at
+/// its loss the audio may end short of the video (by a part, or the
+/// segment end the video had reached). A player buffers the two side by
+/// side and places the next pod's media where the video ends: the audio
+/// would have a hole there, which hls.js does not jump (it stays stalled
+/// in front of it). So the audio is brought up to the furthest video
+/// rendition's end with AAC silence, appended as parts (a live playlist
+/// may grow at its end; nothing served is changed). Audio other than
+/// AAC-LC is left short (logged).
+fn bring_the_audio_up(remote: &mut Remote, key: &SessionKey) {
+    let Some(audio) = remote.plan.audio.clone() else {
+        return;
+    };
+    let lead = remote
+        .renditions
+        .iter()
+        .filter(|(name, _)| **name != audio)
+        .filter_map(|(_, r)| Some((r.timeline_end()?, r)))
+        .max_by_key(|(end, _)| *end);
+    let Some((end, starts)) = lead.map(|(end, r)| (end, r.segment_starts())) else {
+        return;
+    };
+    let Some(r) = remote.renditions.get_mut(&audio) else {
+        return;
+    };
+    if r.timeline_end().is_none_or(|e| e >= end) {
+        return;
+    }
+    match r.fill_with_silence(&starts, end) {
+        Ok(seconds) if seconds > 0.0 => {
+            tracing::info!(stream = %key.stream, epoch = %key.epoch, seconds, "the lost pod's audio ended short of its video: brought up with silence")
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(stream = %key.stream, epoch = %key.epoch, error = %e, "the lost pod's audio ended short of its video and is left so: players may stall where the next pod's media begins")
+        }
+    }
+}
+
 /// One pushed session and its renditions.
 struct Remote {
     session: LocalSession,
@@ -252,8 +291,9 @@ impl Receiver {
             }
             // Another ingest pod takes the session over at MSN `at`: each
             // rendition's segment left open by the lost one ends with the
-            // parts it has.
+            // parts it has, the audio's brought up to the video's end.
             tracing::info!(stream = %key.stream, epoch = %key.epoch, msn = at, "another ingest pod continues a pushed session");
+            bring_the_audio_up(remote, &key);
             for r in remote.renditions.values_mut() {
                 r.close_open_segment((at, 0));
             }
@@ -586,6 +626,96 @@ mod tests {
         assert_eq!(take(part(1, 1, b"d")), Err(Refused::Superseded));
         assert_eq!(take(segment_end(1)), Ok(Taken::Duplicate));
         assert_eq!(take(part(2, 0, b"e")), Ok(Taken::Stored));
+    }
+
+    #[test]
+    fn a_takeover_brings_the_lost_pods_audio_up_to_its_video_with_silence() {
+        use crate::media::{AacConfig, MediaInfo};
+        use crate::package::boxes::{self, Sample, TrackRun};
+        crate::transcode::init().unwrap();
+        let r = receiver();
+        let key = SessionKey {
+            stream: "s".into(),
+            epoch: "e".into(),
+        };
+        let take = |m| r.take(key.clone(), m);
+        let with_audio = SessionPlan {
+            video: vec!["v".into()],
+            audio: Some("a".into()),
+            target_duration: 1,
+            part_target: Duration::from_millis(500),
+            continues_at: None,
+        };
+        take(Message::Start(with_audio.clone())).unwrap();
+        // AAC-LC, 48 kHz, stereo; one part of 23 frames (0.49 s) from 0.
+        let lc = AacConfig::parse(Bytes::from_static(&[0x11, 0x90])).unwrap();
+        let info = MediaInfo {
+            video: None,
+            audio: Some(lc),
+            declared_bitrate: None,
+        };
+        take(Message::Init {
+            rendition: "a".into(),
+            id: 1,
+            data: boxes::init_segment(&info).unwrap(),
+        })
+        .unwrap();
+        let frames: Vec<Sample> = (0..23)
+            .map(|_| Sample {
+                duration: 1024,
+                cts_offset: 0,
+                sync: true,
+                data: Bytes::from_static(b"\x21\x10\x04\x60\x8c\x1c"),
+            })
+            .collect();
+        let run = TrackRun {
+            track_id: 1,
+            base_decode_time: 0,
+            samples: &frames,
+            with_cts: false,
+        };
+        let Message::Part { meta, .. } = part(0, 0, b"") else {
+            unreachable!()
+        };
+        take(Message::Part {
+            rendition: "a".into(),
+            msn: 0,
+            index: 0,
+            meta: PartMeta {
+                duration: 23.0 * 1024.0 / 48_000.0,
+                ..meta
+            },
+            data: boxes::chunk(1, &[run]).unwrap(),
+        })
+        .unwrap();
+        // The video had ended segment 0 and begun segment 1 when its pod
+        // was lost: it ends 1.5 s in, the audio 0.49 s in.
+        take(part(0, 0, b"v0")).unwrap();
+        take(part(0, 1, b"v1")).unwrap();
+        take(segment_end(0)).unwrap();
+        take(part(1, 0, b"v2")).unwrap();
+        let plan = SessionPlan {
+            continues_at: Some(2),
+            ..with_audio
+        };
+        assert_eq!(take(Message::Start(plan)), Ok(Taken::Stored));
+        let a = r
+            .store
+            .session("s", "e")
+            .unwrap()
+            .find_rendition("a")
+            .unwrap();
+        let text = String::from_utf8(a.playlists(None).unwrap().full.to_vec()).unwrap();
+        // Segment 0 up to the video's cut at 1 s (47 frames), segment 1 up
+        // to its end at 1.5 s (23 frames): both as the video has them, to
+        // within a frame.
+        assert!(text.contains("#EXTINF:1.00267,\ne/0.m4s"), "{text}");
+        assert!(text.contains("#EXTINF:0.49067,\ne/1.m4s"), "{text}");
+        // The silence continues the audio's own fragments.
+        let (parts, complete) = a.parts_from(1, 0).unwrap();
+        assert!(complete);
+        let end = crate::publish::fill::fragment_end(parts.last().unwrap()).unwrap();
+        assert_eq!(end.decode_time, (23 + 24 + 23) * 1024);
     }
 
     #[tokio::test]

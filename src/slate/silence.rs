@@ -42,22 +42,38 @@ static SHARED: Mutex<Shared> = Mutex::new(Vec::new());
 /// now on a blocking thread (a few milliseconds).
 pub async fn shared(rate: u32, channels: u8) -> Result<Arc<Silence>, SlateError> {
     let key = (rate, channels.max(1));
-    let found = {
-        let list = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        list.iter().find(|(k, _)| *k == key).map(|(_, s)| s.clone())
-    };
-    if let Some(s) = found {
+    if let Some(s) = cached(key) {
         return Ok(s);
     }
     let silence = tokio::task::spawn_blocking(move || encode(key.0, key.1))
         .await
         .map_err(|e| SlateError::Encode(e.to_string()))??;
-    let silence = Arc::new(silence);
-    let mut list = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if !list.iter().any(|(k, _)| *k == key) {
-        list.push((key, silence.clone()));
+    Ok(remember(key, silence))
+}
+
+/// As [`shared`], encoding on this thread if it must: for a caller that
+/// cannot wait (an origin ending a lost pod's segments, once per failover).
+pub fn shared_now(rate: u32, channels: u8) -> Result<Arc<Silence>, SlateError> {
+    let key = (rate, channels.max(1));
+    match cached(key) {
+        Some(s) => Ok(s),
+        None => Ok(remember(key, encode(key.0, key.1)?)),
     }
-    Ok(silence)
+}
+
+fn cached(key: (u32, u8)) -> Option<Arc<Silence>> {
+    let list = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    list.iter().find(|(k, _)| *k == key).map(|(_, s)| s.clone())
+}
+
+fn remember(key: (u32, u8), silence: Silence) -> Arc<Silence> {
+    let mut list = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, had)) = list.iter().find(|(k, _)| *k == key) {
+        return had.clone();
+    }
+    let silence = Arc::new(silence);
+    list.push((key, silence.clone()));
+    silence
 }
 
 /// Encode AAC-LC silence at `rate` and `channels` with FFmpeg's encoder.

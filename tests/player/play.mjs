@@ -101,6 +101,19 @@ const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>castline player check</title></head>
 <body>
 <video id="v" muted playsinline autoplay></video>
+<script>
+// Each SourceBuffer hls.js makes, by MIME type, so a stall can show the
+// ranges of each track (the element's ranges are their intersection).
+window.__sourceBuffers = [];
+(function () {
+  var add = MediaSource.prototype.addSourceBuffer;
+  MediaSource.prototype.addSourceBuffer = function (type) {
+    var sb = add.call(this, type);
+    window.__sourceBuffers.push({ type: type, sb: sb });
+    return sb;
+  };
+})();
+</script>
 <script src="/hls.min.js"></script>
 <script>
 (function () {
@@ -145,7 +158,19 @@ const PAGE = `<!doctype html>
     for (var i = 0; i < b.length; i++) {
       if (b.start(i) <= video.currentTime + 0.05 && video.currentTime <= b.end(i)) ahead = b.end(i) - video.currentTime;
     }
-    return { bufferedAhead: ahead, latency: window.__hls ? window.__hls.latency : null };
+    return { bufferedAhead: ahead, latency: window.__hls ? window.__hls.latency : null, buffered: buffers() };
+  }
+  // The ranges in each SourceBuffer, keyed by its MIME type's first word.
+  function buffers() {
+    var out = {};
+    window.__sourceBuffers.forEach(function (e) {
+      var r = [];
+      try {
+        for (var i = 0; i < e.sb.buffered.length; i++) r.push([Math.round(e.sb.buffered.start(i) * 1000) / 1000, Math.round(e.sb.buffered.end(i) * 1000) / 1000]);
+      } catch (err) { r = String(err); }
+      out[e.type.split(/[/;]/)[0]] = r;
+    });
+    return out;
   }
   ${VIDEO_EVENTS}
   if (!window.Hls || !Hls.isSupported()) {
@@ -347,6 +372,11 @@ function snapshotInPage() {
     paused: v ? v.paused : true,
     readyState: v ? v.readyState : 0,
     buffered: v ? Array.from({ length: v.buffered.length }, (_, i) => [v.buffered.start(i), v.buffered.end(i)]) : [],
+    // hls.js: the ranges of each SourceBuffer (by MIME type), not just their intersection.
+    sourceBuffers: (window.__sourceBuffers || []).map((e) => ({
+      type: e.type.split(/[/;]/)[0],
+      buffered: Array.from({ length: e.sb.buffered.length }, (_, i) => [e.sb.buffered.start(i), e.sb.buffered.end(i)]),
+    })),
     latency: h ? num(h.latency) : null,
     // The protocol of every media request (h2, http/1.1), from Resource Timing.
     protocols: Array.from(new Set(performance.getEntriesByType("resource")
@@ -478,6 +508,7 @@ async function main() {
     fragsLoaded: S.fragsLoaded,
     waitingEvents: S.waitingEvents,
     buffered: snap.buffered.map(([a, b]) => [round(a), round(b)]),
+    sourceBuffers: (snap.sourceBuffers || []).map((e) => ({ type: e.type, buffered: e.buffered.map(([a, b]) => [round(a), round(b)]) })),
     levels: S.levels,
     levelSwitches: S.levelSwitches,
     bufferedLevels: S.bufferedLevels,
