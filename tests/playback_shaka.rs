@@ -96,8 +96,14 @@ fn assert_shaka_plays_from(
         })
     };
     // Every gap and stall is listed with its time (the first 40 and 20).
-    assert!(shaka["gaps"].as_array().is_some_and(|a| a.len() < 40));
-    assert!(result["stalls"].as_array().is_some_and(|a| a.len() < 20));
+    assert!(
+        shaka["gaps"].as_array().is_some_and(|a| a.len() < 40),
+        "Shaka jumped too many gaps to list: {result}"
+    );
+    assert!(
+        result["stalls"].as_array().is_some_and(|a| a.len() < 20),
+        "playback stalled too often to list: {result}"
+    );
     assert_eq!(
         later(&shaka["gaps"]),
         0,

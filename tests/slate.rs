@@ -216,6 +216,36 @@ fn passthrough_shows_the_slate_at_the_source_size_until_the_grace_ends() {
     assert_audio_decodes(&server, "pass", &audio, slate_msn + 1);
 }
 
+/// castline paused (SIGSTOP, as a starved or throttled pod is) while the
+/// encoder goes on sending: when it runs again its input has been silent
+/// past `slate.after` by its own clock, but the frames are there to read.
+/// That is no lost input: no slate, no discontinuity.
+#[test]
+fn a_paused_process_whose_input_kept_sending_shows_no_slate() {
+    let server = Server::start("[transcode]\nenabled = false\n");
+    let _p = Publisher::start(&server.rtmp_url("paused"), Publish::default());
+    wait_segments(&server, "paused", 3, Duration::from_secs(30));
+    server.signal("-STOP");
+    std::thread::sleep(Duration::from_millis(1500));
+    server.signal("-CONT");
+    let before = media(&server, "paused", "source");
+    let last = msn_of(&before.segments.last().unwrap().0);
+    // Four segments more, from the input itself.
+    let after = poll(Duration::from_secs(20), || {
+        let m = media(&server, "paused", "source");
+        let now = msn_of(&m.segments.last().unwrap().0);
+        (now >= last + 4)
+            .then_some(m)
+            .ok_or(format!("at MSN {now}"))
+    });
+    assert_eq!(after.discontinuities, 0, "{}", after.text);
+    assert_eq!(
+        server.metric("castline_input_switches_total{reason=\"slate\"}"),
+        None,
+        "the slate was cut in"
+    );
+}
+
 #[test]
 fn hlsjs_plays_through_an_outage_on_the_slate_and_back() {
     let _one = ONE_PLAYER.lock().unwrap_or_else(|e| e.into_inner());

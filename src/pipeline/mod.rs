@@ -104,14 +104,15 @@ pub async fn run(
         let deadline = standby.deadline();
         let event = tokio::select! {
             biased;
-            event = rx.recv() => event,
-            _ = sleep_until(deadline) => {
-                if !standby.tick(&mut stream).await {
-                    tracing::error!(stream = %name, "a rendition stopped; ending the stream");
-                    break;
-                }
-                continue;
+            event = rx.recv() => Some(event),
+            _ = sleep_until(deadline) => None,
+        };
+        let Some(event) = event else {
+            if !standby.tick(&mut stream, || !rx.is_empty()).await {
+                tracing::error!(stream = %name, "a rendition stopped; ending the stream");
+                break;
             }
+            continue;
         };
         let now = std::time::Instant::now();
         if let Some(e) = behind.ended(now) {

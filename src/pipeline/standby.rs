@@ -236,8 +236,13 @@ impl Standby {
     }
 
     /// The deadline passed: fail over, start the slate, or hand on the
-    /// slate's frames now due.
-    pub(super) async fn tick(&mut self, stream: &mut Renditions) -> bool {
+    /// slate's frames now due. `pending`: whether events wait in the
+    /// stream's queue.
+    pub(super) async fn tick(
+        &mut self,
+        stream: &mut Renditions,
+        pending: impl Fn() -> bool,
+    ) -> bool {
         let now = Instant::now();
         if let Active::Input(input) = self.active {
             let Some(last) = self.inputs[input as usize].last else {
@@ -258,6 +263,15 @@ impl Standby {
             let Some(clip) = self.clip(input).await else {
                 return true;
             };
+            // The slate's first clip is encoded on the spot (a healthy
+            // stream never pays for it): events that came meanwhile are
+            // read first, and if they are the input's, it was never gone
+            // (a process starved of CPU for a moment, not a lost input; a
+            // slate cut in there would put two discontinuities in the
+            // stream for nothing).
+            if pending() {
+                return true;
+            }
             tracing::warn!(stream = %self.label.stream, "no input: the slate runs until one comes back (or the reconnect grace ends)");
             self.count_switch("slate");
             self.served.clear();

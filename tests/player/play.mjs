@@ -445,10 +445,14 @@ async function main() {
   page.on("crash", () => process.stderr.write("[page crashed]\n"));
   // PLAYER_TRACE=1: every media request and when its answer finished, on stderr.
   if (process.env.PLAYER_TRACE) {
-    page.on("requestfinished", (r) => {
+    page.on("requestfinished", async (r) => {
       if (r.url().indexOf("/live/") >= 0) {
-        const range = r.headers()["range"];
-        process.stderr.write(`[trace ${((Date.now() - t0) / 1000).toFixed(3)}] ${r.url().replace(/^https?:\/\/[^/]+/, "")}${range ? " " + range : ""}\n`);
+        const at = ((Date.now() - t0) / 1000).toFixed(3);
+        // allHeaders(): headers() leaves out what the page's fetch set (Range).
+        const range = (await r.allHeaders().catch(() => ({})))["range"];
+        const answer = await r.response().catch(() => null);
+        const got = answer ? (await answer.allHeaders().catch(() => ({})))["content-range"] : null;
+        process.stderr.write(`[trace ${at}] ${r.url().replace(/^https?:\/\/[^/]+/, "")}${range ? " " + range : ""}${got ? " -> " + got : ""}\n`);
       }
     });
   }
