@@ -329,14 +329,13 @@ impl LocalRendition {
             );
         }
         self.playlist.trim(self.cfg.dvr_window.as_secs_f64());
-        let pressure = self.enforce_budgets();
+        self.enforce_budgets();
         self.playlist.preload_hint = Some(next);
         let playlists = self.render(SnapshotKey::Segment(msn));
         self.rendition.apply(Update {
             segment_complete: Some((msn, Duration::from_secs_f64(duration.max(0.0)))),
             playlists,
             meta,
-            free_unlisted: pressure,
             ..self.base_update()
         });
         self.metrics.segments.inc();
@@ -349,9 +348,9 @@ impl LocalRendition {
 
     /// Past a memory budget the DVR window gives way: one segment more
     /// leaves the playlist at each segment end (so the window shrinks while
-    /// the budget is exceeded and grows back below it), and what is unlisted
-    /// is freed at once. Returns whether a budget is exceeded.
-    fn enforce_budgets(&mut self) -> bool {
+    /// the budget is exceeded and grows back below it); the store, which
+    /// found the pressure, frees what is unlisted at once.
+    fn enforce_budgets(&mut self) {
         if let Some((name, epoch)) = self.stream.disk_pressure() {
             self.metrics
                 .vod_evictions
@@ -372,7 +371,7 @@ impl LocalRendition {
             tracing::info!(stream = %name, %epoch, "memory budget reached: the oldest ended session is removed");
         }
         let Some(pressure) = pressure else {
-            return false;
+            return;
         };
         if self.playlist.trim_oldest() {
             self.metrics
@@ -390,7 +389,6 @@ impl LocalRendition {
                 );
             }
         }
-        true
     }
 
     fn end(&mut self) {

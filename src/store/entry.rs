@@ -1,7 +1,7 @@
 //! One stream session: its renditions, its multivariant playlist, whether
 //! it is still independent, and its share of the store's budgets.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -15,6 +15,10 @@ use super::{Budget, Disk, Pressure, Rendition, Store};
 pub struct SessionEntry {
     pub(super) total: Arc<AtomicUsize>,
     pub(super) budget: Budget,
+    /// Past a budget at the last look ([`SessionEntry::pressure`]): each
+    /// rendition frees what its playlist no longer lists at once instead of
+    /// after its retention time.
+    pub(super) pressed: Arc<AtomicBool>,
     /// The store, to give up its oldest VOD before a live stream shrinks.
     pub(super) store: std::sync::Weak<Store>,
     pub(super) name: String,
@@ -55,6 +59,12 @@ impl SessionEntry {
     /// first (the store then evicts its oldest VOD and the stream keeps its
     /// window). The second value is the VOD evicted, if one was.
     pub fn pressure(&self) -> (Option<Pressure>, Option<(String, String)>) {
+        let found = self.find_pressure();
+        self.pressed.store(found.0.is_some(), Ordering::Relaxed);
+        found
+    }
+
+    fn find_pressure(&self) -> (Option<Pressure>, Option<(String, String)>) {
         if self.bytes() > self.budget.per_stream {
             return (Some(Pressure::Stream), None);
         }
@@ -91,7 +101,7 @@ impl SessionEntry {
             let dir = d.session_dir(&self.name, &self.epoch).join(name);
             (d.clone(), dir)
         });
-        let x = Rendition::new(name, self.total.clone(), disk);
+        let x = Rendition::new(name, self.total.clone(), self.pressed.clone(), disk);
         r.push(x.clone());
         x
     }

@@ -223,6 +223,7 @@ impl Store {
         let entry = Arc::new(SessionEntry {
             total: self.total.clone(),
             budget: self.budget,
+            pressed: Arc::default(),
             store: self.this.clone(),
             name: name.to_string(),
             epoch,

@@ -198,12 +198,13 @@ fn load_session(
         return Err("the manifest names another session".into());
     }
     let mut renditions = Vec::new();
+    let pressed = Arc::<std::sync::atomic::AtomicBool>::default();
     for r in &m.renditions {
         if !crate::stream_name::is_valid(&r.name) {
             return Err(format!("bad rendition name {:?}", r.name));
         }
         let rdir = dir.join(&r.name);
-        let rendition = Rendition::restore(r, &rdir, total.clone(), disk.clone())
+        let rendition = Rendition::restore(r, &rdir, total.clone(), pressed.clone(), disk.clone())
             .map_err(|e| format!("rendition {}: {e}", r.name))?;
         renditions.push(rendition);
     }
@@ -218,6 +219,7 @@ fn load_session(
     Ok(Arc::new(SessionEntry {
         total,
         budget,
+        pressed,
         store,
         name: m.name,
         epoch: m.epoch,

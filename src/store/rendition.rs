@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -147,6 +147,10 @@ const SNAPSHOTS: usize = 64;
 pub struct Rendition {
     /// Media bytes held by every rendition of the store (shared counter).
     total: Arc<AtomicUsize>,
+    /// Its session is past a budget ([`super::SessionEntry::pressure`]):
+    /// segments the playlist no longer lists are freed at once instead of
+    /// after their retention time.
+    pressed: Arc<AtomicBool>,
     name: String,
     /// The disk tier and this rendition's directory in it.
     disk: Option<(Arc<Disk>, PathBuf)>,
@@ -173,19 +177,18 @@ pub struct Update {
     /// For a new part: from its newest frame leaving the ingest socket to
     /// it being servable.
     pub part_ready: Option<Duration>,
-    /// A memory budget is reached: segments the playlist no longer lists
-    /// are freed now instead of after their retention time.
-    pub free_unlisted: bool,
 }
 
 impl Rendition {
     pub(super) fn new(
         name: &str,
         total: Arc<AtomicUsize>,
+        pressed: Arc<AtomicBool>,
         disk: Option<(Arc<Disk>, PathBuf)>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|this| Rendition {
             total,
+            pressed,
             name: name.to_string(),
             disk,
             this: this.clone(),
@@ -250,6 +253,7 @@ impl Rendition {
             // Segments the playlist no longer lists are kept as RFC 8216
             // 6.2.2 says, then freed.
             let playlist = st.longest_listed;
+            let pressed = self.pressed.load(Ordering::Relaxed);
             for seg in st.segments.range_mut(..u.first_msn).map(|(_, s)| s) {
                 seg.unlisted_at.get_or_insert(now);
             }
@@ -258,7 +262,7 @@ impl Rendition {
                 .range(..u.first_msn)
                 .filter(|(_, s)| {
                     s.unlisted_at.is_some_and(|at| {
-                        u.free_unlisted || retention::expired(at, s.duration, playlist, now)
+                        pressed || retention::expired(at, s.duration, playlist, now)
                     })
                 })
                 .map(|(m, _)| *m)
@@ -542,6 +546,7 @@ impl Rendition {
         record: &RenditionRecord,
         dir: &Path,
         total: Arc<AtomicUsize>,
+        pressed: Arc<AtomicBool>,
         disk: Arc<Disk>,
     ) -> std::io::Result<Arc<Rendition>> {
         let mut st = RenditionState::default();
@@ -591,7 +596,12 @@ impl Rendition {
         };
         st.meta = record.meta.clone();
         total.fetch_add(st.bytes, Ordering::Relaxed);
-        let r = Rendition::new(&record.name, total, Some((disk, dir.to_path_buf())));
+        let r = Rendition::new(
+            &record.name,
+            total,
+            pressed,
+            Some((disk, dir.to_path_buf())),
+        );
         *r.state.write().unwrap_or_else(|e| e.into_inner()) = st;
         Ok(r)
     }

@@ -348,6 +348,39 @@ fn a_stream_over_its_budget_is_pressed_to_shorten_its_window() {
 }
 
 #[test]
+fn a_stream_found_over_its_budget_frees_what_it_unlists_at_once() {
+    let budget = Budget {
+        total: 10_000,
+        per_stream: 1_000,
+    };
+    let store = Store::with_limits(8, budget);
+    let e = store.open_stream("big");
+    let r = hold(&e, 1_001);
+    r.apply(Update {
+        segment_complete: Some((0, Duration::from_secs(1))),
+        target_duration: Duration::from_secs(2),
+        ..Default::default()
+    });
+    let unlisted = Update {
+        first_msn: 1,
+        target_duration: Duration::from_secs(2),
+        ..Default::default()
+    };
+    // Within budget when last looked at: kept for its retention time.
+    r.apply(unlisted);
+    assert!(r.segment(0).is_some(), "kept while a player may reach it");
+    // Found over it: what is unlisted goes at the next change.
+    assert_eq!(e.pressure(), (Some(Pressure::Stream), None));
+    r.apply(Update {
+        first_msn: 1,
+        target_duration: Duration::from_secs(2),
+        ..Default::default()
+    });
+    assert!(r.segment(0).is_none(), "freed at once");
+    assert_eq!(store.bytes(), 0);
+}
+
+#[test]
 fn past_the_memory_budget_the_oldest_vod_goes_before_any_live_window_shrinks() {
     let budget = Budget {
         total: 2_500,
