@@ -373,6 +373,34 @@ fn when_its_ingest_node_dies_the_stream_continues_from_another_under_the_same_ur
         msns.windows(2).all(|w| w[1] == w[0] + 1),
         "MSNs skip or repeat: {msns:?}"
     );
+    // One timeline across the takeover: the audio lists every MSN the video
+    // does up to it, and its last segments end with the video's (the lost
+    // pod's audio brought up to its video).
+    let audio = parse_media(&get(&a.url("/live/relay/audio/index.m3u8")).text());
+    assert_eq!(
+        audio.discontinuity_msns, after.discontinuity_msns,
+        "{}",
+        audio.text
+    );
+    let until_resumed = |m: &Media| -> (Vec<u64>, f64) {
+        let listed = m.segments.iter().filter(|(u, _)| msn_of(u) < resumed);
+        (
+            listed.clone().map(|(u, _)| msn_of(u)).collect(),
+            listed.map(|s| s.1).sum(),
+        )
+    };
+    let (video_until, audio_until) = (until_resumed(&after), until_resumed(&audio));
+    assert_eq!(
+        video_until.0, audio_until.0,
+        "{}\n---\n{}",
+        after.text, audio.text
+    );
+    assert!(
+        (video_until.1 - audio_until.1).abs() < 0.05,
+        "the video lasts {} s up to the takeover, the audio {} s",
+        video_until.1,
+        audio_until.1
+    );
     // The origins agree on all of it.
     let both = next_part_alike(&a, &b, "relay");
     same_on_both(&a, &b, "/live/relay/index.m3u8");
