@@ -211,8 +211,13 @@ impl Receiver {
                         .rendition()
                         .parts_from(msn, index as usize)
                         .and_then(|(parts, _)| parts.into_iter().next());
-                    // Only on disk: not read back to compare.
+                    // Only on disk: not read back to compare. Other bytes
+                    // from before a takeover are a lost pod's, still
+                    // pushing a part the takeover filled with silence.
                     return match had {
+                        Some(had) if had != data && continues_at.is_some_and(|at| msn < at) => {
+                            Err(Refused::Superseded)
+                        }
                         Some(had) if had != data => Err(Refused::Conflict),
                         _ => Ok(Taken::Duplicate),
                     };
@@ -716,6 +721,19 @@ mod tests {
         assert!(complete);
         let end = crate::publish::fill::fragment_end(parts.last().unwrap()).unwrap();
         assert_eq!(end.decode_time, (23 + 24 + 23) * 1024);
+        // The lost pod, still pushing the audio part filled since: its
+        // media is superseded, not a conflict of two contents.
+        let Message::Part { meta, .. } = part(0, 1, b"") else {
+            unreachable!()
+        };
+        let late = Message::Part {
+            rendition: "a".into(),
+            msn: 0,
+            index: 1,
+            meta,
+            data: Bytes::from_static(b"the lost pod's audio"),
+        };
+        assert_eq!(take(late), Err(Refused::Superseded));
     }
 
     #[tokio::test]
